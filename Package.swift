@@ -1,0 +1,88 @@
+// swift-tools-version: 6.0
+// Layers, top to bottom (each target may import only the ones below it):
+//   SandboxMount (CLI) → FuseBridge → FilesystemCore → DataLayer → Backend ← EnvdBackend
+//   SandboxAgent (CLI) → AgentCore
+// C libraries are reached only through the system-library targets CFuse, CCurl and CZlib.
+import PackageDescription
+
+let package = Package(
+  name: "sandbox-mount",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "sandbox-mount", targets: ["SandboxMount"]),
+    .executable(name: "sandbox-agent", targets: ["SandboxAgent"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+  ],
+  targets: [
+    // System libraries, with static inline shims for variadic functions and macros.
+    .systemLibrary(
+      name: "CFuse", path: "Sources/CFuse", pkgConfig: "fuse3",
+      providers: [.apt(["libfuse3-dev"])]),
+    .systemLibrary(
+      name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+      providers: [.apt(["libcurl4-openssl-dev"])]),
+    .systemLibrary(
+      name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+      providers: [.apt(["zlib1g-dev"])]),
+
+    // Backend protocol: the POSIX-shaped seam between the filesystem and any sandbox API.
+    .target(name: "Backend"),
+    // envd backend: libcurl multi loop, Connect JSON, gzip.
+    .target(
+      name: "EnvdBackend",
+      dependencies: [
+        "Backend", "CCurl", "CZlib", .product(name: "Logging", package: "swift-log"),
+      ]),
+    // Data layer: staging files for writes, checked ranged reads.
+    .target(
+      name: "DataLayer",
+      dependencies: ["Backend", .product(name: "Logging", package: "swift-log")]),
+    // Filesystem core: inodes, handles, attribute and directory caches.
+    .target(
+      name: "FilesystemCore",
+      dependencies: ["Backend", "DataLayer", .product(name: "Logging", package: "swift-log")]),
+    // FUSE bridge: libfuse3 low-level callbacks to Swift, asynchronous replies.
+    .target(
+      name: "FuseBridge",
+      dependencies: ["CFuse", "FilesystemCore", .product(name: "Logging", package: "swift-log")]),
+    .executableTarget(
+      name: "SandboxMount",
+      dependencies: [
+        "FuseBridge", "FilesystemCore", "EnvdBackend", "Backend",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
+
+    // The agent: envd's wire protocol over a local folder.
+    .target(
+      name: "AgentCore",
+      dependencies: [
+        "CZlib",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
+    .executableTarget(
+      name: "SandboxAgent",
+      dependencies: [
+        "AgentCore",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
+
+    // Tests run the real binaries: an agent on loopback, and mounts through /dev/fuse.
+    .target(name: "TestSupport", path: "Tests/TestSupport"),
+    .testTarget(
+      name: "AgentTests", dependencies: ["TestSupport", "SandboxAgent", "AgentCore"]),
+    .testTarget(
+      name: "EnvdBackendTests",
+      dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "Backend"]),
+    .testTarget(
+      name: "MountTests",
+      dependencies: ["TestSupport", "SandboxAgent", "SandboxMount", "FilesystemCore", "DataLayer", "Backend"]),
+  ],
+  swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,4 @@
+import AgentCore
+import ArgumentParser
+
+print("sandbox-agent: not built yet")

@@ -1,0 +1,5 @@
+import ArgumentParser
+import FuseBridge
+import EnvdBackend
+
+print("sandbox-mount: not built yet")

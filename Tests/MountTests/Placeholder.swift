@@ -1,0 +1,6 @@
+import XCTest
+import TestSupport
+
+final class MountTestsPlaceholder: XCTestCase {
+  func testBuilds() {}
+}
