@@ -10,10 +10,11 @@ public final class RunningAgent: @unchecked Sendable {
   /// `listening on http://HOST:PORT` line on standard output.
   public init(root: String, arguments: [String] = [], environment: [String: String]? = nil) throws {
     self.root = root
-    child = try ChildProcess(
+    let child = try ChildProcess(
       executable: BuiltProducts.executable("sandbox-agent"),
       arguments: ["--listen", "127.0.0.1:0", "--root", root] + arguments,
       environment: environment)
+    self.child = child
     var found: String?
     _ = child.waitFor(timeout: 30) {
       found = Self.listeningURL(in: child.standardOutput)

@@ -7,9 +7,10 @@ public final class RunningMount: @unchecked Sendable {
 
   public init(url: String, mountpoint: String, arguments: [String] = [], environment: [String: String]? = nil) throws {
     self.mountpoint = mountpoint
-    child = try ChildProcess(
+    let child = try ChildProcess(
       executable: BuiltProducts.executable("sandbox-mount"),
       arguments: [url, mountpoint, "-f"] + arguments, environment: environment)
+    self.child = child
     let mounted = child.waitFor(timeout: 30) { Self.isMounted(mountpoint) || !child.isRunning }
     guard mounted, Self.isMounted(mountpoint) else {
       child.stop(grace: 1)
