@@ -1,1 +1,183 @@
 import Backend
+import Logging
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+/// `RemoteFilesystem` over envd's HTTP and Connect API, with POSIX semantics layered on top
+/// (envd's Remove is recursive and silent, MakeDir and Move create parents; see protocol doc §8).
+///
+/// The pre-checks (Stat before Remove, Move, MakeDir, upload) are racy against other writers of
+/// the sandbox; envd offers nothing better.
+public final class EnvdBackend: RemoteFilesystem, Sendable {
+  let client: EnvdClient
+  let logger = Logger(label: "sandbox-mount.envd")
+
+  /// Throws a RemoteError (EINVAL) naming what is wrong with the configuration.
+  public init(configuration: EnvdConfiguration) throws {
+    client = try EnvdClient(configuration: configuration)
+  }
+
+  /// Stops the transfer thread; later calls fail with EIO.
+  public func shutdown() { client.shutdown() }
+
+  deinit { client.shutdown() }
+
+  // MARK: metadata
+
+  public func attributes(of path: String) async throws -> RemoteAttributes {
+    try await stat(path).attributes
+  }
+
+  public func listDirectory(_ path: String) async throws -> [RemoteEntry] {
+    try await list(path).map { RemoteEntry(name: $0.baseName, attributes: $0.attributes) }
+  }
+
+  public func makeDirectory(_ path: String, mode: UInt32) async throws {
+    let context = "mkdir \(path)"
+    if path == "/" { throw RemoteError(errno: EEXIST, "\(context): the mount root exists") }
+    // MakeDir is `mkdir -p`, so the parent is checked first; it has no mode (issue 4 adds one).
+    try await requireDirectory(RemotePath.parent(of: path), for: context)
+    do {
+      _ = try await client.rpc(
+        "MakeDir", PathRequest(path: client.protocolPath(path)), as: EntryResponse.self,
+        context: context)
+    } catch let error as RemoteError
+      where error.errno == ENOTDIR && error.message.contains("exists")
+    {
+      // "path already exists but it is not a directory": mkdir(2) says EEXIST.
+      throw RemoteError(errno: EEXIST, error.message)
+    }
+  }
+
+  public func removeFile(_ path: String) async throws {
+    let context = "unlink \(path)"
+    let entry = try await stat(path, context: context)
+    if entry.attributes.type == .directory {
+      throw RemoteError(errno: EISDIR, "\(context): is a directory")
+    }
+    try await remove(path, context: context)
+  }
+
+  public func removeDirectory(_ path: String) async throws {
+    let context = "rmdir \(path)"
+    if path == "/" {
+      throw RemoteError(errno: EBUSY, "\(context): the mount root cannot be removed")
+    }
+    let entry = try await stat(path, context: context)
+    guard entry.attributes.type == .directory else {
+      throw RemoteError(errno: ENOTDIR, "\(context): not a directory")
+    }
+    if try await !list(path, context: context).isEmpty {
+      throw RemoteError(errno: ENOTEMPTY, "\(context): directory not empty")
+    }
+    try await remove(path, context: context)
+  }
+
+  public func rename(from source: String, to destination: String) async throws {
+    let context = "rename \(source) to \(destination)"
+    if source == "/" || destination == "/" {
+      throw RemoteError(errno: EBUSY, "\(context): the mount root cannot be renamed")
+    }
+    let sourceEntry = try await stat(source, context: context)
+    if source == destination { return }
+    let sourceIsDirectory = sourceEntry.attributes.type == .directory
+    if sourceIsDirectory, destination.hasPrefix(source + "/") {
+      throw RemoteError(errno: EINVAL, "\(context): cannot move a directory into itself")
+    }
+    var replacesEmptyDirectory = false
+    if let target = try await statIfPresent(destination, context: context) {
+      let targetIsDirectory = target.attributes.type == .directory
+      if sourceIsDirectory, !targetIsDirectory {
+        throw RemoteError(errno: ENOTDIR, "\(context): the destination is not a directory")
+      }
+      if !sourceIsDirectory, targetIsDirectory {
+        throw RemoteError(errno: EISDIR, "\(context): the destination is a directory")
+      }
+      if targetIsDirectory {
+        if try await !list(destination, context: context).isEmpty {
+          throw RemoteError(errno: ENOTEMPTY, "\(context): the destination directory is not empty")
+        }
+        replacesEmptyDirectory = true
+      }
+    } else {
+      // Move creates missing parents; rename(2) does not.
+      try await requireDirectory(RemotePath.parent(of: destination), for: context)
+    }
+    let request = MoveRequest(
+      source: client.protocolPath(source), destination: client.protocolPath(destination))
+    do {
+      _ = try await client.rpc("Move", request, as: EntryResponse.self, context: context)
+    } catch let error as RemoteError where error.errno == EEXIST && replacesEmptyDirectory {
+      // Go's os.Rename refuses to replace a directory; rename(2) replaces an empty one.
+      try await remove(destination, context: context)
+      _ = try await client.rpc("Move", request, as: EntryResponse.self, context: context)
+    }
+  }
+
+  public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
+    let context = "statfs"
+    let response = try await client.get(route: "/metrics")
+    if let failure = client.transportError(response, context: context) { throw failure }
+    guard response.status == 200 else {
+      throw EnvdErrorMapping.remoteError(
+        status: response.status, body: response.body, context: context)
+    }
+    let metrics: MetricsResponse
+    do {
+      metrics = try decodeJSON(MetricsResponse.self, response.body)
+    } catch {
+      throw RemoteError(errno: EIO, "\(context): undecodable /metrics answer: \(error)")
+    }
+    return RemoteFilesystemStatistics(
+      totalBytes: metrics.diskTotal?.value ?? 0, usedBytes: metrics.diskUsed?.value ?? 0)
+  }
+
+  // MARK: building blocks
+
+  func stat(_ path: String, context: String? = nil) async throws -> EntryInfo {
+    let response = try await client.rpc(
+      "Stat", PathRequest(path: client.protocolPath(path)), as: EntryResponse.self,
+      context: context ?? "stat \(path)")
+    guard let entry = response.entry else {
+      throw RemoteError(errno: EIO, "\(context ?? "stat \(path)"): the answer has no entry")
+    }
+    return entry
+  }
+
+  /// The entry, or nil when it does not exist (other errors are thrown).
+  func statIfPresent(_ path: String, context: String) async throws -> EntryInfo? {
+    do {
+      return try await stat(path, context: context)
+    } catch let error as RemoteError where error.errno == ENOENT {
+      return nil
+    }
+  }
+
+  func list(_ path: String, context: String? = nil) async throws -> [EntryInfo] {
+    try await client.rpc(
+      "ListDir", ListDirRequest(path: client.protocolPath(path), depth: 1),
+      as: ListDirResponse.self,
+      context: context ?? "list \(path)"
+    ).entries ?? []
+  }
+
+  /// Throws ENOENT or ENOTDIR unless `path` is (or, through a symlink, leads to) a directory.
+  func requireDirectory(_ path: String, for context: String) async throws {
+    guard let entry = try await statIfPresent(path, context: context) else {
+      throw RemoteError(errno: ENOENT, "\(context): \(path) does not exist")
+    }
+    guard entry.attributes.type == .directory || entry.leadsToDirectory else {
+      throw RemoteError(errno: ENOTDIR, "\(context): \(path) is not a directory")
+    }
+  }
+
+  private func remove(_ path: String, context: String) async throws {
+    _ = try await client.rpc(
+      "Remove", PathRequest(path: client.protocolPath(path)), as: EmptyResponse.self,
+      context: context)
+  }
+}

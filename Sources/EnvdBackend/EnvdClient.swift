@@ -1,0 +1,213 @@
+import Backend
+import CCurl
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+/// envd's HTTP surface: URLs, auth headers, Connect unary calls, and turning curl failures into
+/// RemoteErrors. Knows nothing of POSIX semantics; `EnvdBackend` adds those.
+final class EnvdClient: Sendable {
+  let baseURL: String
+  let remoteRoot: String
+  let configuration: EnvdConfiguration
+  private let loop: CurlMultiLoop
+  private let settings: TransferSettings
+  /// X-Access-Token, for every route.
+  private let tokenHeaders: [String]
+  private let rpcHeaders: [String]
+  private let usernameQuery: String
+
+  static let userAgent = "sandbox-mount/0.1"
+
+  init(configuration: EnvdConfiguration) throws {
+    self.configuration = configuration
+    baseURL = try Self.validatedBaseURL(configuration.baseURL)
+    remoteRoot = try Self.validatedRoot(configuration.remoteRoot)
+    for (name, value) in [
+      ("connect timeout", configuration.connectTimeout),
+      ("low-speed time", configuration.lowSpeedTime),
+      ("request timeout", configuration.requestTimeout),
+    ] where !(value > 0) {
+      throw RemoteError(errno: EINVAL, "the \(name) must be positive, not \(value)")
+    }
+    var tokenHeaders: [String] = []
+    if let token = configuration.accessToken {
+      guard !token.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+        throw RemoteError(errno: EINVAL, "the access token contains control characters")
+      }
+      tokenHeaders.append("X-Access-Token: \(token)")
+    }
+    var rpcHeaders =
+      tokenHeaders + [
+        "Content-Type: application/json", "Connect-Protocol-Version: 1", "Accept: application/json",
+      ]
+    if let user = configuration.user {
+      guard !user.isEmpty, !user.contains(":"), !user.utf8.contains(where: { $0 < 0x20 }) else {
+        throw RemoteError(errno: EINVAL, "invalid user name '\(user)'")
+      }
+      rpcHeaders.append("Authorization: Basic \(Data((user + ":").utf8).base64EncodedString())")
+      usernameQuery = "&username=" + QueryEncoding.encode(user)
+    } else {
+      usernameQuery = ""
+    }
+    self.tokenHeaders = tokenHeaders
+    self.rpcHeaders = rpcHeaders
+    settings = TransferSettings(
+      connectTimeout: configuration.connectTimeout, lowSpeedTime: configuration.lowSpeedTime,
+      lowSpeedLimit: configuration.lowSpeedLimit, userAgent: Self.userAgent)
+    loop = try CurlMultiLoop()
+  }
+
+  func shutdown() { loop.shutdown() }
+
+  // MARK: paths and URLs
+
+  /// The server-side path of a mount path: `remoteRoot` joined with it.
+  func protocolPath(_ mountPath: String) -> String {
+    if mountPath == "/" || mountPath.isEmpty { return remoteRoot }
+    let relative = mountPath.hasPrefix("/") ? mountPath : "/" + mountPath
+    return remoteRoot == "/" ? relative : remoteRoot + relative
+  }
+
+  func filesURL(_ mountPath: String) -> String {
+    baseURL + "/files?path=" + QueryEncoding.encode(protocolPath(mountPath)) + usernameQuery
+  }
+
+  // MARK: requests
+
+  /// A GET or POST of `/files`, with the token header added.
+  func files(_ request: HTTPRequest) async throws -> HTTPResponse {
+    var request = request
+    request.headers += tokenHeaders
+    return try await send(request)
+  }
+
+  /// A plain GET of a route such as `/health` or `/metrics`.
+  func get(route: String, deadline: Double? = nil) async throws -> HTTPResponse {
+    try await send(
+      HTTPRequest(
+        method: .get, url: baseURL + route, headers: tokenHeaders + ["Accept: application/json"],
+        deadline: deadline ?? configuration.requestTimeout))
+  }
+
+  /// A Connect unary call whose answer is returned whatever its status.
+  func rpcResponse(_ method: String, _ message: some Encodable) async throws -> HTTPResponse {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .withoutEscapingSlashes
+    let body = try Array(encoder.encode(message))
+    return try await send(
+      HTTPRequest(
+        method: .post, url: baseURL + "/filesystem.Filesystem/" + method, headers: rpcHeaders,
+        body: .bytes(body), deadline: configuration.requestTimeout))
+  }
+
+  /// A Connect unary call: the decoded answer, or the envd error mapped to errno.
+  func rpc<Response: Decodable>(
+    _ method: String, _ message: some Encodable, as: Response.Type, context: String
+  ) async throws -> Response {
+    let response = try await rpcResponse(method, message)
+    if let failure = transportError(response, context: context) { throw failure }
+    guard response.status == 200 else {
+      throw EnvdErrorMapping.remoteError(
+        status: response.status, body: response.body, context: context)
+    }
+    do {
+      return try decodeJSON(Response.self, response.body)
+    } catch {
+      throw RemoteError(errno: EIO, "\(context): undecodable answer from the server: \(error)")
+    }
+  }
+
+  private func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+    let transfer: CurlTransfer
+    do {
+      transfer = try CurlTransfer(request, settings: settings)
+    } catch {
+      throw RemoteError(errno: EIO, "cannot set up a request to \(request.url): \(error)")
+    }
+    let response = await loop.perform(transfer)
+    if response.cancelled { throw RemoteError(errno: EINTR, "the request was cancelled") }
+    return response
+  }
+
+  /// The error for an exchange that did not complete (no usable HTTP answer), or nil.
+  /// A memory sink's deliberate stop is not an error.
+  func transportError(_ response: HTTPResponse, context: String) -> RemoteError? {
+    guard response.curlCode != CURLE_OK.rawValue, !response.limitReached else { return nil }
+    if let local = response.localFailure { return RemoteError(errno: EIO, "\(context): \(local)") }
+    return RemoteError(errno: EIO, "\(context): \(describeFailure(response))")
+  }
+
+  /// One line saying why the server could not be reached or the exchange broke off.
+  func describeFailure(_ response: HTTPResponse) -> String {
+    let code = CURLcode(rawValue: response.curlCode)
+    switch code {
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return "cannot resolve the host of \(baseURL) (\(response.curlMessage))"
+    case CURLE_COULDNT_CONNECT:
+      let reason =
+        response.osErrno == ECONNREFUSED
+        ? "connection refused" : String(cString: strerror(response.osErrno))
+      return
+        "cannot connect to \(baseURL): \(response.osErrno != 0 ? reason : response.curlMessage)"
+    case CURLE_OPERATION_TIMEDOUT:
+      return "no answer from \(baseURL) in time: \(response.curlMessage)"
+    case CURLE_PARTIAL_FILE, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING:
+      return "the connection to \(baseURL) broke: \(response.curlMessage)"
+    default:
+      return "request to \(baseURL) failed: \(response.curlMessage)"
+    }
+  }
+
+  // MARK: validation
+
+  private static func validatedBaseURL(_ text: String) throws -> String {
+    var trimmed = text.trimmingASCIIWhitespace()
+    while trimmed.hasSuffix("/") { trimmed.removeLast() }
+    guard let handle = curl_url() else { throw RemoteError(errno: ENOMEM, "curl_url failed") }
+    defer { curl_url_cleanup(handle) }
+    let parsed = curl_url_set(handle, CURLUPART_URL, trimmed, 0)
+    guard parsed == CURLUE_OK else {
+      throw RemoteError(
+        errno: EINVAL, "invalid URL '\(text)': \(String(cString: curl_url_strerror(parsed)))")
+    }
+    func part(_ which: CURLUPart) -> String? {
+      var value: UnsafeMutablePointer<CChar>?
+      guard curl_url_get(handle, which, &value, 0) == CURLUE_OK, let value else { return nil }
+      defer { curl_free(value) }
+      return String(cString: value)
+    }
+    let scheme = part(CURLUPART_SCHEME)?.lowercased()
+    guard scheme == "http" || scheme == "https" else {
+      throw RemoteError(errno: EINVAL, "invalid URL '\(text)': the scheme must be http or https")
+    }
+    guard let host = part(CURLUPART_HOST), !host.isEmpty else {
+      throw RemoteError(errno: EINVAL, "invalid URL '\(text)': no host")
+    }
+    guard part(CURLUPART_QUERY) == nil, part(CURLUPART_FRAGMENT) == nil else {
+      throw RemoteError(errno: EINVAL, "invalid URL '\(text)': no query or fragment allowed")
+    }
+    return trimmed
+  }
+
+  private static func validatedRoot(_ text: String) throws -> String {
+    guard text.hasPrefix("/") else {
+      throw RemoteError(errno: EINVAL, "the remote root must be an absolute path, not '\(text)'")
+    }
+    var root = text
+    while root.count > 1, root.hasSuffix("/") { root.removeLast() }
+    return root
+  }
+}
+
+func decodeJSON<Value: Decodable>(_ type: Value.Type, _ bytes: [UInt8]) throws -> Value {
+  try JSONDecoder().decode(Value.self, from: Data(bytes))
+}

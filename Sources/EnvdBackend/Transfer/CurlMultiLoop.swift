@@ -1,0 +1,155 @@
+import CCurl
+import Foundation
+
+/// Drives every transfer of one backend through one curl multi handle on one dedicated thread,
+/// so connections are pooled and reused and the cooperative pool never blocks on the network.
+///
+/// Callers hand a configured `CurlTransfer` to `perform`, which queues it under a lock and wakes
+/// the thread with `curl_multi_wakeup`; the thread resumes the caller's continuation when curl
+/// reports the transfer done.
+final class CurlMultiLoop: @unchecked Sendable {
+  private let multi: UnsafeMutableRawPointer
+  private let lock = NSLock()
+  // Guarded by `lock`. Every curl_multi_wakeup happens under it while `stopRequested` is false,
+  // so none can race the thread's curl_multi_cleanup.
+  private var incoming: [CurlTransfer] = []
+  private var cancellations: [CurlTransfer] = []
+  private var stopRequested = false
+  // Touched by the loop thread only.
+  private var active: [UnsafeMutableRawPointer: CurlTransfer] = [:]
+  private let finished = DispatchSemaphore(value: 0)
+
+  init(maxHostConnections: Int = 16) throws {
+    CurlGlobal.initializeOnce()
+    guard let multi = curl_multi_init() else { throw CurlSetupError("curl_multi_init failed") }
+    self.multi = multi
+    _ = sandbox_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, maxHostConnections)
+    // Keep idle connections for reuse even when few transfers are in flight.
+    _ = sandbox_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, maxHostConnections * 2)
+    _ = sandbox_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX)
+    let thread = Thread { [self] in run() }
+    thread.name = "curl-multi"
+    thread.start()
+  }
+
+  /// Runs `transfer` to completion. Cancelling the task aborts it (the response says `cancelled`).
+  func perform(_ transfer: CurlTransfer) async -> HTTPResponse {
+    await withTaskCancellationHandler {
+      await withCheckedContinuation { continuation in
+        let accepted = lock.withLock {
+          guard !stopRequested else { return false }
+          transfer.continuation = continuation
+          incoming.append(transfer)
+          curl_multi_wakeup(multi)
+          return true
+        }
+        if !accepted { continuation.resume(returning: Self.shutDownResponse) }
+      }
+    } onCancel: {
+      lock.withLock {
+        guard !stopRequested else { return }
+        transfer.cancelRequested = true
+        cancellations.append(transfer)
+        curl_multi_wakeup(multi)
+      }
+    }
+  }
+
+  /// Fails pending and running transfers and stops the thread; waits up to 5 s for it.
+  func shutdown() {
+    let first = lock.withLock {
+      guard !stopRequested else { return false }
+      stopRequested = true
+      curl_multi_wakeup(multi)
+      return true
+    }
+    guard first else { return }
+    _ = finished.wait(timeout: .now() + 5)
+  }
+
+  private static let shutDownResponse = HTTPResponse(
+    curlCode: CURLE_ABORTED_BY_CALLBACK.rawValue, curlMessage: "the backend was shut down",
+    osErrno: 0,
+    cancelled: false, status: 0, body: [], bytesReceived: 0, contentRange: nil,
+    contentEncoding: nil,
+    limitReached: false, localFailure: nil)
+
+  // MARK: the loop thread
+
+  private func run() {
+    var running: Int32 = 0
+    while true {
+      let batch = lock.withLock { () -> ([(CurlTransfer, Bool)], [CurlTransfer])? in
+        guard !stopRequested else { return nil }  // what is queued now is failed by drainAfterStop
+        defer {
+          incoming.removeAll(keepingCapacity: true)
+          cancellations.removeAll(keepingCapacity: true)
+        }
+        // A cancel that raced ahead of its own add is seen here through the flag.
+        return (incoming.map { ($0, $0.cancelRequested) }, cancellations)
+      }
+      guard let (added, cancelled) = batch else { break }
+      for (transfer, isCancelled) in added {
+        if isCancelled {
+          complete(transfer, code: CURLE_ABORTED_BY_CALLBACK, cancelled: true)
+        } else if curl_multi_add_handle(multi, transfer.easy) == CURLM_OK {
+          active[transfer.easy] = transfer
+        } else {
+          complete(transfer, code: CURLE_FAILED_INIT, cancelled: false)
+        }
+      }
+      for transfer in cancelled where active.removeValue(forKey: transfer.easy) != nil {
+        curl_multi_remove_handle(multi, transfer.easy)
+        complete(transfer, code: CURLE_ABORTED_BY_CALLBACK, cancelled: true)
+      }
+      curl_multi_perform(multi, &running)
+      collectFinished()
+      curl_multi_poll(multi, nil, 0, 1000, nil)
+    }
+    drainAfterStop()
+  }
+
+  private func collectFinished() {
+    var remaining: Int32 = 0
+    while let message = curl_multi_info_read(multi, &remaining) {
+      guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else {
+        continue
+      }
+      let code = sandbox_curl_msg_result(message)
+      curl_multi_remove_handle(multi, easy)
+      if let transfer = active.removeValue(forKey: easy) {
+        complete(transfer, code: code, cancelled: false)
+      }
+    }
+  }
+
+  private func complete(_ transfer: CurlTransfer, code: CURLcode, cancelled: Bool) {
+    let response = transfer.response(curlCode: code, cancelled: cancelled)
+    let continuation = transfer.continuation
+    transfer.continuation = nil
+    continuation?.resume(returning: response)
+  }
+
+  private func drainAfterStop() {
+    let queued = lock.withLock {
+      defer { incoming.removeAll() }
+      return incoming
+    }
+    for transfer in Array(active.values) + queued {
+      curl_multi_remove_handle(multi, transfer.easy)
+      let continuation = transfer.continuation
+      transfer.continuation = nil
+      continuation?.resume(returning: Self.shutDownResponse)
+    }
+    active.removeAll()
+    curl_multi_cleanup(multi)
+    finished.signal()
+  }
+}
+
+enum CurlGlobal {
+  private static let initialized: Bool = sandbox_curl_global_init_default() == CURLE_OK
+
+  /// curl_global_init is not thread-safe on every build; Swift's lazy static runs it once.
+  static func initializeOnce() { _ = initialized }
+}
