@@ -1,4 +1,110 @@
 import AgentCore
 import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
 
-print("sandbox-agent: not built yet")
+struct SandboxAgentCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "sandbox-agent",
+    abstract: "Serve a folder over E2B's envd wire protocol.")
+
+  @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
+  var listen: String = "127.0.0.1:49983"
+
+  @Option(help: "Folder served as the protocol's '/'.")
+  var root: String = "/"
+
+  @Option(help: "File holding the access token (else SANDBOX_AGENT_TOKEN).")
+  var tokenFile: String?
+
+  @Flag(help: "Allow a non-loopback listen address without a token.")
+  var insecure = false
+
+  @Option(help: "trace, debug, info, notice, warning, error or critical.")
+  var logLevel: String = "info"
+
+  @Flag(help: "envd compatibility switches (reserved).")
+  var envdCompat = false
+
+  func run() async throws { try await serve() }
+
+  func serve() async throws {
+    do {
+      let configuration = try makeConfiguration()
+      if let refusal = configuration.startupRefusal { fail(refusal) }
+      var logger = Logger(label: "sandbox-agent")
+      logger.logLevel = configuration.logLevel
+      let app = try buildAgentApplication(configuration: configuration, logger: logger) {
+        host, port in
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        // An unbuffered write: tests wait for this exact line.
+        FileHandle.standardOutput.write(
+          Data("sandbox-agent listening on http://\(shownHost):\(port)\n".utf8))
+      }
+      try await app.runService()
+    } catch let error as AgentStartupError {
+      fail(error.message)
+    } catch let error as SystemError {
+      fail("cannot serve root: \(error)")
+    }
+  }
+
+  func makeConfiguration() throws(AgentStartupError) -> AgentConfiguration {
+    guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
+      throw AgentStartupError("unknown log level '\(logLevel)'")
+    }
+    let (host, port) = try Self.parseListen(listen)
+    return AgentConfiguration(
+      host: host, port: port, root: root, accessToken: try readToken(), insecure: insecure,
+      logLevel: level, envdCompat: envdCompat)
+  }
+
+  func readToken() throws(AgentStartupError) -> String? {
+    if let tokenFile {
+      guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+        throw AgentStartupError("cannot read token file \(tokenFile)")
+      }
+      let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+      guard !token.isEmpty else { throw AgentStartupError("token file \(tokenFile) is empty") }
+      return token
+    }
+    if let token = ProcessInfo.processInfo.environment["SANDBOX_AGENT_TOKEN"], !token.isEmpty {
+      return token
+    }
+    return nil
+  }
+
+  /// `HOST:PORT`, `[V6]:PORT`.
+  static func parseListen(_ value: String) throws(AgentStartupError) -> (String, Int) {
+    guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]),
+      (0...65535).contains(port)
+    else { throw AgentStartupError("--listen must be HOST:PORT, got '\(value)'") }
+    var host = String(value[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    guard !host.isEmpty else {
+      throw AgentStartupError("--listen must be HOST:PORT, got '\(value)'")
+    }
+    return (host, port)
+  }
+}
+
+struct AgentStartupError: Error {
+  var message: String
+  init(_ message: String) { self.message = message }
+}
+
+func fail(_ message: String) -> Never {
+  FileHandle.standardError.write(Data("sandbox-agent: \(message)\n".utf8))
+  exit(1)
+}
+
+LoggingSystem.bootstrap(StreamLogHandler.standardError)
+// Parsed and run by hand: in a main.swift, `main()`/`run()` resolve to ArgumentParser's
+// synchronous defaults.
+do {
+  let command = try SandboxAgentCommand.parse()
+  try await command.serve()
+} catch {
+  SandboxAgentCommand.exit(withError: error)
+}

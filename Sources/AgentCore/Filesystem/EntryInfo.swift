@@ -1,0 +1,91 @@
+import Glibc
+
+/// `filesystem.EntryInfo` as envd emits it in protojson: lowerCamelCase, int64 as strings,
+/// zero values left out.
+public struct EntryInfo: Sendable, Equatable, Encodable {
+  public enum FileType: String, Sendable, Encodable {
+    case file = "FILE_TYPE_FILE"
+    case directory = "FILE_TYPE_DIRECTORY"
+  }
+
+  public var name: String
+  public var type: FileType?
+  public var path: String
+  public var size: Int64
+  public var mode: UInt32
+  public var permissions: String
+  public var owner: String
+  public var group: String
+  public var modifiedTime: String?
+  public var symlinkTarget: String?
+
+  enum CodingKeys: String, CodingKey {
+    case name, type, path, size, mode, permissions, owner, group, modifiedTime, symlinkTarget
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    if !name.isEmpty { try container.encode(name, forKey: .name) }
+    try container.encodeIfPresent(type, forKey: .type)
+    if !path.isEmpty { try container.encode(path, forKey: .path) }
+    if size != 0 { try container.encode(String(size), forKey: .size) }
+    if mode != 0 { try container.encode(mode, forKey: .mode) }
+    if !permissions.isEmpty { try container.encode(permissions, forKey: .permissions) }
+    if !owner.isEmpty { try container.encode(owner, forKey: .owner) }
+    if !group.isEmpty { try container.encode(group, forKey: .group) }
+    try container.encodeIfPresent(modifiedTime, forKey: .modifiedTime)
+    // An optional proto3 field: present whenever set, even if empty.
+    try container.encodeIfPresent(symlinkTarget, forKey: .symlinkTarget)
+  }
+}
+
+/// A name that is not UTF-8 cannot be marshalled by protojson; envd fails the whole call.
+public struct InvalidUTF8Name: Error, Sendable {
+  public var bytes: [UInt8]
+}
+
+extension EntryInfo {
+  static func fileType(_ mode: mode_t) -> FileType? {
+    switch mode & S_IFMT {
+    case S_IFREG: .file
+    case S_IFDIR: .directory
+    default: nil
+    }
+  }
+
+  /// envd's `GetEntryInfo` for `path` whose `lstat` is `info`: for a symlink, `type`/`mode`
+  /// describe the target and `symlinkTarget` is the fully resolved protocol path (its own path
+  /// when dangling or looping); everything else describes the entry itself.
+  public static func make(
+    path: ProtocolPath, lstat info: stat, jail: RootJail, names: OwnerNames
+  ) -> EntryInfo {
+    var type = fileType(info.st_mode)
+    var mode = UInt32(info.st_mode & 0o777)
+    var symlinkTarget: String?
+    if info.isSymlink {
+      type = nil
+      mode = 0
+      symlinkTarget = path.requested
+      if let target = try? jail.open(path, flags: LinuxFlags.openPath),
+        let targetInfo = try? RootJail.fstat(target, operation: "stat", path: path)
+      {
+        type = fileType(targetInfo.st_mode)
+        mode = UInt32(targetInfo.st_mode & 0o777)
+        symlinkTarget = jail.protocolPath(of: target) ?? path.requested
+      }
+    }
+    let mtime = info.st_mtim
+    return EntryInfo(
+      name: path.isRoot ? "/" : path.name,
+      type: type,
+      path: path.requested,
+      size: Int64(info.st_size),
+      mode: mode,
+      permissions: GoFileMode.string(info.st_mode),
+      owner: names.user(info.st_uid),
+      group: names.group(info.st_gid),
+      modifiedTime: mtime.tv_sec == 0 && mtime.tv_nsec == 0
+        ? nil : ProtoTimestamp.string(seconds: mtime.tv_sec, nanoseconds: mtime.tv_nsec),
+      symlinkTarget: symlinkTarget)
+  }
+}

@@ -1,0 +1,34 @@
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The agent's router: middleware (log → auth → fallback) and every route.
+public func buildAgentRouter(services: AgentServices) -> Router<AgentRequestContext> {
+  let router = Router(context: AgentRequestContext.self)
+  router.add(middleware: RequestLogMiddleware())
+  router.add(middleware: AccessTokenMiddleware(token: services.accessToken))
+  router.add(middleware: FallbackMiddleware())
+  registerHTTPRoutes(on: router, services: services)
+  registerFilesystemRoutes(on: router, services: services)
+  registerStreamingRoutes(on: router, services: services)
+  return router
+}
+
+/// Builds the whole agent. `onListening` gets the bound host and the real port (useful with port 0).
+public func buildAgentApplication(
+  configuration: AgentConfiguration,
+  logger: Logger,
+  onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
+) throws -> some ApplicationProtocol {
+  let services = try AgentServices(configuration: configuration, logger: logger)
+  let router = buildAgentRouter(services: services)
+  let host = configuration.host
+  return Application(
+    router: router,
+    server: .http1(configuration: .init(idleTimeout: .seconds(300))),
+    configuration: .init(address: .hostname(host, port: configuration.port), serverName: nil),
+    onServerRunning: { channel in
+      await onListening(host, channel.localAddress?.port ?? configuration.port)
+    },
+    logger: logger)
+}

@@ -1,0 +1,45 @@
+import Logging
+
+/// Everything the agent needs to start, as parsed from the command line.
+public struct AgentConfiguration: Sendable {
+  /// Host to bind, e.g. `127.0.0.1`.
+  public var host: String
+  /// Port to bind; 0 picks a free one.
+  public var port: Int
+  /// Folder whose contents the protocol's absolute paths address.
+  public var root: String
+  /// When set, every request except the envd-excluded routes must carry it in `X-Access-Token`.
+  public var accessToken: String?
+  /// Allows a non-loopback listen address without a token.
+  public var insecure: Bool
+  public var logLevel: Logger.Level
+  /// Placeholder for issue 4 (envd compatibility switches); accepted, not used yet.
+  public var envdCompat: Bool
+
+  public init(
+    host: String = "127.0.0.1", port: Int = 49983, root: String = "/", accessToken: String? = nil,
+    insecure: Bool = false, logLevel: Logger.Level = .info, envdCompat: Bool = false
+  ) {
+    self.host = host
+    self.port = port
+    self.root = root
+    self.accessToken = accessToken
+    self.insecure = insecure
+    self.logLevel = logLevel
+    self.envdCompat = envdCompat
+  }
+
+  /// Loopback addresses may be served without a token; anything else needs one or `--insecure`.
+  public var isLoopback: Bool {
+    host == "localhost" || host == "::1" || host.hasPrefix("127.")
+  }
+
+  /// Why this configuration must not start, or nil when it may.
+  public var startupRefusal: String? {
+    if !isLoopback && accessToken == nil && !insecure {
+      return
+        "refusing to listen on non-loopback address \(host) without a token (use --token-file, SANDBOX_AGENT_TOKEN, or --insecure)"
+    }
+    return nil
+  }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import Hummingbird
+
+extension Response {
+  /// envd's HTTP error: `{"code":<int>,"message":"…"}` + newline, `application/json; charset=utf-8`.
+  public static func envdError(_ error: EnvdHTTPError) -> Response {
+    Response(
+      status: .init(code: error.status),
+      headers: [.contentType: "application/json; charset=utf-8"],
+      body: .init(byteBuffer: ByteBuffer(bytes: error.jsonBody)))
+  }
+
+  /// A unary Connect error: JSON body with the code's HTTP status.
+  public static func connectError(_ error: ConnectError) -> Response {
+    Response(
+      status: .init(code: error.code.httpStatus),
+      headers: [.contentType: "application/json"],
+      body: .init(byteBuffer: ByteBuffer(bytes: error.protocolJSON)))
+  }
+
+  public static func json(
+    _ data: Data, status: HTTPResponse.Status = .ok, contentType: String = "application/json"
+  )
+    -> Response
+  {
+    Response(
+      status: status, headers: [.contentType: contentType],
+      body: .init(byteBuffer: ByteBuffer(bytes: data)))
+  }
+
+  /// Go's `http.Error` / `http.NotFound`: plain text plus newline.
+  public static func plainText(_ text: String, status: HTTPResponse.Status) -> Response {
+    Response(
+      status: status,
+      headers: [
+        .contentType: "text/plain; charset=utf-8", .init("X-Content-Type-Options")!: "nosniff",
+      ],
+      body: .init(byteBuffer: ByteBuffer(string: text + "\n")))
+  }
+}
+
+/// JSON encoder for protocol answers: no `\/` escaping, so paths read as they are.
+public func protocolJSONEncoder() -> JSONEncoder {
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.withoutEscapingSlashes]
+  return encoder
+}
+
+extension ConnectError {
+  /// `{"code":"…","message":"…"}` without `\/` escapes.
+  public var protocolJSON: Data {
+    (try? protocolJSONEncoder().encode(["code": code.rawValue, "message": message])) ?? jsonBody
+  }
+}
