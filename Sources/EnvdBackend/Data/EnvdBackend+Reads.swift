@@ -17,7 +17,8 @@ extension EnvdBackend {
       offset: offset, length: length, expectedSize: expectedSize)
     let request = HTTPRequest(
       method: .get, url: client.filesURL(path), range: "\(offset)-\(offset + UInt64(length) - 1)",
-      sink: .memory(expected: Int(expected ?? UInt64(length)), limit: length))
+      sink: .memory(expected: Int(expected ?? UInt64(length)), limit: length),
+      bulk: length >= 64 << 10)
     for attempt in 1...2 {
       let response = try await client.files(request)
       let verdict = TruncationCheck.judgeRange(

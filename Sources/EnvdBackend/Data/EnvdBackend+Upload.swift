@@ -46,7 +46,7 @@ extension EnvdBackend {
     let response = try await client.files(
       HTTPRequest(
         method: .post, url: client.filesURL(path), headers: headers, body: body,
-        sink: .memory(expected: 0, limit: 1 << 20)))
+        sink: .memory(expected: 0, limit: 1 << 20), bulk: localPath != nil))
     if let failure = client.transportError(response, context: context) { throw failure }
     guard response.isSuccessStatus else {
       throw EnvdErrorMapping.remoteError(

@@ -61,7 +61,10 @@ final class CurlTransfer: @unchecked Sendable {
     try set(CURLOPT_LOW_SPEED_LIMIT, settings.lowSpeedLimit)
     try set(CURLOPT_LOW_SPEED_TIME, max(1, Int(settings.lowSpeedTime.rounded(.up))))
     if let deadline = request.deadline { try set(CURLOPT_TIMEOUT_MS, Int(deadline * 1000)) }
-    try set(CURLOPT_BUFFERSIZE, Self.receiveBufferSize)
+    if request.bulk { try set(CURLOPT_BUFFERSIZE, Self.receiveBufferSize) }
+    // On https, wait for the first connection to tell whether it multiplexes (HTTP/2) rather
+    // than opening one connection per concurrent request.
+    if request.url.hasPrefix("https:") { try set(CURLOPT_PIPEWAIT, 1) }
     try check(sandbox_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer), "ERRORBUFFER")
 
     try check(
@@ -118,7 +121,7 @@ final class CurlTransfer: @unchecked Sendable {
         sandbox_curl_setopt_offset(
           easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(source.length ?? -1)),
         "POSTFIELDSIZE")
-      try set(CURLOPT_UPLOAD_BUFFERSIZE, Self.uploadBufferSize)
+      try set(CURLOPT_UPLOAD_BUFFERSIZE, Self.uploadBufferSize)  // max 2 MiB
       try check(
         sandbox_curl_setopt_read_function(easy) { buffer, size, count, context in
           guard let buffer, let context else { return Int(CURL_READFUNC_ABORT) }

@@ -37,6 +37,9 @@ struct HTTPRequest {
   var sink: ResponseSink = .memory(expected: 0, limit: 64 << 20)
   /// Whole-request deadline in seconds (metadata calls); transfers rely on low-speed limits.
   var deadline: Double? = nil
+  /// Big curl buffers for bulk data: fewer callbacks per MiB. Small calls keep curl's default
+  /// rather than paying for a large allocation per request.
+  var bulk = false
 }
 
 /// Timeouts and identity applied to every transfer.

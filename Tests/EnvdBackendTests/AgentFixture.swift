@@ -1,0 +1,98 @@
+import Backend
+import EnvdBackend
+import Foundation
+import TestSupport
+import XCTest
+
+/// A real agent on a temporary root, and backends talking to it. `close()` always cleans up.
+final class AgentFixture: @unchecked Sendable {
+  let directory: TemporaryDirectory
+  let agent: RunningAgent
+  private var backends: [EnvdBackend] = []
+
+  init(environment: [String: String]? = nil) throws {
+    directory = try TemporaryDirectory(prefix: "envd-backend")
+    do {
+      agent = try RunningAgent(root: directory.path, environment: environment)
+    } catch {
+      directory.remove()
+      throw error
+    }
+  }
+
+  var root: String { directory.path }
+  var pid: Int32 { agent.child.process.processIdentifier }
+
+  func backend(_ configure: (inout EnvdConfiguration) -> Void = { _ in }) throws -> EnvdBackend {
+    var configuration = EnvdConfiguration(baseURL: agent.url)
+    configure(&configuration)
+    let backend = try EnvdBackend(configuration: configuration)
+    backends.append(backend)
+    return backend
+  }
+
+  func close() {
+    for backend in backends { backend.shutdown() }
+    if agent.child.isRunning {
+      kill(pid, SIGCONT)  // a test may have stopped it
+      agent.stop()
+    }
+    directory.remove()
+  }
+
+  // MARK: the agent's root on disk
+
+  func path(_ relative: String) -> String { root + relative }
+
+  @discardableResult
+  func write(_ relative: String, _ bytes: [UInt8]) throws -> [UInt8] {
+    try Data(bytes).write(to: URL(fileURLWithPath: path(relative)))
+    return bytes
+  }
+
+  func write(_ relative: String, randomBytes count: Int) throws -> [UInt8] {
+    try write(relative, randomBytes(count))
+  }
+
+  func contents(_ relative: String) throws -> [UInt8] {
+    try Array(Data(contentsOf: URL(fileURLWithPath: path(relative))))
+  }
+
+  func makeDirectory(_ relative: String) throws {
+    try FileManager.default.createDirectory(
+      atPath: path(relative), withIntermediateDirectories: true)
+  }
+
+  func exists(_ relative: String) -> Bool { FileManager.default.fileExists(atPath: path(relative)) }
+}
+
+func randomBytes(_ count: Int) throws -> [UInt8] {
+  let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
+  defer { try? handle.close() }
+  return Array(try handle.read(upToCount: count) ?? Data())
+}
+
+/// Asserts that `body` throws a RemoteError with `errno`; returns it.
+@discardableResult
+func assertRemoteError<T>(
+  _ errno: Int32, _ body: () async throws -> T, file: StaticString = #filePath, line: UInt = #line
+) async -> RemoteError? {
+  do {
+    let value = try await body()
+    XCTFail("expected errno \(errno), got \(value)", file: file, line: line)
+  } catch let error as RemoteError {
+    XCTAssertEqual(error.errno, errno, "\(error)", file: file, line: line)
+    return error
+  } catch {
+    XCTFail("expected RemoteError errno \(errno), got \(error)", file: file, line: line)
+  }
+  return nil
+}
+
+/// Seconds `body` took.
+func timed(_ body: () async throws -> Void) async rethrows -> Double {
+  let start = ContinuousClock.now
+  try await body()
+  let elapsed = ContinuousClock.now - start
+  return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}

@@ -1,0 +1,187 @@
+import Backend
+import EnvdBackend
+import Foundation
+import TestSupport
+import XCTest
+
+/// verifyConnection's messages, auth, and what a dead or stalled server turns into.
+final class ConnectionTests: XCTestCase {
+  private var fixture: AgentFixture?
+
+  override func tearDown() {
+    fixture?.close()
+  }
+
+  private func start(environment: [String: String]? = nil) throws -> AgentFixture {
+    let fixture = try AgentFixture(environment: environment)
+    self.fixture = fixture
+    return fixture
+  }
+
+  func testVerifyConnectionSucceedsAndChecksTheRoot() async throws {
+    let fixture = try start()
+    try fixture.write("/plain", [1])
+    try await fixture.backend().verifyConnection()
+    let missing = await assertRemoteError(ENOENT) {
+      try await fixture.backend { $0.remoteRoot = "/nope" }.verifyConnection()
+    }
+    XCTAssertEqual(missing?.message, "the remote root '/nope' does not exist")
+    let file = await assertRemoteError(ENOTDIR) {
+      try await fixture.backend { $0.remoteRoot = "/plain" }.verifyConnection()
+    }
+    XCTAssertEqual(file?.message, "the remote root '/plain' is not a directory")
+  }
+
+  func testAccessToken() async throws {
+    let fixture = try start(environment: ["SANDBOX_AGENT_TOKEN": "s3cret"])
+    try fixture.write("/f", [1, 2, 3])
+    try await fixture.backend { $0.accessToken = "s3cret" }.verifyConnection()
+
+    let wrong = try fixture.backend { $0.accessToken = "wrong" }
+    let rejected = await assertRemoteError(EACCES) { try await wrong.verifyConnection() }
+    XCTAssertTrue(
+      rejected?.message.hasPrefix("access token rejected") == true,
+      "\(String(describing: rejected))")
+    await assertRemoteError(EACCES) { try await wrong.attributes(of: "/f") }
+    await assertRemoteError(EACCES) {
+      try await wrong.read("/f", offset: 0, length: 3, expectedSize: 3)
+    }
+    await assertRemoteError(EACCES) { try await wrong.upload("/g", from: nil) }
+
+    let missing = await assertRemoteError(EACCES) { try await fixture.backend().verifyConnection() }
+    XCTAssertTrue(
+      missing?.message.hasPrefix("the server requires an access token") == true,
+      "\(String(describing: missing))")
+  }
+
+  func testUnknownUser() async throws {
+    let fixture = try start()
+    let error = await assertRemoteError(EACCES) {
+      try await fixture.backend { $0.user = "no-such-user-xyz" }.verifyConnection()
+    }
+    XCTAssertTrue(
+      error?.message.hasPrefix("user 'no-such-user-xyz' rejected") == true,
+      "\(String(describing: error))")
+  }
+
+  func testClosedPortFailsFastWithAClearMessage() async throws {
+    let port = try closedPort()
+    let backend = try EnvdBackend(
+      configuration: EnvdConfiguration(baseURL: "http://127.0.0.1:\(port)"))
+    defer { backend.shutdown() }
+    let seconds = await timed {
+      let error = await assertRemoteError(EIO) { try await backend.verifyConnection() }
+      XCTAssertEqual(
+        error?.message, "cannot connect to http://127.0.0.1:\(port): connection refused")
+    }
+    XCTAssertLessThan(seconds, 2)
+    await assertRemoteError(EIO) { try await backend.attributes(of: "/") }
+  }
+
+  func testUnresolvableHost() async throws {
+    let backend = try EnvdBackend(
+      configuration: EnvdConfiguration(baseURL: "http://no-such-host.invalid:49983"))
+    defer { backend.shutdown() }
+    let error = await assertRemoteError(EIO) { try await backend.verifyConnection() }
+    XCTAssertTrue(
+      error?.message.hasPrefix("cannot resolve the host") == true, "\(String(describing: error))")
+  }
+
+  func testBadConfiguration() {
+    for url in ["ftp://host/", "not a url", "http://", "http://host:99999", "http://host/?a=b"] {
+      XCTAssertThrowsError(try EnvdBackend(configuration: EnvdConfiguration(baseURL: url)), url) {
+        error in
+        XCTAssertEqual((error as? RemoteError)?.errno, EINVAL, "\(url): \(error)")
+      }
+    }
+    var relative = EnvdConfiguration(baseURL: "http://127.0.0.1:1")
+    relative.remoteRoot = "home/user"
+    XCTAssertThrowsError(try EnvdBackend(configuration: relative))
+  }
+
+  func testStalledServerGivesEIOWithinTheLowSpeedTime() async throws {
+    let fixture = try start()
+    let bytes = try fixture.write("/f", randomBytes: 1000)
+    let backend = try fixture.backend {
+      $0.lowSpeedTime = 2
+      $0.requestTimeout = 3
+    }
+    _ = try await backend.attributes(of: "/f")  // a pooled connection now exists
+    kill(fixture.pid, SIGSTOP)
+    let statSeconds = await timed {
+      await assertRemoteError(EIO) { try await backend.attributes(of: "/f") }
+    }
+    XCTAssertLessThan(statSeconds, 6)
+    let readSeconds = await timed {
+      await assertRemoteError(EIO) {
+        try await backend.read("/f", offset: 0, length: 1000, expectedSize: UInt64(bytes.count))
+      }
+    }
+    XCTAssertLessThan(readSeconds, 6)
+    kill(fixture.pid, SIGCONT)
+    let again = try await backend.read("/f", offset: 0, length: 1000, expectedSize: 1000)
+    XCTAssertEqual(again, bytes)
+  }
+
+  func testAgentKilledMidOperationGivesEIOQuickly() async throws {
+    let fixture = try start()
+    _ = try fixture.write("/big", randomBytes: 4 << 20)
+    let local = try TemporaryDirectory(prefix: "envd-killed")
+    defer { local.remove() }
+    let backend = try fixture.backend()  // default 30 s low-speed time: the kill must be noticed sooner
+    kill(fixture.pid, SIGSTOP)
+    let download = Task {
+      try await backend.download("/big", expectedSize: 4 << 20, to: local.path + "/big")
+    }
+    try await Task.sleep(for: .milliseconds(300))  // the request is now waiting on the agent
+    let start = ContinuousClock.now
+    kill(fixture.pid, SIGKILL)
+    do {
+      _ = try await download.value
+      XCTFail("the download of a killed agent succeeded")
+    } catch let error as RemoteError {
+      XCTAssertEqual(error.errno, EIO, "\(error)")
+    }
+    XCTAssertLessThan(ContinuousClock.now - start, .seconds(3))
+    await assertRemoteError(EIO) { try await backend.attributes(of: "/big") }
+  }
+
+  func testCancellationAbortsAWaitingRequest() async throws {
+    let fixture = try start()
+    let backend = try fixture.backend()
+    kill(fixture.pid, SIGSTOP)
+    let stat = Task { try await backend.attributes(of: "/") }
+    try await Task.sleep(for: .milliseconds(200))
+    let seconds = await timed {
+      stat.cancel()
+      await assertRemoteError(EINTR) { try await stat.value }
+    }
+    XCTAssertLessThan(seconds, 1)
+  }
+
+  func testShutdownFailsLaterCalls() async throws {
+    let fixture = try start()
+    let backend = try fixture.backend()
+    _ = try await backend.attributes(of: "/")
+    backend.shutdown()
+    await assertRemoteError(EIO) { try await backend.attributes(of: "/") }
+  }
+
+  /// A loopback port nothing listens on.
+  private func closedPort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestSupportError("socket failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+        bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+      }
+    }
+    guard bound else { throw TestSupportError("bind failed") }
+    return UInt16(bigEndian: address.sin_port)
+  }
+}
