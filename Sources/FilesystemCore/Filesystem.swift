@@ -1,0 +1,190 @@
+import Backend
+import DataLayer
+import Glibc
+import Logging
+
+/// An entry handed to the kernel: its inode number and attributes. The kernel now holds one more
+/// lookup reference to `inode`.
+public struct Entry: Sendable {
+  public var inode: UInt64
+  public var attributes: Glibc.stat
+}
+
+/// The POSIX filesystem the kernel sees, on top of a `RemoteFilesystem`: inode numbers and lookup
+/// counts, attribute and directory caches, open handles and their staging files.
+///
+/// Every method may be called concurrently. Methods marked "local" never touch the network and
+/// return quickly; the FUSE bridge calls them on its own threads.
+public final class Filesystem: Sendable {
+  public let configuration: FilesystemConfiguration
+  let backend: any RemoteFilesystem
+  let reader: any FileReader
+  let stagingArea: StagingArea
+  let inodes = InodeTable()
+  let directories: DirectoryCache
+  let openFiles = OpenFiles()
+  let directoryHandles = DirectoryHandles()
+  let logger: Logger
+
+  public init(
+    backend: any RemoteFilesystem, configuration: FilesystemConfiguration,
+    reader: (any FileReader)? = nil, logger: Logger
+  ) throws {
+    self.backend = backend
+    self.configuration = configuration
+    self.reader = reader ?? DirectFileReader(backend: backend)
+    self.stagingArea = try StagingArea(
+      backend: backend, parent: configuration.stagingParent, logger: logger)
+    self.directories = DirectoryCache(lifetime: configuration.attributeLifetime)
+    self.logger = logger
+  }
+
+  /// Removes staging files; call after the session ended and pending work finished.
+  public func shutdown() {
+    if openFiles.handleCount > 0 {
+      logger.warning("\(openFiles.handleCount) files were still open at unmount")
+    }
+    stagingArea.removeAll()
+  }
+
+  // MARK: - Names
+
+  public func lookUp(parent: UInt64, name: String) async throws -> Entry {
+    let path = try childPath(parent, name)
+    let attributes: RemoteAttributes
+    switch directories.lookUp(name, in: try self.path(of: parent)) {
+    case .found(let cached): attributes = cached
+    case .missing: throw FilesystemError.errno(ENOENT, "\(path) does not exist")
+    case .unknown: attributes = try await backend.attributes(of: path)
+    }
+    return entry(for: path, attributes: attributes)
+  }
+
+  /// Local. The kernel dropped `count` lookup references to `inode`.
+  public func forget(_ inode: UInt64, count: UInt64) {
+    inodes.forget(inode, count: count)
+  }
+
+  /// Local. Counts one more kernel reference, for a `readdirplus` entry that made it into the reply.
+  public func addLookup(_ inode: UInt64) {
+    inodes.addLookup(inode)
+  }
+
+  public func attributes(of inode: UInt64) async throws -> Glibc.stat {
+    configuration.stat(for: try await currentAttributes(of: inode), inode: inode)
+  }
+
+  /// Attributes as this mount sees them: a staging file's size and mtime win over the remote's.
+  func currentAttributes(of inode: UInt64) async throws -> RemoteAttributes {
+    if let staging = openFiles.staging(of: inode) {
+      var attributes: RemoteAttributes
+      if let cached = inodes.attributes(of: inode, maxAge: nil) {
+        attributes = cached
+      } else if let path = inodes.path(of: inode) {
+        attributes = try await backend.attributes(of: path)
+        inodes.store(attributes, for: inode)
+      } else {
+        throw FilesystemError.errno(ENOENT, "inode \(inode) was removed")
+      }
+      let local = try staging.status()
+      attributes.size = local.size
+      attributes.modificationTime = local.modificationTime
+      return attributes
+    }
+    if let fresh = inodes.attributes(of: inode, maxAge: configuration.attributeLifetime) {
+      return fresh
+    }
+    let path = try self.path(of: inode)
+    let attributes = try await backend.attributes(of: path)
+    inodes.store(attributes, for: inode)
+    return attributes
+  }
+
+  public func makeDirectory(parent: UInt64, name: String, mode: UInt32) async throws -> Entry {
+    try requireWritable()
+    let path = try childPath(parent, name)
+    try await backend.makeDirectory(path, mode: mode & 0o7777)
+    directories.invalidate(RemotePath.parent(of: path))
+    let attributes = try await backend.attributes(of: path)
+    return entry(for: path, attributes: attributes)
+  }
+
+  public func removeFile(parent: UInt64, name: String) async throws {
+    try requireWritable()
+    let path = try childPath(parent, name)
+    try await backend.removeFile(path)
+    forgetRemoved(path)
+  }
+
+  public func removeDirectory(parent: UInt64, name: String) async throws {
+    try requireWritable()
+    let path = try childPath(parent, name)
+    try await backend.removeDirectory(path)
+    forgetRemoved(path)
+  }
+
+  /// rename(2) without flags; RENAME_NOREPLACE and RENAME_EXCHANGE are EINVAL for now.
+  public func rename(
+    parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32
+  ) async throws {
+    guard flags == 0 else { throw FilesystemError.errno(EINVAL, "rename flags \(flags)") }
+    try requireWritable()
+    let source = try childPath(parent, name)
+    let destination = try childPath(newParent, newName)
+    try await backend.rename(from: source, to: destination)
+    inodes.moveTree(from: source, to: destination)
+    directories.invalidate(RemotePath.parent(of: source))
+    directories.invalidate(RemotePath.parent(of: destination))
+    directories.invalidateTree(source)
+    directories.invalidateTree(destination)
+  }
+
+  public func statistics() async throws -> statvfs {
+    let remote = try await backend.filesystemStatistics()
+    let blockSize: UInt64 = 4096
+    var result = statvfs()
+    result.f_bsize = UInt(blockSize)
+    result.f_frsize = UInt(blockSize)
+    result.f_blocks = fsblkcnt_t(remote.totalBytes / blockSize)
+    let free = remote.totalBytes > remote.usedBytes ? remote.totalBytes - remote.usedBytes : 0
+    result.f_bfree = fsblkcnt_t(free / blockSize)
+    result.f_bavail = fsblkcnt_t(free / blockSize)
+    result.f_namemax = 255
+    return result
+  }
+
+  // MARK: - Helpers
+
+  func path(of inode: UInt64) throws -> String {
+    guard let path = inodes.path(of: inode) else {
+      throw FilesystemError.errno(ENOENT, "inode \(inode) has no path (removed)")
+    }
+    return path
+  }
+
+  func childPath(_ parent: UInt64, _ name: String) throws -> String {
+    guard !name.isEmpty, name != ".", name != "..", !name.contains("/") else {
+      throw FilesystemError.errno(EINVAL, "bad name \(name)")
+    }
+    guard name.utf8.count <= 255 else {
+      throw FilesystemError.errno(ENAMETOOLONG, "name too long")
+    }
+    return RemotePath.join(try path(of: parent), name)
+  }
+
+  /// Hands `path` to the kernel: one more lookup reference.
+  func entry(for path: String, attributes: RemoteAttributes) -> Entry {
+    let inode = inodes.inode(for: path, attributes: attributes, countLookup: true)
+    return Entry(inode: inode, attributes: configuration.stat(for: attributes, inode: inode))
+  }
+
+  func forgetRemoved(_ path: String) {
+    inodes.removeTree(at: path)
+    directories.invalidate(RemotePath.parent(of: path))
+    directories.invalidateTree(path)
+  }
+
+  func requireWritable() throws {
+    if configuration.readOnly { throw FilesystemError.readOnly }
+  }
+}

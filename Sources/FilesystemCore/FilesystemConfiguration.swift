@@ -1,0 +1,31 @@
+import Glibc
+
+/// How the mounted tree is presented to the kernel.
+public struct FilesystemConfiguration: Sendable {
+  /// Owner shown for every file: the mounting user by default (like sshfs `idmap=user`), or
+  /// `-o uid=N,gid=N`.
+  public var ownerUID: UInt32
+  public var ownerGID: UInt32
+  /// How long the kernel and our caches may trust an entry's attributes, in seconds.
+  public var attributeTimeout: Double
+  /// How long the kernel may trust a name → inode mapping, in seconds.
+  public var entryTimeout: Double
+  /// Refuses every change with EROFS (the kernel also does, with `-o ro`).
+  public var readOnly: Bool
+  /// Where staging files for writes live (`--cache-dir`, else `$TMPDIR`, else /tmp).
+  public var stagingParent: String
+
+  public init(
+    ownerUID: UInt32 = getuid(), ownerGID: UInt32 = getgid(), attributeTimeout: Double = 1,
+    entryTimeout: Double = 1, readOnly: Bool = false, stagingParent: String = "/tmp"
+  ) {
+    self.ownerUID = ownerUID
+    self.ownerGID = ownerGID
+    self.attributeTimeout = attributeTimeout
+    self.entryTimeout = entryTimeout
+    self.readOnly = readOnly
+    self.stagingParent = stagingParent
+  }
+
+  var attributeLifetime: Duration { .milliseconds(Int64(attributeTimeout * 1000)) }
+}

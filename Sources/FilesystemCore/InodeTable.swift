@@ -1,0 +1,146 @@
+import Backend
+import Synchronization
+
+/// Inode numbers ↔ remote paths, the kernel's lookup counts, and cached attributes.
+///
+/// Numbers are never reused and a path keeps its number while mounted, even after the kernel
+/// forgets it, so tools that compare inode numbers over time (git's index, `find -samefile`) see
+/// stable values. A path removed or replaced through the mount loses its number; an inode the
+/// kernel still holds then becomes an orphan (no path) until forgotten.
+final class InodeTable: Sendable {
+  static let rootInode: UInt64 = 1
+
+  private struct Record {
+    var path: String?
+    var lookups: UInt64
+    var attributes: RemoteAttributes?
+    var fetchedAt: ContinuousClock.Instant
+  }
+
+  private struct State {
+    var records: [UInt64: Record] = [:]
+    var inodeByPath: [String: UInt64] = [:]
+    var nextInode: UInt64 = InodeTable.rootInode + 1
+  }
+
+  private let state: Mutex<State>
+
+  init() {
+    var initial = State()
+    // The root is never forgotten: the kernel holds it for the life of the mount.
+    initial.records[Self.rootInode] = Record(
+      path: "/", lookups: 1, attributes: nil, fetchedAt: .now)
+    initial.inodeByPath["/"] = Self.rootInode
+    state = Mutex(initial)
+  }
+
+  /// The path of `inode`, or nil for an orphan or an unknown number.
+  func path(of inode: UInt64) -> String? {
+    state.withLock { $0.records[inode]?.path }
+  }
+
+  /// The number for `path` (made if new), with `attributes` cached. `countLookup` adds one to the
+  /// kernel's lookup count, as every entry handed to the kernel must.
+  func inode(for path: String, attributes: RemoteAttributes?, countLookup: Bool) -> UInt64 {
+    let now = ContinuousClock.now
+    return state.withLock { state in
+      let inode: UInt64
+      if let known = state.inodeByPath[path] {
+        inode = known
+      } else {
+        inode = state.nextInode
+        state.nextInode += 1
+        state.inodeByPath[path] = inode
+        state.records[inode] = Record(path: path, lookups: 0, attributes: nil, fetchedAt: now)
+      }
+      if let attributes {
+        state.records[inode]!.attributes = attributes
+        state.records[inode]!.fetchedAt = now
+      }
+      if countLookup { state.records[inode]!.lookups += 1 }
+      return inode
+    }
+  }
+
+  func addLookup(_ inode: UInt64) {
+    state.withLock { $0.records[inode]?.lookups += 1 }
+  }
+
+  /// The kernel dropped `count` references. An orphan with none left is gone for good; a record
+  /// with a path stays so its number stays stable.
+  func forget(_ inode: UInt64, count: UInt64) {
+    guard inode != Self.rootInode else { return }
+    state.withLock { state in
+      guard var record = state.records[inode] else { return }
+      record.lookups -= min(record.lookups, count)
+      if record.lookups == 0 && record.path == nil {
+        state.records[inode] = nil
+      } else {
+        state.records[inode] = record
+      }
+    }
+  }
+
+  /// Cached attributes no older than `maxAge`; `nil` for `maxAge` accepts any age.
+  func attributes(of inode: UInt64, maxAge: Duration?) -> RemoteAttributes? {
+    state.withLock { state in
+      guard let record = state.records[inode], let attributes = record.attributes else {
+        return nil
+      }
+      if let maxAge, ContinuousClock.now - record.fetchedAt > maxAge { return nil }
+      return attributes
+    }
+  }
+
+  func store(_ attributes: RemoteAttributes, for inode: UInt64) {
+    let now = ContinuousClock.now
+    state.withLock { state in
+      state.records[inode]?.attributes = attributes
+      state.records[inode]?.fetchedAt = now
+    }
+  }
+
+  /// Forgets cached attributes but keeps them as a last resort for orphans.
+  func invalidateAttributes(of inode: UInt64) {
+    state.withLock { state in
+      state.records[inode]?.fetchedAt = .now - .seconds(1_000_000)
+    }
+  }
+
+  /// `path` and everything under it are gone: their inodes become orphans.
+  func removeTree(at path: String) {
+    state.withLock { state in Self.detach(path, in: &state) }
+  }
+
+  /// `source` (and its subtree) now lives at `destination`; whatever was there is gone.
+  func moveTree(from source: String, to destination: String) {
+    state.withLock { state in
+      guard source != destination else { return }
+      Self.detach(destination, in: &state)
+      let prefix = source + "/"
+      let moving = state.inodeByPath.filter { $0.key == source || $0.key.hasPrefix(prefix) }
+      for (oldPath, inode) in moving {
+        let newPath = destination + oldPath.dropFirst(source.count)
+        state.inodeByPath[oldPath] = nil
+        state.inodeByPath[newPath] = inode
+        state.records[inode]?.path = newPath
+      }
+    }
+  }
+
+  private static func detach(_ path: String, in state: inout State) {
+    let prefix = path == "/" ? "/" : path + "/"
+    let gone = state.inodeByPath.filter { $0.key == path || $0.key.hasPrefix(prefix) }
+    for (oldPath, inode) in gone {
+      state.inodeByPath[oldPath] = nil
+      if let record = state.records[inode], record.lookups > 0 {
+        state.records[inode]!.path = nil
+      } else {
+        state.records[inode] = nil
+      }
+    }
+  }
+
+  /// How many inodes are known, for logs and tests.
+  var count: Int { state.withLock { $0.records.count } }
+}

@@ -1,0 +1,112 @@
+import CFuse
+import FilesystemCore
+import Foundation
+import Logging
+
+public struct FuseSessionError: Error, CustomStringConvertible {
+  public var description: String
+}
+
+/// One FUSE mount: a libfuse session, its mount, and the loop serving it on threads of its own.
+public final class FuseSession: @unchecked Sendable {
+  // @unchecked: `session` is only used by the calling thread and the loop thread, in turns
+  // (created, then looped, then torn down after the loop ended); libfuse handles the rest.
+  private let session: OpaquePointer
+  private let dispatcher: RequestDispatcher
+  private let retainedDispatcher: Unmanaged<RequestDispatcher>
+  private let logger: Logger
+  private var mountpoint: String?
+
+  /// `mountOptions` are passed to libfuse as `-o` options (fsname, allow_other, ro, …); `debug`
+  /// turns on libfuse's request log on stderr.
+  public init(filesystem: Filesystem, mountOptions: [String], debug: Bool, logger: Logger) throws {
+    let dispatcher = RequestDispatcher(filesystem: filesystem, logger: logger)
+    self.dispatcher = dispatcher
+    self.logger = logger
+    var arguments = fuse_args(argc: 0, argv: nil, allocated: 0)
+    defer { fuse_opt_free_args(&arguments) }
+    fuse_opt_add_arg(&arguments, "sandbox-mount")
+    if !mountOptions.isEmpty {
+      fuse_opt_add_arg(&arguments, "-o")
+      fuse_opt_add_arg(&arguments, mountOptions.joined(separator: ","))
+    }
+    if debug { fuse_opt_add_arg(&arguments, "-d") }
+    var operations = LowLevelOperations.make()
+    let retained = Unmanaged.passRetained(dispatcher)
+    guard
+      let session = fuse_session_new(
+        &arguments, &operations, MemoryLayout<fuse_lowlevel_ops>.size, retained.toOpaque())
+    else {
+      retained.release()
+      throw FuseSessionError(
+        description: "libfuse refused the mount options: \(mountOptions.joined(separator: ","))")
+    }
+    self.session = session
+    self.retainedDispatcher = retained
+  }
+
+  deinit {
+    if mountpoint != nil { fuse_session_unmount(session) }
+    fuse_session_destroy(session)
+    retainedDispatcher.release()
+  }
+
+  public func mount(at mountpoint: String) throws {
+    guard fuse_session_mount(session, mountpoint) == 0 else {
+      throw FuseSessionError(
+        description: "cannot mount on \(mountpoint) (see the libfuse message above)")
+    }
+    self.mountpoint = mountpoint
+  }
+
+  /// Serves requests until the filesystem is unmounted (`fusermount3 -u`, or `requestUnmount`),
+  /// then waits for answers still being worked on (e.g. an upload at release), unmounts if still
+  /// mounted and returns libfuse's loop status (0 for a regular unmount).
+  public func run(maxThreads: UInt32 = 8) async -> Int32 {
+    let session = UncheckedSession(raw: session)
+    let status = await withCheckedContinuation { continuation in
+      let thread = Thread {
+        let configuration = fuse_loop_cfg_create()
+        fuse_loop_cfg_set_max_threads(configuration, maxThreads)
+        let status = sandbox_fuse_session_loop_mt(session.raw, configuration)
+        fuse_loop_cfg_destroy(configuration)
+        continuation.resume(returning: status)
+      }
+      thread.name = "fuse-loop"
+      thread.start()
+    }
+    logger.debug("FUSE loop ended with status \(status)")
+    await dispatcher.waitForRequests(timeout: .seconds(30))
+    if mountpoint != nil {
+      fuse_session_unmount(session.raw)
+      mountpoint = nil
+    }
+    return status
+  }
+
+  /// Asks the loop to end by unmounting lazily (as `fusermount3 -u -z` does); safe from any
+  /// thread. The kernel then closes the connection and `run` returns.
+  public func requestUnmount() {
+    guard let mountpoint else { return }
+    fuse_session_exit(session)
+    if geteuid() == 0 {
+      if umount2(mountpoint, Int32(MNT_DETACH)) != 0 {
+        logger.warning("unmount of \(mountpoint) failed: \(String(cString: strerror(errno)))")
+      }
+    } else {
+      let unmount = Process()
+      unmount.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+      unmount.arguments = ["fusermount3", "-u", "-z", mountpoint]
+      do {
+        try unmount.run()
+        unmount.waitUntilExit()
+      } catch {
+        logger.warning("fusermount3 -u failed: \(error)")
+      }
+    }
+  }
+}
+
+private struct UncheckedSession: @unchecked Sendable {
+  let raw: OpaquePointer
+}

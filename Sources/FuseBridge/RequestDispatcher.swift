@@ -1,0 +1,94 @@
+import Backend
+import CFuse
+import FilesystemCore
+import Glibc
+import Logging
+import Synchronization
+
+/// What every FUSE callback reaches through `fuse_req_userdata`: the filesystem, and the tasks
+/// answering requests, counted so shutdown can wait for them (e.g. an upload at release).
+final class RequestDispatcher: Sendable {
+  let filesystem: Filesystem
+  let logger: Logger
+  let entryTimeout: Double
+  let attributeTimeout: Double
+  private let inFlight = Mutex(0)
+
+  init(filesystem: Filesystem, logger: Logger) {
+    self.filesystem = filesystem
+    self.logger = logger
+    self.entryTimeout = filesystem.configuration.entryTimeout
+    self.attributeTimeout = filesystem.configuration.attributeTimeout
+  }
+
+  /// The dispatcher behind a request; it lives as long as the session.
+  static func of(_ request: fuse_req_t?) -> RequestDispatcher {
+    Unmanaged<RequestDispatcher>.fromOpaque(fuse_req_userdata(request)!).takeUnretainedValue()
+  }
+
+  /// Answers `request` from a task: `work` replies on success; a thrown error is replied as its
+  /// errno. The callback that calls this returns at once.
+  func answer(
+    _ request: fuse_req_t?, _ operation: StaticString,
+    _ work: @escaping @Sendable (FuseRequest) async throws -> Void
+  ) {
+    let request = FuseRequest(raw: request!)
+    inFlight.withLock { $0 += 1 }
+    Task {
+      defer { inFlight.withLock { $0 -= 1 } }
+      do {
+        try await work(request)
+      } catch {
+        fail(request, error, operation)
+      }
+    }
+  }
+
+  /// Answers `request` on the calling libfuse thread, for local work that never waits on the
+  /// network.
+  func answerNow(
+    _ request: fuse_req_t?, _ operation: StaticString, _ work: (FuseRequest) throws -> Void
+  ) {
+    let request = FuseRequest(raw: request!)
+    do {
+      try work(request)
+    } catch {
+      fail(request, error, operation)
+    }
+  }
+
+  /// Replies `error`'s errno and logs it. Ordinary outcomes (ENOENT on lookup, ENOTEMPTY, …) are
+  /// debug; EIO and unexpected errors are warnings.
+  func fail(_ request: FuseRequest, _ error: any Error, _ operation: StaticString) {
+    let code = errnoCode(for: error)
+    request.replyError(code)
+    if code == EIO || !(error is RemoteError) {
+      logger.warning("\(operation) failed: \(error)")
+    } else {
+      logger.debug("\(operation): \(error)")
+    }
+  }
+
+  /// Waits until no request task is running, or `timeout` passes.
+  func waitForRequests(timeout: Duration) async {
+    let deadline = ContinuousClock.now + timeout
+    while inFlight.withLock({ $0 }) > 0, ContinuousClock.now < deadline {
+      try? await Task.sleep(for: .milliseconds(10))
+    }
+  }
+
+  func entryParameters(_ entry: Entry) -> fuse_entry_param {
+    entryParameters(inode: entry.inode, attributes: entry.attributes)
+  }
+
+  /// An entry for the kernel. Inode numbers are never reused, so the generation stays 0.
+  func entryParameters(inode: UInt64, attributes: Glibc.stat) -> fuse_entry_param {
+    var parameters = fuse_entry_param()
+    parameters.ino = fuse_ino_t(inode)
+    parameters.generation = 0
+    parameters.attr = attributes
+    parameters.attr_timeout = attributeTimeout
+    parameters.entry_timeout = entryTimeout
+    return parameters
+  }
+}

@@ -1,0 +1,171 @@
+import ArgumentParser
+import Backend
+import EnvdBackend
+import FilesystemCore
+import Foundation
+import FuseBridge
+import Logging
+import Synchronization
+
+struct MountCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "sandbox-mount",
+    abstract: "Mount a sandbox's files (envd or sandbox-agent) on a local directory through FUSE.",
+    discussion: "Unmount with: fusermount3 -u MOUNTPOINT (or Ctrl-C / SIGTERM with -f).")
+
+  @Argument(help: "The sandbox's file daemon, e.g. http://127.0.0.1:49983")
+  var url: String
+
+  @Argument(help: "An existing, empty directory to mount on.")
+  var mountpoint: String
+
+  @Option(
+    name: .customShort("o"),
+    help: "Mount options: allow_other, default_permissions, ro, uid=N, gid=N, … (repeatable)")
+  var options: [String] = []
+
+  @Flag(name: .customShort("f"), help: "Stay in the foreground.")
+  var foreground = false
+
+  @Flag(name: .customShort("d"), help: "Debug: foreground, with libfuse's request log.")
+  var debug = false
+
+  @Option(help: "A file holding the access token (else $SANDBOX_TOKEN).")
+  var tokenFile: String?
+
+  @Option(help: "The sandbox user requests act as.")
+  var user: String?
+
+  @Option(help: "The remote folder to mount.")
+  var root: String = "/"
+
+  @Flag(help: "Mount read-only.")
+  var readOnly = false
+
+  @Option(help: "trace, debug, info, notice, warning, error or critical.")
+  var logLevel: String = "info"
+
+  @Option(help: "Where the daemon logs (default: nowhere once daemonized).")
+  var logFile: String?
+
+  @Option(help: "Seconds to wait for a connection to the sandbox.")
+  var connectTimeout: Double = 10
+
+  @Option(help: "Seconds a transfer may stall before it fails with EIO.")
+  var ioTimeout: Double = 30
+
+  @Option(help: "Seconds the kernel and our caches trust attributes and names.")
+  var attrTimeout: Double = 1
+
+  @Option(help: "Folder for staging files of files open for writing (default $TMPDIR or /tmp).")
+  var cacheDir: String?
+
+  func validate() throws {
+    guard Logger.Level(rawValue: logLevel) != nil else {
+      throw ValidationError("unknown log level '\(logLevel)'")
+    }
+    guard connectTimeout > 0, ioTimeout > 0, attrTimeout >= 0 else {
+      throw ValidationError("timeouts must be positive")
+    }
+    guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
+  }
+
+  func run() async throws {
+    try await start()
+  }
+
+  /// `run()` under a name of its own: main.swift must not pick the synchronous `run()` overload.
+  func start() async throws {
+    if !foreground && !debug && !Daemon.isBackgroundCopy {
+      throw ExitCode(Daemon.startBackgroundCopy())
+    }
+    if Daemon.isBackgroundCopy { Daemon.detachFromTerminal() }
+    do {
+      try await mountAndServe()
+    } catch let failure as MountFailure {
+      FileHandle.standardError.write(Data("sandbox-mount: \(failure)\n".utf8))
+      throw ExitCode.failure
+    }
+  }
+
+  private func mountAndServe() async throws {
+    let level = debug ? .debug : Logger.Level(rawValue: logLevel)!
+    LoggingSystem.bootstrap { label in
+      var handler = StreamLogHandler.standardError(label: label)
+      handler.logLevel = level
+      return handler
+    }
+    let logger = Logger(label: "sandbox-mount")
+
+    let mountOptions = try MountOptions(options)
+    try Preflight.checkURL(url)
+    let mountpoint = try Preflight.checkMountpoint(self.mountpoint)
+    let token = try Preflight.token(file: tokenFile)
+    let readOnly = self.readOnly || mountOptions.readOnly
+
+    var remote = EnvdConfiguration(baseURL: url)
+    remote.accessToken = token
+    remote.user = user
+    remote.remoteRoot = root
+    remote.connectTimeout = connectTimeout
+    remote.lowSpeedTime = ioTimeout
+    let backend: EnvdBackend
+    do {
+      backend = try EnvdBackend(configuration: remote)
+      try await backend.verifyConnection()
+    } catch let error as RemoteError {
+      throw MountFailure("cannot use \(url): \(error.message)")
+    }
+    defer { backend.shutdown() }
+
+    let configuration = FilesystemConfiguration(
+      ownerUID: mountOptions.ownerUID ?? getuid(), ownerGID: mountOptions.ownerGID ?? getgid(),
+      attributeTimeout: attrTimeout, entryTimeout: attrTimeout, readOnly: readOnly,
+      stagingParent: cacheDir ?? ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
+    let filesystem: Filesystem
+    do {
+      filesystem = try Filesystem(backend: backend, configuration: configuration, logger: logger)
+    } catch let error as RemoteError {
+      throw MountFailure(error.message)
+    }
+    defer { filesystem.shutdown() }
+
+    let fuseOptions =
+      mountOptions.passedThrough + (readOnly && !mountOptions.readOnly ? ["ro"] : [])
+    let session: FuseSession
+    do {
+      session = try FuseSession(
+        filesystem: filesystem, mountOptions: fuseOptions, debug: debug || mountOptions.debug,
+        logger: logger)
+      try session.mount(at: mountpoint)
+    } catch let error as FuseSessionError {
+      throw MountFailure(error.description)
+    }
+    logger.info("mounted \(url)\(root == "/" ? "" : root) on \(mountpoint)")
+    if Daemon.isBackgroundCopy { Daemon.reportMounted(logFile: logFile) }
+
+    let signals = SignalCounter()
+    TerminationSignals.handle { signal in
+      if signals.increment() > 1 {
+        logger.warning("second signal \(signal): exiting without waiting")
+        Foundation.exit(1)
+      }
+      logger.info("signal \(signal): unmounting \(mountpoint)")
+      session.requestUnmount()
+    }
+    let status = await session.run()
+    logger.info("unmounted \(mountpoint)")
+    if status != 0 { throw ExitCode(1) }
+  }
+}
+
+/// How many termination signals arrived; the second one exits at once.
+private final class SignalCounter: Sendable {
+  private let count = Mutex(0)
+  func increment() -> Int {
+    count.withLock {
+      $0 += 1
+      return $0
+    }
+  }
+}
