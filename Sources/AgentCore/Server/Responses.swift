@@ -7,7 +7,7 @@ extension Response {
     Response(
       status: .init(code: error.status),
       headers: [.contentType: "application/json; charset=utf-8"],
-      body: .init(byteBuffer: ByteBuffer(bytes: error.jsonBody)))
+      body: .init(byteBuffer: ByteBuffer(bytes: error.protocolJSON)))
   }
 
   /// A unary Connect error: JSON body with the code's HTTP status.
@@ -50,5 +50,16 @@ extension ConnectError {
   /// `{"code":"…","message":"…"}` without `\/` escapes.
   public var protocolJSON: Data {
     (try? protocolJSONEncoder().encode(["code": code.rawValue, "message": message])) ?? jsonBody
+  }
+}
+
+extension EnvdHTTPError {
+  /// Go's `json.Encoder` output: `{"code":404,"message":"…"}` + newline, keys in that order.
+  public var protocolJSON: Data {
+    let message = (try? protocolJSONEncoder().encode(message)) ?? Data("\"\"".utf8)
+    var data = Data("{\"code\":\(status),\"message\":".utf8)
+    data.append(message)
+    data.append(contentsOf: Array("}\n".utf8))
+    return data
   }
 }

@@ -1,0 +1,157 @@
+import Foundation
+import Glibc
+import HTTPTypes
+import Hummingbird
+
+/// `GET /files`: envd's `GetFiles`, with Go's `http.ServeContent` semantics for identity.
+struct FileDownload {
+  let services: AgentServices
+
+  func respond(to request: Request) async -> Response {
+    let query = QueryParameters(request.uri.query)
+    if let malformed = FilesAccess.malformedExpiration(query) { return malformed }
+    let rawPath = query["path"] ?? ""
+    do {
+      try FilesAccess(services: services).authorize(request, query: query)
+      let user = try services.users.filesUser(username: query["username"])
+      let path: ProtocolPath
+      do {
+        path = try ProtocolPath.expand(rawPath, user: user)
+      } catch {
+        throw EnvdHTTPError(
+          status: 400, "error expanding and resolving path '\(rawPath)': \(error.message)")
+      }
+      let (file, info) = try await open(path)
+      let encoding = try negotiateEncoding(request)
+      var headers: HTTPFields = [
+        .vary: "Accept-Encoding", .contentDisposition: ContentType.disposition(path.requested),
+      ]
+      if encoding == .gzip {
+        headers[.contentEncoding] = "gzip"
+        headers[.contentType] = ContentType.forPath(path.requested)
+        return Response(
+          status: .ok, headers: headers, body: FileStreaming.gzipBody(file, services: services))
+      }
+      return serveContent(request, file: file, info: info, path: path, headers: headers)
+    } catch let error as EnvdHTTPError {
+      return .envdError(error)
+    } catch {
+      return .envdError(EnvdHTTPError(status: 500, "\(error)"))
+    }
+  }
+
+  /// `os.Stat` (following symlinks), directory check, then `os.Open`, with envd's messages.
+  private func open(_ path: ProtocolPath) async throws -> (FileDescriptor, stat) {
+    let jail = services.jail
+    let result: Result<(FileDescriptor, stat), EnvdHTTPError> = try await services.blocking {
+      let info: stat
+      do {
+        info = try jail.stat(path)
+      } catch let error as SystemError where error.code == ENOENT {
+        _ = error
+        return .failure(EnvdHTTPError(status: 404, "path '\(path.requested)' does not exist"))
+      } catch {
+        return .failure(
+          EnvdHTTPError(status: 500, "error checking if path exists '\(path.requested)': \(error)"))
+      }
+      if info.isDirectory {
+        return .failure(EnvdHTTPError(status: 400, "path '\(path.requested)' is a directory"))
+      }
+      do {
+        // O_NONBLOCK: opening a FIFO must not hang the request (envd's would).
+        let file = try jail.open(path, flags: O_RDONLY | O_NONBLOCK)
+        return .success((file, try RootJail.fstat(file, operation: "stat", path: path)))
+      } catch {
+        return .failure(
+          EnvdHTTPError(status: 500, "error opening file '\(path.requested)': \(error)"))
+      }
+    }
+    return try result.get()
+  }
+
+  /// gzip or identity; Range and conditional requests force identity (406 if identity is refused).
+  private func negotiateEncoding(_ request: Request) throws(EnvdHTTPError) -> AcceptEncoding.Choice
+  {
+    let header = request.headers[.acceptEncoding]
+    let choice: AcceptEncoding.Choice
+    do {
+      choice = try AcceptEncoding.negotiate(header)
+    } catch {
+      throw EnvdHTTPError(status: 406, "error parsing Accept-Encoding: \(error.message)")
+    }
+    let forcesIdentity =
+      request.headers[.range] != nil || request.headers[.ifModifiedSince] != nil
+      || request.headers[.ifNoneMatch] != nil || request.headers[.ifRange] != nil
+    guard forcesIdentity else { return choice }
+    if AcceptEncoding.refusesIdentity(header) {
+      throw EnvdHTTPError(
+        status: 406,
+        "error parsing Accept-Encoding: identity is required for Range and conditional requests")
+    }
+    return .identity
+  }
+
+  /// Go's `http.ServeContent` without ETags: preconditions, one range, Last-Modified.
+  private func serveContent(
+    _ request: Request, file: FileDescriptor, info: stat, path: ProtocolPath, headers: HTTPFields
+  ) -> Response {
+    var headers = headers
+    let size = Int(info.st_size)
+    let modified = Int(info.st_mtim.tv_sec)
+    let hasModTime = modified != 0
+    if hasModTime { headers[.lastModified] = HTTPDate.format(modified) }
+
+    // If-Unmodified-Since (no If-Match support: no ETags).
+    if hasModTime, let text = request.headers[.ifUnmodifiedSince], let since = HTTPDate.parse(text),
+      modified > since
+    {
+      return Response(status: .preconditionFailed, headers: headers)
+    }
+    // If-None-Match: only `*` can match without ETags; any other value disables If-Modified-Since.
+    if let noneMatch = request.headers[.ifNoneMatch], !noneMatch.isEmpty {
+      if noneMatch.trimmingCharacters(in: .whitespaces).hasPrefix("*") {
+        return Response(status: .notModified, headers: headers)
+      }
+    } else if hasModTime, let text = request.headers[.ifModifiedSince],
+      let since = HTTPDate.parse(text), modified <= since
+    {
+      return Response(status: .notModified, headers: headers)
+    }
+
+    var rangeHeader = request.headers[.range]
+    if let ifRange = request.headers[.ifRange], !ifRange.isEmpty {
+      // Without ETags, only a date equal to the modification time keeps the range.
+      if ifRange.hasPrefix("\"") || ifRange.hasPrefix("W/") || !hasModTime
+        || HTTPDate.parse(ifRange) != modified
+      {
+        rangeHeader = nil
+      }
+    }
+
+    headers[.contentType] = ContentType.forPath(path.requested)
+    headers[.acceptRanges] = "bytes"
+    switch RangeRequest.parse(rangeHeader, size: size) {
+    case .unsatisfiable(let noOverlap):
+      var errorHeaders = headers
+      errorHeaders[.contentType] = nil
+      if noOverlap { errorHeaders[.contentRange] = "bytes */\(size)" }
+      var response = Response.plainText(
+        noOverlap ? "invalid range: failed to overlap" : "invalid range",
+        status: .rangeNotSatisfiable)
+      for field in errorHeaders where response.headers[field.name] == nil {
+        response.headers.append(field)
+      }
+      return response
+    case .single(let range):
+      headers[.contentRange] = range.contentRange(size: size)
+      return Response(
+        status: .partialContent, headers: headers,
+        body: FileStreaming.identityBody(
+          file, start: range.start, length: range.length, services: services))
+    case .whole:
+      return Response(
+        status: .ok, headers: headers,
+        body: FileStreaming.identityBody(file, start: 0, length: size, services: services))
+    }
+  }
+}
