@@ -1,18 +1,16 @@
+import Glibc
 import Hummingbird
 
-/// Connect server-streaming routes (`filesystem.Filesystem/WatchDir`, `process.Process/*`).
-/// Owned by the streaming engineer (A2); this folder is theirs.
+/// Connect server-streaming routes and their unary companions: `filesystem.Filesystem/WatchDir`
+/// and `process.Process/{Start,SendSignal,SendInput,CloseStdin,List}`.
 ///
-/// What a handler here can rely on:
-/// - Auth is already enforced by `AccessTokenMiddleware` (envd 401 JSON) before it runs.
-/// - `services.rpcUser(for: request)` resolves `Authorization: Basic base64(user:)` (default user
-///   when absent; `ConnectError(.unauthenticated, "invalid username: 'x'")` when unknown).
-/// - `services.rpcPath(raw, user:)` expands `~`/relative paths like envd and refuses `..`
-///   escapes with `ConnectError(.invalidArgument, …)`; `services.jail` opens paths inside the
-///   root (`jail.open(path, flags:)`, `jail.stat`, `jail.lstat`, `jail.protocolPath(of:)`).
-/// - `EntryInfo.make(...)` (Filesystem/) builds envd's EntryInfo for `includeEntry`.
-/// - `services.blocking { … }` runs blocking work on NIO's thread pool.
-/// - `context.logger` is the per-request logger (request id attached); never log the token.
-/// - Unregistered known procedures answer Connect `unimplemented`; unknown paths 404.
+/// Auth is enforced by `AccessTokenMiddleware` before these handlers run. They read the request
+/// body themselves, so no middleware may replace it on these paths (Hummingbird's inbound-close
+/// detection needs the original body).
 func registerStreamingRoutes(on router: Router<AgentRequestContext>, services: AgentServices) {
+  // Writing to the stdin pipe of a process that has exited must fail with EPIPE, not kill the
+  // agent. Children get the default disposition back at spawn.
+  signal(SIGPIPE, SIG_IGN)
+  registerProcessRoutes(on: router, services: services, processes: ProcessTable())
+  registerWatchRoutes(on: router, services: services)
 }

@@ -1,0 +1,55 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Runs one Connect server-streaming call. Everything after the Content-Type check is answered
+/// with HTTP 200 and `application/connect+json`; errors travel in the end-stream envelope, as
+/// connect-go does. The handler is cancelled when the client goes away (inbound side closed).
+enum ConnectStreamingCall {
+  static let contentType = "application/connect+json"
+
+  /// The handler gets the request payload and the writer; it sends messages and returns, or
+  /// throws a `ConnectError` for the end-stream envelope.
+  typealias Handler = @Sendable (ByteBuffer, inout ConnectStreamWriter) async throws -> Void
+
+  static func respond(to request: Request, logger: Logger, _ handler: @escaping Handler) -> Response
+  {
+    if let refusal = unsupportedMediaType(request) { return refusal }
+    let body = ResponseBody { writer in
+      var stream = ConnectStreamWriter(writer)
+      var failure: ConnectError?
+      do {
+        try await request.body.consumeWithCancellationOnInboundClose { body in
+          let payload = try await StreamRequestReader.readPayload(from: body)
+          try await handler(payload, &stream)
+        }
+      } catch let error as ConnectError {
+        failure = error
+      } catch is CancellationError {
+        logger.debug("streaming call ended: client went away")
+        return
+      } catch {
+        // Writing failed: the client is gone, nothing more can be sent.
+        logger.debug("streaming call ended: \(error)")
+        return
+      }
+      if let failure, failure.code == .internal || failure.code == .unknown {
+        logger.warning("streaming call failed: \(failure.code.rawValue): \(failure.message)")
+      }
+      try? await stream.finish(failure)
+    }
+    return Response(status: .ok, headers: [.contentType: contentType], body: body)
+  }
+
+  /// connect-go answers 415 (with `Accept-Post`) when the codec is not one it serves; this agent
+  /// serves the JSON codec only.
+  static func unsupportedMediaType(_ request: Request) -> Response? {
+    let value = (request.headers[.contentType] ?? "").lowercased()
+      .replacingOccurrences(of: " ", with: "")
+    if value == contentType || value == contentType + ";charset=utf-8" { return nil }
+    return Response(
+      status: .unsupportedMediaType,
+      headers: [HTTPField.Name("Accept-Post")!: contentType])
+  }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Glibc
+import Hummingbird
+import Logging
+import NIOPosix
+
+/// `filesystem.Filesystem/WatchDir` (server streaming). The polling trio CreateWatcher /
+/// GetWatcherEvents / RemoveWatcher is left to the fallback (`unimplemented`).
+func registerWatchRoutes(on router: Router<AgentRequestContext>, services: AgentServices) {
+  router.post("/filesystem.Filesystem/WatchDir") { request, context in
+    ConnectStreamingCall.respond(to: request, logger: context.logger) { payload, stream in
+      let user = try services.rpcUser(for: request)
+      let options = try StreamCallOptions(headers: request.headers)
+      let message = try StreamRequestReader.decode(WatchDirRequest.self, from: payload)
+      let path = try services.rpcPath(message.path, user: user)
+      let watcher = try await services.blocking { () throws -> DirectoryWatcher in
+        try checkWatchable(path, message: message, jail: services.jail)
+        return try DirectoryWatcher(jail: services.jail, root: path, recursive: message.recursive)
+      }
+      let entries =
+        message.includeEntry ? EntryLookup(jail: services.jail, names: services.names) : nil
+      try await streamWatch(watcher, options: options, entries: entries, to: &stream)
+    }
+  }
+}
+
+/// envd's checks before `start`: the path must exist (`not_found`), be a directory and not sit on
+/// a network file system (`invalid_argument`).
+private func checkWatchable(_ path: ProtocolPath, message: WatchDirRequest, jail: RootJail)
+  throws(ConnectError)
+{
+  let fd: FileDescriptor
+  do {
+    fd = try jail.open(path, flags: LinuxFlags.openPath, operation: "stat")
+  } catch {
+    if error.code == ENOENT {
+      throw ConnectError(.notFound, "path \(path.requested) not found: \(error)")
+    }
+    throw ConnectError(.internal, "error statting path \(path.requested): \(error)")
+  }
+  var info = stat()
+  guard fstat(fd.raw, &info) == 0 else {
+    throw ConnectError(
+      .internal, "error statting path \(path.requested): \(SystemError("stat", path.requested))")
+  }
+  guard info.isDirectory else {
+    throw ConnectError(.invalidArgument, "path \(path.requested) not a directory")
+  }
+  if !message.allowNetworkMounts && NetworkMount.contains(fd) {
+    throw ConnectError(
+      .invalidArgument, "cannot watch path on network filesystem: \(path.requested)")
+  }
+}
+
+/// `{"start":{}}` once armed, then events and keepalives until the client leaves, the deadline
+/// passes (`deadline_exceeded`) or the watcher fails (`internal`).
+private func streamWatch(
+  _ watcher: DirectoryWatcher, options: StreamCallOptions, entries: EntryLookup?,
+  to stream: inout ConnectStreamWriter
+) async throws {
+  watcher.start()
+  let ticker = StreamTicker(
+    source: watcher.events, keepalive: options.keepaliveInterval, deadline: options.timeout)
+  defer {
+    ticker.stop()
+    watcher.stop()
+  }
+  try await stream.send(WatchDirResponse.start)
+  for await tick in ticker.ticks {
+    switch tick {
+    case .element(let event):
+      let entry = await entries?.entry(for: event)
+      try await stream.send(
+        WatchDirResponse.filesystem(name: event.name, type: event.type, entry: entry))
+    case .keepalive:
+      try await stream.send(WatchDirResponse.keepalive)
+    case .deadline:
+      throw ConnectError(.deadlineExceeded, "context deadline exceeded")
+    }
+  }
+  if let failure = watcher.failure { throw failure }
+  throw CancellationError()
+}
+
+/// `includeEntry`: envd attaches the EntryInfo to CREATE, WRITE and CHMOD events, best effort
+/// (the entry may be gone by the time it is looked at).
+private struct EntryLookup: Sendable {
+  let jail: RootJail
+  let names: OwnerNames
+
+  func entry(for event: FilesystemEvent) async -> EntryInfo? {
+    guard ["EVENT_TYPE_CREATE", "EVENT_TYPE_WRITE", "EVENT_TYPE_CHMOD"].contains(event.type),
+      let path = ProtocolPath(absolute: event.path)
+    else { return nil }
+    let jail = jail
+    let names = names
+    return try? await NIOThreadPool.singleton.runIfActive {
+      EntryInfo.make(path: path, lstat: try jail.lstat(path), jail: jail, names: names)
+    }
+  }
+}
