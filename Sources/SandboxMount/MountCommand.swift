@@ -74,11 +74,15 @@ struct MountCommand: AsyncParsableCommand {
     try await start()
   }
 
-  /// `run()` under a name of its own: main.swift must not pick the synchronous `run()` overload.
+  /// Without -f or -d, and not already the background copy: the caller starts the background
+  /// copy (see Daemon) instead of calling `start`.
+  var startsBackgroundCopy: Bool {
+    !foreground && !debug && !Daemon.isBackgroundCopy
+  }
+
+  /// Checks, mounts and serves until unmounted. `run()` under a name of its own: main.swift must
+  /// not pick ArgumentParser's synchronous `run()` overload.
   func start() async throws {
-    if !foreground && !debug && !Daemon.isBackgroundCopy {
-      throw ExitCode(Daemon.startBackgroundCopy())
-    }
     if Daemon.isBackgroundCopy { Daemon.detachFromTerminal() }
     do {
       try await mountAndServe()

@@ -6,19 +6,30 @@ import FuseBridge
 // thread inherits this mask and only our signal thread sees SIGINT/SIGTERM/SIGHUP (see
 // TerminationSignals). A top-level `await` would move this code off the main thread, and
 // dispatchMain() would park the main thread in sigsuspend with an empty mask, letting SIGTERM
-// kill us without unmounting; so the main thread just waits for the work to call exit().
+// kill us without unmounting; so the main thread parses, then waits for the work to call exit().
 TerminationSignals.block()
 
+let command: MountCommand
+do {
+  let parsed = try MountCommand.parseAsRoot()
+  guard let mount = parsed as? MountCommand else {
+    var other = parsed
+    try other.run()
+    exit(0)
+  }
+  command = mount
+} catch {
+  MountCommand.exit(withError: error)
+}
+
+if command.startsBackgroundCopy {
+  // Plain blocking waits on the main thread, before any Swift task exists.
+  exit(Daemon.startBackgroundCopy())
+}
+
 Task.detached {
-  // Parsed and run by hand: `MountCommand.main()` would resolve to the synchronous overload.
   do {
-    let command = try MountCommand.parseAsRoot()
-    if let mount = command as? MountCommand {
-      try await mount.start()
-    } else {
-      var command = command
-      try command.run()
-    }
+    try await command.start()
   } catch {
     MountCommand.exit(withError: error)
   }

@@ -1,0 +1,74 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// A real agent on a temporary root, and `sandbox-mount -f` of it on a temporary mountpoint.
+/// tearDown always unmounts and stops both, whatever the test did.
+class MountTestCase: XCTestCase {
+  var workDirectory: TemporaryDirectory!
+  var root: String { workDirectory.path + "/root" }
+  var mountpoint: String { workDirectory.path + "/mnt" }
+  /// A local scratch folder for inputs and outputs of the tools under test.
+  var scratch: String { workDirectory.path + "/scratch" }
+  var agent: RunningAgent!
+  var mount: RunningMount!
+
+  /// Extra `sandbox-mount` arguments for this class's mounts.
+  var mountArguments: [String] { [] }
+
+  override func setUpWithError() throws {
+    try super.setUpWithError()
+    workDirectory = try TemporaryDirectory(prefix: "mount-test")
+    for folder in [root, mountpoint, scratch] {
+      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+    agent = try RunningAgent(root: root)
+    mount = try RunningMount(url: agent.url, mountpoint: mountpoint, arguments: mountArguments)
+  }
+
+  override func tearDown() {
+    mount?.unmount()
+    agent?.stop()
+    workDirectory?.remove()
+    super.tearDown()
+  }
+
+  /// Runs `script` with `/bin/sh -c` in the work folder, where `root`, `mnt` and `scratch` are;
+  /// fails the test when it exits non-zero.
+  @discardableResult
+  func sh(
+    _ script: String, timeout: TimeInterval = 300, file: StaticString = #filePath,
+    line: UInt = #line
+  )
+    throws -> String
+  {
+    let result = try runCommand(
+      ["/bin/sh", "-c", script], currentDirectory: workDirectory.path, timeout: timeout)
+    XCTAssertEqual(
+      result.status, 0, "`\(script)` failed: \(result.error)\(result.output)", file: file,
+      line: line)
+    return result.output
+  }
+
+  /// Runs `script` and returns its status and output, for commands expected to fail.
+  func shStatus(_ script: String, timeout: TimeInterval = 60) throws -> (
+    status: Int32, output: String, error: String
+  ) {
+    try runCommand(
+      ["/bin/sh", "-c", script], currentDirectory: workDirectory.path, timeout: timeout)
+  }
+
+  /// Paths, types and file sizes below `folder`, one per line, sorted: equal listings mean
+  /// equal shapes.
+  func shape(of folder: String) throws -> String {
+    try sh(
+      "cd '\(folder)' && find . -mindepth 1 \\( -type f -printf '%P f %s\\n' \\) -o \\( -type d -printf '%P d\\n' \\) | LC_ALL=C sort"
+    )
+  }
+
+  /// The mount shows what the agent's root holds: the same shape and the same bytes.
+  func assertMountMatchesRoot(file: StaticString = #filePath, line: UInt = #line) throws {
+    XCTAssertEqual(try shape(of: mountpoint), try shape(of: root), file: file, line: line)
+    try sh("diff -r root mnt", file: file, line: line)
+  }
+}
