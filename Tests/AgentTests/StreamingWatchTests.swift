@@ -119,6 +119,13 @@ final class StreamingWatchTests: XCTestCase {
     XCTAssertTrue(agent.child.waitFor(timeout: 5) { (try? self.inotifyCount()) == before - 1 })
   }
 
+  func testShutdownEndsOpenWatchesWithUnavailable() throws {
+    let stream = try watch(#"{"path":"/"}"#)
+    kill(agent.child.process.processIdentifier, SIGTERM)
+    XCTAssertNotNil(agent.child.waitForExit(timeout: 5), "SIGTERM is not held up by a watch")
+    XCTAssertEqual(stream.finish(timeout: 5).endStream?.errorCode, "unavailable")
+  }
+
   /// open(2) + write(2): Foundation's writers go through a temporary file and a rename.
   private func writeInPlace(_ path: String, _ text: String) {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)

@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// Runs one Connect server-streaming call. Everything after the Content-Type check is answered
 /// with HTTP 200 and `application/connect+json`; errors travel in the end-stream envelope, as
@@ -9,9 +10,11 @@ import NIOCore
 enum ConnectStreamingCall {
   static let contentType = "application/connect+json"
 
-  /// The handler gets the request payload and the writer; it sends messages and returns, or
-  /// throws a `ConnectError` for the end-stream envelope.
-  typealias Handler = @Sendable (ByteBuffer, inout ConnectStreamWriter) async throws -> Void
+  /// The handler gets the request payload, the writer and the shutdown notice; it sends messages
+  /// and returns, or throws a `ConnectError` for the end-stream envelope.
+  typealias Handler =
+    @Sendable (ByteBuffer, inout ConnectStreamWriter, ShutdownNotice) async throws
+    -> Void
 
   static func respond(to request: Request, logger: Logger, _ handler: @escaping Handler) -> Response
   {
@@ -19,10 +22,17 @@ enum ConnectStreamingCall {
     let body = ResponseBody { writer in
       var stream = ConnectStreamWriter(writer)
       var failure: ConnectError?
+      let shutdown = ShutdownNotice()
+      // Also releases anything still waiting on the notice once the call is over.
+      defer { shutdown.fire() }
       do {
-        try await request.body.consumeWithCancellationOnInboundClose { body in
-          let payload = try await StreamRequestReader.readPayload(from: body)
-          try await handler(payload, &stream)
+        try await withGracefulShutdownHandler {
+          try await request.body.consumeWithCancellationOnInboundClose { body in
+            let payload = try await StreamRequestReader.readPayload(from: body)
+            try await handler(payload, &stream, shutdown)
+          }
+        } onGracefulShutdown: {
+          shutdown.fire()
         }
       } catch let error as ConnectError {
         failure = error

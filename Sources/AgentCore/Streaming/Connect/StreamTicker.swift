@@ -6,16 +6,21 @@ enum StreamTick<Element: Sendable>: Sendable {
   case element(Element)
   case keepalive
   case deadline
+  /// The agent is shutting down.
+  case shutdown
 }
 
 /// Merges `source` with keepalive ticks (only after `interval` without a source element, as envd
-/// resets its ticker on every event) and an optional deadline. `stop()` ends the helper tasks; the
+/// resets its ticker on every event), an optional deadline and the agent's shutdown. `stop()` ends the helper tasks; the
 /// merged stream also ends when `source` ends.
 final class StreamTicker<Element: Sendable>: Sendable {
   let ticks: AsyncStream<StreamTick<Element>>
   private let tasks: [Task<Void, Never>]
 
-  init(source: AsyncStream<Element>, keepalive interval: Duration, deadline: Duration?) {
+  init(
+    source: AsyncStream<Element>, keepalive interval: Duration, deadline: Duration?,
+    shutdown: ShutdownNotice
+  ) {
     let (ticks, continuation) = AsyncStream.makeStream(of: StreamTick<Element>.self)
     self.ticks = ticks
     let lastActivity = ActivityClock()
@@ -47,6 +52,11 @@ final class StreamTicker<Element: Sendable>: Sendable {
           continuation.yield(.deadline)
         })
     }
+    tasks.append(
+      Task {
+        await shutdown.wait()
+        if !Task.isCancelled { continuation.yield(.shutdown) }
+      })
     self.tasks = tasks
     continuation.onTermination = { [tasks] _ in tasks.forEach { $0.cancel() } }
   }

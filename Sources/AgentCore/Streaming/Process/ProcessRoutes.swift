@@ -12,13 +12,14 @@ func registerProcessRoutes(
   let launcher = ProcessLauncher(jail: services.jail)
 
   router.post("/process.Process/Start") { request, context in
-    ConnectStreamingCall.respond(to: request, logger: context.logger) { payload, stream in
+    ConnectStreamingCall.respond(to: request, logger: context.logger) {
+      payload, stream, shutdown in
       let user = try services.rpcUser(for: request)
       let options = try StreamCallOptions(headers: request.headers)
       let message = try StreamRequestReader.decode(StartRequest.self, from: payload)
       let process = try launcher.launch(message, user: user, table: processes)
       context.logger.debug("process \(process.pid) started: \(message.process?.cmd ?? "")")
-      try await streamProcess(process, options: options, to: &stream)
+      try await streamProcess(process, options: options, shutdown: shutdown, to: &stream)
     }
   }
 
@@ -87,12 +88,15 @@ func registerProcessRoutes(
 
 /// Start's response stream: the start event, output chunks and keepalives, then the end event.
 /// If the client goes away the process keeps running (its output is dropped); at the deadline
-/// (`Connect-Timeout-Ms`) it is killed and the call ends with `deadline_exceeded`.
+/// (`Connect-Timeout-Ms`) it is killed and the call ends with `deadline_exceeded`; when the agent
+/// shuts down the call ends with `unavailable`.
 private func streamProcess(
-  _ process: ManagedProcess, options: StreamCallOptions, to stream: inout ConnectStreamWriter
+  _ process: ManagedProcess, options: StreamCallOptions, shutdown: ShutdownNotice,
+  to stream: inout ConnectStreamWriter
 ) async throws {
   let ticker = StreamTicker(
-    source: process.events, keepalive: options.keepaliveInterval, deadline: options.timeout)
+    source: process.events, keepalive: options.keepaliveInterval, deadline: options.timeout,
+    shutdown: shutdown)
   defer {
     ticker.stop()
     process.gate.detach()
@@ -109,6 +113,9 @@ private func streamProcess(
     case .deadline:
       _ = process.signal(SIGKILL)
       throw ConnectError(.deadlineExceeded, "context deadline exceeded")
+    case .shutdown:
+      // The process outlives the agent, as it outlives an aborted stream.
+      throw ConnectError(.unavailable, "sandbox-agent is shutting down")
     }
   }
   // The ticker ended without an end event: the call was cancelled.

@@ -8,7 +8,8 @@ import NIOPosix
 /// GetWatcherEvents / RemoveWatcher is left to the fallback (`unimplemented`).
 func registerWatchRoutes(on router: Router<AgentRequestContext>, services: AgentServices) {
   router.post("/filesystem.Filesystem/WatchDir") { request, context in
-    ConnectStreamingCall.respond(to: request, logger: context.logger) { payload, stream in
+    ConnectStreamingCall.respond(to: request, logger: context.logger) {
+      payload, stream, shutdown in
       let user = try services.rpcUser(for: request)
       let options = try StreamCallOptions(headers: request.headers)
       let message = try StreamRequestReader.decode(WatchDirRequest.self, from: payload)
@@ -19,7 +20,8 @@ func registerWatchRoutes(on router: Router<AgentRequestContext>, services: Agent
       }
       let entries =
         message.includeEntry ? EntryLookup(jail: services.jail, names: services.names) : nil
-      try await streamWatch(watcher, options: options, entries: entries, to: &stream)
+      try await streamWatch(
+        watcher, options: options, entries: entries, shutdown: shutdown, to: &stream)
     }
   }
 }
@@ -53,14 +55,16 @@ private func checkWatchable(_ path: ProtocolPath, message: WatchDirRequest, jail
 }
 
 /// `{"start":{}}` once armed, then events and keepalives until the client leaves, the deadline
-/// passes (`deadline_exceeded`) or the watcher fails (`internal`).
+/// passes (`deadline_exceeded`), the watcher fails (`internal`) or the agent shuts down
+/// (`unavailable`).
 private func streamWatch(
   _ watcher: DirectoryWatcher, options: StreamCallOptions, entries: EntryLookup?,
-  to stream: inout ConnectStreamWriter
+  shutdown: ShutdownNotice, to stream: inout ConnectStreamWriter
 ) async throws {
   watcher.start()
   let ticker = StreamTicker(
-    source: watcher.events, keepalive: options.keepaliveInterval, deadline: options.timeout)
+    source: watcher.events, keepalive: options.keepaliveInterval, deadline: options.timeout,
+    shutdown: shutdown)
   defer {
     ticker.stop()
     watcher.stop()
@@ -76,6 +80,8 @@ private func streamWatch(
       try await stream.send(WatchDirResponse.keepalive)
     case .deadline:
       throw ConnectError(.deadlineExceeded, "context deadline exceeded")
+    case .shutdown:
+      throw ConnectError(.unavailable, "sandbox-agent is shutting down")
     }
   }
   if let failure = watcher.failure { throw failure }
