@@ -123,13 +123,17 @@ extension Filesystem {
     if opened.writable { try await upload(opened.inode) }
   }
 
-  /// Changes the size; other attributes are kept as they are for now and reported unchanged.
-  public func setAttributes(of inode: UInt64, handle: UInt64?, size: UInt64?) async throws
-    -> Glibc.stat
+  /// Applies the size change. Mode, owner and times are not supported by the backend protocol
+  /// yet: they are accepted and the current attributes reported (so `touch` and `cp -p` work).
+  public func setAttributes(of inode: UInt64, handle: UInt64?, changes: AttributeChanges)
+    async throws -> Glibc.stat
   {
-    if let size {
+    if let size = changes.size {
       try requireWritable()
       try await truncate(inode, handle: handle, to: size)
+    }
+    if changes.changesMetadata {
+      logger.debug("setattr of inode \(inode): only size changes are applied for now")
     }
     return try await attributes(of: inode)
   }

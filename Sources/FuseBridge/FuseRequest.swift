@@ -1,4 +1,3 @@
-import Backend
 import CFuse
 import Glibc
 
@@ -53,15 +52,5 @@ struct FuseRequest: @unchecked Sendable {
   func replyStatistics(_ statistics: statvfs) {
     var statistics = statistics
     fuse_reply_statfs(raw, &statistics)
-  }
-}
-
-/// The errno the kernel sees for an error: a `RemoteError`'s own, EINTR for a cancelled task,
-/// EIO for anything else.
-func errnoCode(for error: any Error) -> Int32 {
-  switch error {
-  case let remote as RemoteError: remote.errno
-  case is CancellationError: EINTR
-  default: EIO
   }
 }

@@ -87,15 +87,32 @@ enum LowLevelOperations {
       UnsafeMutablePointer<fuse_file_info>?
     ) -> Void = { request, inode, attributes, toSet, info in
       let dispatcher = RequestDispatcher.of(request)
-      let size: UInt64? =
-        (toSet & SANDBOX_FUSE_SET_ATTR_SIZE) != 0 ? UInt64(attributes!.pointee.st_size) : nil
+      let changes = attributeChanges(attributes!.pointee, toSet: toSet)
       let handle = info?.pointee.fh
       dispatcher.answer(request, "setattr") { reply in
         let result = try await dispatcher.filesystem.setAttributes(
-          of: UInt64(inode), handle: handle, size: size)
+          of: UInt64(inode), handle: handle, changes: changes)
         reply.replyAttributes(result, timeout: dispatcher.attributeTimeout)
       }
     }
+
+  private static func attributeChanges(_ attributes: stat, toSet: Int32) -> AttributeChanges {
+    func isSet(_ flag: Int32) -> Bool { (toSet & flag) != 0 }
+    func time(_ value: timespec, now: Int32, set: Int32) -> AttributeChanges.TimeChange? {
+      if isSet(now) { return .now }
+      guard isSet(set) else { return nil }
+      return .set(seconds: Int64(value.tv_sec), nanoseconds: Int32(value.tv_nsec))
+    }
+    return AttributeChanges(
+      size: isSet(SANDBOX_FUSE_SET_ATTR_SIZE) ? UInt64(attributes.st_size) : nil,
+      mode: isSet(SANDBOX_FUSE_SET_ATTR_MODE) ? UInt32(attributes.st_mode & 0o7777) : nil,
+      ownerUID: isSet(SANDBOX_FUSE_SET_ATTR_UID) ? attributes.st_uid : nil,
+      ownerGID: isSet(SANDBOX_FUSE_SET_ATTR_GID) ? attributes.st_gid : nil,
+      accessTime: time(
+        attributes.st_atim, now: SANDBOX_FUSE_SET_ATTR_ATIME_NOW, set: SANDBOX_FUSE_SET_ATTR_ATIME),
+      modificationTime: time(
+        attributes.st_mtim, now: SANDBOX_FUSE_SET_ATTR_MTIME_NOW, set: SANDBOX_FUSE_SET_ATTR_MTIME))
+  }
 
   private static let mkdir:
     @convention(c) (fuse_req_t?, fuse_ino_t, UnsafePointer<CChar>?, mode_t) -> Void = {

@@ -1,4 +1,3 @@
-import Backend
 import CFuse
 import FilesystemCore
 import Glibc
@@ -62,7 +61,7 @@ final class RequestDispatcher: Sendable {
   func fail(_ request: FuseRequest, _ error: any Error, _ operation: StaticString) {
     let code = errnoCode(for: error)
     request.replyError(code)
-    if code == EIO || !(error is RemoteError) {
+    if !isOrdinaryOutcome(error) {
       logger.warning("\(operation) failed: \(error)")
     } else {
       logger.debug("\(operation): \(error)")
