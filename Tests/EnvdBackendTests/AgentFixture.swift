@@ -46,6 +46,8 @@ final class AgentFixture: @unchecked Sendable {
 
   @discardableResult
   func write(_ relative: String, _ bytes: [UInt8]) throws -> [UInt8] {
+    let parent = (path(relative) as NSString).deletingLastPathComponent
+    try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
     try Data(bytes).write(to: URL(fileURLWithPath: path(relative)))
     return bytes
   }
