@@ -39,10 +39,10 @@ extension Response {
   }
 }
 
-/// JSON encoder for protocol answers: no `\/` escaping, so paths read as they are.
+/// JSON encoder for protocol answers: no `\/` escaping, and keys in a stable order.
 public func protocolJSONEncoder() -> JSONEncoder {
   let encoder = JSONEncoder()
-  encoder.outputFormatting = [.withoutEscapingSlashes]
+  encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
   return encoder
 }
 
