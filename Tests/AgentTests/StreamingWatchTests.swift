@@ -126,6 +126,38 @@ final class StreamingWatchTests: XCTestCase {
     XCTAssertEqual(stream.finish(timeout: 5).endStream?.errorCode, "unavailable")
   }
 
+  func testPollingWatcherCollectsUntilDrainedAndRemoved() throws {
+    let created = try ConnectWire.unary(
+      agent, "/filesystem.Filesystem/CreateWatcher", #"{"path":"/","recursive":true}"#)
+    XCTAssertEqual(created.status, 200, created.text)
+    let id = try XCTUnwrap(created.json["watcherId"] as? String)
+    XCTAssertTrue(id.hasPrefix("w"))
+    writeInPlace(root.path + "/p.txt", "x")
+    var names: [String] = []
+    let deadline = Date().addingTimeInterval(5)
+    while !names.contains("EVENT_TYPE_CREATE p.txt") && Date() < deadline {
+      let reply = try ConnectWire.unary(
+        agent, "/filesystem.Filesystem/GetWatcherEvents", #"{"watcherId":"\#(id)"}"#)
+      XCTAssertEqual(reply.status, 200, reply.text)
+      for event in reply.json["events"] as? [[String: Any]] ?? [] {
+        names.append("\(event["type"] as? String ?? "") \(event["name"] as? String ?? "")")
+      }
+      Thread.sleep(forTimeInterval: 0.05)
+    }
+    XCTAssertTrue(names.contains("EVENT_TYPE_CREATE p.txt"), "\(names)")
+    // Drained: nothing new until something changes.
+    let empty = try ConnectWire.unary(
+      agent, "/filesystem.Filesystem/GetWatcherEvents", #"{"watcherId":"\#(id)"}"#)
+    XCTAssertEqual(empty.text, "{}")
+    let removed = try ConnectWire.unary(
+      agent, "/filesystem.Filesystem/RemoveWatcher", #"{"watcherId":"\#(id)"}"#)
+    XCTAssertEqual(removed.text, "{}")
+    let gone = try ConnectWire.unary(
+      agent, "/filesystem.Filesystem/GetWatcherEvents", #"{"watcherId":"\#(id)"}"#)
+    XCTAssertEqual(gone.status, 404)
+    XCTAssertEqual(gone.json["code"] as? String, "not_found")
+  }
+
   /// open(2) + write(2): Foundation's writers go through a temporary file and a rename.
   private func writeInPlace(_ path: String, _ text: String) {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)

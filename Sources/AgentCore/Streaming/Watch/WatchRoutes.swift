@@ -4,9 +4,10 @@ import Hummingbird
 import Logging
 import NIOPosix
 
-/// `filesystem.Filesystem/WatchDir` (server streaming). The polling trio CreateWatcher /
-/// GetWatcherEvents / RemoveWatcher is left to the fallback (`unimplemented`).
+/// `filesystem.Filesystem/WatchDir` (server streaming), and the polling trio CreateWatcher /
+/// GetWatcherEvents / RemoveWatcher (unary).
 func registerWatchRoutes(on router: Router<AgentRequestContext>, services: AgentServices) {
+  registerPollingWatcherRoutes(on: router, services: services, watchers: PollingWatchers())
   router.post("/filesystem.Filesystem/WatchDir") { request, context in
     ConnectStreamingCall.respond(to: request, logger: context.logger) {
       payload, stream, shutdown in
@@ -28,7 +29,7 @@ func registerWatchRoutes(on router: Router<AgentRequestContext>, services: Agent
 
 /// envd's checks before `start`: the path must exist (`not_found`), be a directory and not sit on
 /// a network file system (`invalid_argument`).
-private func checkWatchable(_ path: ProtocolPath, message: WatchDirRequest, jail: RootJail)
+func checkWatchable(_ path: ProtocolPath, message: WatchDirRequest, jail: RootJail)
   throws(ConnectError)
 {
   let fd: FileDescriptor
@@ -90,7 +91,7 @@ private func streamWatch(
 
 /// `includeEntry`: envd attaches the EntryInfo to CREATE, WRITE and CHMOD events, best effort
 /// (the entry may be gone by the time it is looked at).
-private struct EntryLookup: Sendable {
+struct EntryLookup: Sendable {
   let jail: RootJail
   let names: OwnerNames
 

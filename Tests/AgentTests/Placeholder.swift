@@ -1,6 +1,0 @@
-import XCTest
-import TestSupport
-
-final class AgentTestsPlaceholder: XCTestCase {
-  func testBuilds() {}
-}
