@@ -228,6 +228,22 @@ final class StreamingProcessTests: XCTestCase {
     XCTAssertNotNil(reply.frames.startPID)
   }
 
+  func testKillTimeoutHoldsAfterTheStreamIsAborted() throws {
+    let stream = try BackgroundStream(
+      agent, "/process.Process/Start",
+      #"{"process":{"cmd":"sleep","args":["30"]},"stdin":false,"tag":"doomed"}"#,
+      headers: ["Connect-Timeout-Ms: 1500"])
+    XCTAssertTrue(stream.waitFor { $0.startPID != nil })
+    stream.abort()
+    func listed() throws -> Bool {
+      try ConnectWire.unary(agent, "/process.Process/List", "{}").text.contains("doomed")
+    }
+    XCTAssertTrue(try listed(), "still running after the abort")
+    let deadline = Date().addingTimeInterval(10)
+    while try listed(), Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
+    XCTAssertFalse(try listed(), "killed at its timeout")
+  }
+
   func testKeepalivesWhileQuiet() throws {
     let frames = try start(
       #"{"process":{"cmd":"sleep","args":["2.5"]},"stdin":false}"#,

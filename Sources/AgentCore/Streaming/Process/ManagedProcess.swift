@@ -67,6 +67,17 @@ final class ManagedProcess: @unchecked Sendable {
 
   // MARK: Control
 
+  /// envd's kill timeout (`Connect-Timeout-Ms` on Start): SIGKILL when it passes, whether or not
+  /// anyone still listens to the stream.
+  func killAfter(_ timeout: Duration) {
+    let nanoseconds =
+      timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+    DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) {
+      [weak self] in
+      _ = self?.signal(SIGKILL)
+    }
+  }
+
   /// `kill(2)` unless the process was already reaped (its pid may be reused by then).
   func signal(_ signal: Int32) -> String? {
     lock.lock()

@@ -18,6 +18,7 @@ func registerProcessRoutes(
       let options = try StreamCallOptions(headers: request.headers)
       let message = try StreamRequestReader.decode(StartRequest.self, from: payload)
       let process = try launcher.launch(message, user: user, table: processes)
+      if let timeout = options.timeout { process.killAfter(timeout) }
       context.logger.debug("process \(process.pid) started: \(message.process?.cmd ?? "")")
       try await streamProcess(process, options: options, shutdown: shutdown, to: &stream)
     }
