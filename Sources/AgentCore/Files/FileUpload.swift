@@ -128,17 +128,10 @@ struct FileUpload {
     return try await services.blocking { try sink.finish() }
   }
 
-  /// `[{"path":…,"name":…,"type":"file"}]`; envd sets no Content-Type, so Go sniffs text/plain.
+  /// `[{"name":…,"path":…,"type":"file"}]`: oapi-codegen's struct has its fields in
+  /// alphabetical order. envd sets no Content-Type, so Go sniffs text/plain.
   static func answer(_ entries: [[String: String]]) -> Response {
-    let encoder = protocolJSONEncoder()
-    func quoted(_ text: String?) -> String {
-      (try? encoder.encode(text ?? "")).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
-    }
-    let items = entries.map {
-      "{\"path\":\(quoted($0["path"])),\"name\":\(quoted($0["name"])),\"type\":\"file\"}"
-    }
-    return .json(
-      Data(("[" + items.joined(separator: ",") + "]").utf8),
-      contentType: "text/plain; charset=utf-8")
+    let data = (try? protocolJSONEncoder().encode(entries)) ?? Data("[]".utf8)
+    return .json(data, contentType: "text/plain; charset=utf-8")
   }
 }

@@ -1,0 +1,107 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// X-Access-Token (constant-time, envd's 401 bodies), Basic users and ?username=.
+final class AgentAuthTests: AgentTestCase {
+  override var agentEnvironment: [String: String]? { ["SANDBOX_AGENT_TOKEN": "s3cret-token"] }
+  let good = "X-Access-Token: s3cret-token"
+
+  func testRPCWithoutTokenIsEnvd401EvenOnConnectPaths() throws {
+    let reply = try client.rpc("Stat", #"{"path":"/"}"#)
+    XCTAssertEqual(reply.status, 401)
+    XCTAssertEqual(reply.json["code"] as? Int, 401)
+    XCTAssertEqual(
+      reply.json["message"] as? String,
+      "unauthorized access, please provide a valid access token or method signing if supported")
+  }
+
+  func testWrongTokenIsRefusedEverywhereButHealth() throws {
+    let wrong = "X-Access-Token: s3cret-tokeN"
+    XCTAssertEqual(try client.rpc("Stat", #"{"path":"/"}"#, headers: [wrong]).status, 401)
+    XCTAssertEqual(try client.request("/metrics", headers: [wrong]).status, 401)
+    XCTAssertEqual(try client.request("/nope", headers: [wrong]).status, 401)
+    XCTAssertEqual(try client.request("/health").status, 204)
+    try put("f.txt", Data("x".utf8))
+    let download = try client.download("/f.txt", headers: [wrong])
+    XCTAssertEqual(download.status, 401)
+    XCTAssertEqual(
+      download.json["message"] as? String, "access token present in header but does not match")
+    let missing = try client.download("/f.txt")
+    XCTAssertEqual(missing.status, 401)
+    XCTAssertEqual(missing.json["message"] as? String, "missing signature query parameter")
+    XCTAssertEqual(try client.upload("/g.txt", Data("y".utf8), headers: [wrong]).status, 401)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: hostPath("g.txt")))
+  }
+
+  func testGoodTokenWorks() throws {
+    try put("f.txt", Data("hello".utf8))
+    XCTAssertEqual(try client.download("/f.txt", headers: [good]).text, "hello")
+    XCTAssertEqual(try client.rpc("Stat", #"{"path":"/f.txt"}"#, headers: [good]).status, 200)
+    XCTAssertEqual(try client.request("/metrics", headers: [good]).status, 200)
+    XCTAssertNil(try client.request("/envs", headers: [good]).json["SANDBOX_AGENT_TOKEN"])
+  }
+
+  func testTokenNeverReachesTheLog() throws {
+    _ = try client.rpc("Stat", #"{"path":"/"}"#, headers: ["X-Access-Token: wrong"])
+    _ = try client.rpc("Stat", #"{"path":"/"}"#, headers: [good])
+    XCTAssertFalse(agent.child.standardError.contains("s3cret-token"))
+  }
+
+  func testUnknownBasicUserIsConnectUnauthenticated() throws {
+    let basic = "Authorization: Basic " + Data("no-such-user-xyz:".utf8).base64EncodedString()
+    let reply = try client.rpc("Stat", #"{"path":"/"}"#, headers: [good, basic])
+    XCTAssertEqual(reply.status, 401)
+    XCTAssertEqual(reply.json["code"] as? String, "unauthenticated")
+    XCTAssertEqual(reply.json["message"] as? String, "invalid username: 'no-such-user-xyz'")
+  }
+
+  func testKnownBasicUserResolvesTildeToHome() throws {
+    let basic = "Authorization: Basic " + Data("root:".utf8).base64EncodedString()
+    try FileManager.default.createDirectory(
+      atPath: hostPath("root/sub"), withIntermediateDirectories: true)
+    let reply = try client.rpc("Stat", #"{"path":"~/sub"}"#, headers: [good, basic])
+    XCTAssertEqual(reply.status, 200)
+    XCTAssertEqual((reply.json["entry"] as? [String: Any])?["path"] as? String, "/root/sub")
+    let relative = try client.rpc("Stat", #"{"path":"sub"}"#, headers: [good, basic])
+    XCTAssertEqual((relative.json["entry"] as? [String: Any])?["path"] as? String, "/root/sub")
+  }
+
+  func testUnknownUsernameOnFilesIs401() throws {
+    try put("f.txt", Data("x".utf8))
+    let reply = try client.download("/f.txt", headers: [good], query: "&username=no-such-user-xyz")
+    XCTAssertEqual(reply.status, 401)
+    XCTAssertEqual(
+      reply.json["message"] as? String,
+      "error looking up user 'no-such-user-xyz': user: unknown user no-such-user-xyz")
+  }
+
+  func testOtherUsersHomeIsBadPath() throws {
+    let reply = try client.download("~nobody/x", headers: [good])
+    XCTAssertEqual(reply.status, 400)
+    let rpc = try client.rpc("Stat", #"{"path":"~nobody/x"}"#, headers: [good])
+    XCTAssertEqual(rpc.status, 400)
+    XCTAssertEqual(rpc.json["code"] as? String, "invalid_argument")
+  }
+}
+
+/// Startup refusals: these never get as far as listening.
+final class AgentStartupTests: XCTestCase {
+  func testNonLoopbackWithoutTokenIsRefused() throws {
+    let result = try runCommand(
+      [BuiltProducts.executable("sandbox-agent"), "--listen", "0.0.0.0:0", "--root", "/tmp"],
+      environment: ["SANDBOX_AGENT_TOKEN": ""], timeout: 30)
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("refusing to listen on non-loopback address"), result.error)
+    XCTAssertEqual(result.error.split(separator: "\n").count, 1)
+  }
+
+  func testNonLoopbackWithInsecureStarts() throws {
+    let folder = try TemporaryDirectory()
+    defer { folder.remove() }
+    let agent = try RunningAgent(
+      root: folder.path, arguments: ["--listen", "0.0.0.0:0", "--insecure"])
+    defer { agent.stop() }
+    XCTAssertTrue(agent.url.hasPrefix("http://0.0.0.0:"))
+  }
+}
