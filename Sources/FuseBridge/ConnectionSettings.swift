@@ -6,7 +6,9 @@ enum ConnectionSettings {
   /// 1 MiB writes (libfuse turns this into max_pages = 256).
   static let maxWrite: UInt32 = 1 << 20
 
-  static func negotiate(_ connection: UnsafeMutablePointer<fuse_conn_info>, logger: Logger) {
+  static func negotiate(
+    _ connection: UnsafeMutablePointer<fuse_conn_info>, readaheadBytes: UInt32, logger: Logger
+  ) {
     let capable = connection.pointee.capable
     var want = connection.pointee.want
     // Several reads of one file in flight at once (readahead runs in parallel).
@@ -25,6 +27,9 @@ enum ConnectionSettings {
     want &= ~SANDBOX_FUSE_CAP_WRITEBACK_CACHE
     connection.pointee.want = want
     connection.pointee.max_write = maxWrite
+    // The kernel proposed its current window (128 KiB); asking more only works together with the
+    // bdi setting written at mount (KernelReadahead), as the kernel keeps the smaller of the two.
+    if readaheadBytes > 0 { connection.pointee.max_readahead = readaheadBytes }
     // Readahead requests are "background" requests; allow many in flight.
     connection.pointee.max_background = 64
     connection.pointee.congestion_threshold = 48

@@ -18,9 +18,14 @@ public final class FuseSession: @unchecked Sendable {
   private var mountpoint: String?
 
   /// `mountOptions` are passed to libfuse as `-o` options (fsname, allow_other, ro, …); `debug`
-  /// turns on libfuse's request log on stderr.
-  public init(filesystem: Filesystem, mountOptions: [String], debug: Bool, logger: Logger) throws {
-    let dispatcher = RequestDispatcher(filesystem: filesystem, logger: logger)
+  /// turns on libfuse's request log on stderr; `readaheadKiB` is the kernel's readahead window
+  /// (0 keeps the kernel's 128 KiB default).
+  public init(
+    filesystem: Filesystem, mountOptions: [String], debug: Bool, readaheadKiB: Int = 1024,
+    logger: Logger
+  ) throws {
+    let dispatcher = RequestDispatcher(
+      filesystem: filesystem, readaheadBytes: UInt32(readaheadKiB) * 1024, logger: logger)
     self.dispatcher = dispatcher
     self.logger = logger
     var arguments = fuse_args(argc: 0, argv: nil, allocated: 0)
@@ -51,12 +56,19 @@ public final class FuseSession: @unchecked Sendable {
     retainedDispatcher.release()
   }
 
+  /// Mounts on `mountpoint` (an absolute path).
   public func mount(at mountpoint: String) throws {
     guard fuse_session_mount(session, mountpoint) == 0 else {
       throw FuseSessionError(
         description: "cannot mount on \(mountpoint) (see the libfuse message above)")
     }
     self.mountpoint = mountpoint
+    // Before FUSE_INIT is answered: the kernel then takes the smaller of this window and the
+    // max_readahead our init reply asks for (see ConnectionSettings).
+    if dispatcher.readaheadBytes > 0 {
+      KernelReadahead.set(
+        kibibytes: Int(dispatcher.readaheadBytes / 1024), mountpoint: mountpoint, logger: logger)
+    }
   }
 
   /// Serves requests until the filesystem is unmounted (`fusermount3 -u`, or `requestUnmount`),

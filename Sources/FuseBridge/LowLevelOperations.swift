@@ -11,7 +11,8 @@ enum LowLevelOperations {
     operations.`init` = { userdata, connection in
       guard let userdata, let connection else { return }
       let dispatcher = Unmanaged<RequestDispatcher>.fromOpaque(userdata).takeUnretainedValue()
-      ConnectionSettings.negotiate(connection, logger: dispatcher.logger)
+      ConnectionSettings.negotiate(
+        connection, readaheadBytes: dispatcher.readaheadBytes, logger: dispatcher.logger)
     }
     operations.destroy = { _ in }
     operations.lookup = lookup

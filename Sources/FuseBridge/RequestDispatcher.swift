@@ -11,10 +11,13 @@ final class RequestDispatcher: Sendable {
   let logger: Logger
   let entryTimeout: Double
   let attributeTimeout: Double
+  /// Asked of the kernel at FUSE_INIT; 0 keeps its default.
+  let readaheadBytes: UInt32
   private let inFlight = Mutex(0)
 
-  init(filesystem: Filesystem, logger: Logger) {
+  init(filesystem: Filesystem, readaheadBytes: UInt32, logger: Logger) {
     self.filesystem = filesystem
+    self.readaheadBytes = readaheadBytes
     self.logger = logger
     self.entryTimeout = filesystem.configuration.entryTimeout
     self.attributeTimeout = filesystem.configuration.attributeTimeout

@@ -57,6 +57,9 @@ struct MountCommand: AsyncParsableCommand {
   @Option(help: "Seconds the kernel and our caches trust attributes and names.")
   var attrTimeout: Double = 1
 
+  @Option(help: "Kernel readahead window in KiB (0: the kernel's 128 KiB default; needs root).")
+  var readahead: Int = 1024
+
   @Option(help: "Folder for staging files of files open for writing (default $TMPDIR or /tmp).")
   var cacheDir: String?
 
@@ -64,8 +67,8 @@ struct MountCommand: AsyncParsableCommand {
     guard Logger.Level(rawValue: logLevel) != nil else {
       throw ValidationError("unknown log level '\(logLevel)'")
     }
-    guard connectTimeout > 0, ioTimeout > 0, attrTimeout >= 0 else {
-      throw ValidationError("timeouts must be positive")
+    guard connectTimeout > 0, ioTimeout > 0, attrTimeout >= 0, readahead >= 0 else {
+      throw ValidationError("timeouts and --readahead must not be negative")
     }
     guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
   }
@@ -140,7 +143,7 @@ struct MountCommand: AsyncParsableCommand {
     do {
       session = try FuseSession(
         filesystem: filesystem, mountOptions: fuseOptions, debug: debug || mountOptions.debug,
-        logger: logger)
+        readaheadKiB: readahead, logger: logger)
       try session.mount(at: mountpoint)
     } catch let error as FuseSessionError {
       throw MountFailure(error.description)
