@@ -18,7 +18,9 @@ func registerProcessRoutes(
       let options = try StreamCallOptions(headers: request.headers)
       let message = try StreamRequestReader.decode(StartRequest.self, from: payload)
       let process = try launcher.launch(message, user: user, table: processes)
-      if let timeout = options.timeout { process.killAfter(timeout) }
+      // The stream's own deadline kills first and ends with deadline_exceeded; this backstop
+      // covers a stream aborted before then.
+      if let timeout = options.timeout { process.killAfter(timeout + .milliseconds(250)) }
       context.logger.debug("process \(process.pid) started: \(message.process?.cmd ?? "")")
       try await streamProcess(process, options: options, shutdown: shutdown, to: &stream)
     }
