@@ -48,12 +48,23 @@ extension Filesystem {
   }
 
   /// Creates an empty remote file at once (so others see it), then opens it with an empty
-  /// staging file.
+  /// staging file. A file that exists after all (our lookup may have answered from a listing up
+  /// to a TTL old) is opened instead, never emptied: EEXIST with O_EXCL, else a plain open.
   public func create(parent: UInt64, name: String, mode: UInt32, flags: Int32) async throws
     -> (entry: Entry, file: OpenedFile)
   {
     try requireWritable()
     let path = try childPath(parent, name)
+    if let existing = try await existingAttributes(of: path) {
+      guard (flags & O_EXCL) == 0 else { throw FilesystemError.errno(EEXIST, "\(path) exists") }
+      let entry = entry(for: path, attributes: existing)
+      do {
+        return (entry, try await open(entry.inode, flags: flags))
+      } catch {
+        inodes.forget(entry.inode, count: 1)
+        throw error
+      }
+    }
     try await backend.upload(path, from: nil)
     directories.invalidate(RemotePath.parent(of: path))
     let attributes = try await backend.attributes(of: path)
@@ -68,11 +79,21 @@ extension Filesystem {
       }
     } catch {
       openFiles.endUse(of: entry.inode)
+      inodes.forget(entry.inode, count: 1)
       throw error
     }
     let handle = openFiles.register(
       OpenFiles.Handle(inode: entry.inode, writable: writable, version: attributes.version))
     return (entry, OpenedFile(handle: handle))
+  }
+
+  /// A fresh stat of `path`, or nil if nothing is there.
+  private func existingAttributes(of path: String) async throws -> RemoteAttributes? {
+    do {
+      return try await backend.attributes(of: path)
+    } catch let error as RemoteError where error.errno == ENOENT {
+      return nil
+    }
   }
 
   /// Local. Reads from the inode's staging file, or returns nil when it has none and the read
