@@ -148,6 +148,35 @@ final class AgentUploadTests: AgentTestCase {
     XCTAssertTrue(agent.child.isRunning)
   }
 
+  func testExpectContinueIsAnsweredRightAway() throws {
+    // libcurl sends `Expect: 100-continue` for bodies over 1 MiB and waits 1 s without an answer.
+    let bodyPath = try put("src.bin", randomData(3 * 1024 * 1024))
+    let result = try runCommand([
+      "curl", "-sv", "-o", "/dev/null", "-H", "Content-Type: application/octet-stream",
+      "--data-binary", "@" + bodyPath, agent.url + "/files?path=/dst.bin",
+    ])
+    XCTAssertTrue(result.error.contains("HTTP/1.1 100 Continue"), result.error)
+    XCTAssertEqual(
+      try Data(contentsOf: URL(fileURLWithPath: hostPath("dst.bin"))),
+      try Data(contentsOf: URL(fileURLWithPath: bodyPath)))
+  }
+
+  func testRejectedBodyLeavesTheConnectionUsable() throws {
+    let bodyPath = try put("src.bin", randomData(2 * 1024 * 1024))
+    let result = try runCommand([
+      "curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n",
+      "-H", "Content-Type: text/plain", "--data-binary", "@" + bodyPath,
+      agent.url + "/files?path=/x",
+      "--next", "-s", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n",
+      "-H", "Content-Type: application/octet-stream", "--data-binary", "@" + bodyPath,
+      agent.url + "/files?path=/y",
+    ])
+    XCTAssertEqual(result.output, "400 1\n200 0\n")
+    XCTAssertEqual(
+      try Data(contentsOf: URL(fileURLWithPath: hostPath("y"))),
+      try Data(contentsOf: URL(fileURLWithPath: bodyPath)))
+  }
+
   private func currentUmask() -> Int {
     let mask = umask(0)
     umask(mask)

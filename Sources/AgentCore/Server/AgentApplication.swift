@@ -25,7 +25,9 @@ public func buildAgentApplication(
   let host = configuration.host
   return Application(
     router: router,
-    server: .http1(configuration: .init(idleTimeout: .seconds(300))),
+    server: .http1(
+      configuration: .init(
+        additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: .seconds(300))),
     configuration: .init(address: .hostname(host, port: configuration.port), serverName: nil),
     onServerRunning: { channel in
       await onListening(host, channel.localAddress?.port ?? configuration.port)
