@@ -12,7 +12,11 @@ extension EnvdBackend {
   /// message meant for a person.
   public func verifyConnection() async throws {
     let base = client.baseURL
-    let health = try await client.get(route: "/health")
+    // A bare 204 should come back at once: don't let a hung server hold the mount for a minute.
+    let configuration = client.configuration
+    let health = try await client.get(
+      route: "/health",
+      deadline: min(configuration.requestTimeout, configuration.connectTimeout + 5))
     if let failure = client.transportError(health, context: "") {
       throw RemoteError(errno: failure.errno, client.describeFailure(health))
     }
