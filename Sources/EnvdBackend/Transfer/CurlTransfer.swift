@@ -228,11 +228,14 @@ final class CurlTransfer: @unchecked Sendable {
       message = String(cString: errorBuffer)
       if message.isEmpty { message = String(cString: curl_easy_strerror(curlCode)) }
     }
+    var connects = 0
+    _ = sandbox_curl_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connects)
     return HTTPResponse(
       curlCode: curlCode.rawValue, curlMessage: message,
       osErrno: Int32(truncatingIfNeeded: osErrno), cancelled: cancelled, status: status,
       body: body, bytesReceived: bytesReceived, contentRange: contentRange,
-      contentEncoding: contentEncoding, limitReached: limitReached, localFailure: localFailure)
+      contentEncoding: contentEncoding, limitReached: limitReached, localFailure: localFailure,
+      newConnections: connects)
   }
 
   // MARK: setopt helpers

@@ -70,6 +70,8 @@ struct HTTPResponse: Sendable {
   var limitReached: Bool
   /// A local failure (file write, body read) that aborted the transfer.
   var localFailure: String?
+  /// Connections this exchange had to open (0 when it reused a pooled one).
+  var newConnections = 0
 
   var isSuccessStatus: Bool { (200..<300).contains(status) }
 }

@@ -1,0 +1,43 @@
+import Backend
+import XCTest
+
+@testable import EnvdBackend
+
+/// The transfer engine keeps connections alive and shares them, within the per-host cap.
+final class ConnectionReuseTests: XCTestCase {
+  private var fixture: AgentFixture!
+
+  override func setUpWithError() throws { fixture = try AgentFixture() }
+  override func tearDown() { fixture?.close() }
+
+  func testSequentialRequestsShareOneConnection() async throws {
+    let backend = try fixture.backend()
+    var opened = 0
+    for _ in 0..<50 {
+      opened += try await backend.client.get(route: "/health").newConnections
+      opened += try await backend.client.rpcResponse("Stat", PathRequest(path: "/")).newConnections
+    }
+    XCTAssertEqual(opened, 1)
+  }
+
+  func testParallelRequestsStayWithinTheHostCap() async throws {
+    let backend = try fixture.backend()
+    _ = try fixture.write("/f", randomBytes: 64 << 10)
+    let opened = try await withThrowingTaskGroup(of: Int.self) { group in
+      for _ in 0..<48 {
+        group.addTask {
+          var request = HTTPRequest(method: .get, url: backend.client.filesURL("/f"))
+          request.sink = .memory(expected: 64 << 10, limit: 64 << 10)
+          let response = try await backend.client.files(request)
+          XCTAssertEqual(response.body.count, 64 << 10)
+          return response.newConnections
+        }
+      }
+      return try await group.reduce(0, +)
+    }
+    XCTAssertGreaterThanOrEqual(opened, 1)
+    XCTAssertLessThanOrEqual(opened, 16)
+    let afterwards = try await backend.client.get(route: "/health").newConnections
+    XCTAssertEqual(afterwards, 0)
+  }
+}
