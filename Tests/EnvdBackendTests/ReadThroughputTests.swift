@@ -62,3 +62,37 @@ final class ReadThroughputTests: XCTestCase {
     }
   }
 }
+
+/// ListDir of a big directory: the backend's decode against curl fetching the same JSON.
+/// Runs only with ENVD_BENCH_FILES=<count> (e.g. 10000).
+final class ListDirectoryTimingTests: XCTestCase {
+  func testListDirectoryTiming() async throws {
+    guard let countText = ProcessInfo.processInfo.environment["ENVD_BENCH_FILES"],
+      let count = Int(countText)
+    else { throw XCTSkip("set ENVD_BENCH_FILES to measure") }
+    let fixture = try AgentFixture()
+    defer { fixture.close() }
+    try fixture.makeDirectory("/many")
+    for index in 0..<count {
+      FileManager.default.createFile(atPath: fixture.path("/many/file-\(index)"), contents: nil)
+    }
+    let backend = try fixture.backend()
+    for round in 1...3 {
+      let curlSeconds = try await timed {
+        let result = try runCommand([
+          "curl", "-sS", "-o", "/dev/null", "-H", "Content-Type: application/json", "-d",
+          #"{"path":"/many","depth":1}"#, "\(fixture.agent.url)/filesystem.Filesystem/ListDir",
+        ])
+        XCTAssertEqual(result.status, 0, result.error)
+      }
+      var listed = 0
+      let backendSeconds = try await timed {
+        listed = try await backend.listDirectory("/many").count
+      }
+      XCTAssertEqual(listed, count)
+      print(
+        "round \(round): ListDir of \(count) entries: curl \(Int(curlSeconds * 1000)) ms, "
+          + "EnvdBackend.listDirectory \(Int(backendSeconds * 1000)) ms")
+    }
+  }
+}
