@@ -1,7 +1,6 @@
 import AgentCore
 import ArgumentParser
 import Foundation
-import Hummingbird
 import Logging
 
 struct SandboxAgentCommand: AsyncParsableCommand {
@@ -35,14 +34,12 @@ struct SandboxAgentCommand: AsyncParsableCommand {
       if let refusal = configuration.startupRefusal { fail(refusal) }
       var logger = Logger(label: "sandbox-agent")
       logger.logLevel = configuration.logLevel
-      let app = try buildAgentApplication(configuration: configuration, logger: logger) {
-        host, port in
+      try await runAgent(configuration: configuration, logger: logger) { host, port in
         let shownHost = host.contains(":") ? "[\(host)]" : host
         // An unbuffered write: tests wait for this exact line.
         FileHandle.standardOutput.write(
           Data("sandbox-agent listening on http://\(shownHost):\(port)\n".utf8))
       }
-      try await app.runService()
     } catch let error as AgentStartupError {
       fail(error.message)
     } catch let error as SystemError {

@@ -52,6 +52,21 @@ final class AgentRoutesTests: AgentTestCase {
     XCTAssertNotNil(reply.json["PATH"])
   }
 
+  func testSIGTERMWithSlowDownloadInFlightExitsZeroAfterGrace() throws {
+    try put("big.bin", randomData(32 * 1024 * 1024))
+    let curl = try ChildProcess(
+      executable: "/usr/bin/curl",
+      arguments: [
+        "-s", "--limit-rate", "1M", "-o", "/dev/null", agent.url + "/files?path=/big.bin",
+      ])
+    defer { curl.stop(grace: 1) }
+    Thread.sleep(forTimeInterval: 0.5)
+    let start = Date()
+    kill(agent.child.process.processIdentifier, SIGTERM)
+    XCTAssertEqual(agent.child.waitForExit(timeout: 15), 0)
+    XCTAssertLessThan(Date().timeIntervalSince(start), 10)
+  }
+
   func testSIGTERMExitsZero() throws {
     kill(agent.child.process.processIdentifier, SIGTERM)
     XCTAssertEqual(agent.child.waitForExit(timeout: 10), 0)
