@@ -47,12 +47,16 @@ public final class RootJail: Sendable {
     return info
   }
 
-  /// The protocol path `fd` refers to (from /proc/self/fd), or nil if it is not inside the root.
+  /// The protocol path `fd` refers to (from /proc/self/fd), or nil if it is not inside the root
+  /// or not UTF-8.
   public func protocolPath(of fd: FileDescriptor) -> String? {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     let length = readlink("/proc/self/fd/\(fd.raw)", &buffer, buffer.count - 1)
     guard length > 0 else { return nil }
-    let host = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    // A target whose name is not UTF-8 cannot be answered in JSON; callers fall back.
+    guard
+      let host = String(validating: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    else { return nil }
     return protocolPath(ofHostPath: host)
   }
 
