@@ -32,6 +32,7 @@ enum Daemon {
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_adddup2(&actions, verdict[1], STDOUT_FILENO)
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
+    closeInheritedDescriptors(&actions)
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -72,6 +73,17 @@ enum Daemon {
     let exited = (status & 0x7f) == 0
     let code = (status >> 8) & 0xff
     return exited && code != 0 ? code : 1
+  }
+
+  /// Whoever started us may have left descriptors open (Foundation's Process keeps one in its
+  /// child to notice the child's end); a daemon holding them would make that starter wait for it
+  /// forever. glibc's closefrom action is not exported to Swift, so it is looked up by name.
+  private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+    typealias CloseFrom =
+      @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32)
+      -> Int32
+    guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return }
+    _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, STDERR_FILENO + 1)
   }
 
   private static func complain(_ message: String) -> Int32 {
