@@ -27,9 +27,10 @@ final class CurlMultiLoop: @unchecked Sendable {
     // Keep idle connections for reuse even when few transfers are in flight.
     _ = sandbox_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, maxHostConnections * 2)
     _ = sandbox_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX)
-    let thread = Thread { [self] in run() }
-    thread.name = "curl-multi"
-    thread.start()
+    Thread { [self] in
+      Thread.current.name = "curl-multi"  // set from inside: only then does Linux see it
+      run()
+    }.start()
   }
 
   /// Runs `transfer` to completion. Cancelling the task aborts it (the response says `cancelled`).
