@@ -24,6 +24,7 @@ public final class FuseSession: @unchecked Sendable {
     filesystem: Filesystem, mountOptions: [String], debug: Bool, readaheadKiB: Int = 1024,
     logger: Logger
   ) throws {
+    LibfuseLog.install(logger)
     let dispatcher = RequestDispatcher(
       filesystem: filesystem, readaheadBytes: UInt32(readaheadKiB) * 1024, logger: logger)
     self.dispatcher = dispatcher
@@ -44,7 +45,8 @@ public final class FuseSession: @unchecked Sendable {
     else {
       retained.release()
       throw FuseSessionError(
-        description: "libfuse refused the mount options: \(mountOptions.joined(separator: ","))")
+        description: LibfuseLog.takeLastError()
+          ?? "libfuse refused the mount options: \(mountOptions.joined(separator: ","))")
     }
     self.session = session
     self.retainedDispatcher = retained
@@ -60,9 +62,11 @@ public final class FuseSession: @unchecked Sendable {
   public func mount(at mountpoint: String) throws {
     guard fuse_session_mount(session, mountpoint) == 0 else {
       throw FuseSessionError(
-        description: "cannot mount on \(mountpoint) (see the libfuse message above)")
+        description:
+          "cannot mount on \(mountpoint): \(LibfuseLog.takeLastError() ?? "unknown error")")
     }
     self.mountpoint = mountpoint
+    LibfuseLog.mounted()
     // Before FUSE_INIT is answered: the kernel then takes the smaller of this window and the
     // max_readahead our init reply asks for (see ConnectionSettings).
     if dispatcher.readaheadBytes > 0 {
