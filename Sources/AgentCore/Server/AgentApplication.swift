@@ -11,6 +11,7 @@ public func buildAgentRouter(services: AgentServices) -> Router<AgentRequestCont
   registerHTTPRoutes(on: router, services: services)
   registerFilesystemRoutes(on: router, services: services)
   registerStreamingRoutes(on: router, services: services)
+  registerExtensionRoutes(on: router, services: services)
   return router
 }
 

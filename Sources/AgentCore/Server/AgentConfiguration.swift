@@ -13,7 +13,7 @@ public struct AgentConfiguration: Sendable {
   /// Allows a non-loopback listen address without a token.
   public var insecure: Bool
   public var logLevel: Logger.Level
-  /// Placeholder for issue 4 (envd compatibility switches); accepted, not used yet.
+  /// Behave as stock envd: the agent extension (`sandboxagent.v1.Extension`) is switched off.
   public var envdCompat: Bool
 
   public init(

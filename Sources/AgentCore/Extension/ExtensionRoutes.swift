@@ -1,0 +1,80 @@
+import Hummingbird
+
+/// The agent's own extension (docs/agent-extension.md): `POST /sandboxagent.v1.Extension/<Method>`
+/// as Connect unary JSON, plus the offset-write route. With `--envd-compat` nothing is registered,
+/// so every extension path answers exactly like an unknown path and clients fall back to envd.
+func registerExtensionRoutes(on router: Router<AgentRequestContext>, services: AgentServices) {
+  guard !services.configuration.envdCompat else { return }
+  let service = ExtensionService(services: services)
+  var methods: [String] = []
+
+  func add<Input: Decodable & Sendable, Output: Encodable & Sendable>(
+    _ method: String, _ handler: @escaping @Sendable (Input, AgentUser) throws(ErrnoError) -> Output
+  ) {
+    methods.append(method)
+    ConnectUnary.register(
+      ExtensionRoutes.service + "/" + method, on: router, services: services
+    ) { (input: Input, user: AgentUser) throws -> Output in
+      do throws(ErrnoError) {
+        return try handler(input, user)
+      } catch {
+        throw error.connectError
+      }
+    }
+  }
+
+  add("Stat") { (request: ExtensionPathRequest, _) throws(ErrnoError) in try service.stat(request) }
+  add("ListDir") { (request: ExtensionPathRequest, _) throws(ErrnoError) in
+    try service.listDir(request)
+  }
+  add("Readlink") { (request: ExtensionPathRequest, _) throws(ErrnoError) in
+    try service.readlink(request)
+  }
+  add("Statfs") { (request: ExtensionEmptyRequest, _) throws(ErrnoError) in
+    try service.statfs(request)
+  }
+  add("Unlink") { (request: ExtensionPathRequest, _) throws(ErrnoError) in
+    try service.unlink(request)
+  }
+  add("Rmdir") { (request: ExtensionPathRequest, _) throws(ErrnoError) in
+    try service.rmdir(request)
+  }
+  add("Mkdir") { (request: ExtensionCreateRequest, user) throws(ErrnoError) in
+    try service.mkdir(request, user: user)
+  }
+  add("Mknod") { (request: ExtensionCreateRequest, user) throws(ErrnoError) in
+    try service.mknod(request, user: user)
+  }
+  add("Create") { (request: ExtensionCreateRequest, user) throws(ErrnoError) in
+    try service.create(request, user: user)
+  }
+  add("Symlink") { (request: ExtensionCreateRequest, user) throws(ErrnoError) in
+    try service.symlink(request, user: user)
+  }
+  add("Link") { (request: ExtensionTwoPathRequest, _) throws(ErrnoError) in
+    try service.link(request)
+  }
+  add("Rename") { (request: ExtensionTwoPathRequest, _) throws(ErrnoError) in
+    try service.rename(request)
+  }
+  add("Setattr") { (request: ExtensionSetattrRequest, _) throws(ErrnoError) in
+    try service.setattr(request)
+  }
+  add("Fsync") { (request: ExtensionFsyncRequest, _) throws(ErrnoError) in
+    try service.fsync(request)
+  }
+  let capabilities = ExtensionCapabilitiesResponse(
+    version: ExtensionRoutes.version, methods: (methods + ["Capabilities"]).sorted(),
+    write: ExtensionRoutes.writePath)
+  add("Capabilities") { (_: ExtensionEmptyRequest, _) throws(ErrnoError) in capabilities }
+
+  router.post(RouterPath(stringLiteral: ExtensionRoutes.writePath)) { request, _ in
+    await OffsetWrite(services: services).respond(to: request)
+  }
+}
+
+enum ExtensionRoutes {
+  static let service = "sandboxagent.v1.Extension"
+  static let version = 1
+  static let writePath = "/sandboxagent/v1/files"
+}

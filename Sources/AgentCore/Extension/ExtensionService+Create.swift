@@ -1,0 +1,125 @@
+import Glibc
+
+/// Creating entries: the exact mode (no umask), the owner (explicit ids, else the request user
+/// as envd chowns), and the attr of the result, in one call. An entry whose owner or mode cannot
+/// be set is removed again, so a failed call leaves nothing behind.
+extension ExtensionService {
+  func mkdir(_ request: ExtensionCreateRequest, user: AgentUser) throws(ErrnoError)
+    -> ExtensionAttrResponse
+  {
+    let entry = try resolve(request.path)
+    if entry.isRoot { throw ErrnoError(EEXIST, "/") }
+    try checked(mkdirat(entry.parent.raw, entry.name, 0o700), entry.path.description)
+    return try finishCreation(entry, request, user: user, mode: request.mode ?? 0o755)
+  }
+
+  /// FIFOs, sockets and regular files. Device nodes are refused: through `GET /files` they would
+  /// open the host's devices.
+  func mknod(_ request: ExtensionCreateRequest, user: AgentUser) throws(ErrnoError)
+    -> ExtensionAttrResponse
+  {
+    let entry = try resolve(request.path)
+    let mode = request.mode ?? 0
+    let type = mode_t(mode) & S_IFMT
+    switch type {
+    case S_IFIFO, S_IFREG, S_IFSOCK: break
+    case S_IFCHR, S_IFBLK: throw ErrnoError(EPERM, "device nodes are not allowed")
+    default: throw ErrnoError(EINVAL, "mode must hold S_IFIFO, S_IFREG or S_IFSOCK")
+    }
+    if entry.isRoot { throw ErrnoError(EEXIST, "/") }
+    try checked(mknodat(entry.parent.raw, entry.name, type | 0o600, 0), entry.path.description)
+    return try finishCreation(entry, request, user: user, mode: mode)
+  }
+
+  /// A regular file, `O_EXCL` by default. Non-exclusive: an existing regular file is answered
+  /// as it is.
+  func create(_ request: ExtensionCreateRequest, user: AgentUser) throws(ErrnoError)
+    -> ExtensionAttrResponse
+  {
+    let entry = try resolve(request.path)
+    let exclusive = request.exclusive ?? true
+    if entry.isRoot { throw ErrnoError(exclusive ? EEXIST : EISDIR, "/") }
+    // Without O_EXCL a racing creator may win; then the file it made is the answer.
+    for _ in 0..<8 {
+      if !exclusive, let existing = try existingFile(entry) { return existing }
+      let fd = openat(
+        entry.parent.raw, entry.name, O_CREAT | O_EXCL | O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0o600)
+      if fd >= 0 {
+        close(fd)
+        return try finishCreation(entry, request, user: user, mode: request.mode ?? 0o644)
+      }
+      if errno != EEXIST || exclusive { throw ErrnoError(errno, entry.path.description) }
+    }
+    throw ErrnoError(EEXIST, entry.path.description)
+  }
+
+  /// For a non-exclusive create: the attr of an existing regular file, nil if nothing is there.
+  private func existingFile(_ entry: ResolvedEntry) throws(ErrnoError) -> ExtensionAttrResponse? {
+    let info: Glibc.stat
+    do {
+      info = try entry.lstat()
+    } catch  where error.code == ENOENT {
+      return nil
+    }
+    if info.isSymlink { throw ErrnoError(ELOOP, entry.path.description) }
+    if info.isDirectory { throw ErrnoError(EISDIR, entry.path.description) }
+    if !info.isRegular { throw ErrnoError(EEXIST, entry.path.description) }
+    return ExtensionAttrResponse(attr: ExtensionAttr(info: info))
+  }
+
+  /// A symlink holding exactly `target`.
+  func symlink(_ request: ExtensionCreateRequest, user: AgentUser) throws(ErrnoError)
+    -> ExtensionAttrResponse
+  {
+    let entry = try resolve(request.path)
+    guard let target = request.target?.bytes else {
+      throw ErrnoError(EINVAL, "target is required")
+    }
+    guard !target.contains(0) else { throw ErrnoError(EINVAL, "target contains a NUL byte") }
+    if entry.isRoot { throw ErrnoError(EEXIST, "/") }
+    try checked(
+      symlinkat(target.cString, entry.parent.raw, entry.name), entry.path.description)
+    return try finishCreation(entry, request, user: user, mode: nil)
+  }
+
+  /// Owner first (a chown clears setuid and setgid), then the exact mode; undone on failure.
+  private func finishCreation(
+    _ entry: ResolvedEntry, _ request: ExtensionCreateRequest, user: AgentUser, mode: UInt32?
+  ) throws(ErrnoError) -> ExtensionAttrResponse {
+    do {
+      let fd = try entry.openPath()
+      try applyOwner(fd, uid: request.uid, gid: request.gid, user: user, path: entry.path)
+      var info = Glibc.stat()
+      try checked(fstat(fd.raw, &info), entry.path.description)
+      if let mode, !info.isSymlink {
+        var wanted = mode_t(mode) & 0o7777
+        // mkdir in a setgid directory inherits setgid; Linux keeps that whatever the mode says.
+        if info.isDirectory { wanted |= info.st_mode & S_ISGID }
+        if info.st_mode & 0o7777 != wanted {
+          try checked(chmod(procPath(fd), wanted), entry.path.description)
+        }
+      }
+      return ExtensionAttrResponse(attr: try attr(of: fd, path: entry.path))
+    } catch {
+      let wasDirectory = (try? entry.lstat())?.isDirectory ?? false
+      unlinkat(entry.parent.raw, entry.name, wasDirectory ? AT_REMOVEDIR : 0)
+      throw error
+    }
+  }
+
+  /// Explicit ids win; otherwise the request user, when the agent may chown at all.
+  private func applyOwner(
+    _ fd: FileDescriptor, uid: UInt32?, gid: UInt32?, user: AgentUser, path: ExtensionPath
+  ) throws(ErrnoError) {
+    var uid = uid
+    var gid = gid
+    if RootJail.mayChown(to: user) {
+      uid = uid ?? user.uid
+      gid = gid ?? user.gid
+    }
+    guard uid != nil || gid != nil else { return }
+    try checked(
+      fchownat(fd.raw, "", uid ?? uid_t.max, gid ?? gid_t.max, LinuxFlags.atEmptyPath),
+      path.description)
+  }
+}
