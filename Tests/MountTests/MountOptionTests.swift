@@ -51,4 +51,23 @@ final class StatTests: MountTestCase {
     XCTAssertEqual(close(descriptor), 0)
     XCTAssertEqual(try sh("cat root/late.txt"), "kept\n")
   }
+
+  /// fsync uploads what was written before the file is closed.
+  func testFsyncUploadsBeforeClose() throws {
+    let descriptor = open(mountpoint + "/synced.txt", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    XCTAssertGreaterThanOrEqual(descriptor, 0)
+    let text = Array("durable\n".utf8)
+    XCTAssertEqual(write(descriptor, text, text.count), text.count)
+    XCTAssertEqual(fsync(descriptor), 0)
+    XCTAssertEqual(try sh("cat root/synced.txt"), "durable\n")
+    XCTAssertEqual(close(descriptor), 0)
+  }
+
+  func testStatfsReportsTheRemoteDisk() throws {
+    var info = statvfs()
+    XCTAssertEqual(statvfs(mountpoint, &info), 0)
+    XCTAssertGreaterThan(info.f_blocks, 0)
+    XCTAssertLessThanOrEqual(info.f_bfree, info.f_blocks)
+    try sh("df -P mnt")
+  }
 }
