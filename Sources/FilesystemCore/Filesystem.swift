@@ -94,7 +94,11 @@ public final class Filesystem: Sendable {
     if let fresh = inodes.attributes(of: inode, maxAge: configuration.attributeLifetime) {
       return fresh
     }
-    let path = try self.path(of: inode)
+    guard let path = inodes.path(of: inode) else {
+      // Removed through the mount but still open (fstat after unlink): the last known values.
+      if let last = inodes.attributes(of: inode, maxAge: nil) { return last }
+      throw FilesystemError.errno(ENOENT, "inode \(inode) was removed")
+    }
     let attributes = try await backend.attributes(of: path)
     inodes.store(attributes, for: inode)
     return attributes
