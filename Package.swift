@@ -84,6 +84,8 @@ let package = Package(
       name: "EnvdBackendTests",
       dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "Backend"]),
     .testTarget(
+      name: "DataLayerTests", dependencies: ["DataLayer", "Backend", "TestSupport"]),
+    .testTarget(
       name: "MountTests",
       dependencies: ["TestSupport", "SandboxAgent", "SandboxMount", "FilesystemCore", "DataLayer", "Backend"]),
   ],

@@ -1,0 +1,119 @@
+import Backend
+import Synchronization
+
+/// Reads through the block cache, prefetching ahead of sequential readers.
+///
+/// Each open handle has its own `ReadPattern`; a read first starts the fetches of its own blocks,
+/// then asks the cache to prefetch the blocks of the handle's window (parallel ranged GETs, one
+/// per block), then waits for its blocks only. The cache's budget bounds memory however many
+/// files are open: prefetches it refuses are asked again on the handle's next read.
+///
+/// Invariant per handle: blocks `[runStart..<prefetchedThrough)` of its version were cached or in
+/// flight when last asked; the next prefetch starts at `prefetchedThrough`.
+public final class PrefetchingReader: Sendable {
+  public let cache: BlockCache
+  private let backend: any RemoteFilesystem
+  private let handles = Mutex<[UInt64: HandleState]>([:])
+
+  private struct HandleState {
+    var path: String
+    var version: RemoteFileVersion
+    var pattern: ReadPattern
+    var prefetchedThrough: UInt64 = 0
+  }
+
+  public init(cache: BlockCache, backend: any RemoteFilesystem) {
+    self.cache = cache
+    self.backend = backend
+  }
+
+  private var geometry: BlockGeometry { cache.geometry }
+
+  /// Reads `length` bytes at `offset` of `path` for `handle`, whose version was taken at open.
+  /// Fewer bytes only at the end of the file.
+  public func read(
+    _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int, handle: UInt64
+  ) async throws -> [UInt8] {
+    guard length > 0 else { return [] }
+    // Size 0: empty, or a pseudo-file whose size is unknown; nothing to cut into blocks.
+    guard version.size > 0 else {
+      return try await backend.read(path, offset: offset, length: length, expectedSize: 0)
+    }
+    // Bytes past the version's last block exist only if the file grew: read them directly.
+    let blocksEnd = geometry.start(of: geometry.blockCount(forSize: version.size))
+    guard offset < blocksEnd else {
+      return try await backend.read(
+        path, offset: offset, length: length, expectedSize: version.size)
+    }
+    let requestedEnd = offset + UInt64(length)
+    let end = min(requestedEnd, blocksEnd)
+    let needed = geometry.indices(from: offset, to: end)
+    let pending = needed.map {
+      cache.request(BlockKey(path: path, version: version, index: $0))
+    }
+    prefetch(path, version: version, offset: offset, length: length, after: needed, handle: handle)
+
+    var result: [UInt8] = []
+    for (index, block) in zip(needed, pending) {
+      let bytes = try await block.bytes()
+      let blockStart = geometry.start(of: index)
+      let from = Int(max(offset, blockStart) - blockStart)
+      let to = min(Int(end - blockStart), bytes.count)
+      if needed.count == 1 && from == 0 && to == bytes.count { return bytes }  // no copy
+      if result.isEmpty { result.reserveCapacity(Int(end - offset)) }
+      if from < to { result += bytes[from..<to] }
+      // A block shorter than a full one is the end of the file.
+      if bytes.count < geometry.blockSize { return result }
+    }
+    if requestedEnd > blocksEnd {
+      // The last block was full, so the file grew: the rest comes straight from the remote.
+      result += try await backend.read(
+        path, offset: blocksEnd, length: Int(requestedEnd - blocksEnd), expectedSize: 0)
+    }
+    return result
+  }
+
+  /// Forgets the handle's read pattern (at release).
+  public func release(handle: UInt64) {
+    _ = handles.withLock { $0.removeValue(forKey: handle) }
+  }
+
+  /// Records the read in the handle's pattern and asks the cache for the blocks of its window
+  /// not asked for yet.
+  private func prefetch(
+    _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int,
+    after needed: Range<UInt64>, handle: UInt64
+  ) {
+    let window = UInt64(cache.configuration.maximumPrefetch)
+    let initial = UInt64(cache.configuration.initialPrefetch)
+    let blockCount = geometry.blockCount(forSize: version.size)
+    handles.withLock { handles in
+      var state =
+        handles[handle]
+        ?? HandleState(
+          path: path, version: version,
+          pattern: ReadPattern(initialWindow: initial, maximumWindow: window))
+      if state.path != path || state.version != version {
+        // Renamed while open, or a new version: blocks asked for before are another key.
+        state.path = path
+        state.version = version
+        state.prefetchedThrough = 0
+      }
+      let ahead = state.pattern.record(offset: offset, length: length)
+      if ahead == 0 {
+        state.prefetchedThrough = needed.upperBound
+      } else {
+        let frontier = state.pattern.frontier ?? needed.upperBound
+        let target = min(geometry.blockCount(forSize: frontier + ahead), blockCount)
+        let first = max(state.prefetchedThrough, needed.upperBound)
+        if first < target {
+          let keys = (first..<target).lazy.map {
+            BlockKey(path: path, version: version, index: $0)
+          }
+          state.prefetchedThrough = first + UInt64(cache.prefetch(keys))
+        }
+      }
+      handles[handle] = state
+    }
+  }
+}

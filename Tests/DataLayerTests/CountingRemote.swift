@@ -1,0 +1,73 @@
+import Backend
+import Glibc
+import Synchronization
+
+/// An in-memory `RemoteFilesystem` that counts reads, for the pure cache logic only: call counts
+/// and single flight cannot be observed through a real agent. Everything else is tested through
+/// the agent (MountTests).
+final class CountingRemote: RemoteFilesystem {
+  struct State {
+    var files: [String: [UInt8]] = [:]
+    var reads: [(path: String, offset: UInt64, length: Int)] = []
+    /// Reads that fail with EIO before any succeeds.
+    var failuresToInject = 0
+    /// Bytes cut from every answer (a backend breaking its contract), while > 0.
+    var shortBy = 0
+  }
+
+  let state = Mutex(State())
+  /// How long each read takes, so concurrent readers overlap.
+  let delay: Duration
+
+  init(files: [String: [UInt8]] = [:], delay: Duration = .zero) {
+    self.delay = delay
+    state.withLock { $0.files = files }
+  }
+
+  var readCount: Int { state.withLock { $0.reads.count } }
+  func reads(of path: String) -> Int {
+    state.withLock { $0.reads.filter { $0.path == path }.count }
+  }
+
+  func read(_ path: String, offset: UInt64, length: Int, expectedSize: UInt64) async throws
+    -> [UInt8]
+  {
+    if delay > .zero { try await Task.sleep(for: delay) }
+    return try state.withLock { state in
+      state.reads.append((path, offset, length))
+      if state.failuresToInject > 0 {
+        state.failuresToInject -= 1
+        throw RemoteError(errno: EIO, "injected failure")
+      }
+      guard let content = state.files[path] else { throw RemoteError(errno: ENOENT, path) }
+      guard offset < content.count else { return [] }
+      let end = min(content.count, Int(offset) + length)
+      return Array(content[Int(offset)..<max(Int(offset), end - state.shortBy)])
+    }
+  }
+
+  func attributes(of path: String) async throws -> RemoteAttributes { throw unsupported }
+  func listDirectory(_ path: String) async throws -> [RemoteEntry] { throw unsupported }
+  func download(_ path: String, expectedSize: UInt64, to localPath: String) async throws -> UInt64 {
+    throw unsupported
+  }
+  func upload(_ path: String, from localPath: String?) async throws { throw unsupported }
+  func makeDirectory(_ path: String, mode: UInt32) async throws { throw unsupported }
+  func removeFile(_ path: String) async throws { throw unsupported }
+  func removeDirectory(_ path: String) async throws { throw unsupported }
+  func rename(from source: String, to destination: String) async throws { throw unsupported }
+  func filesystemStatistics() async throws -> RemoteFilesystemStatistics { throw unsupported }
+
+  private var unsupported: RemoteError { RemoteError(errno: ENOSYS, "not part of the cache tests") }
+}
+
+/// Deterministic bytes that differ per offset and per seed.
+func pattern(_ count: Int, seed: UInt8 = 0) -> [UInt8] {
+  (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8 &+ Int(seed) &* 7) }
+}
+
+func version(_ size: Int, mtime: Int64 = 1_700_000_000, nanoseconds: Int32 = 5) -> RemoteFileVersion
+{
+  RemoteFileVersion(
+    size: UInt64(size), modificationTime: RemoteTime(seconds: mtime, nanoseconds: nanoseconds))
+}
