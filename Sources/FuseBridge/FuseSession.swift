@@ -2,6 +2,7 @@ import CFuse
 import FilesystemCore
 import Foundation
 import Logging
+import Synchronization
 
 public struct FuseSessionError: Error, CustomStringConvertible {
   public var description: String
@@ -16,6 +17,10 @@ public final class FuseSession: @unchecked Sendable {
   private let retainedDispatcher: Unmanaged<RequestDispatcher>
   private let logger: Logger
   private var mountpoint: String?
+  private let loopEnded = Mutex(false)
+
+  /// Whether the loop stopped serving requests (it may still be finishing answers).
+  public var hasStoppedServing: Bool { loopEnded.withLock { $0 } }
 
   /// `mountOptions` are passed to libfuse as `-o` options (fsname, allow_other, ro, …); `debug`
   /// turns on libfuse's request log on stderr; `readaheadKiB` is the kernel's readahead window
@@ -91,6 +96,7 @@ public final class FuseSession: @unchecked Sendable {
       thread.name = "fuse-loop"
       thread.start()
     }
+    loopEnded.withLock { $0 = true }
     logger.debug("FUSE loop ended with status \(status)")
     await dispatcher.waitForRequests(timeout: .seconds(30))
     if mountpoint != nil {

@@ -103,6 +103,8 @@ struct MountCommand: AsyncParsableCommand {
       return handler
     }
     let logger = Logger(label: "sandbox-mount")
+    let shutdown = Shutdown(logger: logger)
+    TerminationSignals.handle { signal in shutdown.signalled(signal) }
 
     let mountOptions = try MountOptions(options)
     try Preflight.checkURL(url)
@@ -151,28 +153,53 @@ struct MountCommand: AsyncParsableCommand {
     logger.info("mounted \(url)\(root == "/" ? "" : root) on \(mountpoint)")
     if Daemon.isBackgroundCopy { Daemon.reportMounted(logFile: logFile) }
 
-    let signals = SignalCounter()
-    TerminationSignals.handle { signal in
-      if signals.increment() > 1 {
-        logger.warning("second signal \(signal): exiting without waiting")
-        Foundation.exit(1)
-      }
-      logger.info("signal \(signal): unmounting \(mountpoint)")
-      session.requestUnmount()
-    }
+    shutdown.serving(session, at: mountpoint)
     let status = await session.run()
     logger.info("unmounted \(mountpoint)")
     if status != 0 { throw ExitCode(1) }
   }
 }
 
-/// How many termination signals arrived; the second one exits at once.
-private final class SignalCounter: Sendable {
-  private let count = Mutex(0)
-  func increment() -> Int {
-    count.withLock {
-      $0 += 1
-      return $0
+/// What a termination signal does: before the mount, exit at once (nothing to undo); once
+/// mounted, unmount lazily so the loop ends and the process exits 0. A mount kept busy by open
+/// files gets a grace period, then the process exits anyway (the kernel then fails the open
+/// files with ENOTCONN); a second signal exits at once.
+private final class Shutdown: Sendable {
+  private struct State {
+    var session: FuseSession?
+    var mountpoint = ""
+    var signals = 0
+  }
+  private let state = Mutex(State())
+  private let logger: Logger
+  private static let grace = 10.0
+
+  init(logger: Logger) {
+    self.logger = logger
+  }
+
+  func serving(_ session: FuseSession, at mountpoint: String) {
+    state.withLock {
+      $0.session = session
+      $0.mountpoint = mountpoint
+    }
+  }
+
+  func signalled(_ signal: Int32) {
+    let (session, mountpoint, count) = state.withLock { state in
+      state.signals += 1
+      return (state.session, state.mountpoint, state.signals)
+    }
+    guard let session, count == 1 else {
+      logger.info("signal \(signal): exiting")
+      Foundation.exit(1)
+    }
+    logger.info("signal \(signal): unmounting \(mountpoint)")
+    session.requestUnmount()
+    DispatchQueue.global().asyncAfter(deadline: .now() + Self.grace) { [logger] in
+      guard !session.hasStoppedServing else { return }
+      logger.warning("\(mountpoint) still busy \(Int(Self.grace)) s after unmounting; exiting")
+      Foundation.exit(0)
     }
   }
 }
