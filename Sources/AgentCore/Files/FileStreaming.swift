@@ -40,7 +40,9 @@ enum FileStreaming {
     _ fd: FileDescriptor, start: Int, length: Int, services: AgentServices
   ) -> ResponseBody {
     ResponseBody(contentLength: length) { writer in
-      let end = start + length
+      // Test switch, 0 in normal use: end the body early, as a cut connection would.
+      let cut = min(length, TruncationFault.bytesToCut())
+      let end = start + length - cut
       var offset = start
       var pending: Task<ByteBuffer, any Error>? = nil
       func readAhead(_ at: Int) -> Task<ByteBuffer, any Error>? {
@@ -57,6 +59,7 @@ enum FileStreaming {
         pending = readAhead(offset)
         try await writer.write(chunk)
       }
+      if cut > 0 { throw ShortRead() }
       try await writer.finish(nil)
     }
   }
