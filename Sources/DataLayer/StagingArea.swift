@@ -2,21 +2,19 @@ import Backend
 import Foundation
 import Logging
 
-/// Makes staging files in a private folder, fills them from the remote and uploads them back.
+/// Makes staging files in a folder, fills them from the remote and uploads them back.
 public final class StagingArea: Sendable {
   private let backend: any RemoteFilesystem
   private let directory: String
   private let logger: Logger
 
-  /// Creates a private folder (mode 0700) inside `parent`, e.g. `$TMPDIR` or `--cache-dir`.
-  public init(backend: any RemoteFilesystem, parent: String, logger: Logger) throws {
-    var template = Array((parent + "/sandbox-mount-staging.XXXXXX").utf8CString)
-    guard let made = mkdtemp(&template) else {
-      throw RemoteError(errno: errno, "cannot create a staging folder in \(parent)")
-    }
-    self.directory = String(cString: made)
+  /// Staging files go into `directory`, e.g. `$TMPDIR` or `--cache-dir`; one is made and dropped
+  /// here so a folder that cannot hold them fails the mount, not the first write.
+  public init(backend: any RemoteFilesystem, directory: String, logger: Logger) throws {
+    self.directory = directory
     self.backend = backend
     self.logger = logger
+    _ = try StagingFile(directory: directory)
   }
 
   /// An empty staging file, for `create` and `O_TRUNC` opens.
@@ -55,10 +53,5 @@ public final class StagingArea: Sendable {
         throw error
       }
     }
-  }
-
-  /// Removes the staging folder; call once no staging file is in use.
-  public func removeAll() {
-    try? FileManager.default.removeItem(atPath: directory)
   }
 }

@@ -8,7 +8,8 @@ import Synchronization
 /// remote when it is dirty. A generation counter tells whether writes raced an upload, so a write
 /// that lands during an upload keeps the file dirty for the next one.
 public final class StagingFile: Sendable {
-  /// The file's path, handed to the backend to download into and upload from.
+  /// A path to the file, handed to the backend to download into and upload from. The file has no
+  /// name (unlinked at birth, so a crash leaves nothing behind); `/proc/self/fd/N` reopens it.
   public let localPath: String
   private let descriptor: Int32
   private let state = Mutex(State())
@@ -19,21 +20,23 @@ public final class StagingFile: Sendable {
     var uploadInFlight: Task<Void, any Error>?
   }
 
-  /// Creates an empty file in `directory`.
+  /// Creates an empty, unnamed file in `directory`.
   init(directory: String) throws {
-    var template = Array((directory + "/staging.XXXXXX").utf8CString)
+    var template = Array((directory + "/sandbox-mount-staging.XXXXXX").utf8CString)
     let descriptor = mkstemp(&template)
     guard descriptor >= 0 else {
-      throw RemoteError(errno: errno, "cannot create a staging file in \(directory)")
+      throw RemoteError(
+        errno: errno,
+        "cannot create a staging file in \(directory): \(String(cString: strerror(errno)))")
     }
+    unlink(template)
+    _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
     self.descriptor = descriptor
-    self.localPath = String(
-      decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    self.localPath = "/proc/self/fd/\(descriptor)"
   }
 
   deinit {
     close(descriptor)
-    unlink(localPath)
   }
 
   /// Whether the file has writes the remote has not acknowledged.

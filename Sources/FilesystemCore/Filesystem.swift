@@ -34,17 +34,16 @@ public final class Filesystem: Sendable {
     self.configuration = configuration
     self.reader = reader ?? DirectFileReader(backend: backend)
     self.stagingArea = try StagingArea(
-      backend: backend, parent: configuration.stagingParent, logger: logger)
+      backend: backend, directory: configuration.stagingParent, logger: logger)
     self.directories = DirectoryCache(lifetime: configuration.attributeLifetime)
     self.logger = logger
   }
 
-  /// Removes staging files; call after the session ended and pending work finished.
+  /// Call after the session ended and pending work finished.
   public func shutdown() {
     if openFiles.handleCount > 0 {
       logger.warning("\(openFiles.handleCount) files were still open at unmount")
     }
-    stagingArea.removeAll()
   }
 
   // MARK: - Names
