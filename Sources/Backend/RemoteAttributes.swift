@@ -31,12 +31,31 @@ public struct RemoteAttributes: Sendable, Equatable {
   public var group: String?
   /// The raw link text when the backend knows it.
   public var symlinkTarget: String?
+  /// The remote inode number (stable while the file exists), when known.
+  public var inode: UInt64?
+  /// st_nlink, when known.
+  public var linkCount: UInt32?
+  /// Numeric owner and group, when known (envd only gives names).
+  public var uid: UInt32?
+  public var gid: UInt32?
+  /// st_blocks in 512-byte units, when known.
+  public var blocks: UInt64?
+  /// st_rdev of a device, when known.
+  public var deviceNumber: UInt64?
 
   public init(
     type: RemoteFileType, size: UInt64, permissions: UInt32, modificationTime: RemoteTime,
     accessTime: RemoteTime? = nil, changeTime: RemoteTime? = nil, owner: String? = nil,
-    group: String? = nil, symlinkTarget: String? = nil
+    group: String? = nil, symlinkTarget: String? = nil, inode: UInt64? = nil,
+    linkCount: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, blocks: UInt64? = nil,
+    deviceNumber: UInt64? = nil
   ) {
+    self.inode = inode
+    self.linkCount = linkCount
+    self.uid = uid
+    self.gid = gid
+    self.blocks = blocks
+    self.deviceNumber = deviceNumber
     self.type = type
     self.size = size
     self.permissions = permissions
@@ -49,7 +68,9 @@ public struct RemoteAttributes: Sendable, Equatable {
   }
 
   /// Identifies one content of a file: a changed remote file has another version.
-  public var version: RemoteFileVersion { RemoteFileVersion(size: size, modificationTime: modificationTime) }
+  public var version: RemoteFileVersion {
+    RemoteFileVersion(size: size, modificationTime: modificationTime)
+  }
 }
 
 public struct RemoteFileVersion: Sendable, Hashable {
@@ -75,6 +96,15 @@ public struct RemoteEntry: Sendable, Equatable {
 public struct RemoteFilesystemStatistics: Sendable, Equatable {
   public var totalBytes: UInt64
   public var usedBytes: UInt64
+  /// statvfs details when the backend knows them (nil: derive from the byte counts).
+  public var blockSize: UInt64?
+  public var totalBlocks: UInt64?
+  public var freeBlocks: UInt64?
+  public var availableBlocks: UInt64?
+  public var totalFiles: UInt64?
+  public var freeFiles: UInt64?
+  public var availableFiles: UInt64?
+  public var maximumNameLength: UInt64?
 
   public init(totalBytes: UInt64, usedBytes: UInt64) {
     self.totalBytes = totalBytes

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
 /// The seam between the filesystem core and a sandbox's file API.
 ///
 /// Operations have POSIX semantics: a backend whose API is looser (envd's `Remove` is recursive
@@ -40,8 +46,111 @@ public protocol RemoteFilesystem: Sendable {
 
   /// Space on the remote filesystem.
   func filesystemStatistics() async throws -> RemoteFilesystemStatistics
+
+  // MARK: full POSIX metadata (issue 4). Defaults below throw EOPNOTSUPP or build on the above.
+
+  /// What this backend supports; known after it connected.
+  func capabilities() async -> RemoteCapabilities
+
+  /// chmod/chown/truncate/utimensat of the entry itself (a symlink is not followed), applied
+  /// in the order size, owner, mode, times, so a chown does not clear a requested setuid and
+  /// explicit times win over truncation's. Returns the new attributes. ENOENT; EPERM for a
+  /// chown the remote user may not do; EOPNOTSUPP for a mode on a symlink; EISDIR for a size on
+  /// a directory, EINVAL on another non-regular file. Not atomic: earlier steps stay on failure.
+  func setAttributes(_ path: String, _ changes: RemoteAttributeChanges) async throws
+    -> RemoteAttributes
+
+  /// Creates a regular file with exactly `mode` (07777, the caller applied its umask).
+  /// `exclusive`: O_CREAT|O_EXCL, EEXIST if anything is there (also a dangling symlink). Not
+  /// exclusive: an existing regular file is left as it is and its attributes returned (EISDIR
+  /// for a directory). ENOENT/ENOTDIR if the parent is missing or no directory.
+  func createFile(_ path: String, mode: UInt32, exclusive: Bool) async throws -> RemoteAttributes
+
+  /// mkdir(2) with exactly `mode` (07777). EEXIST, ENOENT as `makeDirectory`.
+  func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteAttributes
+
+  /// mknod(2): `mode` holds the type (S_IFIFO, S_IFREG, S_IFSOCK) and 07777. Devices: EPERM;
+  /// a type the backend cannot make: EOPNOTSUPP. EEXIST, ENOENT.
+  func makeNode(_ path: String, mode: UInt32, device: UInt64) async throws -> RemoteAttributes
+
+  /// symlink(2): `path` holding exactly `target`. EEXIST, ENOENT.
+  func createSymlink(_ path: String, target: String) async throws -> RemoteAttributes
+
+  /// readlink(2): the exact link text. EINVAL if `path` is no symlink, ENOENT.
+  func readLink(_ path: String) async throws -> String
+
+  /// link(2): `destination` becomes another name of `source`'s inode (a symlink source is
+  /// linked, not followed). Returns the inode's attributes. EEXIST, ENOENT, EPERM for a
+  /// directory, EXDEV; EOPNOTSUPP (or EPERM) where the backend has no hard links.
+  func link(from source: String, to destination: String) async throws -> RemoteAttributes
+
+  /// renameat2(2). Without flags as `rename(from:to:)`. `.noReplace`: EEXIST if the destination
+  /// exists. `.exchange`: both must exist (ENOENT). A backend that cannot honour a flag throws
+  /// EINVAL, as a Linux filesystem without support does (callers then fall back).
+  func rename(from source: String, to destination: String, flags: RemoteRenameFlags)
+    async throws
+
+  /// fsync(2) of the remote file or directory. A backend that cannot sync returns.
+  func synchronize(_ path: String, dataOnly: Bool) async throws
 }
 
+extension RemoteFilesystem {
+  public func capabilities() async -> RemoteCapabilities { RemoteCapabilities() }
+
+  public func setAttributes(_ path: String, _ changes: RemoteAttributeChanges) async throws
+    -> RemoteAttributes
+  {
+    throw RemoteError(errno: EOPNOTSUPP, "setattr of \(path) is not supported")
+  }
+
+  public func createFile(_ path: String, mode: UInt32, exclusive: Bool) async throws
+    -> RemoteAttributes
+  {
+    if let existing = try? await attributes(of: path) {
+      if exclusive { throw RemoteError(errno: EEXIST, "\(path) exists") }
+      guard existing.type != .directory else {
+        throw RemoteError(errno: EISDIR, "\(path) is a directory")
+      }
+      return existing
+    }
+    try await upload(path, from: nil)
+    return try await attributes(of: path)
+  }
+
+  public func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteAttributes {
+    try await makeDirectory(path, mode: mode)
+    return try await attributes(of: path)
+  }
+
+  public func makeNode(_ path: String, mode: UInt32, device: UInt64) async throws
+    -> RemoteAttributes
+  {
+    throw RemoteError(errno: EOPNOTSUPP, "mknod of \(path) is not supported")
+  }
+
+  public func createSymlink(_ path: String, target: String) async throws -> RemoteAttributes {
+    throw RemoteError(errno: EOPNOTSUPP, "symlink \(path) is not supported")
+  }
+
+  public func readLink(_ path: String) async throws -> String {
+    throw RemoteError(errno: EOPNOTSUPP, "readlink of \(path) is not supported")
+  }
+
+  public func link(from source: String, to destination: String) async throws -> RemoteAttributes {
+    throw RemoteError(errno: EOPNOTSUPP, "link \(destination) is not supported")
+  }
+
+  public func rename(from source: String, to destination: String, flags: RemoteRenameFlags)
+    async throws
+  {
+    guard flags.isEmpty else {
+      throw RemoteError(errno: EINVAL, "rename flags \(flags.rawValue) are not supported")
+    }
+    try await rename(from: source, to: destination)
+  }
+
+  public func synchronize(_ path: String, dataOnly: Bool) async throws {}
+}
 /// An error carrying the errno the kernel should see.
 public struct RemoteError: Error, CustomStringConvertible, Sendable, Equatable {
   public var errno: Int32

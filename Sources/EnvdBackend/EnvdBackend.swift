@@ -1,5 +1,6 @@
 import Backend
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -10,15 +11,20 @@ import Logging
 /// `RemoteFilesystem` over envd's HTTP and Connect API, with POSIX semantics layered on top
 /// (envd's Remove is recursive and silent, MakeDir and Move create parents; see protocol doc §8).
 ///
-/// The pre-checks (Stat before Remove, Move, MakeDir, upload) are racy against other writers of
-/// the sandbox; envd offers nothing better.
+/// With the sandbox-agent extension (discovered at `verifyConnection`, or at the first call that
+/// needs it) every operation is one extension round trip. Without it (stock envd), the
+/// pre-checks (Stat before Remove, Move, upload) are racy against other writers of the sandbox,
+/// and metadata envd lacks runs as processes (`FallbackScript`).
 public final class EnvdBackend: RemoteFilesystem, Sendable {
   let client: EnvdClient
   let logger = Logger(label: "sandbox-mount.envd")
+  let knownMode = Mutex<ServerMode?>(nil)
+  let fallback: FallbackRunner
 
   /// Throws a RemoteError (EINVAL) naming what is wrong with the configuration.
   public init(configuration: EnvdConfiguration) throws {
     client = try EnvdClient(configuration: configuration)
+    fallback = FallbackRunner(client: client)
   }
 
   /// Stops the transfer thread; later calls fail with EIO.
@@ -29,31 +35,54 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
   // MARK: metadata
 
   public func attributes(of path: String) async throws -> RemoteAttributes {
-    try await stat(path).attributes
+    if try await serverMode().hasExtension { return try await extensionStat(path) }
+    return try await stat(path).attributes
   }
 
   public func listDirectory(_ path: String) async throws -> [RemoteEntry] {
-    try await list(path).map { RemoteEntry(name: $0.baseName, attributes: $0.attributes) }
+    if try await serverMode().hasExtension { return try await extensionList(path) }
+    return try await list(path).map { RemoteEntry(name: $0.baseName, attributes: $0.attributes) }
   }
 
   public func makeDirectory(_ path: String, mode: UInt32) async throws {
-    let context = "mkdir \(path)"
-    if path == "/" { throw RemoteError(errno: EEXIST, "\(context): the mount root exists") }
-    // MakeDir is `mkdir -p`, so the parent is checked first; it has no mode (issue 4 adds one).
-    try await requireDirectory(RemotePath.parent(of: path), for: context)
-    do {
-      _ = try await client.rpc(
-        "MakeDir", PathRequest(path: client.protocolPath(path)), as: EntryResponse.self,
-        context: context)
-    } catch let error as RemoteError
-      where error.errno == ENOTDIR && error.message.contains("exists")
-    {
-      // "path already exists but it is not a directory": mkdir(2) says EEXIST.
-      throw RemoteError(errno: EEXIST, error.message)
-    }
+    _ = try await createDirectory(path, mode: mode)
   }
 
   public func removeFile(_ path: String) async throws {
+    if try await serverMode().hasExtension {
+      return try await extensionRemove(path, directory: false)
+    }
+    try await stockRemoveFile(path)
+  }
+
+  public func removeDirectory(_ path: String) async throws {
+    if try await serverMode().hasExtension {
+      return try await extensionRemove(path, directory: true)
+    }
+    try await stockRemoveDirectory(path)
+  }
+
+  public func rename(from source: String, to destination: String) async throws {
+    try await rename(from: source, to: destination, flags: [])
+  }
+
+  public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
+    if try await serverMode().hasExtension { return try await extensionStatistics() }
+    do {
+      let result = try await fallback.run(client.protocolPath("/"), [.statfs])
+      try result.check(context: "statfs")
+      if let line = result.statfs, let statistics = FallbackOutput.statistics(line) {
+        return statistics
+      }
+    } catch {
+      logger.debug("statfs through a process failed, using /metrics: \(error)")
+    }
+    return try await metricsStatistics()
+  }
+
+  // MARK: stock envd
+
+  func stockRemoveFile(_ path: String) async throws {
     let context = "unlink \(path)"
     let entry = try await stat(path, context: context)
     if entry.attributes.type == .directory {
@@ -62,7 +91,7 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
     try await remove(path, context: context)
   }
 
-  public func removeDirectory(_ path: String) async throws {
+  func stockRemoveDirectory(_ path: String) async throws {
     let context = "rmdir \(path)"
     if path == "/" {
       throw RemoteError(errno: EBUSY, "\(context): the mount root cannot be removed")
@@ -77,7 +106,7 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
     try await remove(path, context: context)
   }
 
-  public func rename(from source: String, to destination: String) async throws {
+  func stockRename(from source: String, to destination: String) async throws {
     let context = "rename \(source) to \(destination)"
     if source == "/" || destination == "/" {
       throw RemoteError(errno: EBUSY, "\(context): the mount root cannot be renamed")
@@ -118,7 +147,7 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
     }
   }
 
-  public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
+  func metricsStatistics() async throws -> RemoteFilesystemStatistics {
     let context = "statfs"
     let response = try await client.get(route: "/metrics")
     if let failure = client.transportError(response, context: context) { throw failure }

@@ -23,6 +23,8 @@ final class EnvdClient: Sendable {
   /// X-Access-Token, for every route.
   private let tokenHeaders: [String]
   private let rpcHeaders: [String]
+  /// X-Access-Token and, with a configured user, Basic auth: for routes beyond `/files`.
+  let authHeaders: [String]
   private let usernameQuery: String
 
   static let userAgent = "sandbox-mount/0.1"
@@ -45,6 +47,7 @@ final class EnvdClient: Sendable {
       }
       tokenHeaders.append("X-Access-Token: \(token)")
     }
+    var authHeaders = tokenHeaders
     var rpcHeaders =
       tokenHeaders + [
         "Content-Type: application/json", "Connect-Protocol-Version: 1", "Accept: application/json",
@@ -53,13 +56,16 @@ final class EnvdClient: Sendable {
       guard !user.isEmpty, !user.contains(":"), !user.utf8.contains(where: { $0 < 0x20 }) else {
         throw RemoteError(errno: EINVAL, "invalid user name '\(user)'")
       }
-      rpcHeaders.append("Authorization: Basic \(Data((user + ":").utf8).base64EncodedString())")
+      let basic = "Authorization: Basic \(Data((user + ":").utf8).base64EncodedString())"
+      rpcHeaders.append(basic)
+      authHeaders.append(basic)
       usernameQuery = "&username=" + QueryEncoding.encode(user)
     } else {
       usernameQuery = ""
     }
     self.tokenHeaders = tokenHeaders
     self.rpcHeaders = rpcHeaders
+    self.authHeaders = authHeaders
     settings = TransferSettings(
       connectTimeout: configuration.connectTimeout, lowSpeedTime: configuration.lowSpeedTime,
       lowSpeedLimit: configuration.lowSpeedLimit, userAgent: Self.userAgent)
@@ -99,14 +105,24 @@ final class EnvdClient: Sendable {
   }
 
   /// A Connect unary call whose answer is returned whatever its status.
-  func rpcResponse(_ method: String, _ message: some Encodable) async throws -> HTTPResponse {
+  func rpcResponse(
+    _ method: String, _ message: some Encodable, service: String = "filesystem.Filesystem"
+  ) async throws -> HTTPResponse {
     let encoder = JSONEncoder()
     encoder.outputFormatting = .withoutEscapingSlashes
     let body = try Array(encoder.encode(message))
     return try await send(
       HTTPRequest(
-        method: .post, url: baseURL + "/filesystem.Filesystem/" + method, headers: rpcHeaders,
+        method: .post, url: baseURL + "/" + service + "/" + method, headers: rpcHeaders,
         body: .bytes(body), deadline: configuration.requestTimeout))
+  }
+
+  /// A POST of any route with the auth headers added (streaming calls, offset writes).
+  func post(route: String, _ request: HTTPRequest) async throws -> HTTPResponse {
+    var request = request
+    request.url = baseURL + route
+    request.headers += authHeaders
+    return try await send(request)
   }
 
   /// A Connect unary call: the decoded answer, or the envd error mapped to errno.

@@ -10,10 +10,11 @@ final class AgentFixture: @unchecked Sendable {
   let agent: RunningAgent
   private var backends: [EnvdBackend] = []
 
-  init(environment: [String: String]? = nil) throws {
+  init(environment: [String: String]? = nil, arguments: [String] = []) throws {
     directory = try TemporaryDirectory(prefix: "envd-backend")
     do {
-      agent = try RunningAgent(root: directory.path, environment: environment)
+      agent = try RunningAgent(
+        root: directory.path, arguments: arguments, environment: environment)
     } catch {
       directory.remove()
       throw error

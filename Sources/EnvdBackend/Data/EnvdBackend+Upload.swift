@@ -15,12 +15,10 @@ extension EnvdBackend {
   public func upload(_ path: String, from localPath: String?) async throws {
     let context = "upload \(path)"
     if path == "/" { throw RemoteError(errno: EISDIR, "\(context): the mount root is a directory") }
-    try await requireDirectory(RemotePath.parent(of: path), for: context)
 
-    var headers = ["Content-Type: application/octet-stream"]
-    var body = RequestBody.none
     var descriptor: Int32 = -1
     defer { if descriptor >= 0 { close(descriptor) } }
+    var size: Int64 = 0
     if let localPath {
       descriptor = open(localPath, O_RDONLY | O_CLOEXEC)
       var info = Glibc.stat()
@@ -28,21 +26,18 @@ extension EnvdBackend {
         throw RemoteError(
           errno: errno, "\(context): cannot read \(localPath): \(String(cString: strerror(errno)))")
       }
-      let size = Int64(info.st_size)
-      if client.configuration.compressUploads,
-        GzipFileBodySource.paysOff(descriptor: descriptor, size: size)
-      {
-        do {
-          body = .stream(try GzipFileBodySource(descriptor: descriptor))
-          headers.append("Content-Encoding: gzip")
-        } catch {
-          body = .stream(FileBodySource(descriptor: descriptor, length: size))
-        }
-      } else {
-        body = .stream(FileBodySource(descriptor: descriptor, length: size))
-      }
+      size = Int64(info.st_size)
     }
 
+    // With the extension, an existing file is rewritten in place: its inode, owner and mode stay
+    // (envd's POST /files chowns it to the request user).
+    if case .agentExtension(_, _, let route?) = try await serverMode() {
+      let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
+      if try await extensionRewrite(path, route: route, body: body, headers: headers) { return }
+    }
+
+    try await requireDirectory(RemotePath.parent(of: path), for: context)
+    let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
     let response = try await client.files(
       HTTPRequest(
         method: .post, url: client.filesURL(path), headers: headers, body: body,
@@ -52,5 +47,23 @@ extension EnvdBackend {
       throw EnvdErrorMapping.remoteError(
         status: response.status, body: response.body, context: context)
     }
+  }
+
+  /// A fresh body from the start of `descriptor` (-1: empty), gzip-compressed when it pays off.
+  private func uploadBody(descriptor: Int32, size: Int64) throws -> ([String], RequestBody) {
+    var headers = ["Content-Type: application/octet-stream"]
+    guard descriptor >= 0 else { return (headers, .none) }
+    guard lseek(descriptor, 0, SEEK_SET) == 0 else {
+      throw RemoteError(errno: errno, "cannot rewind the local file")
+    }
+    if client.configuration.compressUploads,
+      GzipFileBodySource.paysOff(descriptor: descriptor, size: size)
+    {
+      if let source = try? GzipFileBodySource(descriptor: descriptor) {
+        headers.append("Content-Encoding: gzip")
+        return (headers, .stream(source))
+      }
+    }
+    return (headers, .stream(FileBodySource(descriptor: descriptor, length: size)))
   }
 }

@@ -1,0 +1,91 @@
+import Backend
+import Logging
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+/// What the server offers beyond envd: the agent extension, or nothing (stock envd, or
+/// `sandbox-agent --envd-compat`), in which case metadata operations run as processes.
+enum ServerMode: Sendable, Equatable {
+  case agentExtension(version: Int, methods: Set<String>, writeRoute: String?)
+  case stock
+
+  var hasExtension: Bool { if case .agentExtension = self { true } else { false } }
+
+  func offers(_ method: String) -> Bool {
+    if case .agentExtension(_, let methods, _) = self { methods.contains(method) } else { false }
+  }
+
+  var description: String {
+    switch self {
+    case .agentExtension(let version, _, _): "sandbox-agent extension v\(version)"
+    case .stock: "stock envd (process fallbacks)"
+    }
+  }
+}
+
+extension EnvdBackend {
+  /// The server's mode, asked once (`Capabilities`) and then remembered.
+  func serverMode() async throws -> ServerMode {
+    if let known = knownMode.withLock({ $0 }) { return known }
+    let mode = try await discoverMode()
+    knownMode.withLock { $0 = mode }
+    return mode
+  }
+
+  /// Fallback rule of docs/agent-extension.md §2: 404 means no extension; 401 is an auth
+  /// problem; anything else unexpected is treated as no extension, and logged.
+  private func discoverMode() async throws -> ServerMode {
+    let context = "extension discovery"
+    let response = try await client.rpcResponse(
+      "Capabilities", ExtensionEmpty(), service: Self.extensionService)
+    if let failure = client.transportError(response, context: context) { throw failure }
+    switch response.status {
+    case 200:
+      guard let answer = try? decodeJSON(ExtensionCapabilities.self, response.body) else {
+        logger.warning("\(context): undecodable Capabilities answer; using envd's primitives")
+        return .stock
+      }
+      return .agentExtension(
+        version: answer.version ?? 1, methods: Set(answer.methods ?? []), writeRoute: answer.write)
+    case 404:
+      return .stock
+    case 401:
+      throw ExtensionErrno.remoteError(
+        status: response.status, body: response.body, context: context)
+    default:
+      logger.warning(
+        "\(context): HTTP \(response.status) from Capabilities; using envd's primitives")
+      return .stock
+    }
+  }
+
+  static let extensionService = "sandboxagent.v1.Extension"
+
+  /// One extension call: the decoded answer, or the errno from the message's prefix.
+  func extensionCall<Response: Decodable>(
+    _ method: String, _ message: some Encodable, as: Response.Type, context: String
+  ) async throws -> Response {
+    let response = try await client.rpcResponse(method, message, service: Self.extensionService)
+    if let failure = client.transportError(response, context: context) { throw failure }
+    guard response.status == 200 else {
+      throw ExtensionErrno.remoteError(
+        status: response.status, body: response.body, context: context)
+    }
+    do {
+      return try decodeJSON(Response.self, response.body)
+    } catch {
+      throw RemoteError(errno: EIO, "\(context): undecodable answer from the agent: \(error)")
+    }
+  }
+
+  func extensionAttributes(_ method: String, _ message: some Encodable, context: String)
+    async throws -> RemoteAttributes
+  {
+    try await extensionCall(method, message, as: ExtensionAttrResponse.self, context: context).attr
+      .attributes
+  }
+}

@@ -1,0 +1,138 @@
+import Backend
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+/// What one fallback job printed (see `FallbackScript`).
+struct FallbackResult: Sendable {
+  var failure: String?
+  var stat: String?
+  var linkText: String?
+  var statfs: String?
+
+  /// Throws the failure's errno, else returns the stat line as attributes.
+  func attributes(context: String) throws -> RemoteAttributes {
+    try check(context: context)
+    guard let stat, let attributes = FallbackOutput.attributes(statLine: stat) else {
+      throw RemoteError(errno: EIO, "\(context): no usable stat in the answer: \(stat ?? "")")
+    }
+    return attributes
+  }
+
+  func check(context: String) throws {
+    if let failure {
+      throw RemoteError(errno: FallbackOutput.errno(describedBy: failure), "\(context): \(failure)")
+    }
+  }
+}
+
+enum FallbackOutput {
+  /// Splits the script's stdout into per-job results (index = job id).
+  static func results(_ stdout: [UInt8], jobs: Int) -> [FallbackResult] {
+    var results = [FallbackResult](repeating: FallbackResult(), count: jobs)
+    let records = stdout.split(separator: 1, omittingEmptySubsequences: true)
+    for record in records {
+      guard let newline = record.firstIndex(of: UInt8(ascii: "\n")) else { continue }
+      let header = record[record.startIndex..<newline]
+      guard let kind = header.first,
+        let id = Int(String(decoding: header.dropFirst(), as: UTF8.self)),
+        id >= 0, id < jobs
+      else { continue }
+      var payload = record[(newline + 1)...]
+      if payload.last == UInt8(ascii: "\n") { payload = payload.dropLast() }
+      let text = String(decoding: payload, as: UTF8.self)
+      switch kind {
+      case UInt8(ascii: "F"): results[id].failure = text
+      case UInt8(ascii: "S"): results[id].stat = text
+      case UInt8(ascii: "L"): results[id].linkText = text
+      case UInt8(ascii: "V"): results[id].statfs = text
+      default: break
+      }
+    }
+    return results
+  }
+
+  /// The errno of a coreutils/dash message (`LC_ALL=C`): "chmod: changing permissions of 'x':
+  /// Operation not permitted". The last `: ` part names the error; the path may contain anything.
+  static func errno(describedBy message: String) -> Int32 {
+    let firstLine = message.split(separator: "\n").first.map(String.init) ?? message
+    let last = firstLine.components(separatedBy: ": ").last ?? firstLine
+    for text in [last, firstLine, message] {
+      let lowered = text.lowercased()
+      for (phrase, number) in extraPhrases where lowered.contains(phrase) { return number }
+      if let number = EnvdErrorMapping.errno(describedBy: text) { return number }
+    }
+    return EIO
+  }
+
+  private static let extraPhrases: [(String, Int32)] = [
+    ("operation not supported", EOPNOTSUPP),
+    ("directory nonexistent", ENOENT),  // dash: a redirection into a missing directory
+    ("hard link not allowed for directory", EPERM),
+    ("too many links", EMLINK),
+    ("text file busy", ETXTBSY),
+    ("file too large", EFBIG),
+    ("invalid argument", EINVAL),
+  ]
+
+  /// `%f %h %u %g %s %b %i %.9X %.9Y %.9Z %t %T` (hex mode, nlink, uid, gid, size, 512-byte
+  /// blocks, inode, atime, mtime, ctime, hex major and minor).
+  static func attributes(statLine: String) -> RemoteAttributes? {
+    let fields = statLine.split(separator: " ").map(String.init)
+    guard fields.count == 12, let mode = UInt32(fields[0], radix: 16),
+      let nlink = UInt32(fields[1]), let uid = UInt32(fields[2]), let gid = UInt32(fields[3]),
+      let size = UInt64(fields[4]), let blocks = UInt64(fields[5]), let inode = UInt64(fields[6]),
+      let accessTime = time(fields[7]), let modificationTime = time(fields[8]),
+      let changeTime = time(fields[9]), let major = UInt64(fields[10], radix: 16),
+      let minor = UInt64(fields[11], radix: 16)
+    else { return nil }
+    let type = ExtensionAttr.type(of: mode)
+    let device =
+      ((major & 0xFFF) << 8) | (minor & 0xFF) | ((minor & ~0xFF) << 12) | ((major & ~0xFFF) << 32)
+    return RemoteAttributes(
+      type: type, size: size, permissions: mode & 0o7777, modificationTime: modificationTime,
+      accessTime: accessTime, changeTime: changeTime, inode: inode, linkCount: nlink, uid: uid,
+      gid: gid, blocks: blocks,
+      deviceNumber: type == .characterDevice || type == .blockDevice ? device : nil)
+  }
+
+  /// `SECONDS.NANOSECONDS`, possibly negative (`-0.250000000` is -1 s + 750000000 ns).
+  static func time(_ text: String) -> RemoteTime? {
+    let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+    guard let whole = parts.first, var seconds = Int64(whole) else { return nil }
+    var nanoseconds: Int32 = 0
+    if parts.count == 2 {
+      let digits = String(parts[1].prefix(9))
+      guard let value = Int32(digits + String(repeating: "0", count: 9 - digits.count)) else {
+        return nil
+      }
+      nanoseconds = value
+    }
+    if whole.hasPrefix("-") && nanoseconds > 0 {
+      seconds -= 1
+      nanoseconds = 1_000_000_000 - nanoseconds
+    }
+    return RemoteTime(seconds: seconds, nanoseconds: nanoseconds)
+  }
+
+  /// `%S %b %f %a %c %d %l` of `stat -f`.
+  static func statistics(_ line: String) -> RemoteFilesystemStatistics? {
+    let numbers = line.split(separator: " ").compactMap { UInt64($0) }
+    guard numbers.count == 7 else { return nil }
+    let unit = numbers[0]
+    var result = RemoteFilesystemStatistics(
+      totalBytes: numbers[1] * unit, usedBytes: (numbers[1] - min(numbers[1], numbers[2])) * unit)
+    result.blockSize = unit
+    result.totalBlocks = numbers[1]
+    result.freeBlocks = numbers[2]
+    result.availableBlocks = numbers[3]
+    result.totalFiles = numbers[4]
+    result.freeFiles = numbers[5]
+    result.availableFiles = numbers[5]
+    result.maximumNameLength = numbers[6]
+    return result
+  }
+}

@@ -1,0 +1,180 @@
+import Backend
+
+/// Metadata operations for a stock envd, run as one `/bin/sh -c SCRIPT` process.
+///
+/// The script is a constant: a small interpreter of its positional arguments, so no shell text
+/// is ever built from paths (protocol doc §7 passes argv verbatim). Arguments are jobs:
+/// `ID PATH STEP… end`, each step a keyword with a fixed number of arguments. Paths are
+/// protocol paths; `$SANDBOX_ROOT` (set by sandbox-agent, whose processes run on the host;
+/// absent on a real envd) is prefixed inside the script. A job stops at its first failing step.
+///
+/// Output records on stdout: `\u{1}` + kind + job id, a newline, then the payload up to the next
+/// record: `F` the failing step's stderr (`LC_ALL=C`, classified to an errno), `S` a `stat -c`
+/// line, `L` readlink's exact text, `V` a `stat -f` line.
+enum FallbackScript {
+  static let text = #"""
+    R=${SANDBOX_ROOT:-}
+    S=$(printf '\001')
+    fail() { ok=0; printf '%sF%s\n%s\n' "$S" "$id" "$1"; }
+    run() { [ "$ok" = 1 ] || return 0; e=$("$@" 2>&1) || fail "$e"; }
+    while [ $# -gt 1 ]; do
+      id=$1 p=$R$2 ok=1
+      shift 2
+      while [ $# -gt 0 ] && [ "$1" != end ]; do
+        op=$1
+        shift
+        case $op in
+        size)
+          if [ "$ok" != 1 ]; then :
+          elif [ -d "$p" ]; then fail 'Is a directory'
+          elif [ -L "$p" ] || { [ -e "$p" ] && [ ! -f "$p" ]; }; then fail 'Invalid argument'
+          else run truncate -c -s "$1" -- "$p"; fi
+          shift ;;
+        own) run chown -h -- "$1" "$p"; shift ;;
+        mode)
+          if [ "$ok" = 1 ] && [ -L "$p" ]; then fail 'Operation not supported'
+          else run chmod -- "$1" "$p"; fi
+          shift ;;
+        atime|mtime|times)
+          case $op in atime) w=-a ;; mtime) w=-m ;; *) w=-h ;; esac
+          if [ -n "$1" ]; then run touch -h -c $w -d "$1" -- "$p"
+          else run touch -h -c $w -- "$p"; fi
+          shift ;;
+        create)
+          if [ "$ok" != 1 ]; then :
+          elif [ "$2" = 0 ] && { [ -e "$p" ] || [ -L "$p" ]; }; then
+            if [ -L "$p" ]; then fail 'Too many levels of symbolic links'
+            elif [ -d "$p" ]; then fail 'Is a directory'; fi
+          else
+            e=$( (set -C; : > "$p") 2>&1 ) || fail "$e"
+            run chmod -- "$1" "$p"
+          fi
+          shift 2 ;;
+        mkdir) run mkdir -m "$1" -- "$p"; shift ;;
+        mkfifo) run mkfifo -m "$1" -- "$p"; shift ;;
+        symlink) run ln -s -T -- "$1" "$p"; shift ;;
+        link) run ln -P -T -- "$R$1" "$p"; shift ;;
+        fsync)
+          if [ "$1" = 1 ]; then run sync -d -- "$p"; else run sync -- "$p"; fi
+          shift ;;
+        readlink)
+          if [ "$ok" = 1 ]; then
+            e=$(readlink -v -n -- "$p" 2>&1 && printf '%s' "$S")
+            case $e in
+            *"$S") printf '%sL%s\n%s\n' "$S" "$id" "${e%"$S"}" ;;
+            *) fail "$e" ;;
+            esac
+          fi ;;
+        stat)
+          if [ "$ok" = 1 ]; then
+            if e=$(stat -c '%f %h %u %g %s %b %i %.9X %.9Y %.9Z %t %T' -- "$p" 2>&1); then printf '%sS%s\n%s\n' "$S" "$id" "$e"
+            else fail "$e"; fi
+          fi ;;
+        statfs)
+          if [ "$ok" = 1 ]; then
+            if e=$(stat -f -c '%S %b %f %a %c %d %l' -- "$p" 2>&1); then
+              printf '%sV%s\n%s\n' "$S" "$id" "$e"
+            else fail "$e"; fi
+          fi ;;
+        *) fail "Invalid argument: unknown step $op"; exit 0 ;;
+        esac
+      done
+      shift
+    done
+    """#
+
+  /// One job's steps, as script arguments after its id and path.
+  enum Step: Sendable {
+    case size(UInt64)
+    case owner(uid: UInt32?, gid: UInt32?)
+    case mode(UInt32)
+    case accessTime(RemoteTimeChange)
+    case modificationTime(RemoteTimeChange)
+    case bothTimes(RemoteTimeChange)
+    case create(mode: UInt32, exclusive: Bool)
+    case makeDirectory(mode: UInt32)
+    case makeFifo(mode: UInt32)
+    case symlink(target: String)
+    /// A hard link at the job's path to this protocol path.
+    case link(from: String)
+    case fsync(dataOnly: Bool)
+    case readLink
+    case stat
+    case statfs
+
+    var arguments: [String] {
+      switch self {
+      case .size(let size): ["size", String(size)]
+      case .owner(let uid, let gid):
+        ["own", (uid.map(String.init) ?? "") + (gid.map { ":\($0)" } ?? "")]
+      case .mode(let mode): ["mode", FallbackScript.octal(mode)]
+      case .accessTime(let time): ["atime", FallbackScript.touchDate(time)]
+      case .modificationTime(let time): ["mtime", FallbackScript.touchDate(time)]
+      case .bothTimes(let time): ["times", FallbackScript.touchDate(time)]
+      case .create(let mode, let exclusive):
+        ["create", FallbackScript.octal(mode), exclusive ? "1" : "0"]
+      case .makeDirectory(let mode): ["mkdir", FallbackScript.octal(mode)]
+      case .makeFifo(let mode): ["mkfifo", FallbackScript.octal(mode)]
+      case .symlink(let target): ["symlink", target]
+      case .link(let source): ["link", source]
+      case .fsync(let dataOnly): ["fsync", dataOnly ? "1" : "0"]
+      case .readLink: ["readlink"]
+      case .stat: ["stat"]
+      case .statfs: ["statfs"]
+      }
+    }
+  }
+
+  /// The steps of a setattr in the order the extension applies them (size, owner, mode, times),
+  /// then a stat for the answer.
+  static func steps(for changes: RemoteAttributeChanges) -> [Step] {
+    var steps: [Step] = []
+    if let size = changes.size { steps.append(.size(size)) }
+    if changes.uid != nil || changes.gid != nil {
+      steps.append(.owner(uid: changes.uid, gid: changes.gid))
+    }
+    if let mode = changes.mode { steps.append(.mode(mode)) }
+    switch (changes.accessTime, changes.modificationTime) {
+    case (let access?, let modification?) where access == modification:
+      steps.append(.bothTimes(access))
+    case (let access, let modification):
+      if let access { steps.append(.accessTime(access)) }
+      if let modification { steps.append(.modificationTime(modification)) }
+    }
+    steps.append(.stat)
+    return steps
+  }
+
+  /// Five octal digits: GNU chmod keeps a directory's setuid/setgid for shorter numeric modes.
+  static func octal(_ mode: UInt32) -> String {
+    let digits = String(mode & 0o7777, radix: 8)
+    return String(repeating: "0", count: max(0, 5 - digits.count)) + digits
+  }
+
+  /// `touch -d` text: empty for now, `@SECONDS.NANOSECONDS` otherwise.
+  static func touchDate(_ change: RemoteTimeChange) -> String {
+    guard case .set(let time) = change else { return "" }
+    var seconds = time.seconds
+    var nanoseconds = Int64(time.nanoseconds)
+    var sign = ""
+    if seconds < 0 && nanoseconds > 0 {
+      // -1 s + 0.25 s is -0.75 s.
+      seconds += 1
+      nanoseconds = 1_000_000_000 - nanoseconds
+      if seconds == 0 { sign = "-" }
+    }
+    let fraction = String(nanoseconds)
+    return "@\(sign)\(seconds)." + String(repeating: "0", count: max(0, 9 - fraction.count))
+      + fraction
+  }
+
+  static func arguments(for jobs: [(path: String, steps: [Step])]) -> [String] {
+    var arguments = ["-c", text, "sh"]
+    for (index, job) in jobs.enumerated() {
+      arguments += [String(index), job.path]
+      for step in job.steps { arguments += step.arguments }
+      arguments.append("end")
+    }
+    return arguments
+  }
+}
