@@ -1,0 +1,104 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Scripts/acceptance/*.sh (rsync, vim, atomic save, Emacs locks, git, tar, sqlite3, make) through a
+/// real mount, once against an agent serving its extension and once against `--envd-compat`, which
+/// leaves the mount stock envd's primitives only. Each script checks the mount and the backing folder.
+final class AcceptanceTests: XCTestCase {
+  enum AgentMode: String {
+    case agentExtension = "extension"
+    case stockEnvd = "stock envd (--envd-compat)"
+
+    var agentArguments: [String] { self == .stockEnvd ? ["--envd-compat"] : [] }
+  }
+
+  static let scriptsDirectory = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Scripts/acceptance").path
+
+  private var workDirectory: TemporaryDirectory?
+  private var agent: RunningAgent?
+  private var mount: RunningMount?
+
+  override func tearDown() {
+    mount?.unmount()
+    agent?.stop()
+    workDirectory?.remove()
+    mount = nil
+    agent = nil
+    workDirectory = nil
+    super.tearDown()
+  }
+
+  /// Mounts a fresh agent root in `mode` and runs `Scripts/acceptance/<name>.sh MOUNT ROOT`.
+  private func runScript(
+    _ name: String, _ mode: AgentMode, file: StaticString = #filePath, line: UInt = #line
+  ) throws {
+    let work = try TemporaryDirectory(prefix: "acceptance-\(name)")
+    workDirectory = work
+    let root = work.path + "/root"
+    let mountpoint = work.path + "/mnt"
+    for folder in [root, mountpoint] {
+      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+    let agent = try RunningAgent(root: root, arguments: mode.agentArguments)
+    self.agent = agent
+    let mount = try RunningMount(url: agent.url, mountpoint: mountpoint)
+    self.mount = mount
+
+    let script = Self.scriptsDirectory + "/\(name).sh"
+    let result = try runCommand([script, mountpoint, root], timeout: 300)
+    guard result.status != 0 else { return }
+    let output = (result.output + result.error).split(separator: "\n").suffix(60)
+      .joined(separator: "\n")
+    let firstError =
+      result.error.split(separator: "\n").first(where: { $0.hasPrefix("FAIL") })
+      ?? result.error.split(separator: "\n").first ?? "(no error output)"
+    let mountLog = mount.child.standardError.split(separator: "\n").suffix(15)
+      .joined(separator: "\n")
+    XCTFail(
+      """
+      \(name).sh through the mount, agent mode \(mode.rawValue): exit \(result.status): \(firstError)
+      --- script output (last 60 lines) ---
+      \(output)
+      --- sandbox-mount log (last 15 lines) ---
+      \(mountLog)
+      """, file: file, line: line)
+  }
+
+  /// The scripts themselves are right: on a plain local folder (mount and backing folder the same)
+  /// every one passes.
+  func testScriptsPassOnLocalFolder() throws {
+    let work = try TemporaryDirectory(prefix: "acceptance-local")
+    workDirectory = work
+    let result = try runCommand(
+      [Self.scriptsDirectory + "/run-all.sh", work.path, work.path], timeout: 300)
+    XCTAssertEqual(result.status, 0, result.output + result.error)
+    XCTAssertTrue(result.output.contains("8 passed, 0 failed"), result.output)
+  }
+
+  func testRsyncExtension() throws { try runScript("rsync", .agentExtension) }
+  func testRsyncStockEnvd() throws { try runScript("rsync", .stockEnvd) }
+
+  func testVimExtension() throws { try runScript("vim", .agentExtension) }
+  func testVimStockEnvd() throws { try runScript("vim", .stockEnvd) }
+
+  func testAtomicSaveExtension() throws { try runScript("atomic-save", .agentExtension) }
+  func testAtomicSaveStockEnvd() throws { try runScript("atomic-save", .stockEnvd) }
+
+  func testEmacsLockExtension() throws { try runScript("emacs-lock", .agentExtension) }
+  func testEmacsLockStockEnvd() throws { try runScript("emacs-lock", .stockEnvd) }
+
+  func testGitExtension() throws { try runScript("git", .agentExtension) }
+  func testGitStockEnvd() throws { try runScript("git", .stockEnvd) }
+
+  func testTarExtension() throws { try runScript("tar", .agentExtension) }
+  func testTarStockEnvd() throws { try runScript("tar", .stockEnvd) }
+
+  func testSqliteExtension() throws { try runScript("sqlite", .agentExtension) }
+  func testSqliteStockEnvd() throws { try runScript("sqlite", .stockEnvd) }
+
+  func testMakeExtension() throws { try runScript("make", .agentExtension) }
+  func testMakeStockEnvd() throws { try runScript("make", .stockEnvd) }
+}
