@@ -9,10 +9,14 @@ struct ExtensionAttr: Encodable, Sendable {
   var target: [UInt8]?
   var name: [UInt8]?
 
-  /// The attr of `entry`, with its link text if it is a symlink.
+  /// The attr of `entry`, with its link text if it is a symlink. A symlink is stat'ed again after
+  /// reading it, since the read may have moved its atime (relatime).
   init(of entry: ResolvedEntry) throws(ErrnoError) {
     info = try entry.lstat()
-    target = info.isSymlink ? try entry.readLink() : nil
+    if info.isSymlink {
+      target = try entry.readLink()
+      info = try entry.lstat()
+    }
   }
 
   init(info: stat, target: [UInt8]? = nil, name: [UInt8]? = nil) {

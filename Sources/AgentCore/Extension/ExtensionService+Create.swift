@@ -88,7 +88,7 @@ extension ExtensionService {
   ) throws(ErrnoError) -> ExtensionAttrResponse {
     do {
       let fd = try entry.openPath()
-      try applyOwner(fd, uid: request.uid, gid: request.gid, user: user, path: entry.path)
+      try applyOwner(fd, in: entry, uid: request.uid, gid: request.gid, user: user)
       var info = Glibc.stat()
       try checked(fstat(fd.raw, &info), entry.path.description)
       if let mode, !info.isSymlink {
@@ -107,19 +107,22 @@ extension ExtensionService {
     }
   }
 
-  /// Explicit ids win; otherwise the request user, when the agent may chown at all.
+  /// Explicit ids win; otherwise the request user, when the agent may chown at all. In a setgid
+  /// directory the group the kernel gave (the directory's) stays, as on Linux.
   private func applyOwner(
-    _ fd: FileDescriptor, uid: UInt32?, gid: UInt32?, user: AgentUser, path: ExtensionPath
+    _ fd: FileDescriptor, in entry: ResolvedEntry, uid: UInt32?, gid: UInt32?, user: AgentUser
   ) throws(ErrnoError) {
     var uid = uid
     var gid = gid
     if RootJail.mayChown(to: user) {
       uid = uid ?? user.uid
-      gid = gid ?? user.gid
+      var parent = Glibc.stat()
+      let inheritsGroup = fstat(entry.parent.raw, &parent) == 0 && parent.st_mode & S_ISGID != 0
+      if !inheritsGroup { gid = gid ?? user.gid }
     }
     guard uid != nil || gid != nil else { return }
     try checked(
       fchownat(fd.raw, "", uid ?? uid_t.max, gid ?? gid_t.max, LinuxFlags.atEmptyPath),
-      path.description)
+      entry.path.description)
   }
 }

@@ -21,13 +21,14 @@ extension ExtensionService {
         entry.parent.raw, entry.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
     try checked(fd, path.description)
     let directory = FileDescriptor(fd)
-    let own = try attr(of: directory, path: path)
     let names: [[UInt8]]
     do {
       names = try DirectoryReader.names(of: directory, path: path.description)
     } catch {
       throw ErrnoError(error)
     }
+    // After reading: reading moved the directory's atime.
+    let own = try attr(of: directory, path: path)
     var entries: [ExtensionAttr] = []
     entries.reserveCapacity(names.count)
     for name in names {
@@ -45,6 +46,8 @@ extension ExtensionService {
         } catch  where error.code == ENOENT || error.code == EINVAL {
           continue  // Removed or replaced while listing.
         }
+        // Again: the read may have moved the link's atime.
+        if fstatat(directory.raw, cName, &info, AT_SYMLINK_NOFOLLOW) != 0 { continue }
       }
       entries.append(ExtensionAttr(info: info, target: target, name: name))
     }

@@ -14,8 +14,9 @@ struct ExtensionService: Sendable {
   func attr(of fd: FileDescriptor, path: ExtensionPath) throws(ErrnoError) -> ExtensionAttr {
     var info = Glibc.stat()
     try checked(fstat(fd.raw, &info), path.description)
-    let target =
-      info.isSymlink ? try ResolvedEntry.readLink(directory: fd.raw, name: [0], path: path) : nil
+    guard info.isSymlink else { return ExtensionAttr(info: info) }
+    let target = try ResolvedEntry.readLink(directory: fd.raw, name: [0], path: path)
+    try checked(fstat(fd.raw, &info), path.description)  // The read may have moved the atime.
     return ExtensionAttr(info: info, target: target)
   }
 

@@ -1,0 +1,96 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `POST /sandboxagent/v1/files`: writes at an offset, in place.
+final class ExtensionWriteTests: ExtensionTestCase {
+  func testWriteAtAnOffsetKeepsTheRestAndTheInode() throws {
+    try put("f", Data("0123456789".utf8))
+    XCTAssertEqual(chown(hostPath("f"), 1234, 1234), 0)
+    let inode = hostLstat("f").st_ino
+    let reply = try client.writeAt("/f", Data("XYZ".utf8), query: "&offset=4")
+    XCTAssertEqual(reply.status, 200, reply.text)
+    XCTAssertEqual(reply.headers["content-type"], "application/json")
+    XCTAssertEqual(reply.json["written"] as? String, "3")
+    let info = hostLstat("f")  // Before reading it moves the atime.
+    assertAttr(reply.attr, matches: info)
+    XCTAssertEqual(info.st_ino, inode)
+    XCTAssertEqual(info.st_uid, 1234)
+    XCTAssertEqual(contents("f"), Data("0123XYZ789".utf8))
+    XCTAssertEqual(try client.writeAt("/f", Data("ab".utf8)).status, 200)  // offset 0
+    XCTAssertEqual(contents("f"), Data("ab23XYZ789".utf8))
+  }
+
+  func testWritePastTheEndLeavesAHole() throws {
+    try put("f", Data("ab".utf8))
+    let reply = try client.writeAt("/f", Data("Z".utf8), query: "&offset=6")
+    XCTAssertEqual(reply.status, 200, reply.text)
+    XCTAssertEqual(contents("f"), Data("ab".utf8) + Data(count: 4) + Data("Z".utf8))
+    XCTAssertEqual(reply.attr["size"] as? String, "7")
+  }
+
+  func testSizeIsSetBeforeWriting() throws {
+    try put("f", Data("0123456789".utf8))
+    XCTAssertEqual(try client.writeAt("/f", Data("new".utf8), query: "&size=0").status, 200)
+    XCTAssertEqual(contents("f"), Data("new".utf8))
+    XCTAssertEqual(
+      try client.writeAt("/f", Data("!".utf8), query: "&offset=5&size=2").status, 200)
+    XCTAssertEqual(contents("f"), Data("ne".utf8) + Data(count: 3) + Data("!".utf8))
+    let empty = try client.writeAt("/f", Data(), query: "&size=1")
+    XCTAssertEqual(empty.status, 200)
+    XCTAssertEqual(empty.json["written"] as? String, "0")
+    XCTAssertEqual(contents("f"), Data("n".utf8))
+  }
+
+  func testGzipBodyIsDecoded() throws {
+    try put("f", Data(count: 8))
+    let folder = try TemporaryDirectory(prefix: "ext-write")
+    defer { folder.remove() }
+    let payload = Data(String(repeating: "gzip body ", count: 1000).utf8)
+    try payload.write(to: URL(fileURLWithPath: folder.path + "/body"))
+    XCTAssertEqual(try runCommand(["gzip", "-k", folder.path + "/body"]).status, 0)
+    let reply = try client.request(
+      "/sandboxagent/v1/files?path=/f&offset=2", method: "POST",
+      headers: ["Content-Type: application/octet-stream", "Content-Encoding: gzip"],
+      bodyFile: folder.path + "/body.gz")
+    XCTAssertEqual(reply.status, 200, reply.text)
+    XCTAssertEqual(reply.json["written"] as? String, String(payload.count))
+    XCTAssertEqual(contents("f"), Data(count: 2) + payload)
+    let bad = try client.writeAt("/f", Data("not gzip".utf8), headers: ["Content-Encoding: gzip"])
+    assertErrno(bad, "EINVAL")
+    assertErrno(
+      try client.writeAt("/f", Data("x".utf8), headers: ["Content-Encoding: br"]), "EINVAL")
+  }
+
+  func testLargeBodyAtAnOffset() throws {
+    let original = randomData(3 << 20)
+    try put("big", original)
+    let payload = randomData(9 << 20 + 17)
+    let reply = try client.writeAt("/big", payload, query: "&offset=1048577")
+    XCTAssertEqual(reply.status, 200, reply.text)
+    XCTAssertEqual(reply.json["written"] as? String, String(payload.count))
+    XCTAssertEqual(contents("big"), original.prefix(1_048_577) + payload)
+  }
+
+  func testErrors() throws {
+    try makeDirectory("dir")
+    try put("target", Data("target".utf8))
+    makeSymlink("target", at: "link")
+    XCTAssertEqual(mkfifo(hostPath("fifo"), 0o600), 0)
+    assertErrno(try client.writeAt("/missing", Data("x".utf8)), "ENOENT")
+    XCTAssertFalse(exists("missing"))
+    assertErrno(try client.writeAt("/dir", Data("x".utf8)), "EISDIR")
+    assertErrno(try client.writeAt("/", Data("x".utf8)), "EISDIR")
+    assertErrno(try client.writeAt("/link", Data("x".utf8)), "ELOOP")
+    XCTAssertEqual(contents("target"), Data("target".utf8))
+    assertErrno(try client.writeAt("/fifo", Data("x".utf8)), "EINVAL")
+    assertErrno(try client.writeAt("/target", Data("x".utf8), query: "&offset=-1"), "EINVAL")
+    assertErrno(try client.writeAt("/target", Data("x".utf8), query: "&offset=abc"), "EINVAL")
+    assertErrno(try client.writeAt("/target", Data("x".utf8), query: "&size=1x"), "EINVAL")
+    assertErrno(try client.writeAt("relative", Data("x".utf8)), "EINVAL")
+    let noPath = try client.request(
+      "/sandboxagent/v1/files", method: "POST", body: Data("x".utf8))
+    assertErrno(noPath, "EINVAL")
+    XCTAssertEqual(contents("target"), Data("target".utf8))
+  }
+}
