@@ -23,7 +23,7 @@ struct SandboxAgentCommand: AsyncParsableCommand {
   @Option(help: "trace, debug, info, notice, warning, error or critical.")
   var logLevel: String = "info"
 
-  @Flag(help: "envd compatibility switches (reserved).")
+  @Flag(help: "Behave as stock envd: the agent extension is switched off.")
   var envdCompat = false
 
   func run() async throws { try await serve() }
