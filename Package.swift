@@ -54,7 +54,7 @@ let package = Package(
     .executableTarget(
       name: "SandboxMount",
       dependencies: [
-        "FuseBridge", "FilesystemCore", "EnvdBackend", "Backend",
+        "FuseBridge", "FilesystemCore", "DataLayer", "EnvdBackend", "Backend",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),

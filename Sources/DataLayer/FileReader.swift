@@ -1,13 +1,18 @@
 import Backend
 
-/// Where reads of files without a staging file go. The direct reader below asks the backend for
-/// every range; the block cache and prefetcher (a later issue) implement this same protocol.
+/// Where reads of files without a staging file go: `DirectFileReader` asks the backend for every
+/// range; `PrefetchingReader` goes through the block cache and prefetches per open handle.
 public protocol FileReader: Sendable {
-  /// Reads `length` bytes at `offset` of `path`, whose version (size and mtime) was taken before
-  /// this read. The version's size is what truncation is checked against; a cache keys blocks
-  /// by the whole version so a changed remote file never serves old bytes.
-  func read(_ path: String, version: RemoteFileVersion, offset: UInt64, length: Int) async throws
-    -> [UInt8]
+  /// Reads `length` bytes at `offset` of `path` for open `handle`, whose version (size and
+  /// mtime) was taken before this read. The version's size is what truncation is checked
+  /// against; a cache keys blocks by the whole version so a changed remote file never serves old
+  /// bytes. `handle` lets a reader keep per-open state (its read pattern).
+  func read(
+    _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int, handle: UInt64
+  ) async throws -> [UInt8]
+
+  /// `handle` was closed: drop what was kept for it.
+  func release(handle: UInt64)
 }
 
 /// One ranged request per read, checked by the backend against the size taken at open.
@@ -18,9 +23,11 @@ public struct DirectFileReader: FileReader {
     self.backend = backend
   }
 
-  public func read(_ path: String, version: RemoteFileVersion, offset: UInt64, length: Int)
-    async throws -> [UInt8]
-  {
+  public func read(
+    _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int, handle: UInt64
+  ) async throws -> [UInt8] {
     try await backend.read(path, offset: offset, length: length, expectedSize: version.size)
   }
+
+  public func release(handle: UInt64) {}
 }

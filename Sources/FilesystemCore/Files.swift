@@ -5,6 +5,8 @@ import Glibc
 /// What `open` and `create` give the kernel.
 public struct OpenedFile: Sendable {
   public var handle: UInt64
+  /// The kernel may keep the file's page cache: its version has not changed since the last open.
+  public var keepCache = false
 }
 
 extension Filesystem {
@@ -38,9 +40,17 @@ extension Filesystem {
         }
         if truncate { try staging.truncate(to: 0) }
       }
+      // Close-to-open: a reader keeps the page cache only if the version is the one it holds.
+      let keepCache: Bool
+      if writable || openFiles.staging(of: inode) != nil {
+        pageCacheVersions.forget(inode)
+        keepCache = false
+      } else {
+        keepCache = pageCacheVersions.keepOnOpen(inode, version: attributes.version)
+      }
       let handle = openFiles.register(
         OpenFiles.Handle(inode: inode, writable: writable, version: attributes.version))
-      return OpenedFile(handle: handle)
+      return OpenedFile(handle: handle, keepCache: keepCache)
     } catch {
       openFiles.endUse(of: inode)
       throw error
@@ -70,6 +80,7 @@ extension Filesystem {
     let attributes = try await backend.attributes(of: path)
     let entry = entry(for: path, attributes: attributes)
     let writable = (flags & O_ACCMODE) != O_RDONLY
+    pageCacheVersions.forget(entry.inode)
     openFiles.beginUse(of: entry.inode)
     do {
       if writable {
@@ -111,7 +122,8 @@ extension Filesystem {
       return try staging.read(at: offset, count: length)
     }
     let path = try self.path(of: opened.inode)
-    return try await reader.read(path, version: opened.version, offset: offset, length: length)
+    return try await reader.read(
+      path, version: opened.version, offset: offset, length: length, handle: handle)
   }
 
   /// Local. Writes into the staging file; the remote sees it at flush, fsync or release.
@@ -140,8 +152,12 @@ extension Filesystem {
   /// drops the staging file when no handle of the inode is left.
   public func release(handle: UInt64) async throws {
     guard let opened = openFiles.removeHandle(handle) else { return }
+    reader.release(handle: handle)
     defer { openFiles.endUse(of: opened.inode) }
-    if opened.writable { try await upload(opened.inode) }
+    if opened.writable {
+      pageCacheVersions.forget(opened.inode)
+      try await upload(opened.inode)
+    }
   }
 
   /// Applies the size change. Mode, owner and times are not supported by the backend protocol
@@ -160,6 +176,7 @@ extension Filesystem {
   }
 
   private func truncate(_ inode: UInt64, handle: UInt64?, to size: UInt64) async throws {
+    pageCacheVersions.forget(inode)
     if let staging = openFiles.staging(of: inode) {
       try staging.truncate(to: size)
       // ftruncate on a writer: its close uploads. truncate(2) by path: visible to others now.

@@ -23,6 +23,7 @@ public final class Filesystem: Sendable {
   let inodes = InodeTable()
   let directories: DirectoryCache
   let openFiles = OpenFiles()
+  let pageCacheVersions = PageCacheVersions()
   let directoryHandles = DirectoryHandles()
   let logger: Logger
 

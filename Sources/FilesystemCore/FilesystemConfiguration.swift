@@ -10,6 +10,8 @@ public struct FilesystemConfiguration: Sendable {
   public var attributeTimeout: Double
   /// How long the kernel may trust a name → inode mapping, in seconds.
   public var entryTimeout: Double
+  /// How long the kernel may trust that a name does not exist, in seconds (0: not at all).
+  public var negativeTimeout: Double
   /// Refuses every change with EROFS (the kernel also does, with `-o ro`).
   public var readOnly: Bool
   /// Where staging files for writes live (`--cache-dir`, else `$TMPDIR`, else /tmp).
@@ -17,12 +19,14 @@ public struct FilesystemConfiguration: Sendable {
 
   public init(
     ownerUID: UInt32 = getuid(), ownerGID: UInt32 = getgid(), attributeTimeout: Double = 1,
-    entryTimeout: Double = 1, readOnly: Bool = false, stagingParent: String = "/tmp"
+    entryTimeout: Double = 1, negativeTimeout: Double = 0, readOnly: Bool = false,
+    stagingParent: String = "/tmp"
   ) {
     self.ownerUID = ownerUID
     self.ownerGID = ownerGID
     self.attributeTimeout = attributeTimeout
     self.entryTimeout = entryTimeout
+    self.negativeTimeout = negativeTimeout
     self.readOnly = readOnly
     self.stagingParent = stagingParent
   }

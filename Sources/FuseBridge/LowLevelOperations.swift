@@ -67,7 +67,14 @@ enum LowLevelOperations {
       let dispatcher = RequestDispatcher.of(request)
       let name = String(cString: name!)
       dispatcher.answer(request, "lookup") { reply in
-        let entry = try await dispatcher.filesystem.lookUp(parent: UInt64(parent), name: name)
+        let entry: Entry
+        do {
+          entry = try await dispatcher.filesystem.lookUp(parent: UInt64(parent), name: name)
+        } catch  where errnoCode(for: error) == ENOENT && dispatcher.negativeTimeout > 0 {
+          // A negative entry (inode 0): the kernel answers ENOENT itself until it expires.
+          reply.replyEntry(dispatcher.negativeEntryParameters())
+          return
+        }
         reply.replyEntry(dispatcher.entryParameters(entry))
       }
     }
@@ -182,6 +189,7 @@ enum LowLevelOperations {
         var file = original
         let opened = try await dispatcher.filesystem.open(UInt64(inode), flags: file.flags)
         file.fh = opened.handle
+        sandbox_fuse_file_info_set_keep_cache(&file, opened.keepCache ? 1 : 0)
         reply.replyOpen(file)
       }
     }

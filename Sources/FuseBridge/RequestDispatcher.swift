@@ -11,6 +11,7 @@ final class RequestDispatcher: Sendable {
   let logger: Logger
   let entryTimeout: Double
   let attributeTimeout: Double
+  let negativeTimeout: Double
   /// Asked of the kernel at FUSE_INIT; 0 keeps its default.
   let readaheadBytes: UInt32
   private let inFlight = Mutex(0)
@@ -21,6 +22,7 @@ final class RequestDispatcher: Sendable {
     self.logger = logger
     self.entryTimeout = filesystem.configuration.entryTimeout
     self.attributeTimeout = filesystem.configuration.attributeTimeout
+    self.negativeTimeout = filesystem.configuration.negativeTimeout
   }
 
   /// The dispatcher behind a request; it lives as long as the session.
@@ -91,6 +93,14 @@ final class RequestDispatcher: Sendable {
     parameters.attr = attributes
     parameters.attr_timeout = attributeTimeout
     parameters.entry_timeout = entryTimeout
+    return parameters
+  }
+
+  /// "No such name", cached by the kernel for the negative timeout.
+  func negativeEntryParameters() -> fuse_entry_param {
+    var parameters = fuse_entry_param()
+    parameters.ino = 0
+    parameters.entry_timeout = negativeTimeout
     return parameters
   }
 }

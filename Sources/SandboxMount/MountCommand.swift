@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import DataLayer
 import EnvdBackend
 import FilesystemCore
 import Foundation
@@ -54,22 +55,52 @@ struct MountCommand: AsyncParsableCommand {
   @Option(help: "Seconds a transfer may stall before it fails with EIO.")
   var ioTimeout: Double = 30
 
-  @Option(help: "Seconds the kernel and our caches trust attributes and names.")
-  var attrTimeout: Double = 1
+  @Option(help: "Seconds the kernel and our caches trust a file's attributes (and listings).")
+  var attrTimeout: Double = CacheDefaults.attributeTimeout
+
+  @Option(help: "Seconds the kernel trusts a name's lookup.")
+  var entryTimeout: Double = CacheDefaults.entryTimeout
+
+  @Option(help: "Seconds the kernel trusts that a name does not exist (0: ask every time).")
+  var negativeTimeout: Double = CacheDefaults.negativeTimeout
 
   @Option(help: "Kernel readahead window in KiB (0: the kernel's 128 KiB default; needs root).")
   var readahead: Int = 1024
 
-  @Option(help: "Folder for staging files of files open for writing (default $TMPDIR or /tmp).")
+  @Option(help: "Bytes per cached block, the unit of fetching (e.g. 1M).")
+  var blockSize: ByteCount = ByteCount(bytes: 1 << 20)
+
+  @Option(help: "Memory for cached blocks and fetches in flight (e.g. 256M).")
+  var memoryCache: ByteCount = ByteCount(bytes: 256 << 20)
+
+  @Option(help: "The largest read-ahead window per open file (0: no prefetch).")
+  var prefetchMax: ByteCount = ByteCount(bytes: 64 << 20)
+
+  @Option(
+    help:
+      "Folder for a disk block cache kept across mounts (and for staging files; default: memory only, staging in $TMPDIR or /tmp)."
+  )
   var cacheDir: String?
+
+  @Option(help: "Bytes of blocks kept in --cache-dir (e.g. 4G).")
+  var cacheSize: ByteCount = ByteCount(bytes: 4 << 30)
 
   func validate() throws {
     guard Logger.Level(rawValue: logLevel) != nil else {
       throw ValidationError("unknown log level '\(logLevel)'")
     }
-    guard connectTimeout > 0, ioTimeout > 0, attrTimeout >= 0, readahead >= 0 else {
+    guard connectTimeout > 0, ioTimeout > 0, attrTimeout >= 0, entryTimeout >= 0,
+      negativeTimeout >= 0, readahead >= 0
+    else {
       throw ValidationError("timeouts and --readahead must not be negative")
     }
+    guard (4 << 10)...(64 << 20) ~= blockSize.bytes else {
+      throw ValidationError("--block-size must be between 4K and 64M")
+    }
+    guard memoryCache.bytes >= 2 * blockSize.bytes, memoryCache.bytes <= 1 << 40 else {
+      throw ValidationError("--memory-cache must hold at least two blocks (2 × --block-size)")
+    }
+    guard prefetchMax.bytes <= 1 << 32 else { throw ValidationError("--prefetch-max is too big") }
     guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
   }
 
@@ -129,11 +160,16 @@ struct MountCommand: AsyncParsableCommand {
 
     let configuration = FilesystemConfiguration(
       ownerUID: mountOptions.ownerUID ?? getuid(), ownerGID: mountOptions.ownerGID ?? getgid(),
-      attributeTimeout: attrTimeout, entryTimeout: attrTimeout, readOnly: readOnly,
+      attributeTimeout: attrTimeout, entryTimeout: entryTimeout, negativeTimeout: negativeTimeout,
+      readOnly: readOnly,
       stagingParent: cacheDir ?? ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
     let filesystem: Filesystem
     do {
-      filesystem = try Filesystem(backend: backend, configuration: configuration, logger: logger)
+      let cache = try BlockCache(
+        backend: backend, configuration: blockCacheConfiguration(), logger: logger)
+      filesystem = try Filesystem(
+        backend: backend, configuration: configuration,
+        reader: PrefetchingReader(cache: cache, backend: backend), logger: logger)
     } catch let error as RemoteError {
       throw MountFailure(error.message)
     }
@@ -158,6 +194,24 @@ struct MountCommand: AsyncParsableCommand {
     logger.info("unmounted \(mountpoint)")
     if status != 0 { throw ExitCode(1) }
   }
+
+  private func blockCacheConfiguration() -> BlockCacheConfiguration {
+    let blockSize = Int(self.blockSize.bytes)
+    let prefetch = Int(prefetchMax.bytes)
+    return BlockCacheConfiguration(
+      blockSize: blockSize, memoryBudget: Int(memoryCache.bytes),
+      diskDirectory: cacheDir.map { $0 + "/sandbox-mount-blocks" }, diskBudget: cacheSize.bytes,
+      // Blocks of two sandboxes never mix in one --cache-dir.
+      namespace: "\(url)|\(root)", initialPrefetch: min(blockSize, prefetch),
+      maximumPrefetch: prefetch)
+  }
+}
+
+/// Cache timeouts when none is given; README.md ("Caching and consistency") explains the choice.
+enum CacheDefaults {
+  static let attributeTimeout = 1.0
+  static let entryTimeout = 1.0
+  static let negativeTimeout = 1.0
 }
 
 /// What a termination signal does: before the mount, exit at once (nothing to undo); once

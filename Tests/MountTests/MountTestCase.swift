@@ -15,6 +15,9 @@ class MountTestCase: XCTestCase {
 
   /// Extra `sandbox-mount` arguments for this class's mounts.
   var mountArguments: [String] { [] }
+  /// Extra `sandbox-agent` arguments and environment for this class's agent.
+  var agentArguments: [String] { [] }
+  var agentEnvironment: [String: String]? { nil }
 
   override func setUpWithError() throws {
     try super.setUpWithError()
@@ -22,7 +25,7 @@ class MountTestCase: XCTestCase {
     for folder in [root, mountpoint, scratch] {
       try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     }
-    agent = try RunningAgent(root: root)
+    agent = try RunningAgent(root: root, arguments: agentArguments, environment: agentEnvironment)
     mount = try RunningMount(url: agent.url, mountpoint: mountpoint, arguments: mountArguments)
   }
 

@@ -27,7 +27,18 @@ enum DiskBlockFormat {
       second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
       second = (second << 7) | (second >> 57)
     }
-    return hex(first) + hex(second) + ".block"
+    return hex(mix(first)) + hex(mix(second)) + ".block"
+  }
+
+  /// MurmurHash3's finalizer: spreads FNV's similar outputs for similar keys.
+  private static func mix(_ value: UInt64) -> UInt64 {
+    var value = value
+    value ^= value >> 33
+    value = value &* 0xff51_afd7_ed55_8ccd
+    value ^= value >> 33
+    value = value &* 0xc4ce_b9fe_1a85_ec53
+    value ^= value >> 33
+    return value
   }
 
   /// Header and identity for a block holding `data`.

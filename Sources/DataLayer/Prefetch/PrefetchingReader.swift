@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// Invariant per handle: blocks `[runStart..<prefetchedThrough)` of its version were cached or in
 /// flight when last asked; the next prefetch starts at `prefetchedThrough`.
-public final class PrefetchingReader: Sendable {
+public final class PrefetchingReader: FileReader {
   public let cache: BlockCache
   private let backend: any RemoteFilesystem
   private let handles = Mutex<[UInt64: HandleState]>([:])

@@ -1,0 +1,156 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// The read path's caches against a real agent: block cache, disk cache, page cache kept across
+/// opens, single flight, TTLs. Agent requests are counted from its debug log (one line per
+/// request), so "served from cache" is a count, not a timing.
+final class CacheTests: MountTestCase {
+  override var agentArguments: [String] { ["--log-level", "debug"] }
+  var cacheDirectory: String { workDirectory.path + "/cache" }
+  override var mountArguments: [String] {
+    [
+      "--cache-dir", cacheDirectory, "--attr-timeout", "1", "--entry-timeout", "1",
+      "--negative-timeout", "1",
+    ]
+  }
+
+  /// `GET /files` requests the agent has logged so far.
+  func fileRequests() -> Int {
+    Thread.sleep(forTimeInterval: 0.2)  // let the last log lines arrive
+    return agent.child.standardError.components(separatedBy: "GET /files ").count - 1
+  }
+
+  func testAFileIsFetchedOnceABlockAndReReadsComeFromTheCaches() throws {
+    try sh("head -c 8388608 /dev/urandom > root/eight.bin")
+    let before = fileRequests()
+    try sh("cmp mnt/eight.bin root/eight.bin")
+    XCTAssertEqual(fileRequests() - before, 8, "one ranged GET per 1 MiB block, none twice")
+
+    // A new open of an unchanged file keeps the page cache: no request at all.
+    try sh("cmp mnt/eight.bin root/eight.bin")
+    XCTAssertEqual(fileRequests() - before, 8)
+    // O_DIRECT skips the page cache; the daemon answers from its memory cache.
+    try sh("dd if=mnt/eight.bin of=scratch/direct.bin bs=1M iflag=direct status=none")
+    try sh("cmp scratch/direct.bin root/eight.bin")
+    XCTAssertEqual(fileRequests() - before, 8)
+  }
+
+  func testConcurrentReadersOfOneFileShareEachFetch() throws {
+    try sh("head -c 16777216 /dev/urandom > root/shared.bin")
+    let before = fileRequests()
+    try sh(
+      "pids=; for i in 1 2 3 4; do cmp mnt/shared.bin root/shared.bin & pids=\"$pids $!\"; done; fail=0; for p in $pids; do wait $p || fail=1; done; exit $fail"
+    )
+    XCTAssertEqual(fileRequests() - before, 16)
+  }
+
+  func testTheDiskCacheServesARemount() throws {
+    try sh("head -c 3000000 /dev/urandom > root/kept.bin")
+    try sh("cmp mnt/kept.bin root/kept.bin")
+    mount.unmount()
+    mount = nil  // its deinit unmounts whatever is on the mountpoint: not the next mount
+    mount = try RunningMount(url: agent.url, mountpoint: mountpoint, arguments: mountArguments)
+    let before = fileRequests()
+    try sh("dd if=mnt/kept.bin of=scratch/kept.bin bs=1M iflag=direct status=none")
+    try sh("cmp scratch/kept.bin root/kept.bin")
+    XCTAssertEqual(fileRequests() - before, 0, "all three blocks come from --cache-dir")
+  }
+
+  func testARemoteChangeIsSeenAfterTheTimeouts() throws {
+    try sh("printf one > root/note.txt")
+    XCTAssertEqual(try sh("cat mnt/note.txt"), "one")
+    // Same size, another mtime: only the version (size + mtime in ns) tells them apart.
+    try sh("printf two > root/note.txt && touch -d '2001-02-03 04:05:06.789' root/note.txt")
+    Thread.sleep(forTimeInterval: 1.5)
+    XCTAssertEqual(try sh("cat mnt/note.txt"), "two")
+    try sh("printf 'three, longer' > root/note.txt")
+    Thread.sleep(forTimeInterval: 1.5)
+    XCTAssertEqual(try sh("cat mnt/note.txt"), "three, longer")
+
+    // A name looked up while missing appears once the negative entry expires.
+    XCTAssertNotEqual(try shStatus("cat mnt/later.txt").status, 0)
+    try sh("printf here > root/later.txt")
+    Thread.sleep(forTimeInterval: 1.5)
+    XCTAssertEqual(try sh("cat mnt/later.txt"), "here")
+  }
+
+  func testOurOwnChangesAreSeenAtOnce() throws {
+    try sh("printf old > root/mine.txt")
+    XCTAssertEqual(try sh("cat mnt/mine.txt"), "old")
+    XCTAssertEqual(try sh("ls mnt"), "mine.txt\n")
+    try sh("printf new > mnt/mine.txt")
+    XCTAssertEqual(try sh("cat mnt/mine.txt"), "new")
+    try sh("printf x > mnt/other.txt")
+    XCTAssertEqual(try sh("ls mnt"), "mine.txt\nother.txt\n")
+    try sh("rm mnt/other.txt")
+    XCTAssertEqual(try sh("ls mnt"), "mine.txt\n")
+  }
+}
+
+/// A tiny memory budget and small blocks: eviction on every read, data still exact.
+final class SmallCacheTests: MountTestCase {
+  override var mountArguments: [String] {
+    ["--block-size", "64K", "--memory-cache", "256K", "--prefetch-max", "1M"]
+  }
+
+  func testReadsStayCorrectWhileBlocksAreEvicted() throws {
+    try sh("head -c 20000000 /dev/urandom > root/big.bin")
+    try sh(
+      "pids=; for i in 1 2 3; do cmp mnt/big.bin root/big.bin & pids=\"$pids $!\"; done; fail=0; for p in $pids; do wait $p || fail=1; done; exit $fail"
+    )
+    try sh("dd if=mnt/big.bin of=scratch/tail.bin bs=1000 skip=19990 iflag=direct status=none")
+    try sh("tail -c 10000 root/big.bin | cmp - scratch/tail.bin")
+  }
+
+  func testCacheOptionsAreChecked() throws {
+    for arguments in [
+      ["--block-size", "1K"], ["--memory-cache", "64K"], ["--block-size", "lots"],
+    ] {
+      let result = try runCommand(
+        [BuiltProducts.executable("sandbox-mount"), agent.url, scratch, "-f"] + arguments)
+      XCTAssertNotEqual(result.status, 0, "\(arguments)")
+      XCTAssertTrue(result.error.contains("block") || result.error.contains("memory"), result.error)
+    }
+  }
+}
+
+/// The truncation check end to end: the agent's fault switch cuts bodies short.
+final class TruncationTests: MountTestCase {
+  var faultSwitch: String { workDirectory.path + "/truncate-bytes" }
+  override var agentEnvironment: [String: String]? {
+    ["SANDBOX_AGENT_FAULT_TRUNCATE_FILE": faultSwitch]
+  }
+
+  func testShortBodiesAreEIONeverPartialDataAndNothingIsCached() throws {
+    try sh("head -c 3000000 /dev/urandom > root/cut.bin")
+    try "100".write(toFile: faultSwitch, atomically: true, encoding: .utf8)
+
+    let whole = try shStatus("cat mnt/cut.bin > scratch/out.bin")
+    XCTAssertNotEqual(whole.status, 0)
+    XCTAssertTrue(whole.error.contains("Input/output error"), whole.error)
+    // Whatever cat got before the error is the file's own bytes, never wrong or padded ones.
+    try sh("cmp -n $(stat -c %s scratch/out.bin) scratch/out.bin root/cut.bin")
+    let middle = try shStatus(
+      "dd if=mnt/cut.bin of=scratch/middle.bin bs=4096 skip=300 count=1 status=none")
+    XCTAssertNotEqual(middle.status, 0)
+    XCTAssertTrue(middle.error.contains("Input/output error"), middle.error)
+
+    // Logged with the path, the bytes expected and the bytes delivered.
+    Thread.sleep(forTimeInterval: 0.2)
+    let log = mount.child.standardError
+    XCTAssertTrue(log.contains("/cut.bin"), log)
+    XCTAssertTrue(log.contains("expected"), log)
+
+    // With the fault gone, the same mount reads the whole file correctly: nothing short was kept.
+    try FileManager.default.removeItem(atPath: faultSwitch)
+    try sh("cmp mnt/cut.bin root/cut.bin")
+  }
+
+  func testAFileThatGrewIsNotAnError() throws {
+    try sh("printf 'short' > root/grow.txt")
+    XCTAssertEqual(try sh("cat mnt/grow.txt"), "short")
+    let read = try sh("exec 3<mnt/grow.txt; printf ' and longer' >> root/grow.txt; cat <&3")
+    XCTAssertTrue(read.hasPrefix("short"), read)
+  }
+}
