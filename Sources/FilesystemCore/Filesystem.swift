@@ -107,9 +107,8 @@ public final class Filesystem: Sendable {
   public func makeDirectory(parent: UInt64, name: String, mode: UInt32) async throws -> Entry {
     try requireWritable()
     let path = try childPath(parent, name)
-    try await backend.makeDirectory(path, mode: mode & 0o7777)
+    let attributes = try await backend.createDirectory(path, mode: mode & 0o7777)
     directories.invalidate(RemotePath.parent(of: path))
-    let attributes = try await backend.attributes(of: path)
     return entry(for: path, attributes: attributes)
   }
 
@@ -127,16 +126,14 @@ public final class Filesystem: Sendable {
     forgetRemoved(path)
   }
 
-  /// rename(2) without flags; RENAME_NOREPLACE and RENAME_EXCHANGE are EINVAL for now.
+  /// renameat2(2): flags RENAME_NOREPLACE and RENAME_EXCHANGE (`renameWithFlags`).
   public func rename(
     parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32
   ) async throws {
-    guard flags == 0 else { throw FilesystemError.errno(EINVAL, "rename flags \(flags)") }
     try requireWritable()
     let source = try childPath(parent, name)
     let destination = try childPath(newParent, newName)
-    try await backend.rename(from: source, to: destination)
-    inodes.moveTree(from: source, to: destination)
+    try await renameWithFlags(source: source, destination: destination, flags: flags)
     directories.invalidate(RemotePath.parent(of: source))
     directories.invalidate(RemotePath.parent(of: destination))
     directories.invalidateTree(source)
@@ -145,15 +142,18 @@ public final class Filesystem: Sendable {
 
   public func statistics() async throws -> statvfs {
     let remote = try await backend.filesystemStatistics()
-    let blockSize: UInt64 = 4096
+    let blockSize: UInt64 = remote.blockSize ?? 4096
     var result = statvfs()
     result.f_bsize = UInt(blockSize)
     result.f_frsize = UInt(blockSize)
-    result.f_blocks = fsblkcnt_t(remote.totalBytes / blockSize)
+    result.f_blocks = fsblkcnt_t(remote.totalBlocks ?? remote.totalBytes / blockSize)
     let free = remote.totalBytes > remote.usedBytes ? remote.totalBytes - remote.usedBytes : 0
-    result.f_bfree = fsblkcnt_t(free / blockSize)
-    result.f_bavail = fsblkcnt_t(free / blockSize)
-    result.f_namemax = 255
+    result.f_bfree = fsblkcnt_t(remote.freeBlocks ?? free / blockSize)
+    result.f_bavail = fsblkcnt_t(remote.availableBlocks ?? free / blockSize)
+    result.f_files = fsfilcnt_t(remote.totalFiles ?? 0)
+    result.f_ffree = fsfilcnt_t(remote.freeFiles ?? 0)
+    result.f_favail = fsfilcnt_t(remote.availableFiles ?? remote.freeFiles ?? 0)
+    result.f_namemax = UInt(remote.maximumNameLength ?? 255)
     return result
   }
 

@@ -6,6 +6,13 @@ public struct FilesystemConfiguration: Sendable {
   /// `-o uid=N,gid=N`.
   public var ownerUID: UInt32
   public var ownerGID: UInt32
+  /// `-o idmap=none`: show the remote numeric uid/gid (when the backend knows them) instead of
+  /// `ownerUID`/`ownerGID`.
+  public var showRemoteOwners = false
+  /// The backend's attributes carry inode numbers, nlink, numeric ids, atime, ctime and blocks
+  /// for every stat (the agent extension). Without it those fields are derived, so a value
+  /// never flips between a rich answer (e.g. a fallback's stat) and a plain one.
+  public var richAttributes = false
   /// How long the kernel and our caches may trust an entry's attributes, in seconds.
   public var attributeTimeout: Double
   /// How long the kernel may trust a name → inode mapping, in seconds.

@@ -128,6 +128,30 @@ final class InodeTable: Sendable {
     }
   }
 
+  /// RENAME_EXCHANGE: `first` and `second` (with their subtrees) swap places.
+  func exchangeTrees(_ first: String, _ second: String) {
+    state.withLock { state in
+      guard first != second else { return }
+      func subtree(_ root: String) -> [(String, UInt64)] {
+        let prefix = root + "/"
+        return state.inodeByPath.filter { $0.key == root || $0.key.hasPrefix(prefix) }.map {
+          ($0.key, $0.value)
+        }
+      }
+      let moving = [(subtree(first), first, second), (subtree(second), second, first)]
+      for (entries, _, _) in moving {
+        for (path, _) in entries { state.inodeByPath[path] = nil }
+      }
+      for (entries, from, to) in moving {
+        for (oldPath, inode) in entries {
+          let newPath = to + oldPath.dropFirst(from.count)
+          state.inodeByPath[newPath] = inode
+          state.records[inode]?.path = newPath
+        }
+      }
+    }
+  }
+
   private static func detach(_ path: String, in state: inout State) {
     let prefix = path == "/" ? "/" : path + "/"
     let gone = state.inodeByPath.filter { $0.key == path || $0.key.hasPrefix(prefix) }

@@ -2,22 +2,32 @@ import Backend
 import Glibc
 
 extension FilesystemConfiguration {
-  /// The `stat` the kernel sees for `attributes`: owner mapped to the mounting user (or
-  /// `-o uid=,gid=`), nlink 1 for files and 2 for directories, 512-byte blocks.
+  /// The `stat` the kernel sees for `attributes`.
+  ///
+  /// Owner policy: every file shows as the mounting user (or `-o uid=,gid=`), like sshfs
+  /// `idmap=user`; with `-o idmap=none` and a backend that knows numeric ids, the remote ids.
+  /// With rich attributes (the agent extension) st_ino is the remote inode number, so hard links
+  /// share it and it stays the same across renames; otherwise it is the mount's own number for
+  /// the path (stable while mounted). nlink, blocks, atime and ctime are the remote's when rich,
+  /// else 1 (2 for directories), the size in 512-byte units, and the mtime.
   func stat(for attributes: RemoteAttributes, inode: UInt64) -> Glibc.stat {
     var result = Glibc.stat()
-    result.st_ino = ino_t(inode)
+    let rich = richAttributes
+    result.st_ino = ino_t(rich ? attributes.inode ?? inode : inode)
     result.st_mode = Self.typeBits(attributes.type) | (attributes.permissions & 0o7777)
-    result.st_nlink = attributes.type == .directory ? 2 : 1
-    result.st_uid = ownerUID
-    result.st_gid = ownerGID
+    let defaultLinks: UInt32 = attributes.type == .directory ? 2 : 1
+    result.st_nlink = nlink_t(rich ? attributes.linkCount ?? defaultLinks : defaultLinks)
+    result.st_uid = showRemoteOwners ? attributes.uid ?? ownerUID : ownerUID
+    result.st_gid = showRemoteOwners ? attributes.gid ?? ownerGID : ownerGID
     result.st_size = off_t(clamping: attributes.size)
-    result.st_blocks = blkcnt_t(clamping: (attributes.size + 511) / 512)
+    let derivedBlocks = (attributes.size + 511) / 512
+    result.st_blocks = blkcnt_t(clamping: rich ? attributes.blocks ?? derivedBlocks : derivedBlocks)
     result.st_blksize = 4096
+    if rich, let device = attributes.deviceNumber { result.st_rdev = dev_t(device) }
     let modified = Self.timespec(attributes.modificationTime)
     result.st_mtim = modified
-    result.st_atim = attributes.accessTime.map(Self.timespec) ?? modified
-    result.st_ctim = attributes.changeTime.map(Self.timespec) ?? modified
+    result.st_atim = rich ? attributes.accessTime.map(Self.timespec) ?? modified : modified
+    result.st_ctim = rich ? attributes.changeTime.map(Self.timespec) ?? modified : modified
     return result
   }
 

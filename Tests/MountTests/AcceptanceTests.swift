@@ -52,9 +52,13 @@ final class AcceptanceTests: XCTestCase {
     guard result.status != 0 else { return }
     let output = (result.output + result.error).split(separator: "\n").suffix(60)
       .joined(separator: "\n")
+    // The script's verdict, and the first error line (often the tool's own message) if another.
+    let errorLines = result.error.split(separator: "\n")
+    let verdict =
+      errorLines.first { $0.hasPrefix("FAIL") } ?? errorLines.last ?? "(no error output)"
+    let firstLine = errorLines.first ?? verdict
     let firstError =
-      result.error.split(separator: "\n").first(where: { $0.hasPrefix("FAIL") })
-      ?? result.error.split(separator: "\n").first ?? "(no error output)"
+      firstLine == verdict ? String(verdict) : "\(verdict) (first error: \(firstLine))"
     let mountLog = mount.child.standardError.split(separator: "\n").suffix(15)
       .joined(separator: "\n")
     XCTFail(

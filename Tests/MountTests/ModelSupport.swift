@@ -67,6 +67,10 @@ enum ModelOperation: CustomStringConvertible {
   case utimens(path: String, atime: ModelTime, mtime: ModelTime, noFollow: Bool)
   case symlink(target: String, path: String)
 
+  /// The operation's name: create, write, truncate, rename, link, unlink, mkdir, rmdir, chmod,
+  /// utimens or symlink.
+  var kind: String { String(description.prefix { $0 != " " }) }
+
   static let renameNoReplace: UInt32 = 1
   static let renameExchange: UInt32 = 2
 
