@@ -65,7 +65,8 @@ extension Filesystem {
   {
     try requireWritable()
     let path = try childPath(parent, name)
-    if let existing = try await existingAttributes(of: path) {
+    // O_EXCL goes straight to an exclusive remote create: EEXIST comes from the remote, atomically.
+    if (flags & O_EXCL) == 0, let existing = try await existingAttributes(of: path) {
       guard (flags & O_EXCL) == 0 else { throw FilesystemError.errno(EEXIST, "\(path) exists") }
       let entry = entry(for: path, attributes: existing)
       do {
@@ -75,9 +76,8 @@ extension Filesystem {
         throw error
       }
     }
-    try await backend.upload(path, from: nil)
+    let attributes = try await backend.createFile(path, mode: mode & 0o7777, exclusive: true)
     directories.invalidate(RemotePath.parent(of: path))
-    let attributes = try await backend.attributes(of: path)
     let entry = entry(for: path, attributes: attributes)
     let writable = (flags & O_ACCMODE) != O_RDONLY
     pageCacheVersions.forget(entry.inode)
@@ -160,19 +160,22 @@ extension Filesystem {
     }
   }
 
-  /// Applies the size change. Mode, owner and times are not supported by the backend protocol
-  /// yet: they are accepted and the current attributes reported (so `touch` and `cp -p` work).
+  /// setattr. A size change of a file open here goes through its staging file; pending writes
+  /// are uploaded before a mode, owner or time change, so a later upload does not undo it
+  /// (`cp -p` sets times on the open descriptor). The rest is one backend call.
   public func setAttributes(of inode: UInt64, handle: UInt64?, changes: AttributeChanges)
     async throws -> Glibc.stat
   {
-    if let size = changes.size {
-      try requireWritable()
-      try await truncate(inode, handle: handle, to: size)
+    try requireWritable()
+    var remaining = changes
+    if openFiles.staging(of: inode) != nil {
+      if let size = changes.size {
+        try await truncate(inode, handle: handle, to: size)
+        remaining.size = nil
+      }
+      if remaining.changesMetadata { try await upload(inode) }
     }
-    if changes.changesMetadata {
-      logger.debug("setattr of inode \(inode): only size changes are applied for now")
-    }
-    return try await attributes(of: inode)
+    return try await changeRemoteAttributes(of: inode, remaining)
   }
 
   private func truncate(_ inode: UInt64, handle: UInt64?, to size: UInt64) async throws {

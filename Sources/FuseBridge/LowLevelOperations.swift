@@ -56,6 +56,7 @@ enum LowLevelOperations {
       fuse_reply_err(request, 0)
     }
     operations.statfs = statfs
+    MetadataOperations.register(in: &operations)
     return operations
   }
 

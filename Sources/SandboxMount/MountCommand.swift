@@ -158,11 +158,17 @@ struct MountCommand: AsyncParsableCommand {
     }
     defer { backend.shutdown() }
 
-    let configuration = FilesystemConfiguration(
+    var configuration = FilesystemConfiguration(
       ownerUID: mountOptions.ownerUID ?? getuid(), ownerGID: mountOptions.ownerGID ?? getgid(),
       attributeTimeout: attrTimeout, entryTimeout: entryTimeout, negativeTimeout: negativeTimeout,
       readOnly: readOnly,
       stagingParent: cacheDir ?? ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
+    let capabilities = await backend.capabilities()
+    configuration.richAttributes = capabilities.richAttributes
+    configuration.showRemoteOwners = mountOptions.showRemoteOwners && capabilities.richAttributes
+    if mountOptions.showRemoteOwners && !capabilities.richAttributes {
+      logger.warning("idmap=none needs numeric ids (the agent extension); files show as uid=/gid=")
+    }
     let filesystem: Filesystem
     do {
       let cache = try BlockCache(

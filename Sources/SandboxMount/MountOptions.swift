@@ -4,12 +4,14 @@ import Foundation
 struct MountOptions {
   var ownerUID: UInt32?
   var ownerGID: UInt32?
+  /// `idmap=none`: the remote numeric owners; `idmap=user` (default): the mounting user.
+  var showRemoteOwners = false
   var readOnly = false
   var debug = false
   /// For libfuse: fsname, subtype, allow_other, default_permissions, ro, …
   var passedThrough: [String] = []
 
-  /// `uid=` and `gid=` are ours (libfuse3's low-level API does not know them); `ro` is also
+  /// `uid=`, `gid=` and `idmap=` are ours (libfuse3's low-level API does not know them); `ro` is also
   /// remembered so the core refuses changes with EROFS itself.
   init(_ lists: [String]) throws {
     for option in lists.flatMap({ $0.split(separator: ",") }).map(String.init) {
@@ -18,6 +20,12 @@ struct MountOptions {
       switch parts[0] {
       case "uid": ownerUID = try Self.number(option, value)
       case "gid": ownerGID = try Self.number(option, value)
+      case "idmap":
+        switch value {
+        case "none": showRemoteOwners = true
+        case "user": showRemoteOwners = false
+        default: throw MountFailure("option '\(option)': idmap is 'user' (default) or 'none'")
+        }
       case "debug": debug = true
       case "ro":
         readOnly = true

@@ -1,0 +1,126 @@
+import Backend
+import Glibc
+
+/// Metadata operations beyond files and directories: setattr without data, symlinks, hard
+/// links, special files, rename flags, access. Each is one backend call (one round trip with
+/// the agent extension); names longer than 255 bytes fail before any (in `childPath`).
+extension Filesystem {
+  /// Mode, owner, size and times of an inode without pending local writes, in one backend call.
+  /// With the default owner policy a chown to the displayed owner (the mounting user) changes
+  /// nothing remotely: that is what the file already shows.
+  func changeRemoteAttributes(of inode: UInt64, _ changes: AttributeChanges) async throws
+    -> Glibc.stat
+  {
+    let path = try self.path(of: inode)
+    var remote = RemoteAttributeChanges(
+      mode: changes.mode, uid: changes.ownerUID, gid: changes.ownerGID, size: changes.size,
+      accessTime: changes.accessTime.map(Self.remoteTime),
+      modificationTime: changes.modificationTime.map(Self.remoteTime))
+    if !configuration.showRemoteOwners {
+      if remote.uid == configuration.ownerUID { remote.uid = nil }
+      if remote.gid == configuration.ownerGID { remote.gid = nil }
+    }
+    if remote.isEmpty { return try await attributes(of: inode) }
+    let attributes = try await backend.setAttributes(path, remote)
+    inodes.store(attributes, for: inode)
+    directories.invalidate(RemotePath.parent(of: path))
+    // Through `attributes(of:)`, so a staging file's size and mtime still show.
+    return try await self.attributes(of: inode)
+  }
+
+  private static func remoteTime(_ change: AttributeChanges.TimeChange) -> RemoteTimeChange {
+    switch change {
+    case .now: .now
+    case .set(let seconds, let nanoseconds):
+      .set(RemoteTime(seconds: seconds, nanoseconds: nanoseconds))
+    }
+  }
+
+  public func makeSymlink(parent: UInt64, name: String, target: String) async throws -> Entry {
+    try requireWritable()
+    let path = try childPath(parent, name)
+    guard !target.isEmpty else { throw FilesystemError.errno(ENOENT, "empty symlink target") }
+    guard target.utf8.count < 4096 else {
+      throw FilesystemError.errno(ENAMETOOLONG, "symlink target too long")
+    }
+    var attributes = try await backend.createSymlink(path, target: target)
+    if attributes.symlinkTarget == nil { attributes.symlinkTarget = target }
+    directories.invalidate(RemotePath.parent(of: path))
+    return entry(for: path, attributes: attributes)
+  }
+
+  /// The exact link text: from the cached attributes when the backend sent it, else asked.
+  public func readLink(_ inode: UInt64) async throws -> String {
+    if let cached = inodes.attributes(of: inode, maxAge: configuration.attributeLifetime),
+      let target = cached.symlinkTarget
+    {
+      return target
+    }
+    let path = try self.path(of: inode)
+    return try await backend.readLink(path)
+  }
+
+  public func makeLink(_ inode: UInt64, newParent: UInt64, newName: String) async throws -> Entry {
+    try requireWritable()
+    let source = try path(of: inode)
+    let destination = try childPath(newParent, newName)
+    let attributes = try await backend.link(from: source, to: destination)
+    directories.invalidate(RemotePath.parent(of: destination))
+    // The source's nlink and ctime changed too.
+    inodes.store(attributes, for: inode)
+    return entry(for: destination, attributes: attributes)
+  }
+
+  /// mknod(2): regular files and FIFOs (sockets where the backend can); devices are EPERM.
+  public func makeNode(parent: UInt64, name: String, mode: UInt32, device: UInt64) async throws
+    -> Entry
+  {
+    try requireWritable()
+    let path = try childPath(parent, name)
+    let attributes: RemoteAttributes
+    if mode & UInt32(S_IFMT) == UInt32(S_IFREG) || mode & UInt32(S_IFMT) == 0 {
+      attributes = try await backend.createFile(path, mode: mode & 0o7777, exclusive: true)
+    } else {
+      attributes = try await backend.makeNode(path, mode: mode, device: device)
+    }
+    directories.invalidate(RemotePath.parent(of: path))
+    return entry(for: path, attributes: attributes)
+  }
+
+  /// access(2) as the caller (`uid`, `gid`) sees the attributes this mount shows. Root passes
+  /// read and write checks; execute needs an x bit somewhere (or a directory), as on Linux.
+  public func checkAccess(_ inode: UInt64, mask: Int32, uid: UInt32, gid: UInt32) async throws {
+    let shown = try await attributes(of: inode)
+    if mask & W_OK != 0 { try requireWritable() }
+    let wanted = mode_t(mask & (R_OK | W_OK | X_OK))
+    guard wanted != 0 else { return }
+    let mode = shown.st_mode
+    if uid == 0 {
+      let executable = (mode & S_IFMT) == S_IFDIR || (mode & 0o111) != 0
+      if mask & X_OK != 0 && !executable {
+        throw FilesystemError.errno(EACCES, "no execute bit")
+      }
+      return
+    }
+    let granted: mode_t =
+      if uid == shown.st_uid { (mode >> 6) & 7 } else if gid == shown.st_gid {
+        (mode >> 3) & 7
+      } else { mode & 7 }
+    if granted & wanted != wanted { throw FilesystemError.errno(EACCES, "permission denied") }
+  }
+
+  /// renameat2 with RENAME_NOREPLACE / RENAME_EXCHANGE; other flags are EINVAL, as Linux.
+  func renameWithFlags(source: String, destination: String, flags: UInt32) async throws {
+    let known: UInt32 = 1 | 2  // RENAME_NOREPLACE | RENAME_EXCHANGE
+    guard flags & ~known == 0, flags != known else {
+      throw FilesystemError.errno(EINVAL, "rename flags \(flags)")
+    }
+    let remoteFlags = RemoteRenameFlags(rawValue: flags)
+    try await backend.rename(from: source, to: destination, flags: remoteFlags)
+    if remoteFlags.contains(.exchange) {
+      inodes.exchangeTrees(source, destination)
+    } else {
+      inodes.moveTree(from: source, to: destination)
+    }
+  }
+}
