@@ -44,6 +44,43 @@ final class ModelTests: XCTestCase {
     try runModel(nil, testName: "testModelHarnessOnTwoLocalFolders")
   }
 
+  /// What the stock-envd model leaves out: RENAME_EXCHANGE either swaps the two entries or fails
+  /// cleanly (EINVAL, as Linux for a file system without it) and leaves both as they were.
+  func testRenameExchangeStockEnvdSwapsOrFailsCleanly() throws {
+    let work = try TemporaryDirectory(prefix: "model-exchange")
+    workDirectory = work
+    let root = work.path + "/root"
+    let mountpoint = work.path + "/mnt"
+    for folder in [root, mountpoint] {
+      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+    let agent = try RunningAgent(
+      root: root, arguments: AcceptanceTests.AgentMode.stockEnvd.agentArguments)
+    self.agent = agent
+    mount = try RunningMount(url: agent.url, mountpoint: mountpoint)
+    try "one".write(toFile: mountpoint + "/one", atomically: false, encoding: .utf8)
+    try FileManager.default.createDirectory(
+      atPath: mountpoint + "/two", withIntermediateDirectories: false)
+    let result = ModelOperation.rename(from: "one", to: "two", flags: ModelOperation.renameExchange)
+      .apply(in: mountpoint)
+    var isDirectory: ObjCBool = false
+    if result == "ok" {
+      XCTAssertTrue(
+        FileManager.default.fileExists(atPath: root + "/one", isDirectory: &isDirectory))
+      XCTAssertTrue(isDirectory.boolValue, "after the exchange, one is the folder")
+      XCTAssertEqual(try String(contentsOfFile: root + "/two", encoding: .utf8), "one")
+    } else {
+      XCTAssertTrue(
+        ["EINVAL", "EOPNOTSUPP", "ENOSYS"].contains(result), "RENAME_EXCHANGE failed with \(result)"
+      )
+      XCTAssertEqual(try String(contentsOfFile: root + "/one", encoding: .utf8), "one")
+      XCTAssertTrue(
+        FileManager.default.fileExists(atPath: root + "/two", isDirectory: &isDirectory))
+      XCTAssertTrue(isDirectory.boolValue, "two is still the folder")
+      XCTAssertEqual(try String(contentsOfFile: mountpoint + "/one", encoding: .utf8), "one")
+    }
+  }
+
   /// `mode` nil: a second local folder stands in for the mount (and its backing folder).
   private func runModel(_ mode: AcceptanceTests.AgentMode?, testName: String) throws {
     let environment = ProcessInfo.processInfo.environment
