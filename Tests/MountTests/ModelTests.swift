@@ -209,9 +209,11 @@ final class ModelTests: XCTestCase {
     guard case .utimens(let path, let atime, let mtime, let noFollow) = operation else {
       return nil
     }
+    var isSymlink = false
     func times(_ root: String) -> (atime: timespec, mtime: timespec)? {
       var info = stat()
       let status = noFollow ? lstat(root + "/" + path, &info) : stat(root + "/" + path, &info)
+      isSymlink = status == 0 && info.st_mode & S_IFMT == S_IFLNK
       return status == 0 ? (info.st_atim, info.st_mtim) : nil
     }
     // utimensat with both times UTIME_OMIT succeeds without looking at the path at all.
@@ -230,6 +232,10 @@ final class ModelTests: XCTestCase {
     for (name, requested, expected, actual) in [
       ("atime", atime, want.atime, have.atime), ("mtime", mtime, want.mtime, have.mtime),
     ] {
+      // readlink(2) updates a symlink's atime (relatime), and the agent must read the link text
+      // to answer a stat: a symlink's own atime cannot survive being looked at. Linux-inherent;
+      // its mtime is still checked.
+      if name == "atime" && isSymlink { continue }
       switch requested {
       case .at:
         if text(expected) != text(actual) {
