@@ -77,7 +77,7 @@ extension Filesystem {
       }
     }
     let attributes = try await backend.createFile(path, mode: mode & 0o7777, exclusive: true)
-    directories.invalidate(RemotePath.parent(of: path))
+    directoryChanged(RemotePath.parent(of: path))
     let entry = entry(for: path, attributes: attributes)
     let writable = (flags & O_ACCMODE) != O_RDONLY
     pageCacheVersions.forget(entry.inode)

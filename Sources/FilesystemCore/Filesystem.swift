@@ -108,7 +108,7 @@ public final class Filesystem: Sendable {
     try requireWritable()
     let path = try childPath(parent, name)
     let attributes = try await backend.createDirectory(path, mode: mode & 0o7777)
-    directories.invalidate(RemotePath.parent(of: path))
+    directoryChanged(RemotePath.parent(of: path))
     return entry(for: path, attributes: attributes)
   }
 
@@ -134,8 +134,8 @@ public final class Filesystem: Sendable {
     let source = try childPath(parent, name)
     let destination = try childPath(newParent, newName)
     try await renameWithFlags(source: source, destination: destination, flags: flags)
-    directories.invalidate(RemotePath.parent(of: source))
-    directories.invalidate(RemotePath.parent(of: destination))
+    directoryChanged(RemotePath.parent(of: source))
+    directoryChanged(RemotePath.parent(of: destination))
     directories.invalidateTree(source)
     directories.invalidateTree(destination)
   }
@@ -184,7 +184,7 @@ public final class Filesystem: Sendable {
 
   func forgetRemoved(_ path: String) {
     inodes.removeTree(at: path)
-    directories.invalidate(RemotePath.parent(of: path))
+    directoryChanged(RemotePath.parent(of: path))
     directories.invalidateTree(path)
   }
 

@@ -107,6 +107,14 @@ final class InodeTable: Sendable {
     }
   }
 
+  /// `invalidateAttributes(of:)` for the inode of `path`, if it has one.
+  func invalidateAttributes(ofPath path: String) {
+    state.withLock { state in
+      guard let inode = state.inodeByPath[path] else { return }
+      state.records[inode]?.fetchedAt = .now - .seconds(1_000_000)
+    }
+  }
+
   /// `path` and everything under it are gone: their inodes become orphans.
   func removeTree(at path: String) {
     state.withLock { state in Self.detach(path, in: &state) }

@@ -28,6 +28,14 @@ extension Filesystem {
     return try await self.attributes(of: inode)
   }
 
+  /// Our own change to the entries of `directory`: its listing and its attributes (mtime,
+  /// nlink) are stale. The kernel drops its copy of the attributes itself; ours must go too, or
+  /// the next getattr answers the old mtime (rsync then skips re-setting a directory's time).
+  func directoryChanged(_ directory: String) {
+    directories.invalidate(directory)
+    inodes.invalidateAttributes(ofPath: directory)
+  }
+
   private static func remoteTime(_ change: AttributeChanges.TimeChange) -> RemoteTimeChange {
     switch change {
     case .now: .now
@@ -45,7 +53,7 @@ extension Filesystem {
     }
     var attributes = try await backend.createSymlink(path, target: target)
     if attributes.symlinkTarget == nil { attributes.symlinkTarget = target }
-    directories.invalidate(RemotePath.parent(of: path))
+    directoryChanged(RemotePath.parent(of: path))
     return entry(for: path, attributes: attributes)
   }
 
@@ -65,7 +73,7 @@ extension Filesystem {
     let source = try path(of: inode)
     let destination = try childPath(newParent, newName)
     let attributes = try await backend.link(from: source, to: destination)
-    directories.invalidate(RemotePath.parent(of: destination))
+    directoryChanged(RemotePath.parent(of: destination))
     // The source's nlink and ctime changed too.
     inodes.store(attributes, for: inode)
     return entry(for: destination, attributes: attributes)
@@ -83,7 +91,7 @@ extension Filesystem {
     } else {
       attributes = try await backend.makeNode(path, mode: mode, device: device)
     }
-    directories.invalidate(RemotePath.parent(of: path))
+    directoryChanged(RemotePath.parent(of: path))
     return entry(for: path, attributes: attributes)
   }
 
