@@ -126,7 +126,9 @@ final class ModelTests: XCTestCase {
     if let mode {
       let agent = try RunningAgent(root: root, arguments: mode.agentArguments)
       self.agent = agent
-      mount = try RunningMount(url: agent.url, mountpoint: mountpoint)
+      // MODEL_MOUNT_ARGS="--log-level debug": more of the mount's log in a failure report.
+      let extra = (environment["MODEL_MOUNT_ARGS"] ?? "").split(separator: " ").map(String.init)
+      mount = try RunningMount(url: agent.url, mountpoint: mountpoint, arguments: extra)
     }
 
     var generator = ModelGenerator(seed: seed, allowExchange: mode != .stockEnvd)
