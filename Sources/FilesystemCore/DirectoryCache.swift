@@ -35,7 +35,10 @@ final class DirectoryCache: Sendable {
     listings.withLock { listings in
       guard let listing = listings[directory], isFresh(listing) else { return .unknown }
       guard let index = listing.indexByName[name] else { return .missing }
-      return .found(listing.entries[index].attributes)
+      let attributes = listing.entries[index].attributes
+      // A file with other names may have changed through one of them since the listing.
+      if attributes.type != .directory, (attributes.linkCount ?? 1) > 1 { return .unknown }
+      return .found(attributes)
     }
   }
 

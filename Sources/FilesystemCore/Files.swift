@@ -209,7 +209,10 @@ extension Filesystem {
     guard let staging = openFiles.staging(of: inode), staging.isDirty else { return }
     try await stagingArea.uploadIfDirty(staging) { [inodes] in inodes.path(of: inode) }
     inodes.invalidateAttributes(of: inode)
-    if let path = inodes.path(of: inode) { directories.invalidate(RemotePath.parent(of: path)) }
+    if let path = inodes.path(of: inode) {
+      directories.invalidate(RemotePath.parent(of: path))
+      otherLinksChanged(path)
+    }
   }
 
   private func openHandle(_ handle: UInt64) throws -> OpenFiles.Handle {

@@ -183,6 +183,7 @@ public final class Filesystem: Sendable {
   }
 
   func forgetRemoved(_ path: String) {
+    otherLinksChanged(path)
     inodes.removeTree(at: path)
     directoryChanged(RemotePath.parent(of: path))
     directories.invalidateTree(path)

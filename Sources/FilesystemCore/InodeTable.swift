@@ -47,6 +47,10 @@ final class InodeTable: Sendable {
       let inode: UInt64
       if let known = state.inodeByPath[path] {
         inode = known
+      } else if let linked = Self.linkedNode(of: attributes, in: state) {
+        // Another name of a file we know (a hard link): the same node, as the kernel expects.
+        inode = linked
+        state.inodeByPath[path] = inode
       } else {
         inode = state.nextInode
         state.nextInode += 1
@@ -95,6 +99,8 @@ final class InodeTable: Sendable {
   func store(_ attributes: RemoteAttributes, for inode: UInt64) {
     let now = ContinuousClock.now
     state.withLock { state in
+      Self.invalidateOtherLinks(of: state.records[inode]?.attributes, except: inode, in: &state)
+      Self.invalidateOtherLinks(of: attributes, except: inode, in: &state)
       state.records[inode]?.attributes = attributes
       state.records[inode]?.fetchedAt = now
     }
@@ -103,7 +109,42 @@ final class InodeTable: Sendable {
   /// Forgets cached attributes but keeps them as a last resort for orphans.
   func invalidateAttributes(of inode: UInt64) {
     state.withLock { state in
+      Self.invalidateOtherLinks(of: state.records[inode]?.attributes, except: inode, in: &state)
       state.records[inode]?.fetchedAt = .now - .seconds(1_000_000)
+    }
+  }
+
+  /// The other names of the node at `path` (hard links), if any.
+  func otherNames(of path: String) -> [String] {
+    state.withLock { state in
+      guard let inode = state.inodeByPath[path],
+        (state.records[inode]?.attributes?.linkCount ?? 1) > 1
+      else { return [] }
+      return state.inodeByPath.filter { $0.value == inode && $0.key != path }.map(\.key)
+    }
+  }
+
+  /// The node of a file with several links already known under another name that still exists.
+  private static func linkedNode(of attributes: RemoteAttributes?, in state: State) -> UInt64? {
+    guard let attributes, let remote = attributes.inode, attributes.type != .directory,
+      (attributes.linkCount ?? 1) > 1
+    else { return nil }
+    return state.records.first { $0.value.path != nil && $0.value.attributes?.inode == remote }?
+      .key
+  }
+
+  /// Hard links are separate paths here, each with its own number and cached attributes: a
+  /// change through one name (size, mode, nlink) makes the others' stale. Only files known to
+  /// have several links (remote inode numbers, from the agent extension) pay for the scan.
+  private static func invalidateOtherLinks(
+    of attributes: RemoteAttributes?, except inode: UInt64, in state: inout State
+  ) {
+    guard let attributes, let remote = attributes.inode, attributes.type != .directory,
+      (attributes.linkCount ?? 1) > 1
+    else { return }
+    for (number, record) in state.records
+    where number != inode && record.attributes?.inode == remote {
+      state.records[number]?.fetchedAt = .now - .seconds(1_000_000)
     }
   }
 
@@ -124,6 +165,8 @@ final class InodeTable: Sendable {
   func moveTree(from source: String, to destination: String) {
     state.withLock { state in
       guard source != destination else { return }
+      // Two names of one file: rename(2) leaves both.
+      if let moving = state.inodeByPath[source], state.inodeByPath[destination] == moving { return }
       Self.detach(destination, in: &state)
       let prefix = source + "/"
       let moving = state.inodeByPath.filter { $0.key == source || $0.key.hasPrefix(prefix) }
@@ -165,6 +208,15 @@ final class InodeTable: Sendable {
     let gone = state.inodeByPath.filter { $0.key == path || $0.key.hasPrefix(prefix) }
     for (oldPath, inode) in gone {
       state.inodeByPath[oldPath] = nil
+      invalidateOtherLinks(of: state.records[inode]?.attributes, except: inode, in: &state)
+      state.records[inode]?.fetchedAt = .now - .seconds(1_000_000)  // nlink and ctime changed
+      if (state.records[inode]?.attributes?.linkCount ?? 1) > 1,
+        let alias = state.inodeByPath.first(where: { $0.value == inode })?.key
+      {
+        // A hard link: the node lives on under its other name.
+        if state.records[inode]?.path == oldPath { state.records[inode]?.path = alias }
+        continue
+      }
       if let record = state.records[inode], record.lookups > 0 {
         state.records[inode]!.path = nil
       } else {

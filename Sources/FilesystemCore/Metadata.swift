@@ -22,6 +22,7 @@ extension Filesystem {
     }
     if remote.isEmpty { return try await attributes(of: inode) }
     let attributes = try await backend.setAttributes(path, remote)
+    otherLinksChanged(path)
     inodes.store(attributes, for: inode)
     directories.invalidate(RemotePath.parent(of: path))
     // Through `attributes(of:)`, so a staging file's size and mtime still show.
@@ -34,6 +35,14 @@ extension Filesystem {
   func directoryChanged(_ directory: String) {
     directories.invalidate(directory)
     inodes.invalidateAttributes(ofPath: directory)
+  }
+
+  /// A change to the file at `path` (size, mode, nlink) also shows under its other names: their
+  /// directories' cached listings are stale.
+  func otherLinksChanged(_ path: String) {
+    for name in inodes.otherNames(of: path) {
+      directories.invalidate(RemotePath.parent(of: name))
+    }
   }
 
   private static func remoteTime(_ change: AttributeChanges.TimeChange) -> RemoteTimeChange {
@@ -73,6 +82,7 @@ extension Filesystem {
     let source = try path(of: inode)
     let destination = try childPath(newParent, newName)
     let attributes = try await backend.link(from: source, to: destination)
+    otherLinksChanged(source)
     directoryChanged(RemotePath.parent(of: destination))
     // The source's nlink and ctime changed too.
     inodes.store(attributes, for: inode)
