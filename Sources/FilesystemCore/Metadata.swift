@@ -135,6 +135,8 @@ extension Filesystem {
     }
     let remoteFlags = RemoteRenameFlags(rawValue: flags)
     try await backend.rename(from: source, to: destination, flags: remoteFlags)
+    // A replaced destination that had other names: their nlink dropped.
+    otherLinksChanged(destination)
     if remoteFlags.contains(.exchange) {
       inodes.exchangeTrees(source, destination)
     } else {
