@@ -86,7 +86,7 @@ final class ModelTests: XCTestCase {
     let environment = ProcessInfo.processInfo.environment
     let seed =
       environment["MODEL_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...999_999_999)
-    let count = environment["MODEL_OPS"].flatMap { Int($0) } ?? 3000
+    let count = environment["MODEL_OPS"].flatMap { Int($0) } ?? 5000
     let budget = environment["MODEL_SECONDS"].flatMap { Double($0) } ?? 50
     let checkEvery = 100
     // Stock envd's stat has no inode number, nlink or atime (envd-protocol §6.1): through such a
