@@ -208,6 +208,7 @@ extension Filesystem {
   private func upload(_ inode: UInt64) async throws {
     guard let staging = openFiles.staging(of: inode), staging.isDirty else { return }
     try await stagingArea.uploadIfDirty(staging) { [inodes] in inodes.path(of: inode) }
+    try await restoreSpecialBits(of: inode)
     inodes.invalidateAttributes(of: inode)
     if let path = inodes.path(of: inode) {
       directories.invalidate(RemotePath.parent(of: path))

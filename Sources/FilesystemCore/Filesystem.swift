@@ -20,7 +20,7 @@ public final class Filesystem: Sendable {
   let backend: any RemoteFilesystem
   let reader: any FileReader
   let stagingArea: StagingArea
-  let inodes = InodeTable()
+  let inodes: InodeTable
   let directories: DirectoryCache
   let openFiles = OpenFiles()
   let pageCacheVersions = PageCacheVersions()
@@ -33,6 +33,7 @@ public final class Filesystem: Sendable {
   ) throws {
     self.backend = backend
     self.configuration = configuration
+    self.inodes = InodeTable(linksByRemoteInode: configuration.richAttributes)
     self.reader = reader ?? DirectFileReader(backend: backend)
     self.stagingArea = try StagingArea(
       backend: backend, directory: configuration.stagingParent, logger: logger)

@@ -25,7 +25,12 @@ final class InodeTable: Sendable {
 
   private let state: Mutex<State>
 
-  init() {
+  /// Hard links are recognised by remote inode numbers, which only a backend with rich
+  /// attributes gives for every stat (a number seen only sometimes would split or merge nodes).
+  private let linksByRemoteInode: Bool
+
+  init(linksByRemoteInode: Bool = false) {
+    self.linksByRemoteInode = linksByRemoteInode
     var initial = State()
     // The root is never forgotten: the kernel holds it for the life of the mount.
     initial.records[Self.rootInode] = Record(
@@ -47,7 +52,7 @@ final class InodeTable: Sendable {
       let inode: UInt64
       if let known = state.inodeByPath[path] {
         inode = known
-      } else if let linked = Self.linkedNode(of: attributes, in: state) {
+      } else if linksByRemoteInode, let linked = Self.linkedNode(of: attributes, in: state) {
         // Another name of a file we know (a hard link): the same node, as the kernel expects.
         inode = linked
         state.inodeByPath[path] = inode
@@ -99,8 +104,8 @@ final class InodeTable: Sendable {
   func store(_ attributes: RemoteAttributes, for inode: UInt64) {
     let now = ContinuousClock.now
     state.withLock { state in
-      Self.invalidateOtherLinks(of: state.records[inode]?.attributes, except: inode, in: &state)
-      Self.invalidateOtherLinks(of: attributes, except: inode, in: &state)
+      invalidateOtherLinks(of: state.records[inode]?.attributes, except: inode, in: &state)
+      invalidateOtherLinks(of: attributes, except: inode, in: &state)
       state.records[inode]?.attributes = attributes
       state.records[inode]?.fetchedAt = now
     }
@@ -109,7 +114,7 @@ final class InodeTable: Sendable {
   /// Forgets cached attributes but keeps them as a last resort for orphans.
   func invalidateAttributes(of inode: UInt64) {
     state.withLock { state in
-      Self.invalidateOtherLinks(of: state.records[inode]?.attributes, except: inode, in: &state)
+      invalidateOtherLinks(of: state.records[inode]?.attributes, except: inode, in: &state)
       state.records[inode]?.fetchedAt = .now - .seconds(1_000_000)
     }
   }
@@ -118,7 +123,7 @@ final class InodeTable: Sendable {
   func otherNames(of path: String) -> [String] {
     state.withLock { state in
       guard let inode = state.inodeByPath[path],
-        (state.records[inode]?.attributes?.linkCount ?? 1) > 1
+        linksByRemoteInode, (state.records[inode]?.attributes?.linkCount ?? 1) > 1
       else { return [] }
       return state.inodeByPath.filter { $0.value == inode && $0.key != path }.map(\.key)
     }
@@ -136,10 +141,11 @@ final class InodeTable: Sendable {
   /// Hard links are separate paths here, each with its own number and cached attributes: a
   /// change through one name (size, mode, nlink) makes the others' stale. Only files known to
   /// have several links (remote inode numbers, from the agent extension) pay for the scan.
-  private static func invalidateOtherLinks(
+  private func invalidateOtherLinks(
     of attributes: RemoteAttributes?, except inode: UInt64, in state: inout State
   ) {
-    guard let attributes, let remote = attributes.inode, attributes.type != .directory,
+    guard linksByRemoteInode, let attributes, let remote = attributes.inode,
+      attributes.type != .directory,
       (attributes.linkCount ?? 1) > 1
     else { return }
     for (number, record) in state.records
@@ -158,7 +164,7 @@ final class InodeTable: Sendable {
 
   /// `path` and everything under it are gone: their inodes become orphans.
   func removeTree(at path: String) {
-    state.withLock { state in Self.detach(path, in: &state) }
+    state.withLock { state in detach(path, in: &state) }
   }
 
   /// `source` (and its subtree) now lives at `destination`; whatever was there is gone.
@@ -167,7 +173,7 @@ final class InodeTable: Sendable {
       guard source != destination else { return }
       // Two names of one file: rename(2) leaves both.
       if let moving = state.inodeByPath[source], state.inodeByPath[destination] == moving { return }
-      Self.detach(destination, in: &state)
+      detach(destination, in: &state)
       let prefix = source + "/"
       let moving = state.inodeByPath.filter { $0.key == source || $0.key.hasPrefix(prefix) }
       for (oldPath, inode) in moving {
@@ -203,14 +209,14 @@ final class InodeTable: Sendable {
     }
   }
 
-  private static func detach(_ path: String, in state: inout State) {
+  private func detach(_ path: String, in state: inout State) {
     let prefix = path == "/" ? "/" : path + "/"
     let gone = state.inodeByPath.filter { $0.key == path || $0.key.hasPrefix(prefix) }
     for (oldPath, inode) in gone {
       state.inodeByPath[oldPath] = nil
       invalidateOtherLinks(of: state.records[inode]?.attributes, except: inode, in: &state)
       state.records[inode]?.fetchedAt = .now - .seconds(1_000_000)  // nlink and ctime changed
-      if (state.records[inode]?.attributes?.linkCount ?? 1) > 1,
+      if linksByRemoteInode, (state.records[inode]?.attributes?.linkCount ?? 1) > 1,
         let alias = state.inodeByPath.first(where: { $0.value == inode })?.key
       {
         // A hard link: the node lives on under its other name.

@@ -29,6 +29,17 @@ extension Filesystem {
     return try await self.attributes(of: inode)
   }
 
+  /// envd's upload (stock envd) chowns the file, and a chown clears setuid/setgid, which a write
+  /// on Linux keeps for the owner: put them back.
+  func restoreSpecialBits(of inode: UInt64) async throws {
+    guard !configuration.richAttributes, let known = inodes.attributes(of: inode, maxAge: nil),
+      known.type == .regular, known.permissions & 0o6000 != 0, let path = inodes.path(of: inode)
+    else { return }
+    let restored = try await backend.setAttributes(
+      path, RemoteAttributeChanges(mode: known.permissions))
+    inodes.store(restored, for: inode)
+  }
+
   /// Our own change to the entries of `directory`: its listing and its attributes (mtime,
   /// nlink) are stale. The kernel drops its copy of the attributes itself; ours must go too, or
   /// the next getattr answers the old mtime (rsync then skips re-setting a directory's time).

@@ -7,6 +7,8 @@ import Backend
 /// `ID PATH STEP… end`, each step a keyword with a fixed number of arguments. Paths are
 /// protocol paths; `$SANDBOX_ROOT` (set by sandbox-agent, whose processes run on the host;
 /// absent on a real envd) is prefixed inside the script. A job stops at its first failing step.
+/// An exclusive create is `dd conv=excl` (O_CREAT|O_EXCL with exact errors; dash's noclobber
+/// reports ENOTDIR as "Directory nonexistent").
 ///
 /// Output records on stdout: `\u{1}` + kind + job id, a newline, then the payload up to the next
 /// record: `F` the failing step's stderr (`LC_ALL=C`, classified to an errno), `S` a `stat -c`
@@ -46,7 +48,7 @@ enum FallbackScript {
             if [ -L "$p" ]; then fail 'Too many levels of symbolic links'
             elif [ -d "$p" ]; then fail 'Is a directory'; fi
           else
-            e=$( (set -C; : > "$p") 2>&1 ) || fail "$e"
+            run dd if=/dev/null of="$p" conv=excl status=none
             run chmod -- "$1" "$p"
           fi
           shift 2 ;;
