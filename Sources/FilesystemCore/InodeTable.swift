@@ -15,6 +15,8 @@ final class InodeTable: Sendable {
     var lookups: UInt64
     var attributes: RemoteAttributes?
     var fetchedAt: ContinuousClock.Instant
+    /// Paths mapped to this node: more than one for hard links.
+    var names = 1
   }
 
   private struct State {
@@ -56,6 +58,7 @@ final class InodeTable: Sendable {
         // Another name of a file we know (a hard link): the same node, as the kernel expects.
         inode = linked
         state.inodeByPath[path] = inode
+        state.records[inode]?.names += 1
       } else {
         inode = state.nextInode
         state.nextInode += 1
@@ -119,11 +122,21 @@ final class InodeTable: Sendable {
     }
   }
 
+  /// `path` is a new hard link to the node of `source`: both names share the node (its staging
+  /// file and attributes), as the kernel expects of link(2). Works without remote inode numbers.
+  func addName(_ path: String, toNodeOf source: String) {
+    state.withLock { state in
+      guard let inode = state.inodeByPath[source], state.inodeByPath[path] != inode else { return }
+      detach(path, in: &state)
+      state.inodeByPath[path] = inode
+      state.records[inode]?.names += 1
+    }
+  }
+
   /// The other names of the node at `path` (hard links), if any.
   func otherNames(of path: String) -> [String] {
     state.withLock { state in
-      guard let inode = state.inodeByPath[path],
-        linksByRemoteInode, (state.records[inode]?.attributes?.linkCount ?? 1) > 1
+      guard let inode = state.inodeByPath[path], (state.records[inode]?.names ?? 1) > 1
       else { return [] }
       return state.inodeByPath.filter { $0.value == inode && $0.key != path }.map(\.key)
     }
@@ -216,11 +229,12 @@ final class InodeTable: Sendable {
       state.inodeByPath[oldPath] = nil
       invalidateOtherLinks(of: state.records[inode]?.attributes, except: inode, in: &state)
       state.records[inode]?.fetchedAt = .now - .seconds(1_000_000)  // nlink and ctime changed
-      if linksByRemoteInode, (state.records[inode]?.attributes?.linkCount ?? 1) > 1,
-        let alias = state.inodeByPath.first(where: { $0.value == inode })?.key
-      {
+      if (state.records[inode]?.names ?? 1) > 1 {
         // A hard link: the node lives on under its other name.
-        if state.records[inode]?.path == oldPath { state.records[inode]?.path = alias }
+        state.records[inode]?.names -= 1
+        if state.records[inode]?.path == oldPath {
+          state.records[inode]?.path = state.inodeByPath.first(where: { $0.value == inode })?.key
+        }
         continue
       }
       if let record = state.records[inode], record.lookups > 0 {

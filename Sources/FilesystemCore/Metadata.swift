@@ -94,6 +94,7 @@ extension Filesystem {
     let destination = try childPath(newParent, newName)
     let attributes = try await backend.link(from: source, to: destination)
     otherLinksChanged(source)
+    inodes.addName(destination, toNodeOf: source)
     directoryChanged(RemotePath.parent(of: destination))
     // The source's nlink and ctime changed too.
     inodes.store(attributes, for: inode)

@@ -52,7 +52,13 @@ enum FallbackScript {
             run chmod -- "$1" "$p"
           fi
           shift 2 ;;
-        mkdir) run mkdir -m "$1" -- "$p"; shift ;;
+        mkdir)
+          # `mkdir -m` chmods a mode with special bits, dropping the setgid a directory inherits
+          # from a setgid parent (Linux's rule, which the kernel applies before FUSE sees the mode).
+          run mkdir -m "$1" -- "$p"
+          d=${p%/*}
+          if [ "$ok" = 1 ] && [ -g "${d:-/}" ]; then run chmod g+s -- "$p"; fi
+          shift ;;
         mkfifo) run mkfifo -m "$1" -- "$p"; shift ;;
         symlink) run ln -s -T -- "$1" "$p"; shift ;;
         link) run ln -P -T -- "$R$1" "$p"; shift ;;
