@@ -86,11 +86,11 @@ extension Filesystem {
     entries.append(
       DirectoryEntry(
         name: ".", inode: inode,
-        attributes: configuration.stat(for: directoryAttributes, inode: inode), isDotEntry: true))
+        attributes: shownStat(for: directoryAttributes, inode: inode), isDotEntry: true))
     entries.append(
       DirectoryEntry(
         name: "..", inode: parentInode,
-        attributes: configuration.stat(for: parentAttributes, inode: parentInode),
+        attributes: shownStat(for: parentAttributes, inode: parentInode),
         isDotEntry: true))
     for child in children {
       let childInode = inodes.inode(
@@ -104,7 +104,7 @@ extension Filesystem {
       entries.append(
         DirectoryEntry(
           name: child.name, inode: childInode,
-          attributes: configuration.stat(for: attributes, inode: childInode), isDotEntry: false))
+          attributes: shownStat(for: attributes, inode: childInode), isDotEntry: false))
     }
     return entries
   }

@@ -72,7 +72,7 @@ public final class Filesystem: Sendable {
   }
 
   public func attributes(of inode: UInt64) async throws -> Glibc.stat {
-    configuration.stat(for: try await currentAttributes(of: inode), inode: inode)
+    shownStat(for: try await currentAttributes(of: inode), inode: inode)
   }
 
   /// Attributes as this mount sees them: a staging file's size and mtime win over the remote's.
@@ -180,7 +180,7 @@ public final class Filesystem: Sendable {
   /// Hands `path` to the kernel: one more lookup reference.
   func entry(for path: String, attributes: RemoteAttributes) -> Entry {
     let inode = inodes.inode(for: path, attributes: attributes, countLookup: true)
-    return Entry(inode: inode, attributes: configuration.stat(for: attributes, inode: inode))
+    return Entry(inode: inode, attributes: shownStat(for: attributes, inode: inode))
   }
 
   func forgetRemoved(_ path: String) {

@@ -133,6 +133,11 @@ final class InodeTable: Sendable {
     }
   }
 
+  /// How many paths share `inode` (hard links made or seen through the mount).
+  func nameCount(of inode: UInt64) -> Int {
+    state.withLock { $0.records[inode]?.names ?? 1 }
+  }
+
   /// The other names of the node at `path` (hard links), if any.
   func otherNames(of path: String) -> [String] {
     state.withLock { state in

@@ -40,6 +40,17 @@ extension Filesystem {
     inodes.store(restored, for: inode)
   }
 
+  /// The stat the kernel sees. Without remote link counts, a node with several names (hard
+  /// links made through the mount) shows that many: the kernel drops its own nlink on unlink,
+  /// and at 0 it refuses link(2) through the remaining name with ENOENT.
+  func shownStat(for attributes: RemoteAttributes, inode: UInt64) -> Glibc.stat {
+    var result = configuration.stat(for: attributes, inode: inode)
+    if !configuration.richAttributes, attributes.type != .directory {
+      result.st_nlink = nlink_t(max(1, inodes.nameCount(of: inode)))
+    }
+    return result
+  }
+
   /// Our own change to the entries of `directory`: its listing and its attributes (mtime,
   /// nlink) are stale. The kernel drops its copy of the attributes itself; ours must go too, or
   /// the next getattr answers the old mtime (rsync then skips re-setting a directory's time).
