@@ -24,6 +24,16 @@ extension Filesystem {
     let attributes = try await backend.setAttributes(path, remote)
     otherLinksChanged(path)
     inodes.store(attributes, for: inode)
+    if remote.modificationTime != nil, let staging = openFiles.staging(of: inode) {
+      // A file still open here shows its staging file's mtime: make it the one just set.
+      var times = [
+        timespec(tv_sec: 0, tv_nsec: (1 << 30) - 2),  // UTIME_OMIT
+        timespec(
+          tv_sec: time_t(attributes.modificationTime.seconds),
+          tv_nsec: Int(attributes.modificationTime.nanoseconds)),
+      ]
+      _ = utimensat(AT_FDCWD, staging.localPath, &times, 0)
+    }
     directories.invalidate(RemotePath.parent(of: path))
     // Through `attributes(of:)`, so a staging file's size and mtime still show.
     return try await self.attributes(of: inode)

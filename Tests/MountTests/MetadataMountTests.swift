@@ -1,0 +1,65 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// The issue-4 operations through a real mount, checked against the agent's root on disk. Each
+/// check runs against the extension and against stock envd (`--envd-compat`, process fallbacks).
+final class MetadataMountTests: MountTestCase {
+  func testModesOwnersAndTimes() throws { try modesOwnersAndTimes() }
+  func testNamesAndLimits() throws { try namesAndLimits(hasExtension: true) }
+}
+
+final class MetadataMountStockTests: MountTestCase {
+  override var agentArguments: [String] { ["--envd-compat"] }
+
+  func testModesOwnersAndTimes() throws { try modesOwnersAndTimes() }
+  func testNamesAndLimits() throws { try namesAndLimits(hasExtension: false) }
+}
+
+/// `-o idmap=none` shows the remote numeric owners (with the extension).
+final class IdmapNoneMountTests: MountTestCase {
+  override var mountArguments: [String] { ["-o", "idmap=none"] }
+
+  func testRemoteOwnersShow() throws {
+    try sh("echo x > root/owned && chown 4321:8765 root/owned")
+    XCTAssertEqual(try sh("stat -c '%u %g' mnt/owned"), "4321 8765\n")
+    try sh("chown 1111:2222 mnt/owned")
+    XCTAssertEqual(try sh("stat -c '%u %g' root/owned"), "1111 2222\n")
+  }
+}
+
+extension MountTestCase {
+  func modesOwnersAndTimes() throws {
+    try sh(
+      """
+      set -e
+      cd mnt
+      echo hi > f && chmod 4755 f && mkdir d && chmod 3775 d
+      touch -d @1500000000.123456789 f
+      test "$(stat -c '%a %.9Y' f)" = "4755 1500000000.123456789"
+      test "$(stat -c '%a %.9Y' ../root/f)" = "4755 1500000000.123456789"
+      test "$(stat -c %a ../root/d)" = 3775
+      truncate -s 100000 f && test "$(stat -c %s ../root/f)" = 100000
+      truncate -s 1 f && test "$(cat ../root/f)" = h
+      ln -s 'some target/x' l && test "$(readlink l)" = 'some target/x'
+      test "$(readlink ../root/l)" = 'some target/x'
+      ln f hard && test "$(stat -c %h hard)" = 2
+      test "$(stat -c %i ../root/f)" = "$(stat -c %i ../root/hard)"
+      mkfifo p && test "$(stat -c %F ../root/p)" = fifo
+      """)
+  }
+
+  func namesAndLimits(hasExtension: Bool) throws {
+    let long = String(repeating: "n", count: 256)
+    let result = try shStatus("touch mnt/\(long)")
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("File name too long"), result.error)
+    let exclusive = try shStatus("cd mnt && echo a > x && set -C && echo b > x")
+    XCTAssertNotEqual(exclusive.status, 0)
+    XCTAssertEqual(try sh("cat root/x"), "a\n")
+    // statfs: the numbers of the root's file system.
+    XCTAssertEqual(try sh("stat -f -c '%S %b %c' mnt"), try sh("stat -f -c '%S %b %c' root"))
+    XCTAssertEqual(
+      try sh("test -r mnt/x && test -w mnt/x && ! test -x mnt/x && echo ok"), "ok\n")
+  }
+}
