@@ -114,7 +114,9 @@ extension Filesystem {
     let source = try path(of: inode)
     let destination = try childPath(newParent, newName)
     let attributes = try await backend.link(from: source, to: destination)
+    // The file's nlink changed under every name it has, the source's own included.
     otherLinksChanged(source)
+    directories.invalidate(RemotePath.parent(of: source))
     inodes.addName(destination, toNodeOf: source)
     directoryChanged(RemotePath.parent(of: destination))
     // The source's nlink and ctime changed too.
