@@ -19,6 +19,7 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
   let client: EnvdClient
   let logger = Logger(label: "sandbox-mount.envd")
   let knownMode = Mutex<ServerMode?>(nil)
+  let recentStatistics = Mutex<(ContinuousClock.Instant, RemoteFilesystemStatistics)?>(nil)
   let fallback: FallbackRunner
 
   /// Throws a RemoteError (EINVAL) naming what is wrong with the configuration.
@@ -68,10 +69,16 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
 
   public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
     if try await serverMode().hasExtension { return try await extensionStatistics() }
+    // A process per statfs is costly and tools call it often (df, pathconf): keep it 2 s.
+    let now = ContinuousClock.now
+    if let (at, statistics) = recentStatistics.withLock({ $0 }), now - at < .seconds(2) {
+      return statistics
+    }
     do {
       let result = try await fallback.run(client.protocolPath("/"), [.statfs])
       try result.check(context: "statfs")
       if let line = result.statfs, let statistics = FallbackOutput.statistics(line) {
+        recentStatistics.withLock { $0 = (now, statistics) }
         return statistics
       }
     } catch {
