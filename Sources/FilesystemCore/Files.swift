@@ -65,9 +65,17 @@ extension Filesystem {
   {
     try requireWritable()
     let path = try childPath(parent, name)
-    // O_EXCL goes straight to an exclusive remote create: EEXIST comes from the remote, atomically.
-    if (flags & O_EXCL) == 0, let existing = try await existingAttributes(of: path) {
-      guard (flags & O_EXCL) == 0 else { throw FilesystemError.errno(EEXIST, "\(path) exists") }
+    // One round trip: an exclusive remote create. EEXIST without O_EXCL means our lookup
+    // answered from a listing up to a TTL old, or someone else was faster: open that file,
+    // never empty it (O_TRUNC aside).
+    let attributes: RemoteAttributes
+    do {
+      attributes = try await backend.createFile(path, mode: mode & 0o7777, exclusive: true)
+    } catch let error as RemoteError where error.errno == EEXIST && (flags & O_EXCL) == 0 {
+      let existing = try await backend.attributes(of: path)
+      guard existing.type != .directory else {
+        throw FilesystemError.errno(EISDIR, "\(path) is a directory")
+      }
       let entry = entry(for: path, attributes: existing)
       do {
         return (entry, try await open(entry.inode, flags: flags))
@@ -76,7 +84,6 @@ extension Filesystem {
         throw error
       }
     }
-    let attributes = try await backend.createFile(path, mode: mode & 0o7777, exclusive: true)
     directoryChanged(RemotePath.parent(of: path))
     let entry = entry(for: path, attributes: attributes)
     let writable = (flags & O_ACCMODE) != O_RDONLY
@@ -96,15 +103,6 @@ extension Filesystem {
     let handle = openFiles.register(
       OpenFiles.Handle(inode: entry.inode, writable: writable, version: attributes.version))
     return (entry, OpenedFile(handle: handle))
-  }
-
-  /// A fresh stat of `path`, or nil if nothing is there.
-  private func existingAttributes(of path: String) async throws -> RemoteAttributes? {
-    do {
-      return try await backend.attributes(of: path)
-    } catch let error as RemoteError where error.errno == ENOENT {
-      return nil
-    }
   }
 
   /// Local. Reads from the inode's staging file, or returns nil when it has none and the read
