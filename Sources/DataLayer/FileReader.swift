@@ -7,9 +7,10 @@ public protocol FileReader: Sendable {
   /// mtime) was taken before this read. The version's size is what truncation is checked
   /// against; a cache keys blocks by the whole version so a changed remote file never serves old
   /// bytes. `handle` lets a reader keep per-open state (its read pattern).
+  /// The bytes may be a slice of a larger cached buffer: replied to the kernel without a copy.
   func read(
     _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int, handle: UInt64
-  ) async throws -> [UInt8]
+  ) async throws -> ArraySlice<UInt8>
 
   /// `handle` was closed: drop what was kept for it.
   func release(handle: UInt64)
@@ -25,8 +26,9 @@ public struct DirectFileReader: FileReader {
 
   public func read(
     _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int, handle: UInt64
-  ) async throws -> [UInt8] {
-    try await backend.read(path, offset: offset, length: length, expectedSize: version.size)
+  ) async throws -> ArraySlice<UInt8> {
+    ArraySlice(
+      try await backend.read(path, offset: offset, length: length, expectedSize: version.size))
   }
 
   public func release(handle: UInt64) {}

@@ -113,11 +113,13 @@ extension Filesystem {
     return try staging.read(at: offset, count: length)
   }
 
-  /// Reads through the file reader, checked against the size stat'ed at open.
-  public func read(handle: UInt64, offset: UInt64, length: Int) async throws -> [UInt8] {
+  /// Reads through the file reader, checked against the size stat'ed at open. The bytes may be
+  /// a slice of a cached buffer.
+  public func read(handle: UInt64, offset: UInt64, length: Int) async throws -> ArraySlice<UInt8>
+  {
     let opened = try openHandle(handle)
     if let staging = openFiles.staging(of: opened.inode) {
-      return try staging.read(at: offset, count: length)
+      return ArraySlice(try staging.read(at: offset, count: length))
     }
     let path = try self.path(of: opened.inode)
     return try await reader.read(

@@ -45,6 +45,13 @@ struct FuseRequest: @unchecked Sendable {
     }
   }
 
+  /// A slice of a cached buffer, replied without copying it first.
+  func replyBytes(_ bytes: ArraySlice<UInt8>) {
+    bytes.withUnsafeBytes { buffer in
+      _ = fuse_reply_buf(raw, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), buffer.count)
+    }
+  }
+
   func replyBuffer(_ buffer: UnsafeRawBufferPointer) {
     fuse_reply_buf(raw, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), buffer.count)
   }

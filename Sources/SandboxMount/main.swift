@@ -8,6 +8,7 @@ import FuseBridge
 // dispatchMain() would park the main thread in sigsuspend with an empty mask, letting SIGTERM
 // kill us without unmounting; so the main thread parses, then waits for the work to call exit().
 TerminationSignals.block()
+MemoryAllocator.keepLargeChunksForReuse()
 
 let command: MountCommand
 do {

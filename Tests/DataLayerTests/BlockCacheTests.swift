@@ -29,14 +29,14 @@ final class BlockCacheTests: XCTestCase {
     let content = pattern(3 * blockSize + 100)
     let remote = CountingRemote(files: ["/f": content])
     let cache = try makeCache(remote)
-    let first = try await cache.block(key("/f", content.count, 1))
-    let again = try await cache.block(key("/f", content.count, 1))
+    let first = try await cache.bytes(key("/f", content.count, 1))
+    let again = try await cache.bytes(key("/f", content.count, 1))
     XCTAssertEqual(first, Array(content[blockSize..<2 * blockSize]))
     XCTAssertEqual(again, first)
     XCTAssertEqual(remote.readCount, 1)
     XCTAssertEqual(cache.statistics.memoryHits, 1)
     // The last block is short: the file ends there.
-    let last = try await cache.block(key("/f", content.count, 3))
+    let last = try await cache.bytes(key("/f", content.count, 3))
     XCTAssertEqual(last, Array(content[(3 * blockSize)...]))
   }
 
@@ -46,7 +46,7 @@ final class BlockCacheTests: XCTestCase {
     let cache = try makeCache(remote)
     let results = try await withThrowingTaskGroup(of: [UInt8].self) { group in
       let key = key("/f", content.count, 0)
-      for _ in 0..<8 { group.addTask { try await cache.block(key) } }
+      for _ in 0..<8 { group.addTask { try await cache.bytes(key) } }
       return try await group.reduce(into: []) { $0.append($1) }
     }
     XCTAssertEqual(results.count, 8)
@@ -60,14 +60,14 @@ final class BlockCacheTests: XCTestCase {
     let remote = CountingRemote(files: ["/f": content])
     let cache = try makeCache(remote, blocks: 3)
     for index: UInt64 in [0, 1, 2, 0, 3] {
-      _ = try await cache.block(key("/f", content.count, index))
+      _ = try await cache.bytes(key("/f", content.count, index))
       XCTAssertLessThanOrEqual(cache.memoryUse.stored, 3 * blockSize)
     }
     XCTAssertEqual(remote.readCount, 4)
     // 1 was the least recently used when 3 came in; 0 was touched and stays.
-    _ = try await cache.block(key("/f", content.count, 0))
+    _ = try await cache.bytes(key("/f", content.count, 0))
     XCTAssertEqual(remote.readCount, 4)
-    _ = try await cache.block(key("/f", content.count, 1))
+    _ = try await cache.bytes(key("/f", content.count, 1))
     XCTAssertEqual(remote.readCount, 5)
     XCTAssertEqual(cache.memoryUse.reserved, 0)
   }
@@ -76,16 +76,16 @@ final class BlockCacheTests: XCTestCase {
     let old = pattern(blockSize, seed: 1)
     let remote = CountingRemote(files: ["/f": old])
     let cache = try makeCache(remote)
-    let fetched77 = try await cache.block(key("/f", old.count, 0))
+    let fetched77 = try await cache.bytes(key("/f", old.count, 0))
     XCTAssertEqual(fetched77, old)
     let new = pattern(blockSize, seed: 2)
     remote.state.withLock { $0.files["/f"] = new }
     // Same size, another mtime: another version, so the old block must not be served.
-    let fetched82 = try await cache.block(key("/f", new.count, 0, mtime: 1_700_000_001))
+    let fetched82 = try await cache.bytes(key("/f", new.count, 0, mtime: 1_700_000_001))
     XCTAssertEqual(fetched82, new)
     XCTAssertEqual(remote.readCount, 2)
     // A handle still holding the old version keeps its consistent old block.
-    let fetched86 = try await cache.block(key("/f", old.count, 0))
+    let fetched86 = try await cache.bytes(key("/f", old.count, 0))
     XCTAssertEqual(fetched86, old)
   }
 
@@ -95,12 +95,12 @@ final class BlockCacheTests: XCTestCase {
     remote.state.withLock { $0.failuresToInject = 1 }
     let cache = try makeCache(remote)
     do {
-      _ = try await cache.block(key("/f", content.count, 0))
+      _ = try await cache.bytes(key("/f", content.count, 0))
       XCTFail("the injected failure should surface")
     } catch let error as RemoteError {
       XCTAssertEqual(error.errno, EIO)
     }
-    let fetched101 = try await cache.block(key("/f", content.count, 0))
+    let fetched101 = try await cache.bytes(key("/f", content.count, 0))
     XCTAssertEqual(fetched101, content)
     XCTAssertEqual(remote.readCount, 2)
     XCTAssertEqual(cache.memoryUse.reserved, 0)
@@ -112,15 +112,58 @@ final class BlockCacheTests: XCTestCase {
     remote.state.withLock { $0.shortBy = 10 }
     let cache = try makeCache(remote)
     do {
-      _ = try await cache.block(key("/f", content.count, 1))
+      _ = try await cache.bytes(key("/f", content.count, 1))
       XCTFail("a short block must be EIO")
     } catch let error as RemoteError {
       XCTAssertEqual(error.errno, EIO)
     }
     remote.state.withLock { $0.shortBy = 0 }
-    let fetched119 = try await cache.block(key("/f", content.count, 1))
+    let fetched119 = try await cache.bytes(key("/f", content.count, 1))
     XCTAssertEqual(fetched119, Array(content[blockSize...]))
     XCTAssertEqual(remote.readCount, 2)
+  }
+
+  func testConsecutivePrefetchesShareOneRangedRequestPerRun() async throws {
+    let content = pattern(blockSize * 10 + 7)
+    let remote = CountingRemote(files: ["/f": content])
+    let cache = try BlockCache(
+      backend: remote,
+      configuration: BlockCacheConfiguration(
+        blockSize: blockSize, memoryBudget: 32 * blockSize, prefetchRunSize: 4 * blockSize),
+      logger: logger)
+    _ = try await cache.bytes(key("/f", content.count, 2))
+    XCTAssertEqual(cache.prefetch((0..<11).map { key("/f", content.count, UInt64($0)) }), 11)
+    for index in 0..<11 {
+      let bytes = try await cache.bytes(key("/f", content.count, UInt64(index)))
+      XCTAssertEqual(
+        bytes, Array(content[index * blockSize..<min(content.count, (index + 1) * blockSize)]))
+    }
+    // Block 2 was cached: runs 0-1, then 3-6, 7-10 (the last one short: the end of the file).
+    let reads = remote.state.withLock {
+      $0.reads.map { [Int($0.offset) / blockSize, $0.length / blockSize] }
+    }
+    XCTAssertEqual(reads, [[2, 1], [0, 2], [3, 4], [7, 4]])
+  }
+
+  func testAShortRunCachesNoneOfItsBlocks() async throws {
+    let content = pattern(blockSize * 4)
+    let remote = CountingRemote(files: ["/f": content])
+    remote.state.withLock { $0.shortBy = 1 }
+    let cache = try BlockCache(
+      backend: remote,
+      configuration: BlockCacheConfiguration(
+        blockSize: blockSize, memoryBudget: 32 * blockSize, prefetchRunSize: 4 * blockSize),
+      logger: logger)
+    cache.prefetch((0..<4).map { key("/f", content.count, UInt64($0)) })
+    do {
+      _ = try await cache.bytes(key("/f", content.count, 3))
+      XCTFail("the short last block must fail")
+    } catch {}
+    remote.state.withLock { $0.shortBy = 0 }
+    try await Task.sleep(for: .milliseconds(50))
+    XCTAssertEqual(cache.memoryUse.reserved, 0)
+    let again = try await cache.bytes(key("/f", content.count, 3))
+    XCTAssertEqual(again, Array(content.suffix(from: 3 * blockSize)))
   }
 
   func testPrefetchesStopAtTheirShareOfTheBudget() async throws {
@@ -132,10 +175,10 @@ final class BlockCacheTests: XCTestCase {
     XCTAssertEqual(cache.memoryUse.reserved, 4 * blockSize)
     XCTAssertEqual(cache.statistics.prefetchesRefused, 1)
     // A demand read is never refused, even with prefetches in flight.
-    let fetched133 = try await cache.block(keys[10])
+    let fetched133 = try await cache.bytes(keys[10])
     XCTAssertEqual(fetched133, Array(content[10 * blockSize..<11 * blockSize]))
-    for key in keys[0..<4] { _ = try await cache.block(key) }
-    XCTAssertEqual(remote.readCount, 5)
+    for key in keys[0..<4] { _ = try await cache.bytes(key) }
+    XCTAssertEqual(remote.fetchedBlocks(of: "/f", blockSize: blockSize), [0, 1, 2, 3, 10])
     XCTAssertLessThanOrEqual(cache.memoryUse.stored + cache.memoryUse.reserved, 8 * blockSize)
   }
 }

@@ -1,4 +1,5 @@
 import Backend
+import DataLayer
 import Glibc
 import Synchronization
 
@@ -25,6 +26,18 @@ final class CountingRemote: RemoteFilesystem {
   }
 
   var readCount: Int { state.withLock { $0.reads.count } }
+
+  /// The blocks the reads of `path` asked for (a read may cover several).
+  func fetchedBlocks(of path: String, blockSize: Int) -> Set<Int> {
+    state.withLock { state in
+      var blocks = Set<Int>()
+      for read in state.reads where read.path == path {
+        let first = Int(read.offset) / blockSize
+        blocks.formUnion(first..<(first + max(1, read.length / blockSize)))
+      }
+      return blocks
+    }
+  }
   func reads(of path: String) -> Int {
     state.withLock { $0.reads.filter { $0.path == path }.count }
   }
@@ -70,4 +83,17 @@ func version(_ size: Int, mtime: Int64 = 1_700_000_000, nanoseconds: Int32 = 5) 
 {
   RemoteFileVersion(
     size: UInt64(size), modificationTime: RemoteTime(seconds: mtime, nanoseconds: nanoseconds))
+}
+
+// Tests compare plain arrays; the cache hands out slices of its buffers.
+extension BlockCache {
+  func bytes(_ key: BlockKey) async throws -> [UInt8] { Array(try await block(key)) }
+}
+
+extension PrefetchingReader {
+  func bytes(
+    _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int, handle: UInt64
+  ) async throws -> [UInt8] {
+    Array(try await read(path, version: version, offset: offset, length: length, handle: handle))
+  }
 }

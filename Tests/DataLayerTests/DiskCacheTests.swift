@@ -43,7 +43,7 @@ final class DiskCacheTests: XCTestCase {
     let remote = CountingRemote(files: ["/dir/f": content])
     do {
       let first = try makeCache(remote)
-      for index: UInt64 in 0..<3 { _ = try await first.block(key(content.count, index)) }
+      for index: UInt64 in 0..<3 { _ = try await first.bytes(key(content.count, index)) }
       await first.waitForDiskWrites()
     }
     XCTAssertEqual(remote.readCount, 3)
@@ -52,7 +52,7 @@ final class DiskCacheTests: XCTestCase {
     // A remount: a new cache on the same folder, an empty memory.
     let second = try makeCache(remote)
     for index: UInt64 in 0..<3 {
-      let bytes = try await second.block(key(content.count, index))
+      let bytes = try await second.bytes(key(content.count, index))
       XCTAssertEqual(bytes, Array(content[Int(index) * blockSize..<Int(index + 1) * blockSize]))
     }
     XCTAssertEqual(remote.readCount, 3)
@@ -64,7 +64,7 @@ final class DiskCacheTests: XCTestCase {
     let remote = CountingRemote(files: ["/dir/f": content])
     let cache = try makeCache(remote, diskBlocks: 2)
     for index: UInt64 in 0..<6 {
-      _ = try await cache.block(key(content.count, index))
+      _ = try await cache.bytes(key(content.count, index))
       await cache.waitForDiskWrites()
     }
     let sizes = try blockFiles().map {
@@ -79,7 +79,7 @@ final class DiskCacheTests: XCTestCase {
     let remote = CountingRemote(files: ["/dir/f": content])
     do {
       let first = try makeCache(remote)
-      _ = try await first.block(key(content.count, 0))
+      _ = try await first.bytes(key(content.count, 0))
       await first.waitForDiskWrites()
     }
     let file = folder.path + "/blocks/" + (try blockFiles()[0])
@@ -89,7 +89,7 @@ final class DiskCacheTests: XCTestCase {
     try handle.close()
 
     let second = try makeCache(remote)
-    let fetched91 = try await second.block(key(content.count, 0))
+    let fetched91 = try await second.bytes(key(content.count, 0))
     XCTAssertEqual(fetched91, content)
     XCTAssertEqual(remote.readCount, 2)
     XCTAssertEqual(second.statistics.diskHits, 0)

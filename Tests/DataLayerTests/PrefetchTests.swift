@@ -66,11 +66,11 @@ final class PrefetchingReaderTests: XCTestCase {
     for (offset, length) in [
       (0, 10), (100, blockSize * 2), (blockSize * 5, 4096), (blockSize - 1, 2),
     ] {
-      let bytes = try await reader.read(
+      let bytes = try await reader.bytes(
         "/f", version: size, offset: UInt64(offset), length: length, handle: 1)
       XCTAssertEqual(bytes, Array(content[offset..<min(content.count, offset + length)]))
     }
-    let past = try await reader.read(
+    let past = try await reader.bytes(
       "/f", version: size, offset: UInt64(content.count + 10), length: 100, handle: 1)
     XCTAssertEqual(past, [])
   }
@@ -80,16 +80,16 @@ final class PrefetchingReaderTests: XCTestCase {
     let remote = CountingRemote(files: ["/f": content])
     let reader = try makeReader(remote)
     for index in 0..<4 {
-      _ = try await reader.read(
+      _ = try await reader.bytes(
         "/f", version: version(content.count), offset: UInt64(index * blockSize),
         length: blockSize, handle: 7)
     }
     try await settle(reader)
     // Windows 1, 2, 4, 8 blocks beyond a frontier of 4 blocks: blocks 0 up to 12 are fetched.
-    XCTAssertEqual(remote.readCount, 12)
-    let before = remote.readCount
+    XCTAssertEqual(remote.fetchedBlocks(of: "/f", blockSize: blockSize), Set(0..<12))
+    let before = remote.fetchedBlocks(of: "/f", blockSize: blockSize).count
     for index in 4..<12 {
-      _ = try await reader.read(
+      _ = try await reader.bytes(
         "/f", version: version(content.count), offset: UInt64(index * blockSize),
         length: blockSize, handle: 7)
     }
@@ -97,21 +97,22 @@ final class PrefetchingReaderTests: XCTestCase {
     // Every read after the first found its block prefetched (cached or still in flight).
     let statistics = reader.cache.statistics
     XCTAssertEqual(statistics.memoryHits + statistics.sharedFetches, 11)
-    XCTAssertGreaterThan(remote.readCount, before)  // still ahead of the reader
-    let offsets = remote.state.withLock { $0.reads.map(\.offset) }
-    XCTAssertEqual(Set(offsets).count, offsets.count, "no block fetched twice")
+    // Still ahead of the reader, and no block fetched twice.
+    XCTAssertGreaterThan(remote.fetchedBlocks(of: "/f", blockSize: blockSize).count, before)
+    let blocks = remote.state.withLock { $0.reads.map { $0.length / blockSize } }.reduce(0, +)
+    XCTAssertEqual(blocks, remote.fetchedBlocks(of: "/f", blockSize: blockSize).count)
   }
 
   func testRandomReadsFetchJustTheirBlocks() async throws {
     let content = pattern(blockSize * 64)
     let remote = CountingRemote(files: ["/f": content])
     let reader = try makeReader(remote)
-    _ = try await reader.read(
+    _ = try await reader.bytes(
       "/f", version: version(content.count), offset: 0, length: 1, handle: 3)
     try await settle(reader)
     let afterFirst = remote.readCount  // the first read starts a small window
     for index in [40, 9, 55, 20, 31] {
-      _ = try await reader.read(
+      _ = try await reader.bytes(
         "/f", version: version(content.count), offset: UInt64(index * blockSize + 5), length: 100,
         handle: 3)
     }
@@ -131,7 +132,7 @@ final class PrefetchingReaderTests: XCTestCase {
         group.addTask {
           var peak = 0
           for index in 0..<64 {
-            let bytes = try await reader.read(
+            let bytes = try await reader.bytes(
               "/f\(file)", version: version(64 * blockSize), offset: UInt64(index * blockSize),
               length: blockSize, handle: UInt64(file))
             XCTAssertEqual(
@@ -153,7 +154,7 @@ final class PrefetchingReaderTests: XCTestCase {
     let remote = CountingRemote(files: ["/proc/x": Array("live".utf8)])
     let reader = try makeReader(remote)
     for _ in 0..<2 {
-      let bytes = try await reader.read(
+      let bytes = try await reader.bytes(
         "/proc/x", version: version(0), offset: 0, length: 4096, handle: 1)
       XCTAssertEqual(bytes, Array("live".utf8))
     }

@@ -18,11 +18,16 @@ public struct BlockCacheConfiguration: Sendable, Equatable {
   public var initialPrefetch: Int
   /// The largest prefetch window per open file.
   public var maximumPrefetch: Int
+  /// Bytes one ranged GET fetches when prefetching consecutive blocks (a whole number of
+  /// blocks). Measured on loopback: 1 MiB requests cap even curl at about 1 GB/s, 4 MiB and up
+  /// reach 1.8 GB/s and halve the server's CPU per byte.
+  public var prefetchRunSize: Int
 
   public init(
     blockSize: Int = 1 << 20, memoryBudget: Int = 256 << 20, prefetchShare: Double = 0.5,
     diskDirectory: String? = nil, diskBudget: UInt64 = 4 << 30, namespace: String = "",
-    initialPrefetch: Int = 1 << 20, maximumPrefetch: Int = 64 << 20
+    initialPrefetch: Int = 1 << 20, maximumPrefetch: Int = 64 << 20,
+    prefetchRunSize: Int = 8 << 20
   ) {
     self.blockSize = blockSize
     self.memoryBudget = memoryBudget
@@ -32,5 +37,6 @@ public struct BlockCacheConfiguration: Sendable, Equatable {
     self.namespace = namespace
     self.initialPrefetch = initialPrefetch
     self.maximumPrefetch = maximumPrefetch
+    self.prefetchRunSize = prefetchRunSize
   }
 }

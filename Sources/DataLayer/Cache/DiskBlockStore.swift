@@ -70,6 +70,12 @@ final class DiskBlockStore: Sendable {
   var storedBytes: UInt64 { index.withLock { $0.bytes } }
   var blockCount: Int { index.withLock { $0.sizes.count } }
 
+  /// Whether a block file for `identity` is indexed (it may still turn out damaged).
+  func contains(identity: String) -> Bool {
+    let name = DiskBlockFormat.fileName(for: identity)
+    return index.withLock { $0.sizes[name] != nil }
+  }
+
   /// The block named `identity`, or nil if it is not here (or its file is damaged).
   func read(identity: String) async -> [UInt8]? {
     let name = DiskBlockFormat.fileName(for: identity)
@@ -98,7 +104,7 @@ final class DiskBlockStore: Sendable {
   }
 
   /// Writes the block in the background; skipped when too much is already waiting.
-  func store(_ bytes: [UInt8], identity: String) {
+  func store(_ bytes: ArraySlice<UInt8>, identity: String) {
     let accepted = index.withLock { index -> Bool in
       guard index.pendingWriteBytes + bytes.count <= Self.pendingWriteLimit else { return false }
       index.pendingWriteBytes += bytes.count
@@ -250,7 +256,9 @@ final class DiskBlockStore: Sendable {
   }
 
   /// Writes header and data to a temporary file, then renames it to `name`; returns its size.
-  private static func writeFile(directory: String, name: String, identity: String, bytes: [UInt8])
+  private static func writeFile(
+    directory: String, name: String, identity: String, bytes: ArraySlice<UInt8>
+  )
     throws -> UInt64
   {
     let header = bytes.withUnsafeBytes { DiskBlockFormat.header(identity: identity, data: $0) }
@@ -276,7 +284,9 @@ final class DiskBlockStore: Sendable {
     return UInt64(header.count + bytes.count)
   }
 
-  private static func writeFully(_ descriptor: Int32, _ bytes: [UInt8], at offset: Int) throws {
+  private static func writeFully(_ descriptor: Int32, _ bytes: some ContiguousBytes, at offset: Int)
+    throws
+  {
     try bytes.withUnsafeBytes { buffer in
       var done = 0
       while done < buffer.count {

@@ -33,17 +33,18 @@ public final class PrefetchingReader: FileReader {
   /// Fewer bytes only at the end of the file.
   public func read(
     _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int, handle: UInt64
-  ) async throws -> [UInt8] {
+  ) async throws -> ArraySlice<UInt8> {
     guard length > 0 else { return [] }
     // Size 0: empty, or a pseudo-file whose size is unknown; nothing to cut into blocks.
     guard version.size > 0 else {
-      return try await backend.read(path, offset: offset, length: length, expectedSize: 0)
+      return ArraySlice(
+        try await backend.read(path, offset: offset, length: length, expectedSize: 0))
     }
     // Bytes past the version's last block exist only if the file grew: read them directly.
     let blocksEnd = geometry.start(of: geometry.blockCount(forSize: version.size))
     guard offset < blocksEnd else {
-      return try await backend.read(
-        path, offset: offset, length: length, expectedSize: version.size)
+      return ArraySlice(
+        try await backend.read(path, offset: offset, length: length, expectedSize: version.size))
     }
     let requestedEnd = offset + UInt64(length)
     let end = min(requestedEnd, blocksEnd)
@@ -57,20 +58,23 @@ public final class PrefetchingReader: FileReader {
     for (index, block) in zip(needed, pending) {
       let bytes = try await block.bytes()
       let blockStart = geometry.start(of: index)
-      let from = Int(max(offset, blockStart) - blockStart)
-      let to = min(Int(end - blockStart), bytes.count)
-      if needed.count == 1 && from == 0 && to == bytes.count { return bytes }  // no copy
+      let from = bytes.startIndex + Int(max(offset, blockStart) - blockStart)
+      let to = min(bytes.startIndex + Int(end - blockStart), bytes.endIndex)
+      // Within one block: a slice of the cached buffer, no copy.
+      if needed.count == 1 && (requestedEnd <= blocksEnd || bytes.count < geometry.blockSize) {
+        return bytes[min(from, to)..<to]
+      }
       if result.isEmpty { result.reserveCapacity(Int(end - offset)) }
       if from < to { result += bytes[from..<to] }
       // A block shorter than a full one is the end of the file.
-      if bytes.count < geometry.blockSize { return result }
+      if bytes.count < geometry.blockSize { return ArraySlice(result) }
     }
     if requestedEnd > blocksEnd {
       // The last block was full, so the file grew: the rest comes straight from the remote.
       result += try await backend.read(
         path, offset: blocksEnd, length: Int(requestedEnd - blocksEnd), expectedSize: 0)
     }
-    return result
+    return ArraySlice(result)
   }
 
   /// Forgets the handle's read pattern (at release).
@@ -84,7 +88,10 @@ public final class PrefetchingReader: FileReader {
     _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int,
     after needed: Range<UInt64>, handle: UInt64
   ) {
-    let window = UInt64(cache.configuration.maximumPrefetch)
+    // One reader's window stays within a quarter of the budget, so what it prefetches is not
+    // evicted before it gets there.
+    let window = UInt64(
+      min(cache.configuration.maximumPrefetch, cache.configuration.memoryBudget / 4))
     let initial = UInt64(cache.configuration.initialPrefetch)
     let blockCount = geometry.blockCount(forSize: version.size)
     handles.withLock { handles in
@@ -106,7 +113,12 @@ public final class PrefetchingReader: FileReader {
         let frontier = state.pattern.frontier ?? needed.upperBound
         let target = min(geometry.blockCount(forSize: frontier + ahead), blockCount)
         let first = max(state.prefetchedThrough, needed.upperBound)
-        if first < target {
+        // Refill in whole runs (one GET each) unless the reader is about to run dry or the
+        // window reaches the end of the file: one block at a time would mean one GET per block.
+        let run = UInt64(cache.runBlocks)
+        if first < target
+          && (target - first >= run || target == blockCount || first < needed.upperBound + run)
+        {
           let keys = (first..<target).lazy.map {
             BlockKey(path: path, version: version, index: $0)
           }
