@@ -38,6 +38,9 @@ static const int SANDBOX_FUSE_SET_ATTR_CTIME = FUSE_SET_ATTR_CTIME;
 static inline void sandbox_fuse_file_info_set_keep_cache(struct fuse_file_info *info, int on) {
   info->keep_cache = on ? 1 : 0;
 }
+static inline void sandbox_fuse_file_info_set_cache_readdir(struct fuse_file_info *info, int on) {
+  info->cache_readdir = on ? 1 : 0;
+}
 static inline void sandbox_fuse_file_info_set_direct_io(struct fuse_file_info *info, int on) {
   info->direct_io = on ? 1 : 0;
 }

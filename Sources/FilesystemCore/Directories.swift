@@ -41,11 +41,22 @@ final class DirectoryHandles: Sendable {
   }
 }
 
+/// What `opendir` gives the kernel.
+public struct OpenedDirectory: Sendable {
+  public var handle: UInt64
+  /// The kernel may cache the listing it reads (FOPEN_CACHE_DIR): the directory cache is on.
+  public var cacheListing: Bool
+  /// The kernel may keep the listing it cached: we still hold the same fresh listing.
+  public var keepCache: Bool
+}
+
 extension Filesystem {
   /// Local.
-  public func openDirectory(_ inode: UInt64) throws -> UInt64 {
-    _ = try path(of: inode)
-    return directoryHandles.open()
+  public func openDirectory(_ inode: UInt64) throws -> OpenedDirectory {
+    let path = try path(of: inode)
+    return OpenedDirectory(
+      handle: directoryHandles.open(), cacheListing: directories.isEnabled,
+      keepCache: directories.kernelCacheIsCurrent(path))
   }
 
   /// Local.
@@ -69,13 +80,11 @@ extension Filesystem {
 
   private func listing(of inode: UInt64) async throws -> [DirectoryEntry] {
     let path = try self.path(of: inode)
-    let children: [RemoteEntry]
-    if let cached = directories.entries(of: path) {
-      children = cached
-    } else {
-      children = try await backend.listDirectory(path)
-      directories.store(children, of: path)
+    let (children, generation) = try await directories.entries(of: path) { [backend] in
+      try await backend.listDirectory(path)
     }
+    directories.markServed(path, generation: generation)
+    listAhead.start(after: path, entries: children, cache: directories, backend: backend)
     let directoryAttributes = try await currentAttributes(of: inode)
     let parentPath = RemotePath.parent(of: path)
     let parentInode = inodes.inode(for: parentPath, attributes: nil, countLookup: false)

@@ -3,6 +3,12 @@ import Synchronization
 
 /// Recent directory listings, so a lookup right after a listing (`ls -l`, `find`) needs no round
 /// trip. Entries live for the attribute timeout and are dropped when we change the directory.
+///
+/// Concurrent requests for one listing share one fetch. Each stored listing has a generation
+/// number, so the bridge can tell whether the listing the kernel cached (FOPEN_CACHE_DIR) is
+/// still the one we hold.
+/// Invariant: a listing whose fetch began before one of our own changes is never stored
+/// (`changes` moved on), so a change through the mount is never hidden by an older listing.
 final class DirectoryCache: Sendable {
   enum Answer {
     case unknown
@@ -14,59 +20,138 @@ final class DirectoryCache: Sendable {
     var entries: [RemoteEntry]
     var indexByName: [String: Int]
     var fetchedAt: ContinuousClock.Instant
+    var generation: UInt64
+  }
+
+  private struct State {
+    var listings: [String: Listing] = [:]
+    var fetching: [String: Task<[RemoteEntry], any Error>] = [:]
+    /// The generation of the listing last handed to the kernel, per directory.
+    var served: [String: UInt64] = [:]
+    var changes: UInt64 = 0
+    var nextGeneration: UInt64 = 1
   }
 
   private let lifetime: Duration
-  private let listings = Mutex<[String: Listing]>([:])
+  private let state = Mutex(State())
   private static let pruneThreshold = 4096
 
   init(lifetime: Duration) {
     self.lifetime = lifetime
   }
 
+  var isEnabled: Bool { lifetime > .zero }
+
   func entries(of directory: String) -> [RemoteEntry]? {
-    listings.withLock { listings in
-      guard let listing = listings[directory], isFresh(listing) else { return nil }
+    state.withLock { state in
+      guard let listing = state.listings[directory], isFresh(listing) else { return nil }
       return listing.entries
     }
   }
 
-  func lookUp(_ name: String, in directory: String) -> Answer {
-    listings.withLock { listings in
-      guard let listing = listings[directory], isFresh(listing) else { return .unknown }
-      guard let index = listing.indexByName[name] else { return .missing }
-      let attributes = listing.entries[index].attributes
-      // A file with other names may have changed through one of them since the listing.
-      if attributes.type != .directory, (attributes.linkCount ?? 1) > 1 { return .unknown }
-      return .found(attributes)
+  /// The entries of `directory` and their generation (0: not cached): from the cache, from a
+  /// fetch in flight, or from `fetch`.
+  func entries(
+    of directory: String, fetch: @escaping @Sendable () async throws -> [RemoteEntry]
+  ) async throws -> (entries: [RemoteEntry], generation: UInt64) {
+    enum Step {
+      case cached([RemoteEntry], UInt64)
+      case wait(Task<[RemoteEntry], any Error>, changes: UInt64, owner: Bool)
+    }
+    let step = state.withLock { state -> Step in
+      if let listing = state.listings[directory], isFresh(listing) {
+        return .cached(listing.entries, listing.generation)
+      }
+      if let running = state.fetching[directory] {
+        return .wait(running, changes: state.changes, owner: false)
+      }
+      let task = Task { try await fetch() }
+      state.fetching[directory] = task
+      return .wait(task, changes: state.changes, owner: true)
+    }
+    switch step {
+    case .cached(let entries, let generation):
+      return (entries, generation)
+    case .wait(let task, let changes, let owner):
+      let result = await task.result
+      guard owner else { return (try result.get(), 0) }
+      let generation = state.withLock { state -> UInt64 in
+        if state.fetching[directory] == task { state.fetching[directory] = nil }
+        guard case .success(let entries) = result, state.changes == changes else { return 0 }
+        return store(entries, of: directory, in: &state)
+      }
+      return (try result.get(), generation)
     }
   }
 
-  func store(_ entries: [RemoteEntry], of directory: String) {
-    guard lifetime > .zero else { return }
-    var index: [String: Int] = [:]
-    index.reserveCapacity(entries.count)
-    for (position, entry) in entries.enumerated() { index[entry.name] = position }
-    let listing = Listing(entries: entries, indexByName: index, fetchedAt: .now)
-    listings.withLock { listings in
-      if listings.count >= Self.pruneThreshold {
-        listings = listings.filter { isFresh($0.value) }
-      }
-      listings[directory] = listing
+  /// Whether `directory` has a fresh listing or one being fetched.
+  func isCachedOrFetching(_ directory: String) -> Bool {
+    state.withLock { state in
+      if let listing = state.listings[directory], isFresh(listing) { return true }
+      return state.fetching[directory] != nil
+    }
+  }
+
+  func lookUp(_ name: String, in directory: String) -> Answer {
+    state.withLock { state in
+      guard let listing = state.listings[directory], isFresh(listing) else { return .unknown }
+      guard let index = listing.indexByName[name] else { return .missing }
+      return .found(listing.entries[index].attributes)
+    }
+  }
+
+  /// The kernel now holds the listing of `generation` for `directory`.
+  func markServed(_ directory: String, generation: UInt64) {
+    state.withLock { $0.served[directory] = generation }
+  }
+
+  /// Whether the kernel's cached listing of `directory` is still the fresh one we hold.
+  func kernelCacheIsCurrent(_ directory: String) -> Bool {
+    state.withLock { state in
+      guard let listing = state.listings[directory], isFresh(listing) else { return false }
+      return state.served[directory] == listing.generation
     }
   }
 
   /// Our own change to `directory`'s entries.
   func invalidate(_ directory: String) {
-    _ = listings.withLock { $0.removeValue(forKey: directory) }
+    state.withLock { state in
+      state.changes += 1
+      state.listings[directory] = nil
+      state.fetching[directory] = nil
+      state.served[directory] = nil
+    }
   }
 
   /// `directory` and everything below it moved or vanished.
   func invalidateTree(_ directory: String) {
     let prefix = directory == "/" ? "/" : directory + "/"
-    listings.withLock { listings in
-      listings = listings.filter { $0.key != directory && !$0.key.hasPrefix(prefix) }
+    let inside = { (path: String) in path == directory || path.hasPrefix(prefix) }
+    state.withLock { state in
+      state.changes += 1
+      state.listings = state.listings.filter { !inside($0.key) }
+      state.fetching = state.fetching.filter { !inside($0.key) }
+      state.served = state.served.filter { !inside($0.key) }
     }
+  }
+
+  /// Stores a listing under a new generation; returns it (0 when caching is off).
+  private func store(_ entries: [RemoteEntry], of directory: String, in state: inout State)
+    -> UInt64
+  {
+    guard lifetime > .zero else { return 0 }
+    var index: [String: Int] = [:]
+    index.reserveCapacity(entries.count)
+    for (position, entry) in entries.enumerated() { index[entry.name] = position }
+    if state.listings.count >= Self.pruneThreshold {
+      state.listings = state.listings.filter { isFresh($0.value) }
+      state.served = state.served.filter { state.listings[$0.key] != nil }
+    }
+    let generation = state.nextGeneration
+    state.nextGeneration += 1
+    state.listings[directory] = Listing(
+      entries: entries, indexByName: index, fetchedAt: .now, generation: generation)
+    return generation
   }
 
   private func isFresh(_ listing: Listing) -> Bool {

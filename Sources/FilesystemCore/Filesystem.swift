@@ -25,6 +25,7 @@ public final class Filesystem: Sendable {
   let openFiles = OpenFiles()
   let pageCacheVersions = PageCacheVersions()
   let directoryHandles = DirectoryHandles()
+  let listAhead = DirectoryListAhead()
   let logger: Logger
 
   public init(

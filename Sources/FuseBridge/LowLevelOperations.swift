@@ -67,6 +67,21 @@ enum LowLevelOperations {
       request, parent, name in
       let dispatcher = RequestDispatcher.of(request)
       let name = String(cString: name!)
+      switch dispatcher.filesystem.cachedLookUp(parent: UInt64(parent), name: name) {
+      case .found(let entry):
+        FuseRequest(raw: request!).replyEntry(dispatcher.entryParameters(entry))
+        return
+      case .missing:
+        let reply = FuseRequest(raw: request!)
+        if dispatcher.negativeTimeout > 0 {
+          reply.replyEntry(dispatcher.negativeEntryParameters())
+        } else {
+          reply.replyError(ENOENT)
+        }
+        return
+      case nil:
+        break
+      }
       dispatcher.answer(request, "lookup") { reply in
         let entry: Entry
         do {
@@ -84,6 +99,10 @@ enum LowLevelOperations {
     @convention(c) (fuse_req_t?, fuse_ino_t, UnsafeMutablePointer<fuse_file_info>?) -> Void = {
       request, inode, _ in
       let dispatcher = RequestDispatcher.of(request)
+      if let cached = dispatcher.filesystem.cachedAttributes(of: UInt64(inode)) {
+        FuseRequest(raw: request!).replyAttributes(cached, timeout: dispatcher.attributeTimeout)
+        return
+      }
       dispatcher.answer(request, "getattr") { reply in
         let attributes = try await dispatcher.filesystem.attributes(of: UInt64(inode))
         reply.replyAttributes(attributes, timeout: dispatcher.attributeTimeout)
@@ -291,7 +310,12 @@ enum LowLevelOperations {
       let dispatcher = RequestDispatcher.of(request)
       var file = info!.pointee
       dispatcher.answerNow(request, "opendir") { reply in
-        file.fh = try dispatcher.filesystem.openDirectory(UInt64(inode))
+        let opened = try dispatcher.filesystem.openDirectory(UInt64(inode))
+        file.fh = opened.handle
+        // The kernel keeps listings it read while ours stay the same: a repeated `ls -lR` within
+        // the attribute timeout costs no READDIR at all.
+        sandbox_fuse_file_info_set_cache_readdir(&file, opened.cacheListing ? 1 : 0)
+        sandbox_fuse_file_info_set_keep_cache(&file, opened.keepCache ? 1 : 0)
         reply.replyOpen(file)
       }
     }

@@ -68,6 +68,28 @@ final class CacheTests: MountTestCase {
     XCTAssertEqual(try sh("cat mnt/later.txt"), "here")
   }
 
+  /// Agent requests whose path contains `name` (e.g. "ListDir").
+  func requests(_ name: String) -> Int {
+    Thread.sleep(forTimeInterval: 0.2)
+    return agent.child.standardError.components(separatedBy: name).count - 1
+  }
+
+  func testListingsAreFetchedOnceAndRepeatedListingsComeFromTheCaches() throws {
+    try sh(
+      "for d in a b c d e; do mkdir -p root/tree/$d; for f in 1 2 3; do echo $d$f > root/tree/$d/$f; done; done"
+    )
+    let before = requests("ListDir")
+    XCTAssertEqual(try sh("find mnt/tree | sort | wc -l"), "21\n")
+    // The tree and its five folders, each listed once, though listed ahead in parallel.
+    XCTAssertEqual(requests("ListDir") - before, 6)
+    try sh("ls -lR mnt/tree > /dev/null; ls -lR mnt/tree > /dev/null")
+    XCTAssertEqual(requests("ListDir") - before, 6)
+
+    try sh("echo new > root/tree/a/4")
+    Thread.sleep(forTimeInterval: 1.5)
+    XCTAssertEqual(try sh("ls mnt/tree/a"), "1\n2\n3\n4\n")
+  }
+
   func testOurOwnChangesAreSeenAtOnce() throws {
     try sh("printf old > root/mine.txt")
     XCTAssertEqual(try sh("cat mnt/mine.txt"), "old")
