@@ -14,6 +14,10 @@ public protocol FileReader: Sendable {
 
   /// `handle` was closed: drop what was kept for it.
   func release(handle: UInt64)
+
+  /// `path` is likely to be opened and read soon: fetch its start in the background, if this
+  /// reader caches.
+  func prefetchStart(of path: String, version: RemoteFileVersion)
 }
 
 /// One ranged request per read, checked by the backend against the size taken at open.
@@ -32,4 +36,6 @@ public struct DirectFileReader: FileReader {
   }
 
   public func release(handle: UInt64) {}
+
+  public func prefetchStart(of path: String, version: RemoteFileVersion) {}
 }

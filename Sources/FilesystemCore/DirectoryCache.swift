@@ -92,6 +92,16 @@ final class DirectoryCache: Sendable {
     }
   }
 
+  /// The fresh listing of `directory` and where `name` is in it.
+  func position(of name: String, in directory: String) -> (Int, [RemoteEntry])? {
+    state.withLock { state in
+      guard let listing = state.listings[directory], isFresh(listing),
+        let index = listing.indexByName[name]
+      else { return nil }
+      return (index, listing.entries)
+    }
+  }
+
   func lookUp(_ name: String, in directory: String) -> Answer {
     state.withLock { state in
       guard let listing = state.listings[directory], isFresh(listing) else { return .unknown }

@@ -29,32 +29,43 @@ extension Filesystem {
     guard attributes.type != .directory else {
       throw FilesystemError.errno(EISDIR, "\(path) is a directory")
     }
+    guard writable else { return openForReading(inode, path: path, attributes: attributes) }
 
     openFiles.beginUse(of: inode)
     do {
-      if writable {
-        let staging = try await openFiles.staging(of: inode) { [stagingArea] in
-          truncate
-            ? try stagingArea.makeEmpty()
-            : try await stagingArea.makeWithContent(of: path, expectedSize: attributes.size)
-        }
-        if truncate { try staging.truncate(to: 0) }
+      let staging = try await openFiles.staging(of: inode) { [stagingArea] in
+        truncate
+          ? try stagingArea.makeEmpty()
+          : try await stagingArea.makeWithContent(of: path, expectedSize: attributes.size)
       }
-      // Close-to-open: a reader keeps the page cache only if the version is the one it holds.
-      let keepCache: Bool
-      if writable || openFiles.staging(of: inode) != nil {
-        pageCacheVersions.forget(inode)
-        keepCache = false
-      } else {
-        keepCache = pageCacheVersions.keepOnOpen(inode, version: attributes.version)
-      }
+      if truncate { try staging.truncate(to: 0) }
+      pageCacheVersions.forget(inode)
       let handle = openFiles.register(
-        OpenFiles.Handle(inode: inode, writable: writable, version: attributes.version))
-      return OpenedFile(handle: handle, keepCache: keepCache)
+        OpenFiles.Handle(inode: inode, writable: true, version: attributes.version))
+      return OpenedFile(handle: handle, keepCache: false)
     } catch {
       openFiles.endUse(of: inode)
       throw error
     }
+  }
+
+  /// A read-only open with attributes taken before it; no network. Close-to-open: the page
+  /// cache is kept only if the version is the one it holds.
+  func openForReading(_ inode: UInt64, path: String, attributes: RemoteAttributes) -> OpenedFile {
+    openFiles.beginUse(of: inode)
+    let keepCache: Bool
+    if openFiles.staging(of: inode) != nil {
+      pageCacheVersions.forget(inode)
+      keepCache = false
+    } else {
+      keepCache = pageCacheVersions.keepOnOpen(inode, version: attributes.version)
+      // A file read before (its page cache kept) is likely a repeated walk: its neighbours
+      // are cached too, so only a first walk reads ahead.
+      if !keepCache { readAheadOfNextFiles(after: path) }
+    }
+    let handle = openFiles.register(
+      OpenFiles.Handle(inode: inode, writable: false, version: attributes.version))
+    return OpenedFile(handle: handle, keepCache: keepCache)
   }
 
   /// Creates an empty remote file at once (so others see it), then opens it with an empty
@@ -115,8 +126,7 @@ extension Filesystem {
 
   /// Reads through the file reader, checked against the size stat'ed at open. The bytes may be
   /// a slice of a cached buffer.
-  public func read(handle: UInt64, offset: UInt64, length: Int) async throws -> ArraySlice<UInt8>
-  {
+  public func read(handle: UInt64, offset: UInt64, length: Int) async throws -> ArraySlice<UInt8> {
     let opened = try openHandle(handle)
     if let staging = openFiles.staging(of: opened.inode) {
       return ArraySlice(try staging.read(at: offset, count: length))

@@ -26,6 +26,7 @@ public final class Filesystem: Sendable {
   let pageCacheVersions = PageCacheVersions()
   let directoryHandles = DirectoryHandles()
   let listAhead = DirectoryListAhead()
+  let fileReadAhead = FileReadAhead()
   let logger: Logger
 
   public init(

@@ -13,6 +13,32 @@ extension Filesystem {
     return shownStat(for: fresh, inode: inode)
   }
 
+  /// Local. A read-only open whose attributes are fresh; nil: ask `open`.
+  public func openLocally(_ inode: UInt64, flags: Int32) throws -> OpenedFile? {
+    guard (flags & O_ACCMODE) == O_RDONLY, let path = inodes.path(of: inode),
+      let attributes = inodes.attributes(of: inode, maxAge: configuration.attributeLifetime)
+    else { return nil }
+    guard attributes.type != .directory else {
+      throw FilesystemError.errno(EISDIR, "\(path) is a directory")
+    }
+    return openForReading(inode, path: path, attributes: attributes)
+  }
+
+  /// Local. flush of a handle that did not write: nothing to upload. False: ask `flush`.
+  public func flushLocally(handle: UInt64) -> Bool {
+    guard let opened = openFiles.handle(handle) else { return false }
+    return !opened.writable
+  }
+
+  /// Local. release of a read-only handle. False: ask `release` (a writer's close uploads).
+  public func releaseLocally(handle: UInt64) -> Bool {
+    guard let opened = openFiles.handle(handle), !opened.writable else { return false }
+    guard openFiles.removeHandle(handle) != nil else { return true }
+    reader.release(handle: handle)
+    openFiles.endUse(of: opened.inode)
+    return true
+  }
+
   public enum CachedLookup: Sendable {
     case found(Entry)
     case missing

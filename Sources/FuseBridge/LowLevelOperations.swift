@@ -205,6 +205,21 @@ enum LowLevelOperations {
       request, inode, info in
       let dispatcher = RequestDispatcher.of(request)
       let original = info!.pointee
+      // A read-only open with fresh attributes needs no network: answered here.
+      let local: OpenedFile?
+      do {
+        local = try dispatcher.filesystem.openLocally(UInt64(inode), flags: original.flags)
+      } catch {
+        dispatcher.fail(FuseRequest(raw: request!), error, "open")
+        return
+      }
+      if let local {
+        var file = original
+        file.fh = local.handle
+        sandbox_fuse_file_info_set_keep_cache(&file, local.keepCache ? 1 : 0)
+        FuseRequest(raw: request!).replyOpen(file)
+        return
+      }
       dispatcher.answer(request, "open") { reply in
         var file = original
         let opened = try await dispatcher.filesystem.open(UInt64(inode), flags: file.flags)
@@ -276,6 +291,10 @@ enum LowLevelOperations {
       request, _, info in
       let dispatcher = RequestDispatcher.of(request)
       let handle = info!.pointee.fh
+      if dispatcher.filesystem.flushLocally(handle: handle) {
+        fuse_reply_err(request, 0)
+        return
+      }
       dispatcher.answer(request, "flush") { reply in
         try await dispatcher.filesystem.flush(handle: handle)
         reply.replyError(0)
@@ -298,6 +317,10 @@ enum LowLevelOperations {
       request, _, info in
       let dispatcher = RequestDispatcher.of(request)
       let handle = info!.pointee.fh
+      if dispatcher.filesystem.releaseLocally(handle: handle) {
+        fuse_reply_err(request, 0)
+        return
+      }
       dispatcher.answer(request, "release") { reply in
         try await dispatcher.filesystem.release(handle: handle)
         reply.replyError(0)

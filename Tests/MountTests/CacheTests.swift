@@ -90,6 +90,16 @@ final class CacheTests: MountTestCase {
     XCTAssertEqual(try sh("ls mnt/tree/a"), "1\n2\n3\n4\n")
   }
 
+  func testFilesReadInListingOrderAreFetchedOnceEach() throws {
+    try sh("mkdir root/many && for i in $(seq 10 49); do echo file $i > root/many/f$i; done")
+    XCTAssertEqual(try sh("ls mnt/many | wc -l"), "40\n")
+    let before = fileRequests()
+    // grep reads them in listing order: the next files' starts are fetched ahead, in parallel.
+    XCTAssertEqual(try sh("grep -r -l 'file 4[0-9]' mnt/many | wc -l"), "10\n")
+    XCTAssertEqual(fileRequests() - before, 40)
+    try sh("diff -r root/many mnt/many")
+  }
+
   func testOurOwnChangesAreSeenAtOnce() throws {
     try sh("printf old > root/mine.txt")
     XCTAssertEqual(try sh("cat mnt/mine.txt"), "old")

@@ -77,6 +77,13 @@ public final class PrefetchingReader: FileReader {
     return ArraySlice(result)
   }
 
+  /// Prefetches the first block of a file about to be read (the next file of a directory being
+  /// read in order), within the cache's prefetch share.
+  public func prefetchStart(of path: String, version: RemoteFileVersion) {
+    guard version.size > 0 else { return }
+    cache.prefetch(CollectionOfOne(BlockKey(path: path, version: version, index: 0)))
+  }
+
   /// Forgets the handle's read pattern (at release).
   public func release(handle: UInt64) {
     _ = handles.withLock { $0.removeValue(forKey: handle) }
