@@ -7,9 +7,9 @@ import Synchronization
 /// time per listing and `globalLimit` in all; what is fetched only fills the directory cache
 /// (and expires with it).
 final class DirectoryListAhead: Sendable {
-  static let perListing = 64
-  static let width = 4
-  static let globalLimit = 8
+  static let perListing = 256
+  static let width = 8
+  static let globalLimit = 16
   private let inFlight = Mutex(0)
 
   func start(

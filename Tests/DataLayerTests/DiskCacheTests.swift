@@ -23,7 +23,7 @@ final class DiskCacheTests: XCTestCase {
     try BlockCache(
       backend: remote,
       configuration: BlockCacheConfiguration(
-        blockSize: blockSize, memoryBudget: 16 * blockSize, diskDirectory: folder.path + "/blocks",
+        blockSize: blockSize, memoryBudget: 256 * blockSize, diskDirectory: folder.path + "/blocks",
         diskBudget: UInt64(diskBlocks * (blockSize + 200)), namespace: "http://sandbox"),
       logger: logger)
   }

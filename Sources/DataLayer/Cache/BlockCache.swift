@@ -61,13 +61,19 @@ public final class BlockCache: Sendable {
     self.geometry = BlockGeometry(blockSize: configuration.blockSize)
     self.runBlocks = max(1, configuration.prefetchRunSize / configuration.blockSize)
     self.logger = logger
-    let prefetchLimit = Int(Double(configuration.memoryBudget) * configuration.prefetchShare)
+    // Blocks queued for the disk may have left memory's LRU already: their queue gets a share
+    // of the budget (an eighth, at most 32 MiB), the blocks the rest.
+    let diskQueue =
+      configuration.diskDirectory == nil
+      ? 0 : min(32 << 20, max(2 * configuration.blockSize, configuration.memoryBudget / 8))
+    let blocksBudget = max(configuration.blockSize, configuration.memoryBudget - diskQueue)
+    let prefetchLimit = Int(Double(blocksBudget) * configuration.prefetchShare)
     self.state = Mutex(
-      State(
-        memory: MemoryBlockStore(budget: configuration.memoryBudget, prefetchLimit: prefetchLimit)))
+      State(memory: MemoryBlockStore(budget: blocksBudget, prefetchLimit: prefetchLimit)))
     if let directory = configuration.diskDirectory {
       disk = try DiskBlockStore(
-        directory: directory, budget: configuration.diskBudget, logger: logger)
+        directory: directory, budget: configuration.diskBudget, pendingWriteLimit: diskQueue,
+        logger: logger)
     } else {
       disk = nil
     }

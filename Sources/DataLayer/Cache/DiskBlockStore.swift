@@ -24,8 +24,9 @@ final class DiskBlockStore: Sendable {
   private let readQueue = DispatchQueue(label: "block-cache-disk-read", attributes: .concurrent)
   private let writeQueue = DispatchQueue(label: "block-cache-disk-write")
   private let logger: Logger
-  /// Blocks waiting to be written are skipped beyond this, so a slow disk never holds memory.
-  static let pendingWriteLimit = 32 << 20
+  /// Blocks waiting to be written are skipped beyond this, so a slow disk never holds more
+  /// memory (the block cache counts it in its budget).
+  let pendingWriteLimit: Int
 
   private struct Index {
     var sizes: [String: UInt64] = [:]
@@ -35,9 +36,10 @@ final class DiskBlockStore: Sendable {
   }
 
   /// Opens (creating) `directory`, locks it and indexes the blocks already there.
-  init(directory: String, budget: UInt64, logger: Logger) throws {
+  init(directory: String, budget: UInt64, pendingWriteLimit: Int, logger: Logger) throws {
     self.directory = directory
     self.budget = budget
+    self.pendingWriteLimit = pendingWriteLimit
     self.logger = logger
     do {
       try FileManager.default.createDirectory(
@@ -106,12 +108,12 @@ final class DiskBlockStore: Sendable {
   /// Writes the block in the background; skipped when too much is already waiting.
   func store(_ bytes: ArraySlice<UInt8>, identity: String) {
     let accepted = index.withLock { index -> Bool in
-      guard index.pendingWriteBytes + bytes.count <= Self.pendingWriteLimit else { return false }
+      guard index.pendingWriteBytes + bytes.count <= pendingWriteLimit else { return false }
       index.pendingWriteBytes += bytes.count
       return true
     }
     guard accepted else {
-      logger.trace("disk cache: write skipped, \(Self.pendingWriteLimit) bytes already pending")
+      logger.trace("disk cache: write skipped, \(pendingWriteLimit) bytes already pending")
       return
     }
     writeQueue.async { [self] in
