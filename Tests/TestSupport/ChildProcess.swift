@@ -35,8 +35,12 @@ public final class ChildProcess: @unchecked Sendable {
     try process.run()
   }
 
-  public var standardOutput: String { lock.withLock { String(decoding: collectedOutput, as: UTF8.self) } }
-  public var standardError: String { lock.withLock { String(decoding: collectedError, as: UTF8.self) } }
+  public var standardOutput: String {
+    lock.withLock { String(decoding: collectedOutput, as: UTF8.self) }
+  }
+  public var standardError: String {
+    lock.withLock { String(decoding: collectedError, as: UTF8.self) }
+  }
   public var isRunning: Bool { process.isRunning }
 
   /// Polls `condition` until it holds or `timeout` passes.

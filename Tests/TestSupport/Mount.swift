@@ -5,7 +5,9 @@ public final class RunningMount: @unchecked Sendable {
   public let child: ChildProcess
   public let mountpoint: String
 
-  public init(url: String, mountpoint: String, arguments: [String] = [], environment: [String: String]? = nil) throws {
+  public init(
+    url: String, mountpoint: String, arguments: [String] = [], environment: [String: String]? = nil
+  ) throws {
     self.mountpoint = mountpoint
     let child = try ChildProcess(
       executable: BuiltProducts.executable("sandbox-mount"),
@@ -20,7 +22,9 @@ public final class RunningMount: @unchecked Sendable {
 
   public static func isMounted(_ mountpoint: String) -> Bool {
     let resolved = URL(fileURLWithPath: mountpoint).resolvingSymlinksInPath().path
-    guard let table = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return false }
+    guard let table = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else {
+      return false
+    }
     return table.split(separator: "\n").contains { line in
       let fields = line.split(separator: " ")
       return fields.count > 2 && (fields[1] == mountpoint || fields[1] == resolved)
@@ -31,7 +35,9 @@ public final class RunningMount: @unchecked Sendable {
   public func unmount() {
     if Self.isMounted(mountpoint) {
       _ = try? runCommand(["fusermount3", "-u", mountpoint], timeout: 20)
-      if Self.isMounted(mountpoint) { _ = try? runCommand(["fusermount3", "-uz", mountpoint], timeout: 20) }
+      if Self.isMounted(mountpoint) {
+        _ = try? runCommand(["fusermount3", "-uz", mountpoint], timeout: 20)
+      }
     }
     child.stop()
   }
