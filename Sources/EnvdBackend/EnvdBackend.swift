@@ -31,6 +31,9 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
   /// Stops the transfer thread; later calls fail with EIO.
   public func shutdown() { client.shutdown() }
 
+  /// `shutdown` for async callers: suspends, not blocking a cooperative thread, until it stops.
+  public func shutdownWithoutBlocking() async { await client.shutdownWithoutBlocking() }
+
   deinit { client.shutdown() }
 
   // MARK: metadata

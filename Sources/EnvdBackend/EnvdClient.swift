@@ -74,6 +74,8 @@ final class EnvdClient: Sendable {
 
   func shutdown() { loop.shutdown() }
 
+  func shutdownWithoutBlocking() async { await loop.shutdownWithoutBlocking() }
+
   // MARK: paths and URLs
 
   /// The server-side path of a mount path: `remoteRoot` joined with it.

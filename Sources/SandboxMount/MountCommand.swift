@@ -156,49 +156,55 @@ struct MountCommand: AsyncParsableCommand {
     } catch let error as RemoteError {
       throw MountFailure("cannot use \(url): \(error.message)")
     }
-    defer { backend.shutdown() }
-
-    var configuration = FilesystemConfiguration(
-      ownerUID: mountOptions.ownerUID ?? getuid(), ownerGID: mountOptions.ownerGID ?? getgid(),
-      attributeTimeout: attrTimeout, entryTimeout: entryTimeout, negativeTimeout: negativeTimeout,
-      readOnly: readOnly,
-      stagingParent: cacheDir ?? ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
-    let capabilities = await backend.capabilities()
-    configuration.richAttributes = capabilities.richAttributes
-    configuration.showRemoteOwners = mountOptions.showRemoteOwners && capabilities.richAttributes
-    if mountOptions.showRemoteOwners && !capabilities.richAttributes {
-      logger.warning("idmap=none needs numeric ids (the agent extension); files show as uid=/gid=")
-    }
-    let filesystem: Filesystem
+    // Not a defer: stopping awaits the transfer thread, which must not block a pool thread.
     do {
-      let cache = try BlockCache(
-        backend: backend, configuration: blockCacheConfiguration(), logger: logger)
-      filesystem = try Filesystem(
-        backend: backend, configuration: configuration,
-        reader: PrefetchingReader(cache: cache, backend: backend), logger: logger)
-    } catch let error as RemoteError {
-      throw MountFailure(error.message)
-    }
-    defer { filesystem.shutdown() }
+      var configuration = FilesystemConfiguration(
+        ownerUID: mountOptions.ownerUID ?? getuid(), ownerGID: mountOptions.ownerGID ?? getgid(),
+        attributeTimeout: attrTimeout, entryTimeout: entryTimeout, negativeTimeout: negativeTimeout,
+        readOnly: readOnly,
+        stagingParent: cacheDir ?? ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
+      let capabilities = await backend.capabilities()
+      configuration.richAttributes = capabilities.richAttributes
+      configuration.showRemoteOwners = mountOptions.showRemoteOwners && capabilities.richAttributes
+      if mountOptions.showRemoteOwners && !capabilities.richAttributes {
+        logger.warning(
+          "idmap=none needs numeric ids (the agent extension); files show as uid=/gid=")
+      }
+      let filesystem: Filesystem
+      do {
+        let cache = try BlockCache(
+          backend: backend, configuration: blockCacheConfiguration(), logger: logger)
+        filesystem = try Filesystem(
+          backend: backend, configuration: configuration,
+          reader: PrefetchingReader(cache: cache, backend: backend), logger: logger)
+      } catch let error as RemoteError {
+        throw MountFailure(error.message)
+      }
+      defer { filesystem.shutdown() }
 
-    let fuseOptions =
-      mountOptions.passedThrough + (readOnly && !mountOptions.readOnly ? ["ro"] : [])
-    let session: FuseSession
-    do {
-      session = try FuseSession(
-        filesystem: filesystem, mountOptions: fuseOptions, debug: debug || mountOptions.debug,
-        readaheadKiB: readahead, logger: logger)
-      try session.mount(at: mountpoint)
-    } catch let error as FuseSessionError {
-      throw MountFailure(error.description)
-    }
-    logger.info("mounted \(url)\(root == "/" ? "" : root) on \(mountpoint)")
-    if Daemon.isBackgroundCopy { Daemon.reportMounted(logFile: logFile) }
+      let fuseOptions =
+        mountOptions.passedThrough + (readOnly && !mountOptions.readOnly ? ["ro"] : [])
+      let session: FuseSession
+      do {
+        session = try FuseSession(
+          filesystem: filesystem, mountOptions: fuseOptions, debug: debug || mountOptions.debug,
+          readaheadKiB: readahead, logger: logger)
+        try session.mount(at: mountpoint)
+      } catch let error as FuseSessionError {
+        throw MountFailure(error.description)
+      }
+      logger.info("mounted \(url)\(root == "/" ? "" : root) on \(mountpoint)")
+      if Daemon.isBackgroundCopy { Daemon.reportMounted(logFile: logFile) }
 
-    shutdown.serving(session, at: mountpoint)
-    let status = await session.run()
-    logger.info("unmounted \(mountpoint)")
-    if status != 0 { throw ExitCode(1) }
+      shutdown.serving(session, at: mountpoint)
+      let status = await session.run()
+      logger.info("unmounted \(mountpoint)")
+      if status != 0 { throw ExitCode(1) }
+    } catch {
+      await backend.shutdownWithoutBlocking()
+      throw error
+    }
+    await backend.shutdownWithoutBlocking()
   }
 
   private func blockCacheConfiguration() -> BlockCacheConfiguration {

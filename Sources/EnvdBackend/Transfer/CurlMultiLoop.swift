@@ -15,6 +15,8 @@ final class CurlMultiLoop: @unchecked Sendable {
   private var incoming: [CurlTransfer] = []
   private var cancellations: [CurlTransfer] = []
   private var stopRequested = false
+  private var stopWaitOver = false
+  private var exitWaiters: [CheckedContinuation<Void, Never>] = []
   // Touched by the loop thread only.
   private var active: [UnsafeMutableRawPointer: CurlTransfer] = [:]
   private let finished = DispatchSemaphore(value: 0)
@@ -56,16 +58,50 @@ final class CurlMultiLoop: @unchecked Sendable {
     }
   }
 
-  /// Fails pending and running transfers and stops the thread; waits up to 5 s for it.
+  /// Fails pending and running transfers and stops the thread; blocks up to 5 s for it. Only for
+  /// synchronous callers (deinit): async code uses `shutdownWithoutBlocking`.
   func shutdown() {
+    guard requestStop() else { return }
+    _ = finished.wait(timeout: .now() + 5)
+  }
+
+  /// `shutdown` that suspends instead of blocking a cooperative thread; gives up after 5 s.
+  func shutdownWithoutBlocking() async {
+    _ = requestStop()
+    await withCheckedContinuation { continuation in
+      let exited = lock.withLock {
+        if !stopWaitOver { exitWaiters.append(continuation) }
+        return stopWaitOver
+      }
+      if exited { continuation.resume() }
+    }
+  }
+
+  /// Whether this call was the first to ask.
+  private func requestStop() -> Bool {
     let first = lock.withLock {
       guard !stopRequested else { return false }
       stopRequested = true
       curl_multi_wakeup(multi)
       return true
     }
-    guard first else { return }
-    _ = finished.wait(timeout: .now() + 5)
+    if first {
+      Task { [self] in
+        try? await Task.sleep(for: .seconds(5))
+        resumeExitWaiters()
+      }
+    }
+    return first
+  }
+
+  /// At the thread's exit or after 5 s, whichever is first; later waiters do not wait.
+  private func resumeExitWaiters() {
+    let waiters = lock.withLock {
+      stopWaitOver = true
+      defer { exitWaiters.removeAll() }
+      return exitWaiters
+    }
+    for waiter in waiters { waiter.resume() }
   }
 
   private static let shutDownResponse = HTTPResponse(
@@ -145,6 +181,7 @@ final class CurlMultiLoop: @unchecked Sendable {
     active.removeAll()
     curl_multi_cleanup(multi)
     finished.signal()
+    resumeExitWaiters()
   }
 }
 
