@@ -112,6 +112,10 @@ extension EnvdBackend {
     async throws
   {
     let context = "rename \(source) to \(destination)"
+    defer {
+      knownDirectories.forget(source)
+      knownDirectories.forget(destination)
+    }
     if try await serverMode().hasExtension {
       return try await extensionRename(source, destination, flags: flags)
     }

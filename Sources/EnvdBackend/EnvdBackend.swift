@@ -19,6 +19,7 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
   let client: EnvdClient
   let logger = Logger(label: "sandbox-mount.envd")
   let knownMode = Mutex<ServerMode?>(nil)
+  let knownDirectories = KnownDirectories()
   let recentStatistics = Mutex<(ContinuousClock.Instant, RemoteFilesystemStatistics)?>(nil)
   let fallback: FallbackRunner
 
@@ -53,6 +54,7 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
   }
 
   public func removeFile(_ path: String) async throws {
+    defer { knownDirectories.forget(path) }
     if try await serverMode().hasExtension {
       return try await extensionRemove(path, directory: false)
     }
@@ -60,6 +62,7 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
   }
 
   public func removeDirectory(_ path: String) async throws {
+    defer { knownDirectories.forget(path) }
     if try await serverMode().hasExtension {
       return try await extensionRemove(path, directory: true)
     }
@@ -184,6 +187,7 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
     guard let entry = response.entry else {
       throw RemoteError(errno: EIO, "\(context ?? "stat \(path)"): the answer has no entry")
     }
+    if path != "/" { knownDirectories.remember(RemotePath.parent(of: path)) }
     return entry
   }
 
@@ -197,21 +201,26 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
   }
 
   func list(_ path: String, context: String? = nil) async throws -> [EntryInfo] {
-    try await client.rpc(
-      "ListDir", ListDirRequest(path: client.protocolPath(path), depth: 1),
-      as: ListDirResponse.self,
-      context: context ?? "list \(path)"
-    ).entries ?? []
+    let entries =
+      try await client.rpc(
+        "ListDir", ListDirRequest(path: client.protocolPath(path), depth: 1),
+        as: ListDirResponse.self,
+        context: context ?? "list \(path)"
+      ).entries ?? []
+    knownDirectories.remember(path)
+    return entries
   }
 
   /// Throws ENOENT or ENOTDIR unless `path` is (or, through a symlink, leads to) a directory.
   func requireDirectory(_ path: String, for context: String) async throws {
+    if knownDirectories.contains(path) { return }
     guard let entry = try await statIfPresent(path, context: context) else {
       throw RemoteError(errno: ENOENT, "\(context): \(path) does not exist")
     }
     guard entry.attributes.type == .directory || entry.leadsToDirectory else {
       throw RemoteError(errno: ENOTDIR, "\(context): \(path) is not a directory")
     }
+    knownDirectories.remember(path)
   }
 
   private func remove(_ path: String, context: String) async throws {

@@ -10,8 +10,8 @@ extension EnvdBackend {
   /// `POST /files` with a raw `application/octet-stream` body streamed from `localPath`
   /// (gzip-compressed when `compressUploads` and it pays off).
   ///
-  /// envd creates missing parents, so this method checks the parent first with a Stat and
-  /// throws ENOENT/ENOTDIR itself: callers need not guarantee it.
+  /// envd creates missing parents, so this method checks the parent first (a Stat unless it was
+  /// seen within a second, `KnownDirectories`) and throws ENOENT/ENOTDIR: callers need not.
   public func upload(_ path: String, from localPath: String?) async throws {
     let context = "upload \(path)"
     if path == "/" { throw RemoteError(errno: EISDIR, "\(context): the mount root is a directory") }
@@ -29,15 +29,20 @@ extension EnvdBackend {
       size = Int64(info.st_size)
     }
 
+    // Built once: the stock POST below reuses it, rewound, after an extension ENOENT.
+    let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
+
     // With the extension, an existing file is rewritten in place: its inode, owner and mode stay
     // (envd's POST /files chowns it to the request user).
     if case .agentExtension(_, _, let route?) = try await serverMode() {
-      let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
       if try await extensionRewrite(path, route: route, body: body, headers: headers) { return }
+      if case .stream(let source) = body, !source.rewind() {
+        throw RemoteError(errno: EIO, "\(context): cannot rewind the upload body")
+      }
     }
 
+    // Free when the parent was seen moments ago (the lookup before an open, an earlier upload).
     try await requireDirectory(RemotePath.parent(of: path), for: context)
-    let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
     let response = try await client.files(
       HTTPRequest(
         method: .post, url: client.filesURL(path), headers: headers, body: body,
@@ -47,9 +52,10 @@ extension EnvdBackend {
       throw EnvdErrorMapping.remoteError(
         status: response.status, body: response.body, context: context)
     }
+    knownDirectories.remember(RemotePath.parent(of: path))
   }
 
-  /// A fresh body from the start of `descriptor` (-1: empty), gzip-compressed when it pays off.
+  /// A body from the start of `descriptor` (-1: empty), gzip-compressed when it pays off.
   private func uploadBody(descriptor: Int32, size: Int64) throws -> ([String], RequestBody) {
     var headers = ["Content-Type: application/octet-stream"]
     guard descriptor >= 0 else { return (headers, .none) }
