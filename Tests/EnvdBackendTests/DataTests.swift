@@ -113,6 +113,9 @@ final class DataTests: XCTestCase {
   }
 
   func testUploadRandomAndCompressibleFiles() async throws {
+    // The agent logs each request's Content-Encoding at debug level: that shows what went gzip.
+    fixture.close()
+    fixture = try AgentFixture(arguments: ["--log-level", "debug"])
     for compress in [true, false] {
       let uploader = try fixture.backend { $0.compressUploads = compress }
       // Random data never pays off; text does (then it goes gzip).
@@ -128,6 +131,23 @@ final class DataTests: XCTestCase {
       try await uploader.upload("/text-\(compress)", from: text)
       XCTAssertEqual(try sha256(fixture.path("/text-\(compress)")), try sha256(text))
     }
+    // Only the compressible upload with compression on went gzip; every upload was logged.
+    let log = requestLog(of: "POST /files ")
+    XCTAssertEqual(log.filter { $0.hasSuffix(" encoding=gzip") }.count, 1, "\(log)")
+    XCTAssertEqual(log.filter { $0.contains(" encoding=") }.count, 1, "\(log)")
+    XCTAssertEqual(log.count, 4, "\(log)")
+  }
+
+  /// The agent's debug lines for `request` ("METHOD /path "), once 4 arrived (stderr is collected
+  /// asynchronously).
+  private func requestLog(of request: String) -> [String] {
+    var lines: [String] = []
+    _ = fixture.agent.child.waitFor(timeout: 5) {
+      lines = fixture.agent.child.standardError.split(separator: "\n").map(String.init)
+        .filter { $0.contains(request) }
+      return lines.count >= 4
+    }
+    return lines
   }
 
   func testUploadReplacesAndCreatesEmpty() async throws {

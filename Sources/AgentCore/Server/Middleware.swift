@@ -2,7 +2,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
-/// One debug line per request (never the query string: it may carry a signature), and a
+/// One debug line per request, with its Content-Encoding if any (never the query string: it may carry a signature), and a
 /// warning for server errors.
 struct RequestLogMiddleware: RouterMiddleware {
   typealias Context = AgentRequestContext
@@ -15,8 +15,10 @@ struct RequestLogMiddleware: RouterMiddleware {
     let start = ContinuousClock.now
     let response = try await next(request, context)
     let elapsed = ContinuousClock.now - start
+    // The body's encoding shows whether a client compressed its upload.
+    let encoding = request.headers[.contentEncoding].map { " encoding=\($0)" } ?? ""
     let line: Logger.Message =
-      "\(request.method) \(request.uri.path) \(response.status.code) \(elapsed)"
+      "\(request.method) \(request.uri.path) \(response.status.code) \(elapsed)\(encoding)"
     if response.status.code >= 500 {
       context.logger.warning(line)
     } else {
