@@ -131,22 +131,9 @@ final class OffsetWriteTarget: @unchecked Sendable {
   }
 
   private func write(_ buffer: ByteBuffer) throws(ErrnoError) {
-    var failure: Int32 = 0
-    buffer.withUnsafeReadableBytes { bytes in
-      var done = 0
-      while done < bytes.count {
-        let result = pwrite(
-          file.raw, bytes.baseAddress! + done, bytes.count - done, off_t(position))
-        if result < 0 {
-          if errno == EINTR { continue }
-          failure = errno
-          return
-        }
-        done += result
-        position += Int64(result)
-        written += Int64(result)
-      }
-    }
+    let (count, failure) = buffer.withUnsafeReadableBytes { file.writeAll($0, at: position) }
+    position += Int64(count)
+    written += Int64(count)
     if failure != 0 { throw ErrnoError(failure, path.description) }
   }
 }

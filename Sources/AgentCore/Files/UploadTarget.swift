@@ -56,19 +56,7 @@ final class UploadTarget: @unchecked Sendable {
   }
 
   func write(_ buffer: ByteBuffer) throws(UploadFailure) {
-    var failure: Int32 = 0
-    buffer.withUnsafeReadableBytes { bytes in
-      var done = 0
-      while done < bytes.count {
-        let result = Glibc.write(file.raw, bytes.baseAddress! + done, bytes.count - done)
-        if result < 0 {
-          if errno == EINTR { continue }
-          failure = errno
-          return
-        }
-        done += result
-      }
-    }
+    let failure = buffer.withUnsafeReadableBytes { file.writeAll($0).failure }
     guard failure != 0 else { return }
     if failure == ENOSPC {
       if let declaredLength, declaredLength > 0 {

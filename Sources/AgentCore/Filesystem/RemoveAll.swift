@@ -13,45 +13,30 @@ enum RemoveAll {
     } catch  where error.code == ENOENT {
       return
     }
-    try remove(name: path.name, in: parent, path: path)
+    try remove(name: Array(path.name.utf8), in: parent, path: path)
   }
 
-  private static func remove(name: String, in parent: FileDescriptor, path: ProtocolPath)
-    throws(SystemError)
-  {
-    if unlinkat(parent.raw, name, 0) == 0 || errno == ENOENT { return }
+  /// Removes `name` (raw bytes: a child's name need not be UTF-8) from `parent`. `path` is the
+  /// entry's path when every name on the way was UTF-8, else its nearest describable ancestor's;
+  /// `pathIsExact` tells which, so a child path is only appended to an exact one.
+  private static func remove(
+    name: [UInt8], in parent: FileDescriptor, path: ProtocolPath, pathIsExact: Bool = true
+  ) throws(SystemError) {
+    let cName = name.map { CChar(bitPattern: $0) } + [0]
+    if unlinkat(parent.raw, cName, 0) == 0 || errno == ENOENT { return }
     guard errno == EISDIR || errno == EPERM else { throw SystemError("unlinkat", path.requested) }
-    let fd = openat(parent.raw, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    let fd = openat(parent.raw, cName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else {
       if errno == ENOENT { return }
       throw SystemError("openat", path.requested)
     }
     let directory = FileDescriptor(fd)
-    for rawName in try DirectoryReader.names(of: directory, path: path.requested) {
-      let childName = String(decoding: rawName, as: UTF8.self)
-      if String(validating: rawName, as: UTF8.self) == nil {
-        try removeRaw(rawName, in: directory, path: path)
-      } else {
-        try remove(name: childName, in: directory, path: path.appending(childName))
-      }
-    }
-    if unlinkat(parent.raw, name, AT_REMOVEDIR) != 0 && errno != ENOENT {
-      throw SystemError("unlinkat", path.requested)
-    }
-  }
-
-  /// A child whose name is not UTF-8 cannot be a Swift `String`; remove it by its bytes.
-  private static func removeRaw(_ name: [UInt8], in parent: FileDescriptor, path: ProtocolPath)
-    throws(SystemError)
-  {
-    let cName = name.map { CChar(bitPattern: $0) } + [0]
-    if unlinkat(parent.raw, cName, 0) == 0 || errno == ENOENT { return }
-    guard errno == EISDIR || errno == EPERM else { throw SystemError("unlinkat", path.requested) }
-    let fd = openat(parent.raw, cName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-    guard fd >= 0 else { throw SystemError("openat", path.requested) }
-    let directory = FileDescriptor(fd)
     for child in try DirectoryReader.names(of: directory, path: path.requested) {
-      try removeRaw(child, in: directory, path: path)
+      if pathIsExact, let childName = String(validating: child, as: UTF8.self) {
+        try remove(name: child, in: directory, path: path.appending(childName))
+      } else {
+        try remove(name: child, in: directory, path: path, pathIsExact: false)
+      }
     }
     if unlinkat(parent.raw, cName, AT_REMOVEDIR) != 0 && errno != ENOENT {
       throw SystemError("unlinkat", path.requested)

@@ -16,8 +16,11 @@ struct OutputPump: Sendable {
   func start() {
     var wake: [Int32] = [-1, -1]
     guard pipe(&wake) == 0 else {
-      // Without a wake-up pipe, fall back to ending when both pipes close.
-      runPump(wakeFD: -1, exitStatus: ExitStatusBox())
+      // Without a wake-up pipe, fall back to ending when both pipes close; the pump then reaps
+      // the child itself, so it still needs a thread of its own.
+      let fallback = Thread { self.runPump(wakeFD: -1, exitStatus: ExitStatusBox()) }
+      fallback.name = "pump-\(process.pid)"
+      fallback.start()
       return
     }
     for fd in wake { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }

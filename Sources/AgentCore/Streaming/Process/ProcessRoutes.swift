@@ -17,7 +17,10 @@ func registerProcessRoutes(
       let user = try services.rpcUser(for: request)
       let options = try StreamCallOptions(headers: request.headers)
       let message = try StreamRequestReader.decode(StartRequest.self, from: payload)
-      let process = try launcher.launch(message, user: user, table: processes)
+      // Jail lookups, access() and posix_spawn block: keep them off the cooperative pool.
+      let process = try await services.blocking {
+        try launcher.launch(message, user: user, table: processes)
+      }
       // The stream's own deadline kills first and ends with deadline_exceeded; this backstop
       // covers a stream aborted before then.
       if let timeout = options.timeout { process.killAfter(timeout + .milliseconds(250)) }

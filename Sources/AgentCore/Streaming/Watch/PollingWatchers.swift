@@ -141,7 +141,7 @@ func registerPollingWatcherRoutes(
         throw ConnectError(.internal, "error creating watcher: \(error)")
       }
       let entries =
-        message.includeEntry ? EntryLookup(jail: services.jail, names: services.names) : nil
+        message.includeEntry ? EntryLookup(services: services) : nil
       return WatcherID(watchers.add(PollingWatcher(watcher: watcher, entries: entries)))
     }
   }

@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import Hummingbird
 import Logging
-import NIOPosix
 
 /// `filesystem.Filesystem/WatchDir` (server streaming), and the polling trio CreateWatcher /
 /// GetWatcherEvents / RemoveWatcher (unary).
@@ -20,7 +19,7 @@ func registerWatchRoutes(on router: Router<AgentRequestContext>, services: Agent
         return try DirectoryWatcher(jail: services.jail, root: path, recursive: message.recursive)
       }
       let entries =
-        message.includeEntry ? EntryLookup(jail: services.jail, names: services.names) : nil
+        message.includeEntry ? EntryLookup(services: services) : nil
       try await streamWatch(
         watcher, options: options, entries: entries, shutdown: shutdown, to: &stream)
     }
@@ -92,17 +91,17 @@ private func streamWatch(
 /// `includeEntry`: envd attaches the EntryInfo to CREATE, WRITE and CHMOD events, best effort
 /// (the entry may be gone by the time it is looked at).
 struct EntryLookup: Sendable {
-  let jail: RootJail
-  let names: OwnerNames
+  let services: AgentServices
 
   func entry(for event: FilesystemEvent) async -> EntryInfo? {
     guard ["EVENT_TYPE_CREATE", "EVENT_TYPE_WRITE", "EVENT_TYPE_CHMOD"].contains(event.type),
       let path = ProtocolPath(absolute: event.path)
     else { return nil }
-    let jail = jail
-    let names = names
-    return try? await NIOThreadPool.singleton.runIfActive {
-      EntryInfo.make(path: path, lstat: try jail.lstat(path), jail: jail, names: names)
+    let services = services
+    return try? await services.blocking {
+      EntryInfo.make(
+        path: path, lstat: try services.jail.lstat(path), jail: services.jail,
+        names: services.names)
     }
   }
 }
