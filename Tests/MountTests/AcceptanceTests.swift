@@ -17,17 +17,11 @@ final class AcceptanceTests: XCTestCase {
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Scripts/acceptance").path
 
-  private var workDirectory: TemporaryDirectory?
-  private var agent: RunningAgent?
-  private var mount: RunningMount?
+  private var sandbox: MountedSandbox?
 
   override func tearDown() {
-    mount?.unmount()
-    agent?.stop()
-    workDirectory?.remove()
-    mount = nil
-    agent = nil
-    workDirectory = nil
+    sandbox?.close()
+    sandbox = nil
     super.tearDown()
   }
 
@@ -35,17 +29,10 @@ final class AcceptanceTests: XCTestCase {
   private func runScript(
     _ name: String, _ mode: AgentMode, file: StaticString = #filePath, line: UInt = #line
   ) throws {
-    let work = try TemporaryDirectory(prefix: "acceptance-\(name)")
-    workDirectory = work
-    let root = work.path + "/root"
-    let mountpoint = work.path + "/mnt"
-    for folder in [root, mountpoint] {
-      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    }
-    let agent = try RunningAgent(root: root, arguments: mode.agentArguments)
-    self.agent = agent
-    let mount = try RunningMount(url: agent.url, mountpoint: mountpoint)
-    self.mount = mount
+    let sandbox = try MountedSandbox(prefix: "acceptance-\(name)")
+    self.sandbox = sandbox
+    try sandbox.start(agentArguments: mode.agentArguments)
+    let (root, mountpoint) = (sandbox.root, sandbox.mountpoint)
 
     let script = Self.scriptsDirectory + "/\(name).sh"
     let result = try runCommand([script, mountpoint, root], timeout: 300)
@@ -59,7 +46,7 @@ final class AcceptanceTests: XCTestCase {
     let firstLine = errorLines.first ?? verdict
     let firstError =
       firstLine == verdict ? String(verdict) : "\(verdict) (first error: \(firstLine))"
-    let mountLog = mount.child.standardError.split(separator: "\n").suffix(15)
+    let mountLog = (sandbox.mount?.child.standardError ?? "").split(separator: "\n").suffix(15)
       .joined(separator: "\n")
     XCTFail(
       """
@@ -74,10 +61,11 @@ final class AcceptanceTests: XCTestCase {
   /// The scripts themselves are right: on a plain local folder (mount and backing folder the same)
   /// every one passes.
   func testScriptsPassOnLocalFolder() throws {
-    let work = try TemporaryDirectory(prefix: "acceptance-local")
-    workDirectory = work
+    let sandbox = try MountedSandbox(prefix: "acceptance-local")
+    self.sandbox = sandbox
+    let local = sandbox.root
     let result = try runCommand(
-      [Self.scriptsDirectory + "/run-all.sh", work.path, work.path], timeout: 300)
+      [Self.scriptsDirectory + "/run-all.sh", local, local], timeout: 300)
     XCTAssertEqual(result.status, 0, result.output + result.error)
     XCTAssertTrue(result.output.contains("8 passed, 0 failed"), result.output)
   }

@@ -12,17 +12,11 @@ import XCTest
 /// Replay: `MODEL_SEED=N [MODEL_OPS=N] [MODEL_SECONDS=S] .build/debug/sandbox-mountPackageTests.xctest
 /// MountTests.ModelTests/testRandomOperationsExtension` (the seed is printed at the start).
 final class ModelTests: XCTestCase {
-  private var workDirectory: TemporaryDirectory?
-  private var agent: RunningAgent?
-  private var mount: RunningMount?
+  private var sandbox: MountedSandbox?
 
   override func tearDown() {
-    mount?.unmount()
-    agent?.stop()
-    workDirectory?.remove()
-    mount = nil
-    agent = nil
-    workDirectory = nil
+    sandbox?.close()
+    sandbox = nil
     super.tearDown()
   }
 
@@ -47,17 +41,10 @@ final class ModelTests: XCTestCase {
   /// What the stock-envd model leaves out: RENAME_EXCHANGE either swaps the two entries or fails
   /// cleanly (EINVAL, as Linux for a file system without it) and leaves both as they were.
   func testRenameExchangeStockEnvdSwapsOrFailsCleanly() throws {
-    let work = try TemporaryDirectory(prefix: "model-exchange")
-    workDirectory = work
-    let root = work.path + "/root"
-    let mountpoint = work.path + "/mnt"
-    for folder in [root, mountpoint] {
-      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    }
-    let agent = try RunningAgent(
-      root: root, arguments: AcceptanceTests.AgentMode.stockEnvd.agentArguments)
-    self.agent = agent
-    mount = try RunningMount(url: agent.url, mountpoint: mountpoint)
+    let sandbox = try MountedSandbox(prefix: "model-exchange")
+    self.sandbox = sandbox
+    try sandbox.start(agentArguments: AcceptanceTests.AgentMode.stockEnvd.agentArguments)
+    let (root, mountpoint) = (sandbox.root, sandbox.mountpoint)
     try "one".write(toFile: mountpoint + "/one", atomically: false, encoding: .utf8)
     try FileManager.default.createDirectory(
       atPath: mountpoint + "/two", withIntermediateDirectories: false)
@@ -114,27 +101,21 @@ final class ModelTests: XCTestCase {
       + (excluded.isEmpty ? "" : ", without \(excluded.sorted().joined(separator: ","))")
     print("ModelTests (\(modeName)): MODEL_SEED=\(seed) MODEL_OPS=\(count); replay: \(replay)")
 
-    let work = try TemporaryDirectory(prefix: "model")
-    workDirectory = work
-    let root = work.path + "/root"
-    let mountpoint = work.path + "/mnt"
-    let local = work.path + "/local"
-    for folder in [root, mountpoint, local] {
-      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    }
+    let sandbox = try MountedSandbox(prefix: "model", folders: ["local"])
+    self.sandbox = sandbox
+    let (root, mountpoint) = (sandbox.root, sandbox.mountpoint)
+    let local = sandbox.workDirectory.path + "/local"
     let other = mode == nil ? root : mountpoint
     if let mode {
-      let agent = try RunningAgent(root: root, arguments: mode.agentArguments)
-      self.agent = agent
       // MODEL_MOUNT_ARGS="--log-level debug": more of the mount's log in a failure report.
       let extra = (environment["MODEL_MOUNT_ARGS"] ?? "").split(separator: " ").map(String.init)
-      mount = try RunningMount(url: agent.url, mountpoint: mountpoint, arguments: extra)
+      try sandbox.start(agentArguments: mode.agentArguments, mountArguments: extra)
     }
 
     var generator = ModelGenerator(seed: seed, allowExchange: mode != .stockEnvd)
     var history: [String] = []
     func fail(_ reason: String) {
-      let mountLog = (mount?.child.standardError ?? "").split(separator: "\n").suffix(10)
+      let mountLog = (sandbox.mount?.child.standardError ?? "").split(separator: "\n").suffix(10)
         .joined(separator: "\n")
       XCTFail(
         """

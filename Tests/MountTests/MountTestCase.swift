@@ -5,13 +5,17 @@ import XCTest
 /// A real agent on a temporary root, and `sandbox-mount -f` of it on a temporary mountpoint.
 /// tearDown always unmounts and stops both, whatever the test did.
 class MountTestCase: XCTestCase {
-  var workDirectory: TemporaryDirectory!
-  var root: String { workDirectory.path + "/root" }
-  var mountpoint: String { workDirectory.path + "/mnt" }
+  var sandbox: MountedSandbox!
+  var workDirectory: TemporaryDirectory { sandbox.workDirectory }
+  var root: String { sandbox.root }
+  var mountpoint: String { sandbox.mountpoint }
   /// A local scratch folder for inputs and outputs of the tools under test.
   var scratch: String { workDirectory.path + "/scratch" }
-  var agent: RunningAgent!
-  var mount: RunningMount!
+  var agent: RunningAgent! { sandbox.agent }
+  var mount: RunningMount! {
+    get { sandbox.mount }
+    set { sandbox.mount = newValue }
+  }
 
   /// Extra `sandbox-mount` arguments for this class's mounts.
   var mountArguments: [String] { [] }
@@ -21,18 +25,21 @@ class MountTestCase: XCTestCase {
 
   override func setUpWithError() throws {
     try super.setUpWithError()
-    workDirectory = try TemporaryDirectory(prefix: "mount-test")
-    for folder in [root, mountpoint, scratch] {
-      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    sandbox = try MountedSandbox(prefix: "mount-test", folders: ["scratch"])
+    do {
+      try sandbox.start(
+        agentArguments: agentArguments, agentEnvironment: agentEnvironment,
+        mountArguments: mountArguments)
+    } catch {
+      sandbox.close()
+      sandbox = nil
+      throw error
     }
-    agent = try RunningAgent(root: root, arguments: agentArguments, environment: agentEnvironment)
-    mount = try RunningMount(url: agent.url, mountpoint: mountpoint, arguments: mountArguments)
   }
 
   override func tearDown() {
-    mount?.unmount()
-    agent?.stop()
-    workDirectory?.remove()
+    sandbox?.close()
+    sandbox = nil
     super.tearDown()
   }
 
