@@ -109,36 +109,35 @@ public final class StagingFile: Sendable {
   /// so every caller's writes are covered by an upload whose result it sees.
   func uploadIfDirty(_ upload: @escaping @Sendable () async throws -> Void) async throws {
     while true {
-      enum Step {
-        case clean
-        case wait(Task<Void, any Error>)
-        case run(Task<Void, any Error>, generation: UInt64)
-      }
-      let step = state.withLock { state -> Step in
-        if let running = state.uploadInFlight { return .wait(running) }
-        guard state.writeGeneration != state.uploadedGeneration else { return .clean }
-        let task = Task { try await upload() }
-        state.uploadInFlight = task
-        return .run(task, generation: state.writeGeneration)
-      }
-      switch step {
-      case .clean:
-        return
-      case .wait(let running):
-        _ = try? await running.value
-      case .run(let task, let generation):
-        do {
-          try await task.value
-          state.withLock {
-            $0.uploadInFlight = nil
-            $0.uploadedGeneration = max($0.uploadedGeneration, generation)
+      let step = state.withLock { state -> (task: Task<Void, any Error>, started: Bool)? in
+        if let running = state.uploadInFlight { return (running, false) }
+        guard state.writeGeneration != state.uploadedGeneration else { return nil }
+        let generation = state.writeGeneration
+        // The task settles the state itself before its result is visible, so a waiter never
+        // finds a finished upload still marked in flight (it would spin on it).
+        let task = Task {
+          do {
+            try await upload()
+            self.state.withLock {
+              $0.uploadInFlight = nil
+              $0.uploadedGeneration = max($0.uploadedGeneration, generation)
+            }
+          } catch {
+            self.state.withLock { $0.uploadInFlight = nil }
+            throw error
           }
-          return
-        } catch {
-          state.withLock { $0.uploadInFlight = nil }
-          throw error
         }
+        state.uploadInFlight = task
+        return (task, true)
       }
+      guard let step else { return }
+      if step.started {
+        try await step.task.value
+        return
+      }
+      // Someone else's upload: whatever its result, check again (and upload ourselves if our
+      // writes are not covered), so our caller sees the result of an upload of its writes.
+      _ = try? await step.task.value
     }
   }
 }
