@@ -29,14 +29,19 @@ tree_listing() {
     -o -printf '%P %y %m %s %T@\n') | LC_ALL=C sort
 }
 
-# Fails unless two listings are equal, showing the difference.
-same_listing() {
-  local what=$1 expected=$2 actual=$3
-  if ! diff <(tree_listing "$expected") <(tree_listing "$actual") >"$LOCAL/listing.diff" 2>&1; then
-    cat "$LOCAL/listing.diff" >&2
-    fail "$what: $actual differs from $expected (path type mode size mtime target)"
+# Fails unless `COMMAND EXPECTED` and `COMMAND ACTUAL` succeed and print the same, showing the
+# difference. (Through files: a process substitution would hide a failing command from set -e.)
+same_output() {
+  local what=$1 command=$2 expected=$3 actual=$4
+  "$command" "$expected" >"$LOCAL/expected.out" || fail "$what: $command $expected failed"
+  "$command" "$actual" >"$LOCAL/actual.out" || fail "$what: $command $actual failed"
+  if ! diff "$LOCAL/expected.out" "$LOCAL/actual.out" >&2; then
+    fail "$what: $actual differs from $expected"
   fi
 }
+
+# Fails unless two trees list the same (path type mode size mtime target).
+same_listing() { same_output "$1" tree_listing "$2" "$3"; }
 
 cleanup() {
   local status=$?

@@ -37,8 +37,8 @@ step "tar x into the mount" tar -xpf "$LOCAL/local.tar" -C "$WORK/x"
 step "extracted trees (mount)" diff -r --no-dereference "$LOCAL/local-x" "$WORK/x"
 step "extracted trees (backing folder)" diff -r --no-dereference "$LOCAL/local-x" "$WORK_BACKING/x"
 modes() { (cd "$1" && find . -printf '%m %y %p %l\n' | LC_ALL=C sort); }
-diff <(modes "$LOCAL/local-x") <(modes "$WORK/x") >&2 || fail "modes or types differ after tar x into the mount"
-diff <(modes "$LOCAL/local-x") <(modes "$WORK_BACKING/x") >&2 || fail "modes or types differ in the backing folder"
+same_output "modes and types after tar x into the mount" modes "$LOCAL/local-x" "$WORK/x"
+same_output "modes and types in the backing folder" modes "$LOCAL/local-x" "$WORK_BACKING/x"
 same_listing "stat after tar x (mount)" "$LOCAL/local-x" "$WORK/x"
 step "tar --compare against the mount" tar --compare -f "$LOCAL/local.tar" -C "$WORK/x"
 
@@ -46,10 +46,10 @@ step "tar --compare against the mount" tar --compare -f "$LOCAL/local.tar" -C "$
 step "tar c out of the mount" tar_create "$LOCAL/mount.tar" -C "$WORK/x" .
 step "tar c of the local extraction" tar_create "$LOCAL/local-x.tar" -C "$LOCAL/local-x" .
 listing() { tar --full-time --numeric-owner -tvf "$1" | sed 's/  */ /g'; }
-diff <(listing "$LOCAL/local-x.tar") <(listing "$LOCAL/mount.tar") >&2 || fail "tar tvf of the archive made from the mount differs from local disk"
+same_output "tar tvf of the archive made from the mount" listing "$LOCAL/local-x.tar" "$LOCAL/mount.tar"
 mkdir "$LOCAL/round-trip"
 step "tar x of the archive made from the mount" tar -xpf "$LOCAL/mount.tar" -C "$LOCAL/round-trip"
-diff <(modes "$LOCAL/local-x") <(modes "$LOCAL/round-trip") >&2 || fail "modes differ after the round trip through the mount"
+same_output "modes after the round trip through the mount" modes "$LOCAL/local-x" "$LOCAL/round-trip"
 same_listing "stat after the round trip" "$LOCAL/local-x" "$LOCAL/round-trip"
 step "contents after the round trip" diff -r --no-dereference "$src" "$LOCAL/round-trip"
 echo "tar: ok"
