@@ -31,6 +31,9 @@ let package = Package(
       name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
       providers: [.apt(["zlib1g-dev"])]),
 
+    // Process-wide malloc settings both daemons apply at start (large buffers reused, not re-faulted).
+    .target(name: "MemoryTuning"),
+
     // Backend protocol: the POSIX-shaped seam between the filesystem and any sandbox API.
     .target(name: "Backend"),
     // envd backend: libcurl multi loop, Connect JSON, gzip.
@@ -54,7 +57,7 @@ let package = Package(
     .executableTarget(
       name: "SandboxMount",
       dependencies: [
-        "FuseBridge", "FilesystemCore", "DataLayer", "EnvdBackend", "Backend",
+        "FuseBridge", "FilesystemCore", "DataLayer", "EnvdBackend", "Backend", "MemoryTuning",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -71,7 +74,7 @@ let package = Package(
     .executableTarget(
       name: "SandboxAgent",
       dependencies: [
-        "AgentCore",
+        "AgentCore", "MemoryTuning",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),

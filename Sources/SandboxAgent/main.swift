@@ -2,6 +2,7 @@ import AgentCore
 import ArgumentParser
 import Foundation
 import Logging
+import MemoryTuning
 
 struct SandboxAgentCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -96,6 +97,7 @@ func fail(_ message: String) -> Never {
   exit(1)
 }
 
+MemoryAllocator.keepLargeChunksForReuse()
 LoggingSystem.bootstrap(StreamLogHandler.standardError)
 // Parsed and run by hand: in a main.swift, `main()`/`run()` resolve to ArgumentParser's
 // synchronous defaults.

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import FuseBridge
+import MemoryTuning
 
 // Synchronous top-level code runs on the main thread before any other thread exists, so every
 // thread inherits this mask and only our signal thread sees SIGINT/SIGTERM/SIGHUP (see
