@@ -120,6 +120,55 @@ final class PrefetchingReaderTests: XCTestCase {
     XCTAssertEqual(remote.readCount, afterFirst + 5)
   }
 
+  func testSmallRandomReadsOfALargeFileFetchJustTheirPages() async throws {
+    let block = 64 << 10
+    let content = pattern(block * 32)
+    let remote = CountingRemote(files: ["/big": content])
+    let cache = try BlockCache(
+      backend: remote,
+      configuration: BlockCacheConfiguration(
+        blockSize: block, memoryBudget: 16 * block, initialPrefetch: block, maximumPrefetch: block),
+      logger: logger)
+    let reader = PrefetchingReader(cache: cache, backend: remote)
+    let size = version(content.count)
+    _ = try await reader.bytes("/big", version: size, offset: 0, length: 100, handle: 1)
+    try await settle(reader)
+    let blocksBefore = cache.statistics.remoteBlocks
+    let readsBefore = remote.readCount
+    // Unaligned and page-crossing: each fetch is the pages around the read, not its block.
+    for (offset, length) in [
+      (20 * block + 5000, 3000), (9 * block + 4000, 200), (30 * block, 4096),
+    ] {
+      let bytes = try await reader.bytes(
+        "/big", version: size, offset: UInt64(offset), length: length, handle: 1)
+      XCTAssertEqual(bytes, Array(content[offset..<(offset + length)]))
+    }
+    let lengths = remote.state.withLock { $0.reads.dropFirst(readsBefore).map(\.length) }
+    XCTAssertEqual(lengths, [4096, 8192, 4096])
+    XCTAssertEqual(reader.directReadCount, 3)
+    XCTAssertEqual(cache.statistics.remoteBlocks, blocksBefore, "partial ranges are never cached")
+    // A random read in a block the cache holds is served from it.
+    _ = try await reader.bytes("/big", version: size, offset: 500, length: 10, handle: 1)
+    XCTAssertEqual(remote.readCount, readsBefore + 3)
+  }
+
+  func testSmallRandomReadsOfASmallFileStillFetchWholeBlocks() async throws {
+    let block = 64 << 10
+    let content = pattern(block * 8)
+    let remote = CountingRemote(files: ["/small": content])
+    let cache = try BlockCache(
+      backend: remote,
+      configuration: BlockCacheConfiguration(
+        blockSize: block, memoryBudget: 16 * block, initialPrefetch: block, maximumPrefetch: block),
+      logger: logger)
+    let reader = PrefetchingReader(cache: cache, backend: remote)
+    let size = version(content.count)
+    _ = try await reader.bytes("/small", version: size, offset: 0, length: 100, handle: 1)
+    _ = try await reader.bytes(
+      "/small", version: size, offset: UInt64(6 * block + 10), length: 100, handle: 1)
+    XCTAssertEqual(reader.directReadCount, 0)
+  }
+
   func testMemoryStaysWithinTheBudgetWithManyOpenFiles() async throws {
     var files: [String: [UInt8]] = [:]
     for file in 0..<20 { files["/f\(file)"] = pattern(blockSize * 64, seed: UInt8(file)) }

@@ -138,6 +138,28 @@ final class SmallCacheTests: MountTestCase {
     ["--block-size", "64K", "--memory-cache", "256K", "--prefetch-max", "1M"]
   }
 
+  func testSmallRandomReadsOfALargeFileReturnItsBytes() throws {
+    try sh("head -c 25165824 /dev/urandom > root/large.bin")
+    let mismatches = try sh(
+      """
+      python3 - <<'PY'
+      import mmap, os, random
+      random.seed(7)
+      remote = open("root/large.bin", "rb").read()
+      fd = os.open("mnt/large.bin", os.O_RDONLY | os.O_DIRECT)
+      buffer = mmap.mmap(-1, 8192)
+      bad = 0
+      for _ in range(300):
+          offset = random.randrange(0, len(remote) - 8192, 4096)
+          size = random.choice((4096, 8192))
+          got = os.preadv(fd, [memoryview(buffer)[:size]], offset)
+          bad += got != size or buffer[:size] != remote[offset:offset + size]
+      print(bad)
+      PY
+      """)
+    XCTAssertEqual(mismatches.trimmingCharacters(in: .whitespacesAndNewlines), "0")
+  }
+
   func testReadsStayCorrectWhileBlocksAreEvicted() throws {
     try sh("head -c 20000000 /dev/urandom > root/big.bin")
     try sh(
@@ -189,6 +211,30 @@ final class TruncationTests: MountTestCase {
     // With the fault gone, the same mount reads the whole file correctly: nothing short was kept.
     try FileManager.default.removeItem(atPath: faultSwitch)
     try sh("cmp mnt/cut.bin root/cut.bin")
+  }
+
+  func testASmallRandomReadOfALargeFileIsCheckedToo() throws {
+    // 24 blocks: after its first read, a handle's far 4 KiB reads fetch just their pages.
+    try sh("head -c 25165824 /dev/urandom > root/large.bin")
+    try "100".write(toFile: faultSwitch, atomically: true, encoding: .utf8)
+    let result = try sh(
+      """
+      python3 - <<'PY'
+      import mmap, os
+      fd = os.open("mnt/large.bin", os.O_RDONLY | os.O_DIRECT)
+      buffer = mmap.mmap(-1, 4096)
+      for offset in (0, 20 << 20):
+          try:
+              os.preadv(fd, [buffer], offset)
+              print("read")
+          except OSError as error:
+              print(os.strerror(error.errno))
+      PY
+      """)
+    XCTAssertEqual(
+      result.split(separator: "\n"), ["Input/output error", "Input/output error"], result)
+    try FileManager.default.removeItem(atPath: faultSwitch)
+    try sh("cmp mnt/large.bin root/large.bin")
   }
 
   func testAFileThatGrewIsNotAnError() throws {

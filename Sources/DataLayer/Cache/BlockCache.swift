@@ -108,6 +108,17 @@ public final class BlockCache: Sendable {
     }
   }
 
+  /// Whether any of `keys` is in memory, being fetched, or in the disk cache.
+  public func holdsAny(of keys: some Sequence<BlockKey>) -> Bool {
+    let keys = Array(keys)
+    return state.withLock { state in
+      keys.contains { key in
+        state.memory.contains(key) || state.fetches[key] != nil
+          || disk?.contains(identity: diskIdentity(key)) == true
+      }
+    }
+  }
+
   /// Starts (or joins) the demand fetch of `key` without waiting for it.
   public func request(_ key: BlockKey) -> PendingBlock {
     PendingBlock(lookup: lookUpOrStart(key))

@@ -14,6 +14,7 @@ public final class PrefetchingReader: FileReader {
   public let cache: BlockCache
   private let backend: any RemoteFilesystem
   private let handles = Mutex<[UInt64: HandleState]>([:])
+  private let directReads = Atomic<Int>(0)
 
   private struct HandleState {
     var path: String
@@ -49,10 +50,16 @@ public final class PrefetchingReader: FileReader {
     let requestedEnd = offset + UInt64(length)
     let end = min(requestedEnd, blocksEnd)
     let needed = geometry.indices(from: offset, to: end)
+    let ahead = prefetch(
+      path, version: version, offset: offset, length: length, after: needed, handle: handle)
+    if ahead == 0, isSmallRandomRead(length: length, of: version),
+      !cache.holdsAny(of: needed.lazy.map { BlockKey(path: path, version: version, index: $0) })
+    {
+      return try await readDirectly(path, version: version, offset: offset, length: length)
+    }
     let pending = needed.map {
       cache.request(BlockKey(path: path, version: version, index: $0))
     }
-    prefetch(path, version: version, offset: offset, length: length, after: needed, handle: handle)
 
     var result: [UInt8] = []
     for (index, block) in zip(needed, pending) {
@@ -77,6 +84,37 @@ public final class PrefetchingReader: FileReader {
     return ArraySlice(result)
   }
 
+  /// Whether a read is small against its file's blocks: for a reader jumping around a large file
+  /// (databases, archives, `fio --rw=randread`), a whole block per read moves up to 256 times
+  /// the bytes asked for, and its latency with them. Small files are still read in blocks, as
+  /// their next random read likely falls in the same block.
+  private func isSmallRandomRead(length: Int, of version: RemoteFileVersion) -> Bool {
+    length <= geometry.blockSize / 4
+      && version.size >= UInt64(Self.directReadMinimumBlocks * geometry.blockSize)
+  }
+
+  static let directReadMinimumBlocks = 16
+  private static let pageSize: UInt64 = 4096
+
+  /// The page-aligned range around the read, straight from the remote and checked against the
+  /// version's size like any fetch; not cached, since it is not a whole block.
+  private func readDirectly(
+    _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int
+  ) async throws -> ArraySlice<UInt8> {
+    let start = offset / Self.pageSize * Self.pageSize
+    let end = min(
+      (offset + UInt64(length) + Self.pageSize - 1) / Self.pageSize * Self.pageSize,
+      max(version.size, offset + UInt64(length)))
+    let bytes = try await backend.read(
+      path, offset: start, length: Int(end - start), expectedSize: version.size)
+    directReads.add(1, ordering: .relaxed)
+    let from = min(Int(offset - start), bytes.count)
+    return bytes[from..<min(from + length, bytes.count)]
+  }
+
+  /// Reads answered by `readDirectly` (tests, statistics).
+  public var directReadCount: Int { directReads.load(ordering: .relaxed) }
+
   /// Prefetches the first block of a file about to be read (the next file of a directory being
   /// read in order), within the cache's prefetch share.
   public func prefetchStart(of path: String, version: RemoteFileVersion) {
@@ -90,18 +128,19 @@ public final class PrefetchingReader: FileReader {
   }
 
   /// Records the read in the handle's pattern and asks the cache for the blocks of its window
-  /// not asked for yet.
+  /// not asked for yet; returns the window (0: a random read).
+  @discardableResult
   private func prefetch(
     _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int,
     after needed: Range<UInt64>, handle: UInt64
-  ) {
+  ) -> UInt64 {
     // One reader's window stays within a quarter of the budget, so what it prefetches is not
     // evicted before it gets there.
     let window = UInt64(
       min(cache.configuration.maximumPrefetch, cache.configuration.memoryBudget / 4))
     let initial = UInt64(cache.configuration.initialPrefetch)
     let blockCount = geometry.blockCount(forSize: version.size)
-    handles.withLock { handles in
+    return handles.withLock { handles in
       var state =
         handles[handle]
         ?? HandleState(
@@ -133,6 +172,7 @@ public final class PrefetchingReader: FileReader {
         }
       }
       handles[handle] = state
+      return ahead
     }
   }
 }
