@@ -21,7 +21,7 @@ struct FileDownload {
         throw EnvdHTTPError(
           status: 400, "error expanding and resolving path '\(rawPath)': \(error.message)")
       }
-      let (file, info) = try await open(path)
+      let (file, info, firstChunk) = try await open(path, preReading: preReadRange(request))
       let encoding = try negotiateEncoding(request)
       var headers: HTTPFields = [
         .vary: "Accept-Encoding", .contentDisposition: ContentType.disposition(path.requested),
@@ -32,7 +32,8 @@ struct FileDownload {
         return Response(
           status: .ok, headers: headers, body: FileStreaming.gzipBody(file, services: services))
       }
-      return serveContent(request, file: file, info: info, path: path, headers: headers)
+      return serveContent(
+        request, file: file, info: info, firstChunk: firstChunk, path: path, headers: headers)
     } catch let error as EnvdHTTPError {
       return .envdError(error)
     } catch {
@@ -40,33 +41,75 @@ struct FileDownload {
     }
   }
 
-  /// `os.Stat` (following symlinks), directory check, then `os.Open`, with envd's messages.
-  private func open(_ path: ProtocolPath) async throws -> (FileDescriptor, stat) {
-    let jail = services.jail
-    let result: Result<(FileDescriptor, stat), EnvdHTTPError> = try await services.blocking {
-      let info: stat
-      do {
-        info = try jail.stat(path)
-      } catch let error as SystemError where error.code == ENOENT {
-        _ = error
-        return .failure(EnvdHTTPError(status: 404, "path '\(path.requested)' does not exist"))
-      } catch {
-        return .failure(
-          EnvdHTTPError(status: 500, "error checking if path exists '\(path.requested)': \(error)"))
-      }
-      if info.isDirectory {
-        return .failure(EnvdHTTPError(status: 400, "path '\(path.requested)' is a directory"))
-      }
-      do {
-        // O_NONBLOCK: opening a FIFO must not hang the request (envd's would).
-        let file = try jail.open(path, flags: O_RDONLY | O_NONBLOCK)
-        return .success((file, try RootJail.fstat(file, operation: "stat", path: path)))
-      } catch {
-        return .failure(
-          EnvdHTTPError(status: 500, "error opening file '\(path.requested)': \(error)"))
-      }
+  /// Bytes read together with the open: small reads then cost one trip to the thread pool, not
+  /// two (the mount's random 4 KiB reads and the small files of `grep -r` are mostly that trip).
+  static let preReadLimit = 256 << 10
+
+  /// The Range header to read with the open (nil: the whole file), or no pre-read at all when
+  /// the response may not be an identity body of that range.
+  private func preReadRange(_ request: Request) -> String?? {
+    let headers = request.headers
+    guard headers[.ifModifiedSince] == nil, headers[.ifNoneMatch] == nil,
+      headers[.ifRange] == nil, headers[.ifUnmodifiedSince] == nil
+    else { return .none }
+    if let range = headers[.range] { return .some(range) }
+    guard (try? AcceptEncoding.negotiate(headers[.acceptEncoding])) == .identity else {
+      return .none
     }
+    return .some(nil)
+  }
+
+  /// `os.Stat` (following symlinks), directory check, then `os.Open`, with envd's messages; also
+  /// reads `preReading`'s range (a Range header, or nil for the whole file) when it is small.
+  private func open(_ path: ProtocolPath, preReading: String??) async throws -> (
+    FileDescriptor, stat, FileStreaming.Chunk?
+  ) {
+    let jail = services.jail
+    let result: Result<(FileDescriptor, stat, FileStreaming.Chunk?), EnvdHTTPError> =
+      try await services.blocking {
+        let info: stat
+        do {
+          info = try jail.stat(path)
+        } catch let error as SystemError where error.code == ENOENT {
+          _ = error
+          return .failure(EnvdHTTPError(status: 404, "path '\(path.requested)' does not exist"))
+        } catch {
+          return .failure(
+            EnvdHTTPError(
+              status: 500, "error checking if path exists '\(path.requested)': \(error)"))
+        }
+        if info.isDirectory {
+          return .failure(EnvdHTTPError(status: 400, "path '\(path.requested)' is a directory"))
+        }
+        do {
+          // O_NONBLOCK: opening a FIFO must not hang the request (envd's would).
+          let file = try jail.open(path, flags: O_RDONLY | O_NONBLOCK)
+          let info = try RootJail.fstat(file, operation: "stat", path: path)
+          return .success((file, info, Self.preRead(file, info: info, range: preReading)))
+        } catch {
+          return .failure(
+            EnvdHTTPError(status: 500, "error opening file '\(path.requested)': \(error)"))
+        }
+      }
     return try result.get()
+  }
+
+  private static func preRead(_ file: FileDescriptor, info: stat, range: String??)
+    -> FileStreaming.Chunk?
+  {
+    guard case .some(let header) = range, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+    let size = Int(info.st_size)
+    let wanted: ByteRange
+    switch RangeRequest.parse(header, size: size) {
+    case .whole: wanted = ByteRange(start: 0, length: size)
+    case .single(let range): wanted = range
+    case .unsatisfiable: return nil
+    }
+    guard wanted.length > 0, wanted.length <= preReadLimit,
+      let bytes = try? FileStreaming.read(file, offset: wanted.start, count: wanted.length),
+      bytes.readableBytes == wanted.length
+    else { return nil }
+    return FileStreaming.Chunk(start: wanted.start, bytes: bytes)
   }
 
   /// gzip or identity; Range and conditional requests force identity (406 if identity is refused).
@@ -93,7 +136,8 @@ struct FileDownload {
 
   /// Go's `http.ServeContent` without ETags: preconditions, one range, Last-Modified.
   private func serveContent(
-    _ request: Request, file: FileDescriptor, info: stat, path: ProtocolPath, headers: HTTPFields
+    _ request: Request, file: FileDescriptor, info: stat, firstChunk: FileStreaming.Chunk?,
+    path: ProtocolPath, headers: HTTPFields
   ) -> Response {
     var headers = headers
     let size = Int(info.st_size)
@@ -147,11 +191,13 @@ struct FileDownload {
       return Response(
         status: .partialContent, headers: headers,
         body: FileStreaming.identityBody(
-          file, start: range.start, length: range.length, services: services))
+          file, start: range.start, length: range.length, firstChunk: firstChunk,
+          services: services))
     case .whole:
       return Response(
         status: .ok, headers: headers,
-        body: FileStreaming.identityBody(file, start: 0, length: size, services: services))
+        body: FileStreaming.identityBody(
+          file, start: 0, length: size, firstChunk: firstChunk, services: services))
     }
   }
 }

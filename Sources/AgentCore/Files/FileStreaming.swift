@@ -9,6 +9,12 @@ enum FileStreaming {
 
   struct ShortRead: Error {}
 
+  /// Bytes already read at `start`, served instead of reading them again.
+  struct Chunk: Sendable {
+    var start: Int
+    var bytes: ByteBuffer
+  }
+
   /// Reads up to `count` bytes at `offset` (fewer only at end of file).
   static func read(_ fd: FileDescriptor, offset: Int, count: Int) throws -> ByteBuffer {
     var buffer = ByteBufferAllocator().buffer(capacity: count)
@@ -37,7 +43,8 @@ enum FileStreaming {
   /// Identity body for `length` bytes from `start`. A file that shrank meanwhile ends the
   /// response early with an error, which closes the connection (as Go's ServeContent does).
   static func identityBody(
-    _ fd: FileDescriptor, start: Int, length: Int, services: AgentServices
+    _ fd: FileDescriptor, start: Int, length: Int, firstChunk: Chunk? = nil,
+    services: AgentServices
   ) -> ResponseBody {
     ResponseBody(contentLength: length) { writer in
       // Test switch, 0 in normal use: end the body early, as a cut connection would.
@@ -49,6 +56,14 @@ enum FileStreaming {
         guard at < end else { return nil }
         let count = min(chunkSize, end - at)
         return Task { try await services.blocking { try read(fd, offset: at, count: count) } }
+      }
+      if let firstChunk, firstChunk.start == start, firstChunk.bytes.readableBytes == length {
+        var bytes = firstChunk.bytes
+        bytes.moveWriterIndex(to: bytes.readerIndex + (end - start))
+        if bytes.readableBytes > 0 { try await writer.write(bytes) }
+        if cut > 0 { throw ShortRead() }
+        try await writer.finish(nil)
+        return
       }
       pending = readAhead(offset)
       defer { pending?.cancel() }
