@@ -64,3 +64,73 @@ struct ExtensionAttr: Encodable, Sendable {
     }
   }
 }
+
+extension ExtensionAttr: ProtocolJSONWritable {
+  /// The same bytes as `encode(to:)` through `protocolJSONEncoder()`: keys in bytewise order.
+  func write(to json: inout ProtocolJSONWriter) {
+    json.raw("{")
+    json.key("atime")
+    json.quoted(Int64(info.st_atim.tv_sec))
+    json.raw(",")
+    json.key("atimeNsec")
+    json.number(UInt64(UInt32(info.st_atim.tv_nsec)))
+    json.raw(",")
+    json.key("blksize")
+    json.number(UInt64(UInt32(truncatingIfNeeded: info.st_blksize)))
+    json.raw(",")
+    json.key("blocks")
+    json.quoted(Int64(info.st_blocks))
+    json.raw(",")
+    json.key("ctime")
+    json.quoted(Int64(info.st_ctim.tv_sec))
+    json.raw(",")
+    json.key("ctimeNsec")
+    json.number(UInt64(UInt32(info.st_ctim.tv_nsec)))
+    json.raw(",")
+    json.key("dev")
+    json.quoted(UInt64(info.st_dev))
+    json.raw(",")
+    json.key("gid")
+    json.number(UInt64(UInt32(info.st_gid)))
+    json.raw(",")
+    json.key("ino")
+    json.quoted(UInt64(info.st_ino))
+    json.raw(",")
+    json.key("mode")
+    json.number(UInt64(UInt32(info.st_mode)))
+    json.raw(",")
+    json.key("mtime")
+    json.quoted(Int64(info.st_mtim.tv_sec))
+    json.raw(",")
+    json.key("mtimeNsec")
+    json.number(UInt64(UInt32(info.st_mtim.tv_nsec)))
+    if let name { Self.writeBytes(name, text: "name", bytes: "nameBytes", to: &json) }
+    json.raw(",")
+    json.key("nlink")
+    json.number(UInt64(UInt32(truncatingIfNeeded: info.st_nlink)))
+    json.raw(",")
+    json.key("rdev")
+    json.quoted(UInt64(info.st_rdev))
+    json.raw(",")
+    json.key("size")
+    json.quoted(Int64(info.st_size))
+    if let target { Self.writeBytes(target, text: "target", bytes: "targetBytes", to: &json) }
+    json.raw(",")
+    json.key("uid")
+    json.number(UInt64(UInt32(info.st_uid)))
+    json.raw("}")
+  }
+
+  private static func writeBytes(
+    _ value: [UInt8], text: StaticString, bytes: StaticString, to json: inout ProtocolJSONWriter
+  ) {
+    json.raw(",")
+    if String(validating: value, as: UTF8.self) != nil {
+      json.key(text)
+      json.string(utf8: value)
+    } else {
+      json.key(bytes)
+      json.string(Data(value).base64EncodedString())
+    }
+  }
+}

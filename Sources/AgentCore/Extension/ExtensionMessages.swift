@@ -110,13 +110,34 @@ struct ExtensionFsyncRequest: Decodable, Sendable {
   }
 }
 
-struct ExtensionAttrResponse: Encodable, Sendable {
+struct ExtensionAttrResponse: Encodable, Sendable, ProtocolJSONWritable {
   var attr: ExtensionAttr
+
+  func write(to json: inout ProtocolJSONWriter) {
+    json.raw("{")
+    json.key("attr")
+    attr.write(to: &json)
+    json.raw("}")
+  }
 }
 
-struct ExtensionListDirResponse: Encodable, Sendable {
+struct ExtensionListDirResponse: Encodable, Sendable, ProtocolJSONWritable {
   var attr: ExtensionAttr
   var entries: [ExtensionAttr]
+
+  func write(to json: inout ProtocolJSONWriter) {
+    json.raw("{")
+    json.key("attr")
+    attr.write(to: &json)
+    json.raw(",")
+    json.key("entries")
+    json.raw("[")
+    for (index, entry) in entries.enumerated() {
+      if index > 0 { json.raw(",") }
+      entry.write(to: &json)
+    }
+    json.raw("]}")
+  }
 }
 
 struct ExtensionReadlinkResponse: Encodable, Sendable {

@@ -21,6 +21,13 @@ enum ConnectUnary {
         let body = try await readBody(&request)
         let input: Input = try decode(body)
         let output = try await services.blocking { try handler(input, user) }
+        if let writable = output as? any ProtocolJSONWritable {
+          var json = ProtocolJSONWriter()
+          writable.write(to: &json)
+          return Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: json.bytes)))
+        }
         let data = try protocolJSONEncoder().encode(output)
         return .json(data)
       } catch let error as ConnectError {

@@ -39,6 +39,60 @@ public struct EntryInfo: Sendable, Equatable, Encodable {
   }
 }
 
+extension EntryInfo {
+  /// The same bytes as `encode(to:)` through `protocolJSONEncoder()`: keys in bytewise order.
+  func write(to json: inout ProtocolJSONWriter) {
+    var separator = false
+    func key(_ name: StaticString, _ json: inout ProtocolJSONWriter) {
+      if separator { json.raw(",") }
+      separator = true
+      json.key(name)
+    }
+    json.raw("{")
+    if !group.isEmpty {
+      key("group", &json)
+      json.string(group)
+    }
+    if mode != 0 {
+      key("mode", &json)
+      json.number(UInt64(mode))
+    }
+    if let modifiedTime {
+      key("modifiedTime", &json)
+      json.string(modifiedTime)
+    }
+    if !name.isEmpty {
+      key("name", &json)
+      json.string(name)
+    }
+    if !owner.isEmpty {
+      key("owner", &json)
+      json.string(owner)
+    }
+    if !path.isEmpty {
+      key("path", &json)
+      json.string(path)
+    }
+    if !permissions.isEmpty {
+      key("permissions", &json)
+      json.string(permissions)
+    }
+    if size != 0 {
+      key("size", &json)
+      json.quoted(size)
+    }
+    if let symlinkTarget {
+      key("symlinkTarget", &json)
+      json.string(symlinkTarget)
+    }
+    if let type {
+      key("type", &json)
+      json.string(type.rawValue)
+    }
+    json.raw("}")
+  }
+}
+
 /// A name that is not UTF-8 cannot be marshalled by protojson; envd fails the whole call.
 public struct InvalidUTF8Name: Error, Sendable {
   public var bytes: [UInt8]

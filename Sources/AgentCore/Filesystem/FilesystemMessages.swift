@@ -32,12 +32,31 @@ struct MoveRequest: Decodable, Sendable {
   }
 }
 
-struct EntryResponse: Encodable, Sendable {
+struct EntryResponse: Encodable, Sendable, ProtocolJSONWritable {
   var entry: EntryInfo
+
+  func write(to json: inout ProtocolJSONWriter) {
+    json.raw("{")
+    json.key("entry")
+    entry.write(to: &json)
+    json.raw("}")
+  }
 }
 
-struct EntriesResponse: Encodable, Sendable {
+struct EntriesResponse: Encodable, Sendable, ProtocolJSONWritable {
   var entries: [EntryInfo]
+
+  func write(to json: inout ProtocolJSONWriter) {
+    guard !entries.isEmpty else { return json.raw("{}") }
+    json.raw("{")
+    json.key("entries")
+    json.raw("[")
+    for (index, entry) in entries.enumerated() {
+      if index > 0 { json.raw(",") }
+      entry.write(to: &json)
+    }
+    json.raw("]}")
+  }
 
   func encode(to encoder: any Encoder) throws {
     var container = encoder.container(keyedBy: FieldKey.self)
