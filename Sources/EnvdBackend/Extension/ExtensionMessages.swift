@@ -186,3 +186,183 @@ struct JSONSignedInt64: Decodable, Sendable, Equatable {
     }
   }
 }
+
+/// An answer with a hand-written reader for the common case; nil sends the bytes to JSONDecoder.
+protocol FastJSONDecodable: Decodable {
+  init?(fastJSON bytes: UnsafeBufferPointer<UInt8>)
+}
+
+extension FastJSONDecodable {
+  static func decodeFast(_ bytes: [UInt8]) -> Self? {
+    bytes.withUnsafeBufferPointer { Self(fastJSON: $0) }
+  }
+}
+
+extension ExtensionAttrResponse: FastJSONDecodable {
+  init?(fastJSON bytes: UnsafeBufferPointer<UInt8>) {
+    var scanner = JSONScanner(bytes)
+    var attr: ExtensionAttr?
+    var seen = false
+    guard scanner.consume(UInt8(ascii: "{")),
+      scanner.members({ scanner, key in
+        guard key.spells("attr") else { return scanner.skipValue() }
+        guard !seen, !scanner.consumeNull() else { return false }  // null: JSONDecoder's error.
+        seen = true
+        attr = ExtensionAttr(scanning: &scanner)
+        return attr != nil
+      }), scanner.isAtEnd, let attr
+    else { return nil }
+    self.attr = attr
+  }
+}
+
+extension ExtensionListDirResponse: FastJSONDecodable {
+  init?(fastJSON bytes: UnsafeBufferPointer<UInt8>) {
+    var scanner = JSONScanner(bytes)
+    var attr: ExtensionAttr?
+    var entries: [ExtensionAttr]?
+    var seen = (attr: false, entries: false)
+    guard scanner.consume(UInt8(ascii: "{")),
+      scanner.members({ scanner, key in
+        if key.spells("attr") {
+          guard !seen.attr else { return false }
+          seen.attr = true
+          if scanner.consumeNull() { return true }
+          attr = ExtensionAttr(scanning: &scanner)
+          return attr != nil
+        }
+        if key.spells("entries") {
+          guard !seen.entries else { return false }
+          seen.entries = true
+          if scanner.consumeNull() { return true }
+          guard scanner.consume(UInt8(ascii: "[")) else { return false }
+          var list: [ExtensionAttr] = []
+          if !scanner.consume(UInt8(ascii: "]")) {
+            repeat {
+              guard let entry = ExtensionAttr(scanning: &scanner) else { return false }
+              list.append(entry)
+            } while scanner.consume(UInt8(ascii: ","))
+            guard scanner.consume(UInt8(ascii: "]")) else { return false }
+          }
+          entries = list
+          return true
+        }
+        return scanner.skipValue()
+      }), scanner.isAtEnd
+    else { return nil }
+    self.attr = attr
+    self.entries = entries
+  }
+}
+
+extension ExtensionAttr {
+  /// One attr object, read the way the synthesized `init(from:)` reads it with JSONDecoder;
+  /// nil where that would differ or fail.
+  fileprivate init?(scanning scanner: inout JSONScanner) {
+    guard scanner.consume(UInt8(ascii: "{")) else { return nil }
+    var fields = ExtensionAttr()
+    var seen: UInt32 = 0
+    let complete = scanner.members { scanner, key in
+      guard let field = Self.fieldIndex(key) else { return scanner.skipValue() }
+      guard seen & (1 << field) == 0 else { return false }
+      seen |= 1 << field
+      if scanner.consumeNull() { return true }
+      switch field {
+      case 0: fields.ino = Self.int64(&scanner).map { JSONInt64(UInt64(max(0, $0))) }
+      case 1: fields.mode = Self.uint32(&scanner)
+      case 2: fields.nlink = Self.uint32(&scanner)
+      case 3: fields.uid = Self.uint32(&scanner)
+      case 4: fields.gid = Self.uint32(&scanner)
+      case 5: fields.rdev = Self.int64(&scanner).map { JSONInt64(UInt64(max(0, $0))) }
+      case 6: fields.size = Self.int64(&scanner).map { JSONInt64(UInt64(max(0, $0))) }
+      case 7: fields.blocks = Self.int64(&scanner).map { JSONInt64(UInt64(max(0, $0))) }
+      case 8: fields.atime = Self.int64(&scanner).map(JSONSignedInt64.init)
+      case 9: fields.mtime = Self.int64(&scanner).map(JSONSignedInt64.init)
+      case 10: fields.ctime = Self.int64(&scanner).map(JSONSignedInt64.init)
+      case 11: fields.atimeNsec = Self.int32(&scanner)
+      case 12: fields.mtimeNsec = Self.int32(&scanner)
+      case 13: fields.ctimeNsec = Self.int32(&scanner)
+      case 14: fields.target = scanner.string()
+      case 15: fields.targetBytes = scanner.string()
+      case 16: fields.name = scanner.string()
+      default: fields.nameBytes = scanner.string()
+      }
+      // Every field was null-checked above, so nil here means the value did not read.
+      return fields.has(field)
+    }
+    guard complete else { return nil }
+    self = fields
+  }
+
+  private static func fieldIndex(_ key: UnsafeBufferPointer<UInt8>) -> Int? {
+    switch key.count {
+    case 3:
+      if key.spells("ino") { return 0 }
+      if key.spells("uid") { return 3 }
+      if key.spells("gid") { return 4 }
+    case 4:
+      if key.spells("mode") { return 1 }
+      if key.spells("rdev") { return 5 }
+      if key.spells("size") { return 6 }
+      if key.spells("name") { return 16 }
+    case 5:
+      if key.spells("nlink") { return 2 }
+      if key.spells("atime") { return 8 }
+      if key.spells("mtime") { return 9 }
+      if key.spells("ctime") { return 10 }
+    case 6:
+      if key.spells("blocks") { return 7 }
+      if key.spells("target") { return 14 }
+    case 9:
+      if key.spells("atimeNsec") { return 11 }
+      if key.spells("mtimeNsec") { return 12 }
+      if key.spells("ctimeNsec") { return 13 }
+      if key.spells("nameBytes") { return 17 }
+    case 11:
+      if key.spells("targetBytes") { return 15 }
+    default: break
+    }
+    return nil
+  }
+
+  private func has(_ field: Int) -> Bool {
+    switch field {
+    case 0: ino != nil
+    case 1: mode != nil
+    case 2: nlink != nil
+    case 3: uid != nil
+    case 4: gid != nil
+    case 5: rdev != nil
+    case 6: size != nil
+    case 7: blocks != nil
+    case 8: atime != nil
+    case 9: mtime != nil
+    case 10: ctime != nil
+    case 11: atimeNsec != nil
+    case 12: mtimeNsec != nil
+    case 13: ctimeNsec != nil
+    case 14: target != nil
+    case 15: targetBytes != nil
+    case 16: name != nil
+    default: nameBytes != nil
+    }
+  }
+
+  /// An int64 as a decimal string (what `Int64(_:)` parses) or a bare integer.
+  private static func int64(_ scanner: inout JSONScanner) -> Int64? {
+    if scanner.nextIsString { return scanner.string().flatMap { Int64($0) } }
+    return scanner.integer()
+  }
+
+  private static func uint32(_ scanner: inout JSONScanner) -> UInt32? {
+    scanner.integer().flatMap { UInt32(exactly: $0) }
+  }
+
+  private static func int32(_ scanner: inout JSONScanner) -> Int32? {
+    scanner.integer().flatMap { Int32(exactly: $0) }
+  }
+}
+
+extension JSONSignedInt64 {
+  fileprivate init(_ value: Int64) { self.value = value }
+}

@@ -75,6 +75,11 @@ extension EnvdBackend {
       throw ExtensionErrno.remoteError(
         status: response.status, body: response.body, context: context)
     }
+    if let fast = Response.self as? any FastJSONDecodable.Type,
+      let answer = fast.decodeFast(response.body) as? Response
+    {
+      return answer
+    }
     do {
       return try decodeJSON(Response.self, response.body)
     } catch {
