@@ -61,13 +61,19 @@ final class FastJSONTests: XCTestCase {
     // Escaped text, surrogate pairs, numbers given as strings or bare, unknown fields skipped.
     XCTAssertTrue(
       assertAgrees(
-        #"{"entries":[{"name":"\ud83d\ude00\/\b\f\r\t\u00e9","size":12,"ino":"-3","atime":-9223372036854775808,"extra":{"a":[1,-2.5e+3,true,false,null,"x"]},"more":[],"mode":null}]}"#
+        #"{"entries":[{"name":"\ud83d\ude00\/\b\f\r\t\u00e9","size":12,"ino":"-3","atime":-9223372036854775808,"mtime":"-9223372036854775808","ctime":"+7","rdev":"007","blocks":"9223372036854775807","extra":{"a":[1,-2.5e+3,true,false,null,"x"]},"more":[],"mode":null}]}"#
       ))
   }
 
   func testOddInputIsLeftToJSONDecoder() {
     for json in [
-      #"{"entries":[{"size":"12x"}]}"#, #"{"entries":[{"mode":"420"}]}"#,
+      #"{"entries":[{"size":"12x"}]}"#, #"{"entries":[{"size":""}]}"#,
+      #"{"entries":[{"size":"-"}]}"#,
+      #"{"entries":[{"size":" 1"}]}"#, #"{"entries":[{"size":"1 "}]}"#,
+      #"{"entries":[{"size":"1.0"}]}"#,
+      #"{"entries":[{"size":"9223372036854775808"}]}"#,
+      #"{"entries":[{"size":"-9223372036854775809"}]}"#,
+      #"{"entries":[{"size":"+-1"}]}"#, #"{"entries":[{"mode":"420"}]}"#,
       #"{"entries":[{"mode":-1}]}"#, #"{"entries":[{"mode":4294967296}]}"#,
       #"{"entries":[{"mode":1.0}]}"#, #"{"entries":[{"mode":1e2}]}"#,
       #"{"entries":[{"mode":01}]}"#, #"{"entries":[{"atimeNsec":2147483648}]}"#,

@@ -350,7 +350,7 @@ extension ExtensionAttr {
 
   /// An int64 as a decimal string (what `Int64(_:)` parses) or a bare integer.
   private static func int64(_ scanner: inout JSONScanner) -> Int64? {
-    if scanner.nextIsString { return scanner.string().flatMap { Int64($0) } }
+    if scanner.nextIsString { return scanner.quotedInteger() }
     return scanner.integer()
   }
 

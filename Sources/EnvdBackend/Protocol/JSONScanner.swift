@@ -186,6 +186,32 @@ struct JSONScanner {
     return Int64(magnitude)
   }
 
+  /// A string holding what `Int64(_:)` parses (an optional sign, then decimal digits), read in
+  /// place. nil for anything else, escapes included.
+  mutating func quotedInteger() -> Int64? {
+    guard consume(UInt8(ascii: "\"")), index < bytes.count else { return nil }
+    let negative = bytes[index] == UInt8(ascii: "-")
+    if negative || bytes[index] == UInt8(ascii: "+") { index += 1 }
+    let start = index
+    var magnitude: UInt64 = 0
+    while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9")
+    {
+      let (times10, overflow1) = magnitude.multipliedReportingOverflow(by: 10)
+      let (sum, overflow2) = times10.addingReportingOverflow(UInt64(bytes[index] - 48))
+      if overflow1 || overflow2 { return nil }
+      magnitude = sum
+      index += 1
+    }
+    guard index > start, index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
+    index += 1
+    if negative {
+      guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
+      return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
+    }
+    guard magnitude <= UInt64(Int64.max) else { return nil }
+    return Int64(magnitude)
+  }
+
   /// Skips any well-formed value (fields this client does not read).
   mutating func skipValue(depth: Int = 0) -> Bool {
     guard depth < 64 else { return false }
