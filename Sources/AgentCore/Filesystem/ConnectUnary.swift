@@ -22,7 +22,7 @@ enum ConnectUnary {
         let input: Input = try decode(body)
         let output = try await services.blocking { try handler(input, user) }
         if let writable = output as? any ProtocolJSONWritable {
-          var json = ProtocolJSONWriter()
+          var json = ProtocolJSONWriter(capacity: writable.estimatedJSONSize)
           writable.write(to: &json)
           return Response(
             status: .ok, headers: [.contentType: "application/json"],

@@ -46,6 +46,8 @@ struct EntryResponse: Encodable, Sendable, ProtocolJSONWritable {
 struct EntriesResponse: Encodable, Sendable, ProtocolJSONWritable {
   var entries: [EntryInfo]
 
+  var estimatedJSONSize: Int { 300 * entries.count + 16 }
+
   func write(to json: inout ProtocolJSONWriter) {
     guard !entries.isEmpty else { return json.raw("{}") }
     json.raw("{")

@@ -3,6 +3,12 @@
 /// which dominated the agent's CPU on large listings.
 protocol ProtocolJSONWritable: Encodable {
   func write(to json: inout ProtocolJSONWriter)
+  /// Bytes to reserve up front.
+  var estimatedJSONSize: Int { get }
+}
+
+extension ProtocolJSONWritable {
+  var estimatedJSONSize: Int { 256 }
 }
 
 /// Appends JSON tokens to a byte buffer. Callers write keys in sorted (bytewise) order.
@@ -21,7 +27,7 @@ struct ProtocolJSONWriter {
   mutating func key(_ name: StaticString) {
     bytes.append(UInt8(ascii: "\""))
     raw(name)
-    bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+    raw("\":")
   }
 
   mutating func number(_ value: UInt64) {
