@@ -50,36 +50,41 @@ public final class PrefetchingReader: FileReader {
     let requestedEnd = offset + UInt64(length)
     let end = min(requestedEnd, blocksEnd)
     let needed = geometry.indices(from: offset, to: end)
-    let ahead = prefetch(
-      path, version: version, offset: offset, length: length, after: needed, handle: handle)
-    if ahead == 0, isSmallRandomRead(length: length, of: version),
-      !cache.holdsAny(of: needed.lazy.map { BlockKey(path: path, version: version, index: $0) })
-    {
+    let keys = needed.map { BlockKey(path: path, version: version, index: $0) }
+    let ahead = record(path, version: version, offset: offset, length: length, handle: handle)
+    if ahead == 0, isSmallRandomRead(length: length, of: version), !cache.holdsAny(of: keys) {
       return try await readDirectly(path, version: version, offset: offset, length: length)
     }
-    let pending = needed.map {
-      cache.request(BlockKey(path: path, version: version, index: $0))
+    // The read's own blocks are asked for before its prefetches, so they go out first.
+    let pending = keys.map { cache.request($0) }
+    prefetch(path, version: version, window: ahead, after: needed, handle: handle)
+    var blocks: [BlockBytes] = []
+    for block in pending { blocks.append(try await block.bytes()) }
+    let head = assemble(blocks, of: needed, from: offset, to: end)
+    guard requestedEnd > blocksEnd, let last = blocks.last, last.count == geometry.blockSize else {
+      return head
     }
+    // The last block was full, so the file grew: the rest comes straight from the remote.
+    return head
+      + (try await backend.read(
+        path, offset: blocksEnd, length: Int(requestedEnd - blocksEnd), expectedSize: 0))
+  }
 
+  /// Bytes `[offset, end)` out of `blocks`, the blocks `needed` in order: a slice of the cached
+  /// buffer when one block holds them (no copy). A block shorter than a full one is the end of
+  /// the file.
+  private func assemble(
+    _ blocks: [BlockBytes], of needed: Range<UInt64>, from offset: UInt64, to end: UInt64
+  ) -> ArraySlice<UInt8> {
     var result: [UInt8] = []
-    for (index, block) in zip(needed, pending) {
-      let bytes = try await block.bytes()
+    for (index, bytes) in zip(needed, blocks) {
       let blockStart = geometry.start(of: index)
       let from = bytes.startIndex + Int(max(offset, blockStart) - blockStart)
       let to = min(bytes.startIndex + Int(end - blockStart), bytes.endIndex)
-      // Within one block: a slice of the cached buffer, no copy.
-      if needed.count == 1 && (requestedEnd <= blocksEnd || bytes.count < geometry.blockSize) {
-        return bytes[min(from, to)..<to]
-      }
+      if blocks.count == 1 { return bytes[min(from, to)..<to] }
       if result.isEmpty { result.reserveCapacity(Int(end - offset)) }
       if from < to { result += bytes[from..<to] }
-      // A block shorter than a full one is the end of the file.
-      if bytes.count < geometry.blockSize { return ArraySlice(result) }
-    }
-    if requestedEnd > blocksEnd {
-      // The last block was full, so the file grew: the rest comes straight from the remote.
-      result += try await backend.read(
-        path, offset: blocksEnd, length: Int(requestedEnd - blocksEnd), expectedSize: 0)
+      if bytes.count < geometry.blockSize { break }
     }
     return ArraySlice(result)
   }
@@ -89,7 +94,9 @@ public final class PrefetchingReader: FileReader {
   /// the bytes asked for, and its latency with them. Small files are still read in blocks, as
   /// their next random read likely falls in the same block.
   private func isSmallRandomRead(length: Int, of version: RemoteFileVersion) -> Bool {
-    length <= geometry.blockSize / 4
+    // Without prefetch every read has window 0, random or not: blocks it is.
+    cache.configuration.initialPrefetch > 0 && cache.configuration.maximumPrefetch > 0
+      && length <= geometry.blockSize / 4
       && version.size >= UInt64(Self.directReadMinimumBlocks * geometry.blockSize)
   }
 
@@ -127,19 +134,16 @@ public final class PrefetchingReader: FileReader {
     _ = handles.withLock { $0.removeValue(forKey: handle) }
   }
 
-  /// Records the read in the handle's pattern and asks the cache for the blocks of its window
-  /// not asked for yet; returns the window (0: a random read).
-  @discardableResult
-  private func prefetch(
-    _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int,
-    after needed: Range<UInt64>, handle: UInt64
+  /// Records the read in the handle's pattern; returns the window to fetch ahead (0: a random
+  /// read).
+  private func record(
+    _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int, handle: UInt64
   ) -> UInt64 {
     // One reader's window stays within a quarter of the budget, so what it prefetches is not
     // evicted before it gets there.
     let window = UInt64(
       min(cache.configuration.maximumPrefetch, cache.configuration.memoryBudget / 4))
     let initial = UInt64(cache.configuration.initialPrefetch)
-    let blockCount = geometry.blockCount(forSize: version.size)
     return handles.withLock { handles in
       var state =
         handles[handle]
@@ -153,26 +157,38 @@ public final class PrefetchingReader: FileReader {
         state.prefetchedThrough = 0
       }
       let ahead = state.pattern.record(offset: offset, length: length)
-      if ahead == 0 {
-        state.prefetchedThrough = needed.upperBound
-      } else {
-        let frontier = state.pattern.frontier ?? needed.upperBound
-        let target = min(geometry.blockCount(forSize: frontier + ahead), blockCount)
-        let first = max(state.prefetchedThrough, needed.upperBound)
-        // Refill in whole runs (one GET each) unless the reader is about to run dry or the
-        // window reaches the end of the file: one block at a time would mean one GET per block.
-        let run = UInt64(cache.runBlocks)
-        if first < target
-          && (target - first >= run || target == blockCount || first < needed.upperBound + run)
-        {
-          let keys = (first..<target).lazy.map {
-            BlockKey(path: path, version: version, index: $0)
-          }
-          state.prefetchedThrough = first + UInt64(cache.prefetch(keys))
-        }
-      }
       handles[handle] = state
       return ahead
+    }
+  }
+
+  /// Asks the cache for the blocks of the handle's window not asked for yet.
+  private func prefetch(
+    _ path: String, version: RemoteFileVersion, window ahead: UInt64, after needed: Range<UInt64>,
+    handle: UInt64
+  ) {
+    let blockCount = geometry.blockCount(forSize: version.size)
+    handles.withLock { handles in
+      guard var state = handles[handle], state.path == path, state.version == version else {
+        return
+      }
+      defer { handles[handle] = state }
+      guard ahead > 0 else {
+        state.prefetchedThrough = needed.upperBound
+        return
+      }
+      let frontier = state.pattern.frontier ?? needed.upperBound
+      let target = min(geometry.blockCount(forSize: frontier + ahead), blockCount)
+      let first = max(state.prefetchedThrough, needed.upperBound)
+      // Refill in whole runs (one GET each) unless the reader is about to run dry or the window
+      // reaches the end of the file: one block at a time would mean one GET per block.
+      let run = UInt64(cache.runBlocks)
+      if first < target
+        && (target - first >= run || target == blockCount || first < needed.upperBound + run)
+      {
+        let keys = (first..<target).lazy.map { BlockKey(path: path, version: version, index: $0) }
+        state.prefetchedThrough = first + UInt64(cache.prefetch(keys))
+      }
     }
   }
 }
