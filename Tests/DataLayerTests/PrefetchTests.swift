@@ -120,16 +120,25 @@ final class PrefetchingReaderTests: XCTestCase {
     XCTAssertEqual(remote.readCount, afterFirst + 5)
   }
 
-  func testSmallRandomReadsOfALargeFileFetchJustTheirPages() async throws {
-    let block = 64 << 10
-    let content = pattern(block * 32)
-    let remote = CountingRemote(files: ["/big": content])
+  /// Blocks of 16 pages, so a page-sized fetch is told apart from a block fetch.
+  let largeBlock = 64 << 10
+
+  func makeLargeBlockReader(_ remote: CountingRemote) throws -> PrefetchingReader {
     let cache = try BlockCache(
       backend: remote,
       configuration: BlockCacheConfiguration(
-        blockSize: block, memoryBudget: 16 * block, initialPrefetch: block, maximumPrefetch: block),
+        blockSize: largeBlock, memoryBudget: 16 * largeBlock, initialPrefetch: largeBlock,
+        maximumPrefetch: largeBlock),
       logger: logger)
-    let reader = PrefetchingReader(cache: cache, backend: remote)
+    return PrefetchingReader(cache: cache, backend: remote)
+  }
+
+  func testSmallRandomReadsOfALargeFileFetchJustTheirPages() async throws {
+    let content = pattern(largeBlock * 32)
+    let remote = CountingRemote(files: ["/big": content])
+    let reader = try makeLargeBlockReader(remote)
+    let cache = reader.cache
+    let block = largeBlock
     let size = version(content.count)
     _ = try await reader.bytes("/big", version: size, offset: 0, length: 100, handle: 1)
     try await settle(reader)
@@ -153,15 +162,10 @@ final class PrefetchingReaderTests: XCTestCase {
   }
 
   func testSmallRandomReadsOfASmallFileStillFetchWholeBlocks() async throws {
-    let block = 64 << 10
+    let block = largeBlock
     let content = pattern(block * 8)
     let remote = CountingRemote(files: ["/small": content])
-    let cache = try BlockCache(
-      backend: remote,
-      configuration: BlockCacheConfiguration(
-        blockSize: block, memoryBudget: 16 * block, initialPrefetch: block, maximumPrefetch: block),
-      logger: logger)
-    let reader = PrefetchingReader(cache: cache, backend: remote)
+    let reader = try makeLargeBlockReader(remote)
     let size = version(content.count)
     _ = try await reader.bytes("/small", version: size, offset: 0, length: 100, handle: 1)
     _ = try await reader.bytes(
