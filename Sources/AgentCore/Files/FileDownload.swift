@@ -21,7 +21,7 @@ struct FileDownload {
         throw EnvdHTTPError(
           status: 400, "error expanding and resolving path '\(rawPath)': \(error.message)")
       }
-      let (file, info, firstChunk) = try await open(path, preReading: preReadRange(request))
+      let (file, info, firstChunk) = try await open(path, preReading: preRead(for: request))
       let encoding = try negotiateEncoding(request)
       var headers: HTTPFields = [
         .vary: "Accept-Encoding", .contentDisposition: ContentType.disposition(path.requested),
@@ -45,23 +45,29 @@ struct FileDownload {
   /// two (the mount's random 4 KiB reads and the small files of `grep -r` are mostly that trip).
   static let preReadLimit = 256 << 10
 
-  /// The Range header to read with the open (nil: the whole file), or no pre-read at all when
-  /// the response may not be an identity body of that range.
-  private func preReadRange(_ request: Request) -> String?? {
+  /// What to read together with the open.
+  enum PreRead: Sendable {
+    /// The response may not be an identity body (conditional request, gzip).
+    case nothing
+    case wholeFile
+    case range(header: String)
+  }
+
+  private func preRead(for request: Request) -> PreRead {
     let headers = request.headers
     guard headers[.ifModifiedSince] == nil, headers[.ifNoneMatch] == nil,
       headers[.ifRange] == nil, headers[.ifUnmodifiedSince] == nil
-    else { return .none }
-    if let range = headers[.range] { return .some(range) }
+    else { return .nothing }
+    if let range = headers[.range] { return .range(header: range) }
     guard (try? AcceptEncoding.negotiate(headers[.acceptEncoding])) == .identity else {
-      return .none
+      return .nothing
     }
-    return .some(nil)
+    return .wholeFile
   }
 
   /// `os.Stat` (following symlinks), directory check, then `os.Open`, with envd's messages; also
-  /// reads `preReading`'s range (a Range header, or nil for the whole file) when it is small.
-  private func open(_ path: ProtocolPath, preReading: String??) async throws -> (
+  /// reads `preReading`'s bytes when they are few.
+  private func open(_ path: ProtocolPath, preReading: PreRead) async throws -> (
     FileDescriptor, stat, FileStreaming.Chunk?
   ) {
     let jail = services.jail
@@ -94,13 +100,19 @@ struct FileDownload {
     return try result.get()
   }
 
-  private static func preRead(_ file: FileDescriptor, info: stat, range: String??)
+  private static func preRead(_ file: FileDescriptor, info: stat, range: PreRead)
     -> FileStreaming.Chunk?
   {
-    guard case .some(let header) = range, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+    guard (info.st_mode & S_IFMT) == S_IFREG else { return nil }
     let size = Int(info.st_size)
+    let parsed: RangeRequest
+    switch range {
+    case .nothing: return nil
+    case .wholeFile: parsed = .whole
+    case .range(let header): parsed = RangeRequest.parse(header, size: size)
+    }
     let wanted: ByteRange
-    switch RangeRequest.parse(header, size: size) {
+    switch parsed {
     case .whole: wanted = ByteRange(start: 0, length: size)
     case .single(let range): wanted = range
     case .unsatisfiable: return nil
