@@ -23,7 +23,9 @@ final class CurlMultiLoop: @unchecked Sendable {
 
   /// HTTP/1.1 carries one transfer per connection: file read-ahead keeps up to 32 small GETs in
   /// flight, which pays at real round-trip times. (HTTP/2 multiplexes them on one.)
-  init(maxHostConnections: Int = 32) throws {
+  static let defaultMaxHostConnections = 32
+
+  init(maxHostConnections: Int = defaultMaxHostConnections) throws {
     CurlGlobal.initializeOnce()
     guard let multi = curl_multi_init() else { throw CurlSetupError("curl_multi_init failed") }
     self.multi = multi
