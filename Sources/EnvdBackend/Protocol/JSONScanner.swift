@@ -161,15 +161,7 @@ struct JSONScanner {
     let negative = index < bytes.count && bytes[index] == UInt8(ascii: "-")
     if negative { index += 1 }
     let start = index
-    var magnitude: UInt64 = 0
-    while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9")
-    {
-      let (times10, overflow1) = magnitude.multipliedReportingOverflow(by: 10)
-      let (sum, overflow2) = times10.addingReportingOverflow(UInt64(bytes[index] - 48))
-      if overflow1 || overflow2 { return nil }
-      magnitude = sum
-      index += 1
-    }
+    guard let magnitude = decimalDigits() else { return nil }
     let count = index - start
     guard count > 0, count == 1 || bytes[start] != UInt8(ascii: "0") else { return nil }
     if index < bytes.count {
@@ -178,12 +170,7 @@ struct JSONScanner {
       default: break
       }
     }
-    if negative {
-      guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
-      return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
-    }
-    guard magnitude <= UInt64(Int64.max) else { return nil }
-    return Int64(magnitude)
+    return Self.int64(magnitude, negative: negative)
   }
 
   /// A string holding what `Int64(_:)` parses (an optional sign, then decimal digits), read in
@@ -193,6 +180,15 @@ struct JSONScanner {
     let negative = bytes[index] == UInt8(ascii: "-")
     if negative || bytes[index] == UInt8(ascii: "+") { index += 1 }
     let start = index
+    guard let magnitude = decimalDigits(), index > start, index < bytes.count,
+      bytes[index] == UInt8(ascii: "\"")
+    else { return nil }
+    index += 1
+    return Self.int64(magnitude, negative: negative)
+  }
+
+  /// Consumes decimal digits (maybe none); nil if their value overflows UInt64.
+  private mutating func decimalDigits() -> UInt64? {
     var magnitude: UInt64 = 0
     while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9")
     {
@@ -202,8 +198,10 @@ struct JSONScanner {
       magnitude = sum
       index += 1
     }
-    guard index > start, index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
-    index += 1
+    return magnitude
+  }
+
+  private static func int64(_ magnitude: UInt64, negative: Bool) -> Int64? {
     if negative {
       guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
       return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
