@@ -1,5 +1,7 @@
 import Foundation
 
+private let launchLock = NSLock()
+
 /// A child process whose output is collected, and which is killed when stopped or deinitialized.
 public final class ChildProcess: @unchecked Sendable {
   public let process = Process()
@@ -32,7 +34,9 @@ public final class ChildProcess: @unchecked Sendable {
       guard let self else { return }
       self.lock.withLock { self.collectedError.append(data) }
     }
-    try process.run()
+    // Foundation's Process.run() crashes when threads launch children at once (corelibs
+    // issues 4772, 4795): one launch at a time.
+    try launchLock.withLock { try process.run() }
   }
 
   public var standardOutput: String {
