@@ -68,6 +68,7 @@ let package = Package(
       dependencies: [
         "CZlib",
         .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "HummingbirdCore", package: "hummingbird"),
         .product(name: "MultipartKit", package: "multipart-kit"),
         .product(name: "Logging", package: "swift-log"),
       ]),

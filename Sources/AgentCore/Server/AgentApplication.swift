@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 
@@ -26,9 +27,14 @@ public func buildAgentApplication(
   let host = configuration.host
   return Application(
     router: router,
-    server: .http1(
-      configuration: .init(
-        additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: .seconds(300))),
+    server: HTTPServerBuilder { responder in
+      EventLoopPinnedChannel(
+        inner: HTTP1Channel(
+          responder: responder,
+          configuration: .init(
+            additionalChannelHandlers: [ExpectContinueHandler()],
+            idleTimeout: .seconds(300))))
+    },
     configuration: .init(address: .hostname(host, port: configuration.port), serverName: nil),
     onServerRunning: { channel in
       await onListening(host, channel.localAddress?.port ?? configuration.port)
