@@ -32,7 +32,7 @@ public func buildAgentApplication(
         inner: HTTP1Channel(
           responder: responder,
           configuration: .init(
-            additionalChannelHandlers: [ExpectContinueHandler()],
+            additionalChannelHandlers: [ExpectContinueHandler(), FlushCoalescingHandler()],
             idleTimeout: .seconds(300))))
     },
     configuration: .init(address: .hostname(host, port: configuration.port), serverName: nil),
