@@ -46,7 +46,9 @@ final class AgentDownloadTests: AgentTestCase {
     try put("f", Data("x".utf8))
     let reply = try client.download("/f/x")
     XCTAssertEqual(reply.status, 500)
-    XCTAssertTrue((reply.json["message"] as? String ?? "").hasSuffix("not a directory"), reply.text)
+    let message = reply.json["message"] as? String ?? ""
+    XCTAssertTrue(message.hasPrefix("error checking if path exists '/f/x': "), reply.text)
+    XCTAssertTrue(message.hasSuffix("not a directory"), reply.text)
   }
 
   func testRanges() throws {

@@ -66,38 +66,50 @@ struct FileDownload {
   }
 
   /// `os.Stat` (following symlinks), directory check, then `os.Open`, with envd's messages; also
-  /// reads `preReading`'s bytes when they are few.
+  /// reads `preReading`'s bytes when they are few. The open comes first: when it succeeds, the
+  /// stat of the open file answers the same and saves a path walk; when it fails, the stat says
+  /// which of envd's errors it is.
   private func open(_ path: ProtocolPath, preReading: PreRead) async throws -> (
     FileDescriptor, stat, FileStreaming.Chunk?
   ) {
     let jail = services.jail
     let result: Result<(FileDescriptor, stat, FileStreaming.Chunk?), EnvdHTTPError> =
       try await services.blocking {
-        let info: stat
-        do {
-          info = try jail.stat(path)
-        } catch let error as SystemError where error.code == ENOENT {
-          _ = error
-          return .failure(EnvdHTTPError(status: 404, "path '\(path.requested)' does not exist"))
-        } catch {
-          return .failure(
-            EnvdHTTPError(
-              status: 500, "error checking if path exists '\(path.requested)': \(error)"))
-        }
-        if info.isDirectory {
-          return .failure(EnvdHTTPError(status: 400, "path '\(path.requested)' is a directory"))
-        }
-        do {
+        let opened: (file: FileDescriptor, info: stat)
+        do throws(SystemError) {
           // O_NONBLOCK: opening a FIFO must not hang the request (envd's would).
           let file = try jail.open(path, flags: O_RDONLY | O_NONBLOCK)
-          let info = try RootJail.fstat(file, operation: "stat", path: path)
-          return .success((file, info, Self.preRead(file, info: info, range: preReading)))
-        } catch {
-          return .failure(
-            EnvdHTTPError(status: 500, "error opening file '\(path.requested)': \(error)"))
+          opened = (file, try RootJail.fstat(file, operation: "stat", path: path))
+        } catch let openError {
+          return .failure(Self.openFailure(path, openError: openError, jail: jail))
         }
+        if opened.info.isDirectory {
+          return .failure(EnvdHTTPError(status: 400, "path '\(path.requested)' is a directory"))
+        }
+        return .success(
+          (
+            opened.file, opened.info,
+            Self.preRead(opened.file, info: opened.info, range: preReading)
+          ))
       }
     return try result.get()
+  }
+
+  /// envd's answer when the open failed: what its stat would have said, else the open's error.
+  private static func openFailure(_ path: ProtocolPath, openError: SystemError, jail: RootJail)
+    -> EnvdHTTPError
+  {
+    do {
+      if try jail.stat(path).isDirectory {
+        return EnvdHTTPError(status: 400, "path '\(path.requested)' is a directory")
+      }
+    } catch where error.code == ENOENT {
+      return EnvdHTTPError(status: 404, "path '\(path.requested)' does not exist")
+    } catch {
+      return EnvdHTTPError(
+        status: 500, "error checking if path exists '\(path.requested)': \(error)")
+    }
+    return EnvdHTTPError(status: 500, "error opening file '\(path.requested)': \(openError)")
   }
 
   private static func preRead(_ file: FileDescriptor, info: stat, range: PreRead)
