@@ -37,6 +37,10 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
 
   deinit { client.shutdown() }
 
+  /// The thread that runs this backend's transfers, as a task executor: a task that mostly
+  /// waits on one round trip and prefers it avoids two thread wake-ups (see `CurlMultiLoop`).
+  public var transferThread: any TaskExecutor { client.transferThread }
+
   // MARK: metadata
 
   public func attributes(of path: String) async throws -> RemoteAttributes {

@@ -74,6 +74,8 @@ final class EnvdClient: Sendable {
 
   func shutdown() { loop.shutdown() }
 
+  var transferThread: any TaskExecutor { loop }
+
   func shutdownWithoutBlocking() async { await loop.shutdownWithoutBlocking() }
 
   // MARK: paths and URLs

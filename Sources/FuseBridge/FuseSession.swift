@@ -24,14 +24,16 @@ public final class FuseSession: @unchecked Sendable {
 
   /// `mountOptions` are passed to libfuse as `-o` options (fsname, allow_other, ro, …); `debug`
   /// turns on libfuse's request log on stderr; `readaheadKiB` is the kernel's readahead window
-  /// (0 keeps the kernel's 128 KiB default).
+  /// (0 keeps the kernel's 128 KiB default). Light requests run on `lightRequestExecutor` when
+  /// given (the backend's transfer thread), others on the shared pool.
   public init(
     filesystem: Filesystem, mountOptions: [String], debug: Bool, readaheadKiB: Int = 1024,
-    logger: Logger
+    lightRequestExecutor: (any TaskExecutor)? = nil, logger: Logger
   ) throws {
     LibfuseLog.install(logger)
     let dispatcher = RequestDispatcher(
-      filesystem: filesystem, readaheadBytes: UInt32(readaheadKiB) * 1024, logger: logger)
+      filesystem: filesystem, readaheadBytes: UInt32(readaheadKiB) * 1024,
+      lightRequestExecutor: lightRequestExecutor, logger: logger)
     self.dispatcher = dispatcher
     self.logger = logger
     var arguments = fuse_args(argc: 0, argv: nil, allocated: 0)

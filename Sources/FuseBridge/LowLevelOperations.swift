@@ -263,7 +263,9 @@ enum LowLevelOperations {
           FuseRequest(raw: request!).replyBytes(staged)
           return
         }
-        dispatcher.answer(request, "read") { reply in
+        // Readahead and large direct reads move up to a MiB each; random reads are small.
+        let weight: RequestDispatcher.Weight = size <= 64 * 1024 ? .light : .heavy
+        dispatcher.answer(request, "read", weight: weight) { reply in
           reply.replyBytes(
             try await dispatcher.filesystem.read(
               handle: handle, offset: UInt64(offset), length: size))
@@ -295,7 +297,7 @@ enum LowLevelOperations {
         fuse_reply_err(request, 0)
         return
       }
-      dispatcher.answer(request, "flush") { reply in
+      dispatcher.answer(request, "flush", weight: .heavy) { reply in
         try await dispatcher.filesystem.flush(handle: handle)
         reply.replyError(0)
       }
@@ -306,7 +308,7 @@ enum LowLevelOperations {
       { request, _, _, info in
         let dispatcher = RequestDispatcher.of(request)
         let handle = info!.pointee.fh
-        dispatcher.answer(request, "fsync") { reply in
+        dispatcher.answer(request, "fsync", weight: .heavy) { reply in
           try await dispatcher.filesystem.fsync(handle: handle)
           reply.replyError(0)
         }
@@ -321,7 +323,7 @@ enum LowLevelOperations {
         fuse_reply_err(request, 0)
         return
       }
-      dispatcher.answer(request, "release") { reply in
+      dispatcher.answer(request, "release", weight: .heavy) { reply in
         try await dispatcher.filesystem.release(handle: handle)
         reply.replyError(0)
       }

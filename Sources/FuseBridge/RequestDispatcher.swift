@@ -14,11 +14,16 @@ final class RequestDispatcher: Sendable {
   let negativeTimeout: Double
   /// Asked of the kernel at FUSE_INIT; 0 keeps its default.
   let readaheadBytes: UInt32
+  private let lightRequestExecutor: (any TaskExecutor)?
   private let inFlight = Mutex(0)
 
-  init(filesystem: Filesystem, readaheadBytes: UInt32, logger: Logger) {
+  init(
+    filesystem: Filesystem, readaheadBytes: UInt32, lightRequestExecutor: (any TaskExecutor)?,
+    logger: Logger
+  ) {
     self.filesystem = filesystem
     self.readaheadBytes = readaheadBytes
+    self.lightRequestExecutor = lightRequestExecutor
     self.logger = logger
     self.entryTimeout = filesystem.configuration.entryTimeout
     self.attributeTimeout = filesystem.configuration.attributeTimeout
@@ -30,15 +35,25 @@ final class RequestDispatcher: Sendable {
     Unmanaged<RequestDispatcher>.fromOpaque(fuse_req_userdata(request)!).takeUnretainedValue()
   }
 
+  /// How much a request does besides waiting on the remote.
+  enum Weight {
+    /// Metadata, small reads: one round trip and little CPU. Runs on the light-request executor.
+    case light
+    /// Large reads (copies of up to a MiB) and uploads (compression): the shared pool, so the
+    /// transfer thread never waits behind them.
+    case heavy
+  }
+
   /// Answers `request` from a task: `work` replies on success; a thrown error is replied as its
   /// errno. The callback that calls this returns at once.
   func answer(
-    _ request: fuse_req_t?, _ operation: StaticString,
+    _ request: fuse_req_t?, _ operation: StaticString, weight: Weight = .light,
     _ work: @escaping @Sendable (FuseRequest) async throws -> Void
   ) {
     let request = FuseRequest(raw: request!)
     inFlight.withLock { $0 += 1 }
-    Task {
+    let executor = weight == .light ? lightRequestExecutor : nil
+    Task(executorPreference: executor) { [self] in
       defer { inFlight.withLock { $0 -= 1 } }
       do {
         try await work(request)

@@ -188,7 +188,7 @@ struct MountCommand: AsyncParsableCommand {
       do {
         session = try FuseSession(
           filesystem: filesystem, mountOptions: fuseOptions, debug: debug || mountOptions.debug,
-          readaheadKiB: readahead, logger: logger)
+          readaheadKiB: readahead, lightRequestExecutor: backend.transferThread, logger: logger)
         try session.mount(at: mountpoint)
       } catch let error as FuseSessionError {
         throw MountFailure(error.description)

@@ -7,7 +7,11 @@ import Foundation
 /// Callers hand a configured `CurlTransfer` to `perform`, which queues it under a lock and wakes
 /// the thread with `curl_multi_wakeup`; the thread resumes the caller's continuation when curl
 /// reports the transfer done.
-final class CurlMultiLoop: @unchecked Sendable {
+///
+/// The thread is also a task executor, for short requests that mostly wait on one round trip:
+/// a task that prefers it queues its transfer and is resumed on this thread, with no wake-up of
+/// a pool thread on either side. Such tasks must stay light, since transfers wait while they run.
+final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
   private let multi: UnsafeMutableRawPointer
   private let lock = NSLock()
   // Guarded by `lock`. Every curl_multi_wakeup happens under it while `stopRequested` is false,
@@ -17,6 +21,8 @@ final class CurlMultiLoop: @unchecked Sendable {
   private var stopRequested = false
   private var stopWaitOver = false
   private var exitWaiters: [CheckedContinuation<Void, Never>] = []
+  private var jobs: [UnownedJob] = []
+  private var loopExited = false
   // Touched by the loop thread only.
   private var active: [UnsafeMutableRawPointer: CurlTransfer] = [:]
   private let finished = DispatchSemaphore(value: 0)
@@ -37,6 +43,21 @@ final class CurlMultiLoop: @unchecked Sendable {
       Thread.current.name = "curl-multi"  // set from inside: only then does Linux see it
       run()
     }.start()
+  }
+
+  func enqueue(_ job: consuming ExecutorJob) {
+    let job = UnownedJob(job)
+    let queued = lock.withLock {
+      guard !loopExited else { return false }
+      jobs.append(job)
+      curl_multi_wakeup(multi)
+      return true
+    }
+    // Stragglers after shutdown (tasks resumed with the shut-down response) run on the pool.
+    if !queued {
+      let executor = asUnownedTaskExecutor()
+      DispatchQueue.global().async { job.runSynchronously(on: executor) }
+    }
   }
 
   /// Runs `transfer` to completion. Cancelling the task aborts it (the response says `cancelled`).
@@ -120,6 +141,7 @@ final class CurlMultiLoop: @unchecked Sendable {
   private func run() {
     var running: Int32 = 0
     while true {
+      runQueuedJobs()
       let batch = lock.withLock { () -> ([(CurlTransfer, Bool)], [CurlTransfer])? in
         guard !stopRequested else { return nil }  // what is queued now is failed by drainAfterStop
         defer {
@@ -145,9 +167,18 @@ final class CurlMultiLoop: @unchecked Sendable {
       }
       curl_multi_perform(multi, &running)
       collectFinished()
+      // Returns at once when a job or transfer was queued meanwhile: each one wakes the poll.
       curl_multi_poll(multi, nil, 0, 1000, nil)
     }
     drainAfterStop()
+  }
+
+  private func runQueuedJobs() {
+    let ready = lock.withLock {
+      defer { jobs.removeAll(keepingCapacity: true) }
+      return jobs
+    }
+    for job in ready { job.runSynchronously(on: asUnownedTaskExecutor()) }
   }
 
   private func collectFinished() {
@@ -183,6 +214,13 @@ final class CurlMultiLoop: @unchecked Sendable {
       continuation?.resume(returning: Self.shutDownResponse)
     }
     active.removeAll()
+    // The tasks just resumed run here; any later ones go to the pool (see `enqueue`).
+    let leftover = lock.withLock {
+      loopExited = true
+      defer { jobs.removeAll() }
+      return jobs
+    }
+    for job in leftover { job.runSynchronously(on: asUnownedTaskExecutor()) }
     curl_multi_cleanup(multi)
     finished.signal()
     resumeExitWaiters()
