@@ -34,6 +34,16 @@ final class AgentDownloadTests: AgentTestCase {
       reply.text, #"{"code":404,"message":"path '/missing.txt' does not exist"}"# + "\n")
   }
 
+  func testQueryIsDecodedAsGoDoes() throws {
+    try put("a b", Data("space".utf8))
+    try put("a+b", Data("plus".utf8))
+    try put("first", Data("first".utf8))
+    XCTAssertEqual(try client.request("/files?path=/a+b").text, "space")
+    XCTAssertEqual(try client.request("/files?path=/a%20b").text, "space")
+    XCTAssertEqual(try client.request("/files?path=/a%2Bb").text, "plus")
+    XCTAssertEqual(try client.request("/files?path=/first&path=/a+b").text, "first")
+  }
+
   func testDirectoryIs400() throws {
     try FileManager.default.createDirectory(
       atPath: hostPath("d"), withIntermediateDirectories: true)
