@@ -23,6 +23,7 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
   private var exitWaiters: [CheckedContinuation<Void, Never>] = []
   private var jobs: [UnownedJob] = []
   private var loopExited = false
+  private var loopThread: pthread_t?
   // Touched by the loop thread only.
   private var active: [UnsafeMutableRawPointer: CurlTransfer] = [:]
   private let finished = DispatchSemaphore(value: 0)
@@ -50,7 +51,7 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
     let queued = lock.withLock {
       guard !loopExited else { return false }
       jobs.append(job)
-      curl_multi_wakeup(multi)
+      wakeLoopFromOutside()
       return true
     }
     // Stragglers after shutdown (tasks resumed with the shut-down response) run on the pool.
@@ -68,7 +69,7 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
           guard !stopRequested else { return false }
           transfer.continuation = continuation
           incoming.append(transfer)
-          curl_multi_wakeup(multi)
+          wakeLoopFromOutside()
           return true
         }
         if !accepted { continuation.resume(returning: Self.shutDownResponse) }
@@ -81,6 +82,13 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
         curl_multi_wakeup(multi)
       }
     }
+  }
+
+  /// Wakes the loop's poll (called under `lock`). The loop thread itself looks at its queues
+  /// before it polls again, so it skips the syscall and the extra turn of the loop.
+  private func wakeLoopFromOutside() {
+    if let loopThread, pthread_equal(loopThread, pthread_self()) != 0 { return }
+    curl_multi_wakeup(multi)
   }
 
   /// Fails pending and running transfers and stops the thread; blocks up to 5 s for it. Only for
@@ -139,6 +147,7 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
   // MARK: the loop thread
 
   private func run() {
+    lock.withLock { loopThread = pthread_self() }
     var running: Int32 = 0
     while true {
       runQueuedJobs()
@@ -167,7 +176,8 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
       }
       curl_multi_perform(multi, &running)
       collectFinished()
-      // Returns at once when a job or transfer was queued meanwhile: each one wakes the poll.
+      // Jobs resumed just now, and transfers they queued, did not wake the poll.
+      if lock.withLock({ !jobs.isEmpty || !incoming.isEmpty }) { continue }
       curl_multi_poll(multi, nil, 0, 1000, nil)
     }
     drainAfterStop()
