@@ -66,35 +66,42 @@ struct JSONScanner {
 
   /// A key without escapes (every key of these messages), as a slice of the input.
   private mutating func plainKey() -> UnsafeBufferPointer<UInt8>? {
-    guard consume(UInt8(ascii: "\"")) else { return nil }
-    let start = index
-    while index < bytes.count {
-      let byte = bytes[index]
-      if byte == UInt8(ascii: "\"") {
-        index += 1
-        return UnsafeBufferPointer(rebasing: bytes[start..<(index - 1)])
-      }
-      if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
-      index += 1
-    }
-    return nil
+    guard case .plain(let range) = scanString() else { return nil }
+    return UnsafeBufferPointer(rebasing: bytes[range])
   }
 
   /// A string value: valid UTF-8, escapes decoded. nil for anything else (including `null`).
   mutating func string() -> String? {
-    guard consume(UInt8(ascii: "\"")) else { return nil }
+    switch scanString() {
+    case .plain(let range): return String(validating: bytes[range], as: UTF8.self)
+    case .escaped(let start): return escapedString(from: start)
+    case .invalid: return nil
+    }
+  }
+
+  private enum StringScan {
+    /// The bytes between the quotes; `index` is past the closing one.
+    case plain(Range<Int>)
+    /// The string starting at `start` has an escape; `index` is at its backslash.
+    case escaped(start: Int)
+    case invalid
+  }
+
+  /// Scans a string up to its closing quote, or up to its first escape.
+  private mutating func scanString() -> StringScan {
+    guard consume(UInt8(ascii: "\"")) else { return .invalid }
     let start = index
     while index < bytes.count {
       let byte = bytes[index]
       if byte == UInt8(ascii: "\"") {
         index += 1
-        return String(validating: bytes[start..<(index - 1)], as: UTF8.self)
+        return .plain(start..<(index - 1))
       }
-      if byte == UInt8(ascii: "\\") { return escapedString(from: start) }
-      if byte < 0x20 { return nil }
+      if byte == UInt8(ascii: "\\") { return .escaped(start: start) }
+      if byte < 0x20 { return .invalid }
       index += 1
     }
-    return nil
+    return .invalid
   }
 
   private mutating func escapedString(from start: Int) -> String? {
