@@ -113,12 +113,7 @@ struct ExtensionFsyncRequest: Decodable, Sendable {
 struct ExtensionAttrResponse: Encodable, Sendable, ProtocolJSONWritable {
   var attr: ExtensionAttr
 
-  func write(to json: inout ProtocolJSONWriter) {
-    json.raw("{")
-    json.key("attr")
-    attr.write(to: &json)
-    json.raw("}")
-  }
+  func write(to json: inout ProtocolJSONWriter) { json.object("attr", attr) }
 }
 
 struct ExtensionListDirResponse: Encodable, Sendable, ProtocolJSONWritable {
@@ -134,12 +129,8 @@ struct ExtensionListDirResponse: Encodable, Sendable, ProtocolJSONWritable {
     attr.write(to: &json)
     json.raw(",")
     json.key("entries")
-    json.raw("[")
-    for (index, entry) in entries.enumerated() {
-      if index > 0 { json.raw(",") }
-      entry.write(to: &json)
-    }
-    json.raw("]}")
+    json.array(entries)
+    json.raw("}")
   }
 }
 

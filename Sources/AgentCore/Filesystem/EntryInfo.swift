@@ -39,7 +39,7 @@ public struct EntryInfo: Sendable, Equatable, Encodable {
   }
 }
 
-extension EntryInfo {
+extension EntryInfo: ProtocolJSONWritable {
   /// The same bytes as `encode(to:)` through `protocolJSONEncoder()`: keys in bytewise order.
   func write(to json: inout ProtocolJSONWriter) {
     var separator = false

@@ -35,12 +35,7 @@ struct MoveRequest: Decodable, Sendable {
 struct EntryResponse: Encodable, Sendable, ProtocolJSONWritable {
   var entry: EntryInfo
 
-  func write(to json: inout ProtocolJSONWriter) {
-    json.raw("{")
-    json.key("entry")
-    entry.write(to: &json)
-    json.raw("}")
-  }
+  func write(to json: inout ProtocolJSONWriter) { json.object("entry", entry) }
 }
 
 struct EntriesResponse: Encodable, Sendable, ProtocolJSONWritable {
@@ -52,12 +47,8 @@ struct EntriesResponse: Encodable, Sendable, ProtocolJSONWritable {
     guard !entries.isEmpty else { return json.raw("{}") }
     json.raw("{")
     json.key("entries")
-    json.raw("[")
-    for (index, entry) in entries.enumerated() {
-      if index > 0 { json.raw(",") }
-      entry.write(to: &json)
-    }
-    json.raw("]}")
+    json.array(entries)
+    json.raw("}")
   }
 
   func encode(to encoder: any Encoder) throws {

@@ -30,6 +30,24 @@ struct ProtocolJSONWriter {
     raw("\":")
   }
 
+  /// `{"key":value}`: the answers that wrap one message.
+  mutating func object(_ key: StaticString, _ value: some ProtocolJSONWritable) {
+    raw("{")
+    self.key(key)
+    value.write(to: &self)
+    raw("}")
+  }
+
+  /// `[value,value,…]`
+  mutating func array(_ values: [some ProtocolJSONWritable]) {
+    raw("[")
+    for (index, value) in values.enumerated() {
+      if index > 0 { raw(",") }
+      value.write(to: &self)
+    }
+    raw("]")
+  }
+
   mutating func number(_ value: UInt64) {
     var digits: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)  // 40 bytes ≥ 20 digits
     var count = 0
