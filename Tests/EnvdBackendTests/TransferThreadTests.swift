@@ -40,6 +40,19 @@ final class TransferThreadTests: XCTestCase {
     XCTAssertEqual(outcome, EIO)
   }
 
+  func testShuttingDownFromTheTransferThreadDoesNotWaitForItself() async throws {
+    let backend = try fixture.backend()
+    let started = ContinuousClock.now
+    let task = Task(executorPreference: backend.transferThread) { () -> Void in
+      TransferThreadTests.shutDown(backend)
+    }
+    await task.value
+    XCTAssertLessThan(ContinuousClock.now - started, .seconds(2))
+  }
+
+  /// What a deinit on the transfer thread does.
+  private static func shutDown(_ backend: EnvdBackend) { backend.shutdown() }
+
   /// The names of the threads the task ran on after each of its requests.
   private static func threadsAnswering(_ backend: EnvdBackend) async throws -> Set<String> {
     var names: Set<String> = []

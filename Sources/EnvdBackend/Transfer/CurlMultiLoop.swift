@@ -87,14 +87,22 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
   /// Wakes the loop's poll (called under `lock`). The loop thread itself looks at its queues
   /// before it polls again, so it skips the syscall and the extra turn of the loop.
   private func wakeLoopFromOutside() {
-    if let loopThread, pthread_equal(loopThread, pthread_self()) != 0 { return }
-    curl_multi_wakeup(multi)
+    if !onLoopThread { curl_multi_wakeup(multi) }
+  }
+
+  /// Called under `lock`.
+  private var onLoopThread: Bool {
+    guard let loopThread else { return false }
+    return pthread_equal(loopThread, pthread_self()) != 0
   }
 
   /// Fails pending and running transfers and stops the thread; blocks up to 5 s for it. Only for
   /// synchronous callers (deinit): async code uses `shutdownWithoutBlocking`.
   func shutdown() {
     guard requestStop() else { return }
+    // On the loop thread (a task there dropped the last reference), the loop stops as soon as
+    // this returns; waiting would only sit out the timeout.
+    if lock.withLock({ onLoopThread }) { return }
     _ = finished.wait(timeout: .now() + 5)
   }
 
