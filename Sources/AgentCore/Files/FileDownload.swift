@@ -51,6 +51,17 @@ struct FileDownload {
     case nothing
     case wholeFile
     case range(header: String)
+
+    /// Ranges small enough to read on the event loop.
+    static let eventLoopReadLimit = 64 << 10
+
+    /// One explicit range of at most `eventLoopReadLimit` bytes, whatever the file's size.
+    var isSmallRange: Bool {
+      guard case .range(let header) = self,
+        case .single(let range) = RangeRequest.parse(header, size: .max)
+      else { return false }
+      return range.length <= Self.eventLoopReadLimit
+    }
   }
 
   private func preRead(for request: Request) -> PreRead {
@@ -73,8 +84,8 @@ struct FileDownload {
     FileDescriptor, stat, FileStreaming.Chunk?
   ) {
     let jail = services.jail
-    let result: Result<(FileDescriptor, stat, FileStreaming.Chunk?), EnvdHTTPError> =
-      try await services.blocking {
+    let openAndPreRead:
+      @Sendable () -> Result<(FileDescriptor, stat, FileStreaming.Chunk?), EnvdHTTPError> = {
         let opened: (file: FileDescriptor, info: stat)
         do throws(SystemError) {
           // O_NONBLOCK: opening a FIFO must not hang the request (envd's would).
@@ -92,7 +103,11 @@ struct FileDownload {
             Self.preRead(opened.file, info: opened.info, range: preReading)
           ))
       }
-    return try result.get()
+    // A small range is served on the connection's event loop, as nginx serves files: a page-cache
+    // open and read take microseconds, while the trip to the thread pool and back costs two
+    // thread wake-ups (about a third of the agent's CPU per random 4 KiB read of the mount).
+    if preReading.isSmallRange { return try openAndPreRead().get() }
+    return try await services.blocking(openAndPreRead).get()
   }
 
   /// envd's answer when the open failed: what its stat would have said, else the open's error.
@@ -103,7 +118,7 @@ struct FileDownload {
       if try jail.stat(path).isDirectory {
         return EnvdHTTPError(status: 400, "path '\(path.requested)' is a directory")
       }
-    } catch where error.code == ENOENT {
+    } catch  where error.code == ENOENT {
       return EnvdHTTPError(status: 404, "path '\(path.requested)' does not exist")
     } catch {
       return EnvdHTTPError(
