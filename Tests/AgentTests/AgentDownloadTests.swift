@@ -44,6 +44,24 @@ final class AgentDownloadTests: AgentTestCase {
     XCTAssertEqual(try client.request("/files?path=/first&path=/a+b").text, "first")
   }
 
+  func testDispositionEscapesQuotesAndBackslashes() throws {
+    try put("say \"hi\"\\now.txt", Data("x".utf8))
+    let reply = try client.request("/files?path=/say%20%22hi%22%5Cnow.txt")
+    XCTAssertEqual(reply.status, 200, reply.text)
+    XCTAssertEqual(
+      reply.headers["content-disposition"], #"inline; filename="say \"hi\"\\now.txt""#)
+  }
+
+  /// Small ranges are served on the event loop: a FIFO must neither block the open there nor
+  /// be read, and the agent must go on serving.
+  func testSmallRangeOfAFifoAnswersAtOnce() throws {
+    XCTAssertEqual(mkfifo(hostPath("pipe"), 0o644), 0)
+    try put("after.txt", Data("still serving".utf8))
+    let reply = try client.download("/pipe", headers: ["Range: bytes=0-99"])
+    XCTAssertEqual(reply.status, 416, reply.text)
+    XCTAssertEqual(try client.download("/after.txt").text, "still serving")
+  }
+
   func testDirectoryIs400() throws {
     try FileManager.default.createDirectory(
       atPath: hostPath("d"), withIntermediateDirectories: true)
