@@ -41,9 +41,11 @@ struct FileDownload {
     }
   }
 
-  /// Bytes read together with the open: small reads then cost one trip to the thread pool, not
-  /// two (the mount's random 4 KiB reads and the small files of `grep -r` are mostly that trip).
+  /// Bytes read together with the open: the response then needs no read of its own (the mount's
+  /// random 4 KiB reads and the small files of `grep -r`).
   static let preReadLimit = 256 << 10
+  /// Pre-reads this small are done on the event loop, like the open (see `open`).
+  static let eventLoopReadLimit = 64 << 10
 
   /// What to read together with the open.
   enum PreRead: Sendable {
@@ -51,17 +53,6 @@ struct FileDownload {
     case nothing
     case wholeFile
     case range(header: String)
-
-    /// Ranges small enough to read on the event loop.
-    static let eventLoopReadLimit = 64 << 10
-
-    /// One explicit range of at most `eventLoopReadLimit` bytes, whatever the file's size.
-    var isSmallRange: Bool {
-      guard case .range(let header) = self,
-        case .single(let range) = RangeRequest.parse(header, size: .max)
-      else { return false }
-      return range.length <= Self.eventLoopReadLimit
-    }
   }
 
   private func preRead(for request: Request) -> PreRead {
@@ -77,37 +68,43 @@ struct FileDownload {
   }
 
   /// `os.Stat` (following symlinks), directory check, then `os.Open`, with envd's messages; also
-  /// reads `preReading`'s bytes when they are few. The open comes first: when it succeeds, the
-  /// stat of the open file answers the same and saves a path walk; when it fails, the stat says
-  /// which of envd's errors it is.
+  /// reads `preReading`'s bytes when they are few.
+  ///
+  /// The open and fstat run on the connection's event loop, as nginx opens files: on a local
+  /// filesystem they take microseconds, while a trip to the thread pool and back costs two thread
+  /// wake-ups (a third of the agent's CPU per random 4 KiB read of the mount). Reads go to the
+  /// pool unless they are small.
   private func open(_ path: ProtocolPath, preReading: PreRead) async throws -> (
     FileDescriptor, stat, FileStreaming.Chunk?
   ) {
-    let jail = services.jail
-    let openAndPreRead:
-      @Sendable () -> Result<(FileDescriptor, stat, FileStreaming.Chunk?), EnvdHTTPError> = {
-        let opened: (file: FileDescriptor, info: stat)
-        do throws(SystemError) {
-          // O_NONBLOCK: opening a FIFO must not hang the request (envd's would).
-          let file = try jail.open(path, flags: O_RDONLY | O_NONBLOCK)
-          opened = (file, try RootJail.fstat(file, operation: "stat", path: path))
-        } catch let openError {
-          return .failure(Self.openFailure(path, openError: openError, jail: jail))
-        }
-        if opened.info.isDirectory {
-          return .failure(EnvdHTTPError(status: 400, "path '\(path.requested)' is a directory"))
-        }
-        return .success(
-          (
-            opened.file, opened.info,
-            Self.preRead(opened.file, info: opened.info, range: preReading)
-          ))
-      }
-    // A small range is served on the connection's event loop, as nginx serves files: a page-cache
-    // open and read take microseconds, while the trip to the thread pool and back costs two
-    // thread wake-ups (about a third of the agent's CPU per random 4 KiB read of the mount).
-    if preReading.isSmallRange { return try openAndPreRead().get() }
-    return try await services.blocking(openAndPreRead).get()
+    let (file, info) = try Self.openFile(path, jail: services.jail)
+    guard let wanted = Self.preReadRange(info: info, range: preReading) else {
+      return (file, info, nil)
+    }
+    let chunk =
+      wanted.length <= Self.eventLoopReadLimit
+      ? Self.read(file, wanted)
+      : try await services.blocking { Self.read(file, wanted) }
+    return (file, info, chunk)
+  }
+
+  /// The open comes first: when it succeeds, the stat of the open file answers the same and
+  /// saves a path walk; when it fails, the stat says which of envd's errors it is.
+  private static func openFile(_ path: ProtocolPath, jail: RootJail) throws(EnvdHTTPError) -> (
+    FileDescriptor, stat
+  ) {
+    let opened: (file: FileDescriptor, info: stat)
+    do throws(SystemError) {
+      // O_NONBLOCK: opening a FIFO must not hang the request (envd's would), nor the loop.
+      let file = try jail.open(path, flags: O_RDONLY | O_NONBLOCK)
+      opened = (file, try RootJail.fstat(file, operation: "stat", path: path))
+    } catch let openError {
+      throw openFailure(path, openError: openError, jail: jail)
+    }
+    if opened.info.isDirectory {
+      throw EnvdHTTPError(status: 400, "path '\(path.requested)' is a directory")
+    }
+    return opened
   }
 
   /// envd's answer when the open failed: what its stat would have said, else the open's error.
@@ -127,9 +124,8 @@ struct FileDownload {
     return EnvdHTTPError(status: 500, "error opening file '\(path.requested)': \(openError)")
   }
 
-  private static func preRead(_ file: FileDescriptor, info: stat, range: PreRead)
-    -> FileStreaming.Chunk?
-  {
+  /// The identity body's bytes, when they are few enough to read with the open.
+  private static func preReadRange(info: stat, range: PreRead) -> ByteRange? {
     guard (info.st_mode & S_IFMT) == S_IFREG else { return nil }
     let size = Int(info.st_size)
     let parsed: RangeRequest
@@ -144,8 +140,13 @@ struct FileDownload {
     case .single(let range): wanted = range
     case .unsatisfiable: return nil
     }
-    guard wanted.length > 0, wanted.length <= preReadLimit,
-      let bytes = try? FileStreaming.read(file, offset: wanted.start, count: wanted.length),
+    guard wanted.length > 0, wanted.length <= preReadLimit else { return nil }
+    return wanted
+  }
+
+  /// `wanted`'s bytes, or nil when the file no longer has them all (the body's reads then tell).
+  private static func read(_ file: FileDescriptor, _ wanted: ByteRange) -> FileStreaming.Chunk? {
+    guard let bytes = try? FileStreaming.read(file, offset: wanted.start, count: wanted.length),
       bytes.readableBytes == wanted.length
     else { return nil }
     return FileStreaming.Chunk(start: wanted.start, bytes: bytes)
