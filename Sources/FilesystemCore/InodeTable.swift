@@ -10,13 +10,35 @@ import Synchronization
 final class InodeTable: Sendable {
   static let rootInode: UInt64 = 1
 
-  private struct Record {
+  /// A class, so the tables move a reference when they grow, not a whole record (in a cold
+  /// `find` of 10,000 files, moving records was a tenth of the daemon's CPU).
+  private final class Record {
     var path: String?
     var lookups: UInt64
     var attributes: RemoteAttributes?
     var fetchedAt: ContinuousClock.Instant
     /// Paths mapped to this node: more than one for hard links.
     var names = 1
+
+    init(
+      path: String?, lookups: UInt64, attributes: RemoteAttributes?,
+      fetchedAt: ContinuousClock.Instant
+    ) {
+      self.path = path
+      self.lookups = lookups
+      self.attributes = attributes
+      self.fetchedAt = fetchedAt
+    }
+
+    func update(
+      _ newAttributes: RemoteAttributes?, at now: ContinuousClock.Instant, countLookup: Bool
+    ) {
+      if let newAttributes {
+        attributes = newAttributes
+        fetchedAt = now
+      }
+      if countLookup { lookups += 1 }
+    }
   }
 
   private struct State {
@@ -48,28 +70,28 @@ final class InodeTable: Sendable {
 
   /// The number for `path` (made if new), with `attributes` cached. `countLookup` adds one to the
   /// kernel's lookup count, as every entry handed to the kernel must.
+  ///
+  /// Called for every entry of every listing (10,000 times in a cold `find` of 10,000 files), so
+  /// a record is made whole or changed in place, with one dictionary access.
   func inode(for path: String, attributes: RemoteAttributes?, countLookup: Bool) -> UInt64 {
     let now = ContinuousClock.now
     return state.withLock { state in
-      let inode: UInt64
       if let known = state.inodeByPath[path] {
-        inode = known
-      } else if linksByRemoteInode, let linked = Self.linkedNode(of: attributes, in: state) {
+        state.records[known]?.update(attributes, at: now, countLookup: countLookup)
+        return known
+      }
+      if linksByRemoteInode, let linked = Self.linkedNode(of: attributes, in: state) {
         // Another name of a file we know (a hard link): the same node, as the kernel expects.
-        inode = linked
-        state.inodeByPath[path] = inode
-        state.records[inode]?.names += 1
-      } else {
-        inode = state.nextInode
-        state.nextInode += 1
-        state.inodeByPath[path] = inode
-        state.records[inode] = Record(path: path, lookups: 0, attributes: nil, fetchedAt: now)
+        state.inodeByPath[path] = linked
+        state.records[linked]?.names += 1
+        state.records[linked]?.update(attributes, at: now, countLookup: countLookup)
+        return linked
       }
-      if let attributes {
-        state.records[inode]!.attributes = attributes
-        state.records[inode]!.fetchedAt = now
-      }
-      if countLookup { state.records[inode]!.lookups += 1 }
+      let inode = state.nextInode
+      state.nextInode += 1
+      state.inodeByPath[path] = inode
+      state.records[inode] = Record(
+        path: path, lookups: countLookup ? 1 : 0, attributes: attributes, fetchedAt: now)
       return inode
     }
   }
