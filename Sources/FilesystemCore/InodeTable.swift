@@ -105,13 +105,9 @@ final class InodeTable: Sendable {
   func forget(_ inode: UInt64, count: UInt64) {
     guard inode != Self.rootInode else { return }
     state.withLock { state in
-      guard var record = state.records[inode] else { return }
+      guard let record = state.records[inode] else { return }
       record.lookups -= min(record.lookups, count)
-      if record.lookups == 0 && record.path == nil {
-        state.records[inode] = nil
-      } else {
-        state.records[inode] = record
-      }
+      if record.lookups == 0 && record.path == nil { state.records[inode] = nil }
     }
   }
 
