@@ -30,6 +30,8 @@ final class DirectoryCache: Sendable {
     var served: [String: UInt64] = [:]
     var changes: UInt64 = 0
     var nextGeneration: UInt64 = 1
+    /// When a lookup last missed the cache, per directory (see `listsForLookUp`).
+    var lookUpMisses: [String: ContinuousClock.Instant] = [:]
   }
 
   private let lifetime: Duration
@@ -99,6 +101,25 @@ final class DirectoryCache: Sendable {
         let index = listing.indexByName[name]
       else { return nil }
       return (index, listing.entries)
+    }
+  }
+
+  /// Whether a lookup that missed the cache should list `directory` rather than stat one name:
+  /// yes when a listing is already on its way, or when another lookup there missed within the
+  /// lifetime. A tool that stats many names of one directory (`git status`, `make`, a
+  /// compiler's include search) then pays one listing, not a round trip per name; a lone stat
+  /// stays a stat.
+  func listsForLookUp(in directory: String) -> Bool {
+    guard isEnabled else { return false }
+    let now = ContinuousClock.now
+    return state.withLock { state in
+      if state.fetching[directory] != nil { return true }
+      if let missed = state.lookUpMisses[directory], now - missed <= lifetime { return true }
+      if state.lookUpMisses.count >= Self.pruneThreshold {
+        state.lookUpMisses = state.lookUpMisses.filter { now - $0.value <= lifetime }
+      }
+      state.lookUpMisses[directory] = now
+      return false
     }
   }
 

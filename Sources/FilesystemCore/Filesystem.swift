@@ -54,8 +54,17 @@ public final class Filesystem: Sendable {
 
   public func lookUp(parent: UInt64, name: String) async throws -> Entry {
     let path = try childPath(parent, name)
+    let directory = try self.path(of: parent)
+    var answer = directories.lookUp(name, in: directory)
+    if case .unknown = answer, directories.listsForLookUp(in: directory) {
+      // A listing that fails (a directory we may search but not read) leaves the stat to answer.
+      _ = try? await directories.entries(of: directory) { [backend] in
+        try await backend.listDirectory(directory)
+      }
+      answer = directories.lookUp(name, in: directory)
+    }
     let attributes: RemoteAttributes
-    switch directories.lookUp(name, in: try self.path(of: parent)) {
+    switch answer {
     case .found(let cached): attributes = cached
     case .missing: throw FilesystemError.errno(ENOENT, "\(path) does not exist")
     case .unknown: attributes = try await backend.attributes(of: path)

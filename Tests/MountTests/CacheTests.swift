@@ -90,6 +90,24 @@ final class CacheTests: MountTestCase {
     XCTAssertEqual(try sh("ls mnt/tree/a"), "1\n2\n3\n4\n")
   }
 
+  func testLookupsOfManyNamesInOneFolderShareOneListing() throws {
+    try sh("mkdir root/src && for i in $(seq 10 49); do echo $i > root/src/f$i.c; done")
+    let stats = requests("Extension/Stat")
+    let listings = requests("ListDir")
+    // One name after another, as git status and make stat them, and a name that is not there.
+    XCTAssertEqual(
+      try sh("cd mnt/src && for i in $(seq 10 49); do stat -c %s f$i.c; done | sort -u"), "3\n")
+    XCTAssertNotEqual(try shStatus("stat mnt/src/g.c").status, 0)
+    // The folder and its first name by stat; the second name lists the folder, which answers
+    // the rest, the missing name included. Name by name it was 42 stats.
+    XCTAssertLessThanOrEqual(requests("Extension/Stat") - stats, 3)
+    XCTAssertEqual(requests("ListDir") - listings, 1)
+    // A name the listing did not have is looked up again once the listing expires.
+    try sh("echo new > root/src/g.c")
+    Thread.sleep(forTimeInterval: 1.5)
+    XCTAssertEqual(try sh("cat mnt/src/g.c"), "new\n")
+  }
+
   func testFilesReadInListingOrderAreFetchedOnceEach() throws {
     try sh("mkdir root/many && for i in $(seq 10 49); do echo file $i > root/many/f$i; done")
     XCTAssertEqual(try sh("ls mnt/many | wc -l"), "40\n")
