@@ -53,8 +53,8 @@ public final class Filesystem: Sendable {
   // MARK: - Names
 
   public func lookUp(parent: UInt64, name: String) async throws -> Entry {
-    let path = try childPath(parent, name)
     let directory = try self.path(of: parent)
+    let path = try childPath(of: directory, name)
     var answer = directories.lookUp(name, in: directory)
     if case .unknown = answer, directories.listsForLookUp(in: directory) {
       // A listing that fails (a directory we may search but not read) leaves the stat to answer.
@@ -179,13 +179,17 @@ public final class Filesystem: Sendable {
   }
 
   func childPath(_ parent: UInt64, _ name: String) throws -> String {
+    try childPath(of: path(of: parent), name)
+  }
+
+  func childPath(of parentPath: String, _ name: String) throws -> String {
     guard !name.isEmpty, name != ".", name != "..", !name.contains("/") else {
       throw FilesystemError.errno(EINVAL, "bad name \(name)")
     }
     guard name.utf8.count <= 255 else {
       throw FilesystemError.errno(ENAMETOOLONG, "name too long")
     }
-    return RemotePath.join(try path(of: parent), name)
+    return RemotePath.join(parentPath, name)
   }
 
   /// Hands `path` to the kernel: one more lookup reference.

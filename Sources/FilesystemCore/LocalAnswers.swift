@@ -47,9 +47,8 @@ extension Filesystem {
   /// Local. What lookup answers when a fresh listing of the parent holds the answer; nil: ask
   /// `lookUp(parent:name:)`.
   public func cachedLookUp(parent: UInt64, name: String) -> CachedLookup? {
-    guard let parentPath = inodes.path(of: parent), let path = try? childPath(parent, name) else {
-      return nil
-    }
+    guard let parentPath = inodes.path(of: parent), let path = try? childPath(of: parentPath, name)
+    else { return nil }
     switch directories.lookUp(name, in: parentPath) {
     case .found(let attributes): return .found(entry(for: path, attributes: attributes))
     case .missing: return .missing
