@@ -64,8 +64,11 @@ extension Filesystem {
   /// Our own change to the entries of `directory`: its listing and its attributes (mtime,
   /// nlink) are stale. The kernel drops its copy of the attributes itself; ours must go too, or
   /// the next getattr answers the old mtime (rsync then skips re-setting a directory's time).
+  /// So must its parent's listing, which holds the same old attributes and would answer the
+  /// next lookup of the directory with them.
   func directoryChanged(_ directory: String) {
     directories.invalidate(directory)
+    if directory != "/" { directories.invalidate(RemotePath.parent(of: directory)) }
     inodes.invalidateAttributes(ofPath: directory)
   }
 
