@@ -13,8 +13,8 @@ final class ExtensionDiscoveryTests: ExtensionTestCase {
     XCTAssertEqual(
       Set(reply.json["methods"] as? [String] ?? []),
       [
-        "Capabilities", "Create", "Fsync", "Link", "ListDir", "Mkdir", "Mknod", "Readlink",
-        "Rename", "Rmdir", "Setattr", "Stat", "Statfs", "Symlink", "Unlink",
+        "Capabilities", "Counters", "Create", "Fsync", "Link", "ListDir", "Mkdir", "Mknod",
+        "Readlink", "Rename", "Rmdir", "Setattr", "Stat", "Statfs", "Symlink", "Unlink",
       ])
   }
 

@@ -93,4 +93,65 @@ final class ExtensionWriteTests: ExtensionTestCase {
     assertErrno(noPath, "EINVAL")
     XCTAssertEqual(contents("target"), Data("target".utf8))
   }
+
+  func testReplaceRenamesACompleteCopyWithTheTargetsOwnerAndMode() throws {
+    try put("f", Data("old content".utf8))
+    XCTAssertEqual(chown(hostPath("f"), 1234, 1234), 0)
+    XCTAssertEqual(chmod(hostPath("f"), 0o4751), 0)
+    let inode = hostLstat("f").st_ino
+    let reply = try client.writeAt("/f", Data("new".utf8), query: "&replace=1&length=3")
+    XCTAssertEqual(reply.status, 200, reply.text)
+    let info = hostLstat("f")  // Before reading it moves the atime.
+    XCTAssertEqual(contents("f"), Data("new".utf8))
+    XCTAssertNotEqual(info.st_ino, inode, "a replace is a new file renamed over the old")
+    XCTAssertEqual(info.st_uid, 1234)
+    XCTAssertEqual(info.st_mode & 0o7777, 0o4751)
+    assertAttr(reply.attr, matches: info)
+    XCTAssertNotNil(reply.json["parent"] as? [String: Any], "the directory changed: its attr")
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: hostPath("")), ["f"])
+  }
+
+  func testACutReplaceKeepsTheOldContentAndLeavesNothing() throws {
+    try put("f", Data("old content".utf8))
+    // Fewer bytes than announced: what a cut upload looks like to the agent.
+    assertErrno(
+      try client.writeAt("/f", Data("partial".utf8), query: "&replace=1&length=100"), "EIO")
+    XCTAssertEqual(contents("f"), Data("old content".utf8))
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: hostPath("")), ["f"])
+    assertErrno(try client.writeAt("/f", Data("x".utf8), query: "&replace=1&offset=2"), "EINVAL")
+    assertErrno(try client.writeAt("/missing", Data("x".utf8), query: "&replace=1"), "ENOENT")
+  }
+
+  func testReplaceOfAFileWithHardLinksWritesInPlace() throws {
+    try put("f", Data("old content".utf8))
+    XCTAssertEqual(link(hostPath("f"), hostPath("g")), 0)
+    XCTAssertEqual(try client.writeAt("/f", Data("new".utf8), query: "&replace=1").status, 200)
+    XCTAssertEqual(contents("g"), Data("new".utf8), "the other link shares the new content")
+    XCTAssertEqual(hostLstat("f").st_ino, hostLstat("g").st_ino)
+  }
+
+  func testNameChangesAnswerTheChangedDirectories() throws {
+    try FileManager.default.createDirectory(
+      atPath: hostPath("d"), withIntermediateDirectories: true)
+    let created = try client.ext("Create", #"{"path":"/d/f","mode":420}"#)
+    XCTAssertEqual(created.status, 200, created.text)
+    assertAttr(created.json["parent"] as? [String: Any] ?? [:], matches: hostLstat("d"))
+    let renamed = try client.ext("Rename", #"{"from":"/d/f","to":"/g"}"#)
+    assertAttr(renamed.attr, matches: hostLstat("g"))
+    assertAttr(renamed.json["parent"] as? [String: Any] ?? [:], matches: hostLstat("d"))
+    XCTAssertNotNil(renamed.json["toParent"] as? [String: Any])
+    let unlinked = try client.ext("Unlink", #"{"path":"/g"}"#)
+    XCTAssertNotNil(unlinked.json["parent"] as? [String: Any], unlinked.text)
+  }
+
+  func testCountersCountRequestsAndBodyBytes() throws {
+    try put("f", Data())
+    let before = try client.ext("Counters", "{}").json
+    XCTAssertEqual(try client.writeAt("/f", Data(count: 1000), query: "&offset=0").status, 200)
+    let after = try client.ext("Counters", "{}").json
+    let requests = { (json: [String: Any]) in Int(json["requests"] as? String ?? "") ?? -1 }
+    let bytes = { (json: [String: Any]) in Int(json["bytesIn"] as? String ?? "") ?? -1 }
+    XCTAssertEqual(requests(after) - requests(before), 2)
+    XCTAssertEqual(bytes(after) - bytes(before), 1000 + 2)  // the write and the "{}" body
+  }
 }

@@ -116,6 +116,39 @@ struct ExtensionAttrResponse: Encodable, Sendable, ProtocolJSONWritable {
   func write(to json: inout ProtocolJSONWriter) { json.object("attr", attr) }
 }
 
+/// The answer of a method that changes names: the entry's attr where one remains, and the
+/// directories that changed, so a client patches its caches without another round trip.
+struct ExtensionChangeResponse: Encodable, Sendable, ProtocolJSONWritable {
+  var attr: ExtensionAttr?
+  /// The directory that held (or now holds) the entry, after the change.
+  var parent: ExtensionAttr?
+  /// Rename only: the destination's directory, when it is another one.
+  var toParent: ExtensionAttr?
+
+  var estimatedJSONSize: Int { 1200 }
+
+  func write(to json: inout ProtocolJSONWriter) {
+    json.raw("{")
+    var first = true
+    for (key, value) in [("attr", attr), ("parent", parent), ("toParent", toParent)]
+      as [(StaticString, ExtensionAttr?)]
+    {
+      guard let value else { continue }
+      if !first { json.raw(",") }
+      first = false
+      json.key(key)
+      value.write(to: &json)
+    }
+    json.raw("}")
+  }
+}
+
+/// `Counters`: what the agent has served since it started, for benchmarks and tests.
+struct ExtensionCountersResponse: Encodable, Sendable {
+  var requests: String
+  var bytesIn: String
+}
+
 struct ExtensionListDirResponse: Encodable, Sendable, ProtocolJSONWritable {
   var attr: ExtensionAttr
   var entries: [ExtensionAttr]

@@ -63,6 +63,10 @@ func registerExtensionRoutes(on router: Router<AgentRequestContext>, services: A
   add("Fsync") { (request: ExtensionFsyncRequest, _) throws(ErrnoError) in
     try service.fsync(request)
   }
+  add("Counters") { (_: ExtensionEmptyRequest, _) throws(ErrnoError) in
+    ExtensionCountersResponse(
+      requests: String(services.counters.requests), bytesIn: String(services.counters.bytesIn))
+  }
   let capabilities = ExtensionCapabilitiesResponse(
     version: ExtensionRoutes.version, methods: (methods + ["Capabilities"]).sorted(),
     write: ExtensionRoutes.writePath)

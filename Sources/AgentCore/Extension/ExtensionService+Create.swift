@@ -5,7 +5,7 @@ import Glibc
 /// be set is removed again, so a failed call leaves nothing behind.
 extension ExtensionService {
   func mkdir(_ request: ExtensionCreateRequest, user: AgentUser) throws(ErrnoError)
-    -> ExtensionAttrResponse
+    -> ExtensionChangeResponse
   {
     let entry = try resolve(request.path)
     if entry.isRoot { throw ErrnoError(EEXIST, "/") }
@@ -16,7 +16,7 @@ extension ExtensionService {
   /// FIFOs, sockets and regular files. Device nodes are refused: through `GET /files` they would
   /// open the host's devices.
   func mknod(_ request: ExtensionCreateRequest, user: AgentUser) throws(ErrnoError)
-    -> ExtensionAttrResponse
+    -> ExtensionChangeResponse
   {
     let entry = try resolve(request.path)
     let mode = request.mode ?? 0
@@ -34,7 +34,7 @@ extension ExtensionService {
   /// A regular file, `O_EXCL` by default. Non-exclusive: an existing regular file is answered
   /// as it is.
   func create(_ request: ExtensionCreateRequest, user: AgentUser) throws(ErrnoError)
-    -> ExtensionAttrResponse
+    -> ExtensionChangeResponse
   {
     let entry = try resolve(request.path)
     let exclusive = request.exclusive ?? true
@@ -54,7 +54,7 @@ extension ExtensionService {
   }
 
   /// For a non-exclusive create: the attr of an existing regular file, nil if nothing is there.
-  private func existingFile(_ entry: ResolvedEntry) throws(ErrnoError) -> ExtensionAttrResponse? {
+  private func existingFile(_ entry: ResolvedEntry) throws(ErrnoError) -> ExtensionChangeResponse? {
     let info: Glibc.stat
     do {
       info = try entry.lstat()
@@ -64,12 +64,13 @@ extension ExtensionService {
     if info.isSymlink { throw ErrnoError(ELOOP, entry.path.description) }
     if info.isDirectory { throw ErrnoError(EISDIR, entry.path.description) }
     if !info.isRegular { throw ErrnoError(EEXIST, entry.path.description) }
-    return ExtensionAttrResponse(attr: ExtensionAttr(info: info))
+    return ExtensionChangeResponse(
+      attr: ExtensionAttr(info: info), parent: directoryAttr(entry.parent))
   }
 
   /// A symlink holding exactly `target`.
   func symlink(_ request: ExtensionCreateRequest, user: AgentUser) throws(ErrnoError)
-    -> ExtensionAttrResponse
+    -> ExtensionChangeResponse
   {
     let entry = try resolve(request.path)
     guard let target = request.target?.bytes else {
@@ -85,7 +86,7 @@ extension ExtensionService {
   /// Owner first (a chown clears setuid and setgid), then the exact mode; undone on failure.
   private func finishCreation(
     _ entry: ResolvedEntry, _ request: ExtensionCreateRequest, user: AgentUser, mode: UInt32?
-  ) throws(ErrnoError) -> ExtensionAttrResponse {
+  ) throws(ErrnoError) -> ExtensionChangeResponse {
     do {
       let fd = try entry.openPath()
       try applyOwner(fd, in: entry, uid: request.uid, gid: request.gid, user: user)
@@ -99,7 +100,8 @@ extension ExtensionService {
           try checked(chmod(procPath(fd), wanted), entry.path.description)
         }
       }
-      return ExtensionAttrResponse(attr: try attr(of: fd, path: entry.path))
+      return ExtensionChangeResponse(
+        attr: try attr(of: fd, path: entry.path), parent: directoryAttr(entry.parent))
     } catch {
       let wasDirectory = (try? entry.lstat())?.isDirectory ?? false
       unlinkat(entry.parent.raw, entry.name, wasDirectory ? AT_REMOVEDIR : 0)

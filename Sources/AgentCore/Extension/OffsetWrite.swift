@@ -14,10 +14,13 @@ struct OffsetWrite {
 
   struct Answer: Encodable {
     var attr: ExtensionAttr
+    /// A replace renamed into the directory, which changed it: its attr after that.
+    var parent: ExtensionAttr?
     var written: String
   }
 
   func respond(to request: Request) async -> Response {
+    var started: OffsetWriteTarget?
     do {
       _ = try services.rpcUser(for: request)
       let query = RawQuery(request.uri.query)
@@ -25,23 +28,37 @@ struct OffsetWrite {
       let path = try ExtensionPath(rawPath)
       let offset = try query.integer("offset") ?? 0
       let size = try query.integer("size")
+      let replace = try query.flag("replace")
+      let length = try query.integer("length")
+      if replace && (offset != 0 || size != nil) {
+        throw ErrnoError(EINVAL, "replace takes neither offset nor size")
+      }
       let gzip = try Self.isGzip(request.headers[.contentEncoding])
       let jail = services.jail
       let target = try await services.blocking {
-        try OffsetWriteTarget(path: path, jail: jail, offset: offset, size: size, gzip: gzip)
+        try OffsetWriteTarget(
+          path: path, jail: jail, offset: offset, size: size, replace: replace, gzip: gzip)
       }
-      try await pump(request.body, into: target)
+      started = target
+      try await pump(
+        request.body, into: target, counted: request.headers[.contentLength] != nil)
       let answer = try await services.blocking {
-        Answer(attr: try target.finish(), written: String(target.written))
+        let attr = try target.finish(expectedLength: length)
+        return Answer(attr: attr, parent: target.directoryAttr(), written: String(target.written))
       }
       return .json(try protocolJSONEncoder().encode(answer))
-    } catch let error as ErrnoError {
-      if error.code == EIO { services.logger.warning("offset write: \(error)") }
-      return .connectError(error.connectError)
-    } catch let error as ConnectError {
-      return .connectError(error)
     } catch {
-      return .connectError(ErrnoError(EIO, "\(error)").connectError)
+      // A replace that did not finish leaves the target as it was: drop the temporary file.
+      if let started { try? await services.blocking { started.abandon() } }
+      switch error {
+      case let error as ErrnoError:
+        if error.code == EIO { services.logger.warning("offset write: \(error)") }
+        return .connectError(error.connectError)
+      case let error as ConnectError:
+        return .connectError(error)
+      default:
+        return .connectError(ErrnoError(EIO, "\(error)").connectError)
+      }
     }
   }
 
@@ -53,7 +70,9 @@ struct OffsetWrite {
   }
 
   /// Moves the body to the file in batches; a body cut short is EIO.
-  private func pump(_ body: RequestBody, into target: OffsetWriteTarget) async throws {
+  private func pump(_ body: RequestBody, into target: OffsetWriteTarget, counted: Bool)
+    async throws
+  {
     var iterator = body.makeAsyncIterator()
     var ended = false
     while !ended {
@@ -63,6 +82,7 @@ struct OffsetWrite {
         while batchBytes < Self.batchSize, let chunk = try await iterator.next() {
           batch.append(chunk)
           batchBytes += chunk.readableBytes
+          if !counted { services.counters.countReceived(chunk.readableBytes) }
         }
       } catch {
         throw ErrnoError(EIO, "request body: \(error)")
@@ -78,16 +98,30 @@ struct OffsetWrite {
 
 /// The file an offset write goes to. Used by one request at a time, handed between the event
 /// loop and the thread pool, hence `@unchecked`.
+///
+/// A replace writes a temporary file next to the target and renames it over the target only
+/// once the whole body is on disk, synced and of the announced length, with the target's owner
+/// and mode: a reader in the sandbox sees the old content or the new, and a cut upload leaves
+/// the old. A target with other hard links is rewritten in place instead, so they keep sharing
+/// it (not atomic).
 final class OffsetWriteTarget: @unchecked Sendable {
   private let file: FileDescriptor
   private let path: ExtensionPath
   private let gzip: GzipDecompressor?
   private var position: Int64
   private(set) var written: Int64 = 0
+  /// The directory and names of a replace through a temporary file.
+  private let replacement: (directory: FileDescriptor, temporary: [CChar], name: [CChar])?
+  /// The directory's mtime before the temporary file was made, and right after: writing a file
+  /// leaves its directory's mtime alone on Linux, so a replace puts it back, unless something
+  /// else changed the directory meanwhile.
+  private var directoryTimes: (original: timespec, withTemporary: timespec)?
+  private var finished = false
 
-  init(path: ExtensionPath, jail: RootJail, offset: Int64, size: Int64?, gzip: Bool)
-    throws(ErrnoError)
-  {
+  init(
+    path: ExtensionPath, jail: RootJail, offset: Int64, size: Int64?, replace: Bool = false,
+    gzip: Bool
+  ) throws(ErrnoError) {
     self.path = path
     self.position = offset
     self.gzip = gzip ? GzipDecompressor() : nil
@@ -98,8 +132,84 @@ final class OffsetWriteTarget: @unchecked Sendable {
     if info.isSymlink { throw ErrnoError(ELOOP, path.description) }
     if info.isDirectory { throw ErrnoError(EISDIR, path.description) }
     guard info.isRegular else { throw ErrnoError(EINVAL, "not a regular file: \(path)") }
+    if replace && info.st_nlink <= 1 {
+      let original = Self.modificationTime(of: entry.parent)
+      let (fd, temporary) = try Self.makeTemporary(next: entry, like: info)
+      file = fd
+      replacement = (entry.parent, temporary, entry.name)
+      if let original, let withTemporary = Self.modificationTime(of: entry.parent) {
+        directoryTimes = (original, withTemporary)
+      }
+      return
+    }
+    replacement = nil
     file = try reopen(handle, flags: O_WRONLY, detail: path.description)
-    if let size { try checked(ftruncate(file.raw, off_t(size)), path.description) }
+    if let size = replace ? 0 : size {
+      try checked(ftruncate(file.raw, off_t(size)), path.description)
+    }
+  }
+
+  /// `.NAME.sandbox-agent-XXXXXX` in the target's directory, owned and moded as the target.
+  private static func makeTemporary(next entry: ResolvedEntry, like target: stat)
+    throws(ErrnoError) -> (FileDescriptor, [CChar])
+  {
+    let base = String(decoding: entry.name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    for _ in 0..<16 {
+      let suffix = String(UInt64.random(in: 0..<(1 << 40)), radix: 36)
+      var name = Array(".\(base.prefix(200)).sandbox-agent-\(suffix)".utf8CString)
+      let fd = openat(
+        entry.parent.raw, &name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600)
+      if fd < 0 {
+        if errno == EEXIST { continue }
+        throw ErrnoError(errno, entry.path.description)
+      }
+      let descriptor = FileDescriptor(fd)
+      // Owner first: a chown clears setuid and setgid. Not root: the creator owns it.
+      _ = fchown(fd, target.st_uid, target.st_gid)
+      if fchmod(fd, target.st_mode & 0o7777) != 0 {
+        let failure = errno
+        unlinkat(entry.parent.raw, name, 0)
+        throw ErrnoError(failure, entry.path.description)
+      }
+      return (descriptor, name)
+    }
+    throw ErrnoError(EEXIST, "no free temporary name next to \(entry.path)")
+  }
+
+  /// The directory a replace renamed into; nil for writes in place, which leave it alone.
+  func directoryAttr() -> ExtensionAttr? {
+    guard let replacement else { return nil }
+    var info = stat()
+    guard fstat(replacement.directory.raw, &info) == 0 else { return nil }
+    return ExtensionAttr(info: info)
+  }
+
+  /// Drops the temporary file of a replace that did not finish.
+  func abandon() {
+    guard let replacement, !finished else { return }
+    let unchanged = directoryIsUnchanged()
+    unlinkat(replacement.directory.raw, replacement.temporary, 0)
+    if unchanged { restoreDirectoryTime() }
+  }
+
+  private static func modificationTime(of directory: FileDescriptor) -> timespec? {
+    var info = stat()
+    return fstat(directory.raw, &info) == 0 ? info.st_mtim : nil
+  }
+
+  /// Whether the directory's mtime is still the one the temporary file gave it.
+  private func directoryIsUnchanged() -> Bool {
+    guard let directoryTimes, let replacement,
+      let now = Self.modificationTime(of: replacement.directory)
+    else { return false }
+    return now.tv_sec == directoryTimes.withTemporary.tv_sec
+      && now.tv_nsec == directoryTimes.withTemporary.tv_nsec
+  }
+
+  private func restoreDirectoryTime() {
+    guard let directoryTimes, let replacement else { return }
+    var times = [timespec(tv_sec: 0, tv_nsec: LinuxExtras.utimeOmit), directoryTimes.original]
+    _ = utimensat(AT_FDCWD, procPath(replacement.directory), &times, 0)
   }
 
   func consume(_ chunks: [ByteBuffer]) throws(ErrnoError) {
@@ -118,12 +228,26 @@ final class OffsetWriteTarget: @unchecked Sendable {
     }
   }
 
-  /// Ends the body and answers the file's attr after the write.
-  func finish() throws(ErrnoError) -> ExtensionAttr {
+  /// Ends the body and answers the file's attr after the write. `expectedLength`: the bytes
+  /// the client meant to send; fewer (a cut upload) is EIO, and a replace keeps the old file.
+  func finish(expectedLength: Int64? = nil) throws(ErrnoError) -> ExtensionAttr {
     do {
       try gzip?.finish()
     } catch {
       throw ErrnoError(EINVAL, "request body: gzip: \(error)")
+    }
+    if let expectedLength, expectedLength != written {
+      throw ErrnoError(EIO, "\(path): \(written) bytes arrived, \(expectedLength) announced")
+    }
+    if let replacement {
+      try checked(fsync(file.raw), path.description)
+      let unchanged = directoryIsUnchanged()
+      try checked(
+        renameat(
+          replacement.directory.raw, replacement.temporary, replacement.directory.raw,
+          replacement.name), path.description)
+      finished = true
+      if unchanged { restoreDirectoryTime() }
     }
     var info = stat()
     try checked(fstat(file.raw, &info), path.description)
@@ -157,6 +281,16 @@ struct RawQuery {
   }
 
   subscript(_ key: String) -> [UInt8]? { values[key] }
+
+  /// `1` or `true` is set; absent, `0` or `false` is not; anything else is EINVAL.
+  func flag(_ key: String) throws(ErrnoError) -> Bool {
+    guard let bytes = values[key] else { return false }
+    switch String(decoding: bytes, as: UTF8.self) {
+    case "1", "true": return true
+    case "0", "false", "": return false
+    default: throw ErrnoError(EINVAL, "\(key) must be 1 or 0")
+    }
+  }
 
   /// A non-negative decimal integer; anything else is EINVAL.
   func integer(_ key: String) throws(ErrnoError) -> Int64? {

@@ -20,7 +20,8 @@ struct FileUpload {
       if gzip { prefix = try await checkGzipHeader(&body) }
       let user = try services.users.filesUser(username: query["username"])
       let sink = try await makeSink(request, query: query, user: user, gzip: gzip)
-      let entries = try await pump(prefix: prefix, body: &body, into: sink)
+      let entries = try await pump(
+        prefix: prefix, body: &body, into: sink, counted: request.headers[.contentLength] != nil)
       return Self.answer(entries)
     } catch let error as EnvdHTTPError {
       return .envdError(error)
@@ -105,16 +106,19 @@ struct FileUpload {
 
   /// Moves the body to the sink in batches; a body cut short is envd's 500 "unexpected EOF".
   private func pump(
-    prefix: [ByteBuffer], body: inout RequestBody.AsyncIterator, into sink: any UploadSink
+    prefix: [ByteBuffer], body: inout RequestBody.AsyncIterator, into sink: any UploadSink,
+    counted: Bool
   ) async throws -> [[String: String]] {
     var batch = prefix
     var batchBytes = prefix.reduce(0) { $0 + $1.readableBytes }
+    if !counted { services.counters.countReceived(batchBytes) }
     var ended = false
     while !ended {
       do {
         while batchBytes < Self.batchSize, let chunk = try await body.next() {
           batch.append(chunk)
           batchBytes += chunk.readableBytes
+          if !counted { services.counters.countReceived(chunk.readableBytes) }
         }
         ended = batchBytes < Self.batchSize
       } catch {

@@ -6,7 +6,7 @@ import NIOCore
 /// The agent's router: middleware (log → auth → fallback) and every route.
 public func buildAgentRouter(services: AgentServices) -> Router<AgentRequestContext> {
   let router = Router(context: AgentRequestContext.self)
-  router.add(middleware: RequestLogMiddleware())
+  router.add(middleware: RequestLogMiddleware(counters: services.counters))
   router.add(middleware: AccessTokenMiddleware(token: services.accessToken))
   router.add(middleware: FallbackMiddleware())
   registerHTTPRoutes(on: router, services: services)

@@ -10,6 +10,7 @@ public final class AgentServices: Sendable {
   public let accessToken: AccessToken?
   public let logger: Logger
   public let names: OwnerNames
+  public let counters = AgentCounters()
 
   public init(configuration: AgentConfiguration, logger: Logger) throws(SystemError) {
     self.configuration = configuration

@@ -6,6 +6,7 @@ import Logging
 /// warning for server errors.
 struct RequestLogMiddleware: RouterMiddleware {
   typealias Context = AgentRequestContext
+  let counters: AgentCounters
 
   func handle(
     _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -13,6 +14,11 @@ struct RequestLogMiddleware: RouterMiddleware {
     async throws -> Response
   {
     let start = ContinuousClock.now
+    counters.countRequest()
+    // A chunked body (no Content-Length) is counted by the route that streams it.
+    if let length = request.headers[.contentLength].flatMap({ Int($0) }) {
+      counters.countReceived(length)
+    }
     let response = try await next(request, context)
     let elapsed = ContinuousClock.now - start
     // The body's encoding shows whether a client compressed its upload.
