@@ -29,16 +29,32 @@ public protocol RemoteFilesystem: Sendable {
 
   /// Replaces the remote file's content with the local file's, streamed, never held whole in
   /// memory. `localPath == nil` writes an empty file. Parents must exist (ENOENT otherwise).
-  func upload(_ path: String, from localPath: String?) async throws
+  /// Atomic where the backend can: a cut upload leaves the old content. Returns the file's new
+  /// attributes (and its directory's) when the server tells them.
+  @discardableResult
+  func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState?
+
+  /// Writes `ranges` of the local file at `localPath` into the existing remote file at the same
+  /// offsets, in place: first a truncate to `truncateFirst` when given, then the ranges, and
+  /// the file ends up `size` bytes long. Returns the new attributes when the server tells them.
+  /// EOPNOTSUPP when this backend cannot do it cheaply: the caller uploads the whole file.
+  func writeRanges(
+    _ path: String, from localPath: String, ranges: [Range<UInt64>], truncateFirst: UInt64?,
+    size: UInt64
+  ) async throws -> RemoteAttributes?
 
   /// Creates one directory. EEXIST if anything is there, ENOENT if the parent is missing.
   func makeDirectory(_ path: String, mode: UInt32) async throws
 
-  /// Removes a non-directory. ENOENT if missing, EISDIR if it is a directory.
-  func removeFile(_ path: String) async throws
+  /// Removes a non-directory. ENOENT if missing, EISDIR if it is a directory. Returns the
+  /// parent's new attributes when the server tells them.
+  @discardableResult
+  func removeFile(_ path: String) async throws -> RemoteAttributes?
 
-  /// Removes an empty directory. ENOENT, ENOTDIR, ENOTEMPTY as rmdir(2).
-  func removeDirectory(_ path: String) async throws
+  /// Removes an empty directory. ENOENT, ENOTDIR, ENOTEMPTY as rmdir(2). Returns the parent's
+  /// new attributes when the server tells them.
+  @discardableResult
+  func removeDirectory(_ path: String) async throws -> RemoteAttributes?
 
   /// rename(2): replaces an existing destination atomically. ENOENT if the source or the
   /// destination's parent is missing; EISDIR, ENOTDIR, ENOTEMPTY as Linux gives them.
@@ -64,17 +80,17 @@ public protocol RemoteFilesystem: Sendable {
   /// `exclusive`: O_CREAT|O_EXCL, EEXIST if anything is there (also a dangling symlink). Not
   /// exclusive: an existing regular file is left as it is and its attributes returned (EISDIR
   /// for a directory). ENOENT/ENOTDIR if the parent is missing or no directory.
-  func createFile(_ path: String, mode: UInt32, exclusive: Bool) async throws -> RemoteAttributes
+  func createFile(_ path: String, mode: UInt32, exclusive: Bool) async throws -> RemoteEntryState
 
   /// mkdir(2) with exactly `mode` (07777). EEXIST, ENOENT as `makeDirectory`.
-  func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteAttributes
+  func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteEntryState
 
   /// mknod(2): `mode` holds the type (S_IFIFO, S_IFREG, S_IFSOCK) and 07777. Devices: EPERM;
   /// a type the backend cannot make: EOPNOTSUPP. EEXIST, ENOENT.
-  func makeNode(_ path: String, mode: UInt32, device: UInt64) async throws -> RemoteAttributes
+  func makeNode(_ path: String, mode: UInt32, device: UInt64) async throws -> RemoteEntryState
 
   /// symlink(2): `path` holding exactly `target`. EEXIST, ENOENT.
-  func createSymlink(_ path: String, target: String) async throws -> RemoteAttributes
+  func createSymlink(_ path: String, target: String) async throws -> RemoteEntryState
 
   /// readlink(2): the exact link text. EINVAL if `path` is no symlink, ENOENT.
   func readLink(_ path: String) async throws -> String
@@ -82,13 +98,15 @@ public protocol RemoteFilesystem: Sendable {
   /// link(2): `destination` becomes another name of `source`'s inode (a symlink source is
   /// linked, not followed). Returns the inode's attributes. EEXIST, ENOENT, EPERM for a
   /// directory, EXDEV; EOPNOTSUPP (or EPERM) where the backend has no hard links.
-  func link(from source: String, to destination: String) async throws -> RemoteAttributes
+  func link(from source: String, to destination: String) async throws -> RemoteEntryState
 
   /// renameat2(2). Without flags as `rename(from:to:)`. `.noReplace`: EEXIST if the destination
   /// exists. `.exchange`: both must exist (ENOENT). A backend that cannot honour a flag throws
-  /// EINVAL, as a Linux filesystem without support does (callers then fall back).
+  /// EINVAL, as a Linux filesystem without support does (callers then fall back). Returns what
+  /// the server told of the moved entry and the directories.
+  @discardableResult
   func rename(from source: String, to destination: String, flags: RemoteRenameFlags)
-    async throws
+    async throws -> RemoteNameChange
 
   /// fsync(2) of the remote file or directory. A backend that cannot sync returns.
   func synchronize(_ path: String, dataOnly: Bool) async throws
@@ -97,6 +115,13 @@ public protocol RemoteFilesystem: Sendable {
 extension RemoteFilesystem {
   public func capabilities() async -> RemoteCapabilities { RemoteCapabilities() }
 
+  public func writeRanges(
+    _ path: String, from localPath: String, ranges: [Range<UInt64>], truncateFirst: UInt64?,
+    size: UInt64
+  ) async throws -> RemoteAttributes? {
+    throw RemoteError(errno: EOPNOTSUPP, "writes of ranges of \(path) are not supported")
+  }
+
   public func setAttributes(_ path: String, _ changes: RemoteAttributeChanges) async throws
     -> RemoteAttributes
   {
@@ -104,31 +129,31 @@ extension RemoteFilesystem {
   }
 
   public func createFile(_ path: String, mode: UInt32, exclusive: Bool) async throws
-    -> RemoteAttributes
+    -> RemoteEntryState
   {
     if let existing = try? await attributes(of: path) {
       if exclusive { throw RemoteError(errno: EEXIST, "\(path) exists") }
       guard existing.type != .directory else {
         throw RemoteError(errno: EISDIR, "\(path) is a directory")
       }
-      return existing
+      return RemoteEntryState(existing)
     }
     try await upload(path, from: nil)
-    return try await attributes(of: path)
+    return RemoteEntryState(try await attributes(of: path))
   }
 
-  public func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteAttributes {
+  public func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteEntryState {
     try await makeDirectory(path, mode: mode)
-    return try await attributes(of: path)
+    return RemoteEntryState(try await attributes(of: path))
   }
 
   public func makeNode(_ path: String, mode: UInt32, device: UInt64) async throws
-    -> RemoteAttributes
+    -> RemoteEntryState
   {
     throw RemoteError(errno: EOPNOTSUPP, "mknod of \(path) is not supported")
   }
 
-  public func createSymlink(_ path: String, target: String) async throws -> RemoteAttributes {
+  public func createSymlink(_ path: String, target: String) async throws -> RemoteEntryState {
     throw RemoteError(errno: EOPNOTSUPP, "symlink \(path) is not supported")
   }
 
@@ -136,17 +161,19 @@ extension RemoteFilesystem {
     throw RemoteError(errno: EOPNOTSUPP, "readlink of \(path) is not supported")
   }
 
-  public func link(from source: String, to destination: String) async throws -> RemoteAttributes {
+  public func link(from source: String, to destination: String) async throws -> RemoteEntryState {
     throw RemoteError(errno: EOPNOTSUPP, "link \(destination) is not supported")
   }
 
+  @discardableResult
   public func rename(from source: String, to destination: String, flags: RemoteRenameFlags)
-    async throws
+    async throws -> RemoteNameChange
   {
     guard flags.isEmpty else {
       throw RemoteError(errno: EINVAL, "rename flags \(flags.rawValue) are not supported")
     }
     try await rename(from: source, to: destination)
+    return RemoteNameChange()
   }
 
   public func synchronize(_ path: String, dataOnly: Bool) async throws {}

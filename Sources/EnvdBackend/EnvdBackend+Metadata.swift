@@ -34,28 +34,29 @@ extension EnvdBackend {
   }
 
   public func createFile(_ path: String, mode: UInt32, exclusive: Bool) async throws
-    -> RemoteAttributes
+    -> RemoteEntryState
   {
     if try await serverMode().hasExtension {
       return try await extensionCreate("Create", path, mode: mode & 0o7777, exclusive: exclusive)
     }
-    return try await runFallback(
-      path, [.create(mode: mode, exclusive: exclusive), .stat], context: "create \(path)")
+    return RemoteEntryState(
+      try await runFallback(
+        path, [.create(mode: mode, exclusive: exclusive), .stat], context: "create \(path)"))
   }
 
-  public func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteAttributes {
+  public func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteEntryState {
     if path == "/" { throw RemoteError(errno: EEXIST, "mkdir /: the mount root exists") }
     if try await serverMode().hasExtension {
       return try await extensionCreate("Mkdir", path, mode: mode & 0o7777)
     }
     // `mkdir -m`: exact mode and errors in one process, where envd's MakeDir is `mkdir -p`
     // with a fixed mode and would need a parent check and a chmod.
-    return try await runFallback(
-      path, [.makeDirectory(mode: mode), .stat], context: "mkdir \(path)")
+    return RemoteEntryState(
+      try await runFallback(path, [.makeDirectory(mode: mode), .stat], context: "mkdir \(path)"))
   }
 
   public func makeNode(_ path: String, mode: UInt32, device: UInt64) async throws
-    -> RemoteAttributes
+    -> RemoteEntryState
   {
     let context = "mknod \(path)"
     let type = mode & 0o170000
@@ -67,7 +68,8 @@ extension EnvdBackend {
     }
     switch type {
     case 0o010000:
-      return try await runFallback(path, [.makeFifo(mode: mode), .stat], context: context)
+      return RemoteEntryState(
+        try await runFallback(path, [.makeFifo(mode: mode), .stat], context: context))
     case 0o100000, 0:
       return try await createFile(path, mode: mode, exclusive: true)
     default:
@@ -75,14 +77,14 @@ extension EnvdBackend {
     }
   }
 
-  public func createSymlink(_ path: String, target: String) async throws -> RemoteAttributes {
+  public func createSymlink(_ path: String, target: String) async throws -> RemoteEntryState {
     if try await serverMode().hasExtension {
       return try await extensionCreate("Symlink", path, mode: 0o777, target: target)
     }
     var attributes = try await runFallback(
       path, [.symlink(target: target), .stat], context: "symlink \(path)")
     attributes.symlinkTarget = target
-    return attributes
+    return RemoteEntryState(attributes)
   }
 
   public func readLink(_ path: String) async throws -> String {
@@ -96,20 +98,22 @@ extension EnvdBackend {
     return text
   }
 
-  public func link(from source: String, to destination: String) async throws -> RemoteAttributes {
+  public func link(from source: String, to destination: String) async throws -> RemoteEntryState {
     let context = "link \(destination) to \(source)"
     if try await serverMode().hasExtension {
-      return try await extensionAttributes(
+      return try await extensionCreated(
         "Link",
         ExtensionTwoPaths(from: client.protocolPath(source), to: client.protocolPath(destination)),
         context: context)
     }
-    return try await runFallback(
-      destination, [.link(from: client.protocolPath(source)), .stat], context: context)
+    return RemoteEntryState(
+      try await runFallback(
+        destination, [.link(from: client.protocolPath(source)), .stat], context: context))
   }
 
+  @discardableResult
   public func rename(from source: String, to destination: String, flags: RemoteRenameFlags)
-    async throws
+    async throws -> RemoteNameChange
   {
     let context = "rename \(source) to \(destination)"
     defer {
@@ -131,6 +135,7 @@ extension EnvdBackend {
       }
     }
     try await stockRename(from: source, to: destination)
+    return RemoteNameChange()
   }
 
   public func synchronize(_ path: String, dataOnly: Bool) async throws {

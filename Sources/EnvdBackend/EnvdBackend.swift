@@ -57,20 +57,24 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
     _ = try await createDirectory(path, mode: mode)
   }
 
-  public func removeFile(_ path: String) async throws {
+  @discardableResult
+  public func removeFile(_ path: String) async throws -> RemoteAttributes? {
     defer { knownDirectories.forget(path) }
     if try await serverMode().hasExtension {
       return try await extensionRemove(path, directory: false)
     }
     try await stockRemoveFile(path)
+    return nil
   }
 
-  public func removeDirectory(_ path: String) async throws {
+  @discardableResult
+  public func removeDirectory(_ path: String) async throws -> RemoteAttributes? {
     defer { knownDirectories.forget(path) }
     if try await serverMode().hasExtension {
       return try await extensionRemove(path, directory: true)
     }
     try await stockRemoveDirectory(path)
+    return nil
   }
 
   public func rename(from source: String, to destination: String) async throws {

@@ -2,7 +2,9 @@ import Backend
 import Synchronization
 
 /// Recent directory listings, so a lookup right after a listing (`ls -l`, `find`) needs no round
-/// trip. Entries live for the attribute timeout and are dropped when we change the directory.
+/// trip. Listings live for the attribute timeout from their fetch; our own changes patch them in
+/// place with what the server answered (`patch`), so a folder being filled or emptied through
+/// the mount (rsync, tar, rm -rf) keeps answering lookups, "no such name" included.
 ///
 /// Concurrent requests for one listing share one fetch. Each stored listing has a generation
 /// number, so the bridge can tell whether the listing the kernel cached (FOPEN_CACHE_DIR) is
@@ -21,6 +23,8 @@ final class DirectoryCache: Sendable {
     var indexByName: [String: Int]
     var fetchedAt: ContinuousClock.Instant
     var generation: UInt64
+    /// Lookups this listing answered: what earns a re-listing for lookups (`listsForLookUp`).
+    var lookUpsAnswered = 0
   }
 
   private struct State {
@@ -37,6 +41,8 @@ final class DirectoryCache: Sendable {
   private let lifetime: Duration
   private let state = Mutex(State())
   private static let pruneThreshold = 4096
+  /// Entries a re-listing for lookups may cost per lookup the last listing answered.
+  static let relistingCost = 16
 
   init(lifetime: Duration) {
     self.lifetime = lifetime
@@ -109,11 +115,20 @@ final class DirectoryCache: Sendable {
   /// lifetime. A tool that stats many names of one directory (`git status`, `make`, a
   /// compiler's include search) then pays one listing, not a round trip per name; a lone stat
   /// stays a stat.
+  ///
+  /// A listing costs a round trip plus O(entries); a folder listed before is listed again only
+  /// when its last listing answered at least one lookup per `relistingCost` entries, so no
+  /// lookup costs O(folder size) amortized, however big the folder.
   func listsForLookUp(in directory: String) -> Bool {
     guard isEnabled else { return false }
     let now = ContinuousClock.now
     return state.withLock { state in
       if state.fetching[directory] != nil { return true }
+      if let last = state.listings[directory], last.entries.count > Self.relistingCost * 4,
+        last.lookUpsAnswered * Self.relistingCost < last.entries.count
+      {
+        return false
+      }
       if let missed = state.lookUpMisses[directory], now - missed <= lifetime { return true }
       if state.lookUpMisses.count >= Self.pruneThreshold {
         state.lookUpMisses = state.lookUpMisses.filter { now - $0.value <= lifetime }
@@ -126,8 +141,48 @@ final class DirectoryCache: Sendable {
   func lookUp(_ name: String, in directory: String) -> Answer {
     state.withLock { state in
       guard let listing = state.listings[directory], isFresh(listing) else { return .unknown }
+      state.listings[directory]?.lookUpsAnswered += 1
       guard let index = listing.indexByName[name] else { return .missing }
       return .found(listing.entries[index].attributes)
+    }
+  }
+
+  /// Our own change to `name` in `directory`, as the server answered it: its attributes, or
+  /// nil when it is gone. A fresh listing is patched in place under a new generation (the
+  /// kernel's cached copy is then refreshed); its age stays, so changes made by others still
+  /// show within the lifetime. A fetch already under way is not stored: it may predate this.
+  func patch(_ directory: String, name: String, attributes: RemoteAttributes?) {
+    state.withLock { state in
+      state.changes += 1
+      state.fetching[directory] = nil
+      guard var listing = state.listings[directory], isFresh(listing) else { return }
+      state.listings[directory] = nil  // one owner of the arrays while they change
+      if let index = listing.indexByName[name] {
+        if let attributes {
+          listing.entries[index].attributes = attributes
+        } else {
+          listing.entries.remove(at: index)
+          listing.indexByName[name] = nil
+          for position in index..<listing.entries.count {
+            listing.indexByName[listing.entries[position].name] = position
+          }
+        }
+      } else if let attributes {
+        listing.indexByName[name] = listing.entries.count
+        listing.entries.append(RemoteEntry(name: name, attributes: attributes))
+      }
+      listing.generation = state.nextGeneration
+      state.nextGeneration += 1
+      state.listings[directory] = listing
+    }
+  }
+
+  /// A directory we just made: its listing is known to be empty.
+  func installEmpty(_ directory: String) {
+    state.withLock { state in
+      state.changes += 1
+      state.fetching[directory] = nil
+      _ = store([], of: directory, in: &state)
     }
   }
 

@@ -10,9 +10,9 @@ public struct OpenedFile: Sendable {
 }
 
 extension Filesystem {
-  /// Opens `inode`. A writable open gets the inode's staging file, downloading the current
-  /// content first unless `O_TRUNC`; a failed download fails the open (EIO), so nothing partial
-  /// is ever served as the file.
+  /// Opens `inode`. A writable open gets the inode's staging file, which downloads nothing:
+  /// writes stay local until close, and reads of unwritten ranges go to the remote version
+  /// stat'ed here, checked against its size as every read is.
   public func open(_ inode: UInt64, flags: Int32) async throws -> OpenedFile {
     let writable = (flags & O_ACCMODE) != O_RDONLY
     if writable { try requireWritable() }
@@ -34,11 +34,13 @@ extension Filesystem {
     openFiles.beginUse(of: inode)
     do {
       let staging = try await openFiles.staging(of: inode) { [stagingArea] in
-        truncate
-          ? try stagingArea.makeEmpty()
-          : try await stagingArea.makeWithContent(of: path, expectedSize: attributes.size)
+        truncate ? try stagingArea.makeEmpty() : try stagingArea.make(over: attributes.version)
       }
-      if truncate { try staging.truncate(to: 0) }
+      if truncate {
+        try staging.truncate(to: 0)
+        // Replaced whole even if it looked empty: our view may be a TTL old.
+        staging.markTruncated()
+      }
       pageCacheVersions.forget(inode)
       let handle = openFiles.register(
         OpenFiles.Handle(inode: inode, writable: true, version: attributes.version))
@@ -79,9 +81,9 @@ extension Filesystem {
     // One round trip: an exclusive remote create. EEXIST without O_EXCL means our lookup
     // answered from a listing up to a TTL old, or someone else was faster: open that file,
     // never empty it (O_TRUNC aside).
-    let attributes: RemoteAttributes
+    let created: RemoteEntryState
     do {
-      attributes = try await backend.createFile(path, mode: mode & 0o7777, exclusive: true)
+      created = try await backend.createFile(path, mode: mode & 0o7777, exclusive: true)
     } catch let error as RemoteError where error.errno == EEXIST && (flags & O_EXCL) == 0 {
       let existing = try await backend.attributes(of: path)
       guard existing.type != .directory else {
@@ -95,7 +97,8 @@ extension Filesystem {
         throw error
       }
     }
-    directoryChanged(RemotePath.parent(of: path))
+    let attributes = created.attributes
+    entryChanged(path, to: attributes, parent: created.parent)
     let entry = entry(for: path, attributes: attributes)
     let writable = (flags & O_ACCMODE) != O_RDONLY
     pageCacheVersions.forget(entry.inode)
@@ -116,24 +119,44 @@ extension Filesystem {
     return (entry, OpenedFile(handle: handle))
   }
 
-  /// Local. Reads from the inode's staging file, or returns nil when it has none and the read
-  /// must go to the remote (`read`).
+  /// Local. Reads from the inode's staging file when it holds the whole range, or returns nil
+  /// when the read must go to the remote (`read`).
   public func readLocally(handle: UInt64, offset: UInt64, length: Int) throws -> [UInt8]? {
     let opened = try openHandle(handle)
     guard let staging = openFiles.staging(of: opened.inode) else { return nil }
+    let pieces = staging.plan(offset..<offset + UInt64(length))
+    guard pieces.allSatisfy(\.local) else { return nil }
     return try staging.read(at: offset, count: length)
   }
 
   /// Reads through the file reader, checked against the size stat'ed at open. The bytes may be
-  /// a slice of a cached buffer.
+  /// a slice of a cached buffer. A file open for writing merges its local bytes with the
+  /// remote's for the ranges it has not written.
   public func read(handle: UInt64, offset: UInt64, length: Int) async throws -> ArraySlice<UInt8> {
     let opened = try openHandle(handle)
-    if let staging = openFiles.staging(of: opened.inode) {
-      return ArraySlice(try staging.read(at: offset, count: length))
-    }
     let path = try self.path(of: opened.inode)
-    return try await reader.read(
-      path, version: opened.version, offset: offset, length: length, handle: handle)
+    guard let staging = openFiles.staging(of: opened.inode) else {
+      return try await reader.read(
+        path, version: opened.version, offset: offset, length: length, handle: handle)
+    }
+    var bytes: [UInt8] = []
+    for piece in staging.plan(offset..<offset + UInt64(length)) {
+      let count = Int(piece.range.upperBound - piece.range.lowerBound)
+      if piece.local {
+        bytes += try staging.read(at: piece.range.lowerBound, count: count)
+        continue
+      }
+      guard let version = staging.remoteVersion else {
+        throw FilesystemError.errno(EIO, "\(path): no remote version to read from")
+      }
+      let remote = try await reader.read(
+        path, version: version, offset: piece.range.lowerBound, length: count, handle: handle)
+      guard remote.count == count else {
+        throw FilesystemError.errno(EIO, "\(path): the remote file is shorter than it was")
+      }
+      bytes += remote
+    }
+    return ArraySlice(bytes)
   }
 
   /// Local. Writes into the staging file; the remote sees it at flush, fsync or release.
@@ -197,33 +220,28 @@ extension Filesystem {
       if !throughWriter { try await upload(inode) }
       return
     }
-    let path = try self.path(of: inode)
-    if size == 0 {
-      try await backend.upload(path, from: nil)
-    } else {
-      let attributes = try await backend.attributes(of: path)
-      guard attributes.type != .directory else {
-        throw FilesystemError.errno(EISDIR, "\(path) is a directory")
-      }
-      let staging = try await stagingArea.makeWithContent(of: path, expectedSize: attributes.size)
-      try staging.truncate(to: size)
-      try await stagingArea.uploadIfDirty(staging) { path }
-    }
-    inodes.invalidateAttributes(of: inode)
-    directories.invalidate(RemotePath.parent(of: path))
+    _ = try await changeRemoteAttributes(of: inode, AttributeChanges(size: size))
   }
 
-  /// Uploads the inode's staging file if dirty. An orphan (unlinked or replaced while open) is
-  /// not uploaded: that would bring it back.
+  /// Sends the inode's staged changes, if any. An orphan (unlinked or replaced while open) is
+  /// not uploaded: that would bring it back. The server's answer patches the caches.
   private func upload(_ inode: UInt64) async throws {
     guard let staging = openFiles.staging(of: inode), staging.isDirty else { return }
-    try await stagingArea.uploadIfDirty(staging) { [inodes] in inodes.path(of: inode) }
+    let answer = try await stagingArea.upload(staging) { [inodes] in inodes.path(of: inode) }
     try await restoreSpecialBits(of: inode)
-    inodes.invalidateAttributes(of: inode)
-    if let path = inodes.path(of: inode) {
+    guard let path = inodes.path(of: inode) else { return }
+    if let answer {
+      inodes.store(answer.attributes, for: inode)
+      directories.patch(
+        RemotePath.parent(of: path), name: RemotePath.name(of: path),
+        attributes: answer.attributes)
+      // An atomic replace renamed into the directory; an in-place write left it alone.
+      if let parent = answer.parent { directoryChanged(RemotePath.parent(of: path), to: parent) }
+    } else {
+      inodes.invalidateAttributes(of: inode)
       directories.invalidate(RemotePath.parent(of: path))
-      otherLinksChanged(path)
     }
+    otherLinksChanged(path)
   }
 
   private func openHandle(_ handle: UInt64) throws -> OpenFiles.Handle {

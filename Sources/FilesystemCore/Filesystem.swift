@@ -119,23 +119,22 @@ public final class Filesystem: Sendable {
   public func makeDirectory(parent: UInt64, name: String, mode: UInt32) async throws -> Entry {
     try requireWritable()
     let path = try childPath(parent, name)
-    let attributes = try await backend.createDirectory(path, mode: mode & 0o7777)
-    directoryChanged(RemotePath.parent(of: path))
-    return entry(for: path, attributes: attributes)
+    let created = try await backend.createDirectory(path, mode: mode & 0o7777)
+    entryChanged(path, to: created.attributes, parent: created.parent)
+    directories.installEmpty(path)
+    return entry(for: path, attributes: created.attributes)
   }
 
   public func removeFile(parent: UInt64, name: String) async throws {
     try requireWritable()
     let path = try childPath(parent, name)
-    try await backend.removeFile(path)
-    forgetRemoved(path)
+    forgetRemoved(path, parentNow: try await backend.removeFile(path))
   }
 
   public func removeDirectory(parent: UInt64, name: String) async throws {
     try requireWritable()
     let path = try childPath(parent, name)
-    try await backend.removeDirectory(path)
-    forgetRemoved(path)
+    forgetRemoved(path, parentNow: try await backend.removeDirectory(path))
   }
 
   /// renameat2(2): flags RENAME_NOREPLACE and RENAME_EXCHANGE (`renameWithFlags`).
@@ -146,10 +145,6 @@ public final class Filesystem: Sendable {
     let source = try childPath(parent, name)
     let destination = try childPath(newParent, newName)
     try await renameWithFlags(source: source, destination: destination, flags: flags)
-    directoryChanged(RemotePath.parent(of: source))
-    directoryChanged(RemotePath.parent(of: destination))
-    directories.invalidateTree(source)
-    directories.invalidateTree(destination)
   }
 
   public func statistics() async throws -> statvfs {
@@ -198,10 +193,11 @@ public final class Filesystem: Sendable {
     return Entry(inode: inode, attributes: shownStat(for: attributes, inode: inode))
   }
 
-  func forgetRemoved(_ path: String) {
+  /// `path` was removed; `parentNow`: its directory's attributes after that, when known.
+  func forgetRemoved(_ path: String, parentNow: RemoteAttributes?) {
     otherLinksChanged(path)
     inodes.removeTree(at: path)
-    directoryChanged(RemotePath.parent(of: path))
+    entryChanged(path, to: nil, parent: parentNow)
     directories.invalidateTree(path)
   }
 

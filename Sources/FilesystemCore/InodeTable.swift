@@ -198,6 +198,17 @@ final class InodeTable: Sendable {
     }
   }
 
+  /// The last attributes known for `path`'s inode, however old.
+  func attributes(ofPath path: String) -> RemoteAttributes? {
+    state.withLock { state in state.inodeByPath[path].flatMap { state.records[$0]?.attributes } }
+  }
+
+  /// `store` for the inode of `path`, if it has one.
+  func store(_ attributes: RemoteAttributes, forPath path: String) {
+    guard let inode = state.withLock({ $0.inodeByPath[path] }) else { return }
+    store(attributes, for: inode)
+  }
+
   /// `path` and everything under it are gone: their inodes become orphans.
   func removeTree(at path: String) {
     state.withLock { state in detach(path, in: &state) }

@@ -34,7 +34,8 @@ extension Filesystem {
       ]
       _ = utimensat(AT_FDCWD, staging.localPath, &times, 0)
     }
-    directories.invalidate(RemotePath.parent(of: path))
+    directories.patch(
+      RemotePath.parent(of: path), name: RemotePath.name(of: path), attributes: attributes)
     // Through `attributes(of:)`, so a staging file's size and mtime still show.
     return try await self.attributes(of: inode)
   }
@@ -61,15 +62,32 @@ extension Filesystem {
     return result
   }
 
-  /// Our own change to the entries of `directory`: its listing and its attributes (mtime,
-  /// nlink) are stale. The kernel drops its copy of the attributes itself; ours must go too, or
-  /// the next getattr answers the old mtime (rsync then skips re-setting a directory's time).
-  /// So must its parent's listing, which holds the same old attributes and would answer the
-  /// next lookup of the directory with them.
-  func directoryChanged(_ directory: String) {
-    directories.invalidate(directory)
-    if directory != "/" { directories.invalidate(RemotePath.parent(of: directory)) }
-    inodes.invalidateAttributes(ofPath: directory)
+  /// Our own change to the entry at `path`, as the server answered it: its new attributes
+  /// (nil: it is gone) patch its directory's cached listing in place, and the directory's own
+  /// new attributes (`parent`) patch the directory's inode and its entry in the listing above.
+  /// When the server did not tell the directory's attributes (stock envd), those are dropped
+  /// instead: the kernel drops its copy itself, and ours must go too, or the next getattr
+  /// answers the old mtime (rsync then skips re-setting a directory's time); so must the
+  /// listing above, which holds the same old attributes.
+  func entryChanged(_ path: String, to attributes: RemoteAttributes?, parent: RemoteAttributes?) {
+    let directory = RemotePath.parent(of: path)
+    directories.patch(directory, name: RemotePath.name(of: path), attributes: attributes)
+    directoryChanged(directory, to: parent)
+  }
+
+  /// `directory` changed (an entry came or went); `attributes`: its own, when known.
+  func directoryChanged(_ directory: String, to attributes: RemoteAttributes?) {
+    guard let attributes else {
+      inodes.invalidateAttributes(ofPath: directory)
+      if directory != "/" { directories.invalidate(RemotePath.parent(of: directory)) }
+      return
+    }
+    inodes.store(attributes, forPath: directory)
+    if directory != "/" {
+      directories.patch(
+        RemotePath.parent(of: directory), name: RemotePath.name(of: directory),
+        attributes: attributes)
+    }
   }
 
   /// A change to the file at `path` (size, mode, nlink) also shows under its other names: their
@@ -95,10 +113,10 @@ extension Filesystem {
     guard target.utf8.count < 4096 else {
       throw FilesystemError.errno(ENAMETOOLONG, "symlink target too long")
     }
-    var attributes = try await backend.createSymlink(path, target: target)
-    if attributes.symlinkTarget == nil { attributes.symlinkTarget = target }
-    directoryChanged(RemotePath.parent(of: path))
-    return entry(for: path, attributes: attributes)
+    var created = try await backend.createSymlink(path, target: target)
+    if created.attributes.symlinkTarget == nil { created.attributes.symlinkTarget = target }
+    entryChanged(path, to: created.attributes, parent: created.parent)
+    return entry(for: path, attributes: created.attributes)
   }
 
   /// The exact link text: from the cached attributes when the backend sent it, else asked.
@@ -116,15 +134,17 @@ extension Filesystem {
     try requireWritable()
     let source = try path(of: inode)
     let destination = try childPath(newParent, newName)
-    let attributes = try await backend.link(from: source, to: destination)
+    let linked = try await backend.link(from: source, to: destination)
     // The file's nlink changed under every name it has, the source's own included.
     otherLinksChanged(source)
-    directories.invalidate(RemotePath.parent(of: source))
+    directories.patch(
+      RemotePath.parent(of: source), name: RemotePath.name(of: source),
+      attributes: linked.attributes)
     inodes.addName(destination, toNodeOf: source)
-    directoryChanged(RemotePath.parent(of: destination))
+    entryChanged(destination, to: linked.attributes, parent: linked.parent)
     // The source's nlink and ctime changed too.
-    inodes.store(attributes, for: inode)
-    return entry(for: destination, attributes: attributes)
+    inodes.store(linked.attributes, for: inode)
+    return entry(for: destination, attributes: linked.attributes)
   }
 
   /// mknod(2): regular files and FIFOs (sockets where the backend can); devices are EPERM.
@@ -133,14 +153,14 @@ extension Filesystem {
   {
     try requireWritable()
     let path = try childPath(parent, name)
-    let attributes: RemoteAttributes
+    let created: RemoteEntryState
     if mode & UInt32(S_IFMT) == UInt32(S_IFREG) || mode & UInt32(S_IFMT) == 0 {
-      attributes = try await backend.createFile(path, mode: mode & 0o7777, exclusive: true)
+      created = try await backend.createFile(path, mode: mode & 0o7777, exclusive: true)
     } else {
-      attributes = try await backend.makeNode(path, mode: mode, device: device)
+      created = try await backend.makeNode(path, mode: mode, device: device)
     }
-    directoryChanged(RemotePath.parent(of: path))
-    return entry(for: path, attributes: attributes)
+    entryChanged(path, to: created.attributes, parent: created.parent)
+    return entry(for: path, attributes: created.attributes)
   }
 
   /// access(2) as the caller (`uid`, `gid`) sees the attributes this mount shows. Root passes
@@ -166,13 +186,19 @@ extension Filesystem {
   }
 
   /// renameat2 with RENAME_NOREPLACE / RENAME_EXCHANGE; other flags are EINVAL, as Linux.
+  /// The caches are patched with the server's answer: the name moves between the listings.
   func renameWithFlags(source: String, destination: String, flags: UInt32) async throws {
     let known: UInt32 = 1 | 2  // RENAME_NOREPLACE | RENAME_EXCHANGE
     guard flags & ~known == 0, flags != known else {
       throw FilesystemError.errno(EINVAL, "rename flags \(flags)")
     }
     let remoteFlags = RemoteRenameFlags(rawValue: flags)
-    try await backend.rename(from: source, to: destination, flags: remoteFlags)
+    let sourceDirectory = RemotePath.parent(of: source)
+    let destinationDirectory = RemotePath.parent(of: destination)
+    // What the entries were: a rename keeps them but for ctime (the server may not say).
+    let moved = knownAttributes(of: source)
+    let replaced = remoteFlags.contains(.exchange) ? knownAttributes(of: destination) : nil
+    let answer = try await backend.rename(from: source, to: destination, flags: remoteFlags)
     // A replaced destination that had other names: their nlink dropped.
     otherLinksChanged(destination)
     if remoteFlags.contains(.exchange) {
@@ -180,5 +206,41 @@ extension Filesystem {
     } else {
       inodes.moveTree(from: source, to: destination)
     }
+    let arrived = answer.attributes ?? moved
+    if remoteFlags.contains(.exchange) {
+      if let arrived, let replaced {
+        directories.patch(sourceDirectory, name: RemotePath.name(of: source), attributes: replaced)
+        directories.patch(
+          destinationDirectory, name: RemotePath.name(of: destination), attributes: arrived)
+      } else {
+        directories.invalidate(sourceDirectory)
+        directories.invalidate(destinationDirectory)
+      }
+    } else {
+      directories.patch(sourceDirectory, name: RemotePath.name(of: source), attributes: nil)
+      if let arrived {
+        directories.patch(
+          destinationDirectory, name: RemotePath.name(of: destination), attributes: arrived)
+      } else {
+        directories.invalidate(destinationDirectory)
+      }
+    }
+    directoryChanged(sourceDirectory, to: answer.parent)
+    if destinationDirectory != sourceDirectory {
+      directoryChanged(destinationDirectory, to: answer.destinationParent)
+    }
+    directories.invalidateTree(source)
+    directories.invalidateTree(destination)
+  }
+
+  /// The attributes this mount holds for `path`, however old: from its directory's listing or
+  /// its inode.
+  private func knownAttributes(of path: String) -> RemoteAttributes? {
+    if case .found(let attributes) = directories.lookUp(
+      RemotePath.name(of: path), in: RemotePath.parent(of: path))
+    {
+      return attributes
+    }
+    return inodes.attributes(ofPath: path)
   }
 }

@@ -64,10 +64,12 @@ final class CountingRemote: RemoteFilesystem {
   func download(_ path: String, expectedSize: UInt64, to localPath: String) async throws -> UInt64 {
     throw unsupported
   }
-  func upload(_ path: String, from localPath: String?) async throws { throw unsupported }
+  func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {
+    throw unsupported
+  }
   func makeDirectory(_ path: String, mode: UInt32) async throws { throw unsupported }
-  func removeFile(_ path: String) async throws { throw unsupported }
-  func removeDirectory(_ path: String) async throws { throw unsupported }
+  func removeFile(_ path: String) async throws -> RemoteAttributes? { throw unsupported }
+  func removeDirectory(_ path: String) async throws -> RemoteAttributes? { throw unsupported }
   func rename(from source: String, to destination: String) async throws { throw unsupported }
   func filesystemStatistics() async throws -> RemoteFilesystemStatistics { throw unsupported }
 

@@ -48,7 +48,9 @@ final class ExtensionMetadataTests: XCTestCase {
     XCTAssertEqual(entries[0].attributes.inode, UInt64(info.st_ino))
   }
 
-  func testUploadRewritesInPlace() async throws {
+  /// An upload replaces the file atomically (a new inode renamed over it) with its owner and
+  /// mode; a file with other hard links is rewritten in place, so they keep sharing it.
+  func testUploadReplacesAtomicallyKeepingOwnerAndMode() async throws {
     try fixture.write("/kept", [1])
     chmod(fixture.path("/kept"), 0o751)
     chown(fixture.path("/kept"), 77, 88)
@@ -56,12 +58,18 @@ final class ExtensionMetadataTests: XCTestCase {
     let local = fixture.root + "/../upload-\(getpid())"
     try Data([5, 6, 7]).write(to: URL(fileURLWithPath: local))
     defer { unlink(local) }
-    try await checks.backend.upload("/kept", from: local)
+    let answer = try await checks.backend.upload("/kept", from: local)
     let info = checks.diskStat("/kept")
     XCTAssertEqual(try fixture.contents("/kept"), [5, 6, 7])
-    XCTAssertEqual(info.st_ino, inode)
+    XCTAssertNotEqual(info.st_ino, inode)
+    XCTAssertEqual(answer?.attributes.inode, UInt64(info.st_ino))
+    XCTAssertEqual(answer?.attributes.size, 3)
     XCTAssertEqual(info.st_uid, 77)
     XCTAssertEqual(info.st_mode & 0o7777, 0o751)
+    link(fixture.path("/kept"), fixture.path("/other"))
+    try await checks.backend.upload("/kept", from: nil)
+    XCTAssertEqual(checks.diskStat("/kept").st_ino, info.st_ino)
+    XCTAssertEqual(try fixture.contents("/other"), [])
     // A new file still goes through envd's upload.
     try await checks.backend.upload("/fresh", from: local)
     XCTAssertEqual(try fixture.contents("/fresh"), [5, 6, 7])

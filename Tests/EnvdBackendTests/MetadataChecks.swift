@@ -89,7 +89,7 @@ struct MetadataChecks {
 
   func symlinks() async throws {
     let text = "../some where/\nodd"
-    let attributes = try await backend.createSymlink("/link", target: text)
+    let attributes = try await backend.createSymlink("/link", target: text).attributes
     XCTAssertEqual(attributes.type, .symlink)
     XCTAssertEqual(attributes.size, UInt64(text.utf8.count))
     XCTAssertEqual(
@@ -114,7 +114,7 @@ struct MetadataChecks {
 
   func hardLinks() async throws {
     try fixture.write("/a", [1, 2, 3])
-    let attributes = try await backend.link(from: "/a", to: "/b")
+    let attributes = try await backend.link(from: "/a", to: "/b").attributes
     XCTAssertEqual(diskStat("/a").st_ino, diskStat("/b").st_ino)
     XCTAssertEqual(diskStat("/a").st_nlink, 2)
     XCTAssertEqual(attributes.linkCount, 2)
@@ -155,7 +155,7 @@ struct MetadataChecks {
   }
 
   func creation() async throws {
-    var attributes = try await backend.createFile("/new", mode: 0o640, exclusive: true)
+    var attributes = try await backend.createFile("/new", mode: 0o640, exclusive: true).attributes
     XCTAssertEqual(diskStat("/new").st_mode, S_IFREG | 0o640)
     XCTAssertEqual(attributes.permissions, 0o640)
     XCTAssertEqual(attributes.size, 0)
@@ -163,7 +163,7 @@ struct MetadataChecks {
       try await backend.createFile("/new", mode: 0o600, exclusive: true)
     }
     try fixture.write("/new", [9, 9])
-    attributes = try await backend.createFile("/new", mode: 0o600, exclusive: false)
+    attributes = try await backend.createFile("/new", mode: 0o600, exclusive: false).attributes
     XCTAssertEqual(attributes.size, 2, "a non-exclusive create leaves an existing file alone")
     XCTAssertEqual(diskStat("/new").st_mode & 0o777, 0o640)
     symlink("dangling", fixture.path("/dl"))
@@ -175,14 +175,14 @@ struct MetadataChecks {
       try await backend.createFile("/none/f", mode: 0o600, exclusive: true)
     }
 
-    attributes = try await backend.createDirectory("/dir", mode: 0o2710)
+    attributes = try await backend.createDirectory("/dir", mode: 0o2710).attributes
     XCTAssertEqual(diskStat("/dir").st_mode, S_IFDIR | 0o2710)
     XCTAssertEqual(attributes.type, .directory)
     await assertRemoteError(EEXIST) { try await backend.createDirectory("/dir", mode: 0o755) }
     await assertRemoteError(EEXIST) { try await backend.createDirectory("/new", mode: 0o755) }
     await assertRemoteError(ENOENT) { try await backend.createDirectory("/a/b", mode: 0o755) }
 
-    attributes = try await backend.makeNode("/fifo", mode: S_IFIFO | 0o620, device: 0)
+    attributes = try await backend.makeNode("/fifo", mode: S_IFIFO | 0o620, device: 0).attributes
     XCTAssertEqual(diskStat("/fifo").st_mode, S_IFIFO | 0o620)
     XCTAssertEqual(attributes.type, .fifo)
     await assertRemoteError(EPERM) {

@@ -6,13 +6,16 @@ public final class RunningAgent: @unchecked Sendable {
   public let url: String
   public let root: String
 
-  /// Starts the agent with `--listen 127.0.0.1:0` and waits for its
-  /// `listening on http://HOST:PORT` line on standard output.
-  public init(root: String, arguments: [String] = [], environment: [String: String]? = nil) throws {
+  /// Starts the agent with `--listen 127.0.0.1:0` (or `listen`, e.g. to restart one on its old
+  /// port) and waits for its `listening on http://HOST:PORT` line on standard output.
+  public init(
+    root: String, arguments: [String] = [], environment: [String: String]? = nil,
+    listen: String = "127.0.0.1:0"
+  ) throws {
     self.root = root
     let child = try ChildProcess(
       executable: BuiltProducts.executable("sandbox-agent"),
-      arguments: ["--listen", "127.0.0.1:0", "--root", root] + arguments,
+      arguments: ["--listen", listen, "--root", root] + arguments,
       environment: environment)
     self.child = child
     var found: String?

@@ -38,6 +38,16 @@ public final class MountedSandbox: @unchecked Sendable {
     mount = try RunningMount(url: agent.url, mountpoint: mountpoint, arguments: mountArguments)
   }
 
+  /// Starts a new agent on the old one's address (stop or kill the old one first), so the mount
+  /// finds it again.
+  public func restartAgent(arguments: [String] = [], environment: [String: String]? = nil) throws {
+    guard let old = agent else { throw TestSupportError("no agent to restart") }
+    old.stop()
+    let address = old.url.replacingOccurrences(of: "http://", with: "")
+    agent = try RunningAgent(
+      root: root, arguments: arguments, environment: environment, listen: address)
+  }
+
   public func close() {
     mount?.unmount()
     mount = nil

@@ -6,13 +6,23 @@ import Backend
   import Musl
 #endif
 
+/// Whole-file uploads (atomic: a cut upload leaves the old content) and writes of changed ranges.
 extension EnvdBackend {
-  /// `POST /files` with a raw `application/octet-stream` body streamed from `localPath`
-  /// (gzip-compressed when `compressUploads` and it pays off).
+  /// Dirty ranges of at most this many bytes in all go through one process on stock envd, as
+  /// base64 arguments (each under Linux's 128 KiB limit for one argument); more is uploaded whole.
+  public static let stockPatchLimit = 256 * 1024
+  static let stockPatchPiece = 48 * 1024
+
+  /// Replaces the file with the local file's content, streamed (gzip-compressed when
+  /// `compressUploads` and it pays off), then checks the remote size against what was sent: a
+  /// mismatch is retried once, then EIO.
   ///
-  /// envd creates missing parents, so this method checks the parent first (a Stat unless it was
-  /// seen within a second, `KnownDirectories`) and throws ENOENT/ENOTDIR: callers need not.
-  public func upload(_ path: String, from localPath: String?) async throws {
+  /// With the extension: the replace route (temporary file, fsync, size check, rename, the
+  /// target's owner and mode). On stock envd: `POST /files` to a temporary name in the same
+  /// folder, a Stat of it, then Move over the target. envd creates missing parents, so the
+  /// parent is checked first (ENOENT/ENOTDIR).
+  @discardableResult
+  public func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {
     let context = "upload \(path)"
     if path == "/" { throw RemoteError(errno: EISDIR, "\(context): the mount root is a directory") }
 
@@ -29,30 +39,243 @@ extension EnvdBackend {
       size = Int64(info.st_size)
     }
 
-    // Built once: the stock POST below reuses it, rewound, after an extension ENOENT.
-    let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
+    var attempt = 0
+    while true {
+      attempt += 1
+      let answer = try await uploadOnce(path, descriptor: descriptor, size: size)
+      // The write-side twin of the truncation check.
+      guard let answer, answer.attributes.size != UInt64(size) else { return answer }
+      let mismatch =
+        "\(context): the sandbox holds \(answer.attributes.size) bytes, \(size) were sent"
+      guard attempt < 2 else { throw RemoteError(errno: EIO, mismatch) }
+      logger.warning("\(mismatch); sending it again")
+    }
+  }
 
-    // With the extension, an existing file is rewritten in place: its inode, owner and mode stay
-    // (envd's POST /files chowns it to the request user).
+  private func uploadOnce(_ path: String, descriptor: Int32, size: Int64) async throws
+    -> RemoteEntryState?
+  {
     if case .agentExtension(_, _, let route?) = try await serverMode() {
-      if try await extensionRewrite(path, route: route, body: body, headers: headers) { return }
-      if case .stream(let source) = body, !source.rewind() {
-        throw RemoteError(errno: EIO, "\(context): cannot rewind the upload body")
+      let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
+      let query =
+        "?path=" + QueryEncoding.encode(client.protocolPath(path)) + "&replace=1&length=\(size)"
+      if let answer = try await extensionWrite(
+        path, route: route, query: query, body: body, headers: headers)
+      {
+        return answer
       }
+      // Missing (removed meanwhile): envd's upload creates it.
+    }
+    return try await stockUpload(path, descriptor: descriptor, size: size)
+  }
+
+  /// Stock envd: upload to `.NAME.sandbox-mount-XXXX` next to the target, then one process
+  /// checks its size and renames it over the target with the target's mode (a target with
+  /// other hard links is copied into instead), and sets the directory's mtime back. A cut
+  /// upload leaves only the temporary file, which the process or a later upload removes.
+  private func stockUpload(_ path: String, descriptor: Int32, size: Int64) async throws
+    -> RemoteEntryState
+  {
+    let context = "upload \(path)"
+    let parent = RemotePath.parent(of: path)
+    // Also the check that the parent exists: envd's upload would make it.
+    guard let directory = try await statIfPresent(parent, context: context) else {
+      throw RemoteError(errno: ENOENT, "\(context): \(parent) does not exist")
+    }
+    guard directory.attributes.type == .directory || directory.leadsToDirectory else {
+      throw RemoteError(errno: ENOTDIR, "\(context): \(parent) is not a directory")
+    }
+    let name = String(RemotePath.name(of: path).prefix(200))
+    let temporary = RemotePath.join(
+      parent, ".\(name).sandbox-mount-\(String(UInt64.random(in: 0..<(1 << 40)), radix: 36))")
+    let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
+    do {
+      let response = try await client.files(
+        HTTPRequest(
+          method: .post, url: client.filesURL(temporary), headers: headers, body: body,
+          sink: .memory(expected: 0, limit: 1 << 20), bulk: size > 0))
+      if let failure = client.transportError(response, context: context) { throw failure }
+      guard response.isSuccessStatus else {
+        throw EnvdErrorMapping.remoteError(
+          status: response.status, body: response.body, context: context)
+      }
+      let replace = FallbackScript.Step.replace(
+        from: client.protocolPath(temporary), size: UInt64(size),
+        directoryTime: directory.attributes.modificationTime)
+      let attributes = try await runFallback(path, [replace, .stat], context: context)
+      knownDirectories.remember(parent)
+      return RemoteEntryState(attributes)
+    } catch {
+      _ = try? await stockRemoveFile(temporary)
+      throw error
+    }
+  }
+
+  /// Writes `ranges` of the local file into the existing remote file at the same offsets, in
+  /// place (same inode): a truncate to `truncateFirst` first, and the size `size` at the end.
+  /// Returns the new attributes; a size other than `size` afterwards is EIO.
+  ///
+  /// With the extension: one offset write per range, streamed from the local file (gzip'ed
+  /// when a range is the whole file and that pays off). On stock envd: a whole file written from
+  /// scratch (`truncateFirst` 0, one range from 0) is envd's upload, which writes in place;
+  /// other ranges go through one process, up to `stockPatchLimit` bytes in all; more is
+  /// EOPNOTSUPP, and the caller uploads the whole file instead.
+  public func writeRanges(
+    _ path: String, from localPath: String, ranges: [Range<UInt64>], truncateFirst: UInt64?,
+    size: UInt64
+  ) async throws -> RemoteAttributes? {
+    let context = "write \(path)"
+    let descriptor = open(localPath, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else {
+      throw RemoteError(errno: errno, "\(context): cannot read \(localPath)")
+    }
+    defer { close(descriptor) }
+    let rewritesAll = truncateFirst == 0 && ranges.allSatisfy { $0 == 0..<size }
+
+    guard case .agentExtension(_, _, let route?) = try await serverMode() else {
+      if rewritesAll {
+        try await stockWriteInPlace(path, descriptor: descriptor, size: Int64(size))
+        return nil
+      }
+      return try await stockPatch(
+        path, descriptor: descriptor, ranges: ranges, truncateFirst: truncateFirst, size: size)
     }
 
-    // Free when the parent was seen moments ago (the lookup before an open, an earlier upload).
+    var attributes: RemoteAttributes?
+    var pendingTruncate = truncateFirst
+    // A size change alone is an empty write that sets the size.
+    var writes = ranges
+    if writes.isEmpty || truncateFirst != nil && writes.first?.lowerBound != 0 {
+      writes.insert(0..<0, at: 0)
+    }
+    for range in writes {
+      let length = Int64(range.upperBound - range.lowerBound)
+      var query =
+        "?path=" + QueryEncoding.encode(client.protocolPath(path))
+        + "&offset=\(range.lowerBound)&length=\(length)"
+      if let wanted = pendingTruncate ?? (range.isEmpty ? size : nil) { query += "&size=\(wanted)" }
+      pendingTruncate = nil
+      var headers = ["Content-Type: application/octet-stream"]
+      let body: RequestBody
+      if range == 0..<size {
+        (headers, body) = try uploadBody(descriptor: descriptor, size: length)
+      } else {
+        body = .stream(
+          FileRangeBodySource(
+            descriptor: descriptor, offset: Int64(range.lowerBound), length: length))
+      }
+      attributes = try await extensionWrite(
+        path, route: route, query: query, body: body, headers: headers)?.attributes
+      guard attributes != nil else {
+        throw RemoteError(errno: ENOENT, "\(context): the file is gone")
+      }
+    }
+    if let reached = attributes?.size, reached != size {
+      // A truncate that ended below the last write's end, or past it (zeros).
+      let query =
+        "?path=" + QueryEncoding.encode(client.protocolPath(path)) + "&offset=0&size=\(size)"
+      attributes = try await extensionWrite(
+        path, route: route, query: query, body: .none,
+        headers: ["Content-Type: application/octet-stream"])?.attributes
+    }
+    if let reached = attributes?.size, reached != size {
+      throw RemoteError(errno: EIO, "\(context): the sandbox holds \(reached) bytes, not \(size)")
+    }
+    return attributes
+  }
+
+  /// envd's `POST /files` to the path itself: it truncates and writes the file in place.
+  private func stockWriteInPlace(_ path: String, descriptor: Int32, size: Int64) async throws {
+    let context = "write \(path)"
     try await requireDirectory(RemotePath.parent(of: path), for: context)
+    let (headers, body) = try uploadBody(descriptor: size > 0 ? descriptor : -1, size: size)
     let response = try await client.files(
       HTTPRequest(
         method: .post, url: client.filesURL(path), headers: headers, body: body,
-        sink: .memory(expected: 0, limit: 1 << 20), bulk: localPath != nil))
+        sink: .memory(expected: 0, limit: 1 << 20), bulk: size > 0))
     if let failure = client.transportError(response, context: context) { throw failure }
     guard response.isSuccessStatus else {
       throw EnvdErrorMapping.remoteError(
         status: response.status, body: response.body, context: context)
     }
-    knownDirectories.remember(RemotePath.parent(of: path))
+  }
+
+  /// Changed ranges through one process, as base64 arguments.
+  private func stockPatch(
+    _ path: String, descriptor: Int32, ranges: [Range<UInt64>], truncateFirst: UInt64?,
+    size: UInt64
+  ) async throws -> RemoteAttributes {
+    let context = "write \(path)"
+    let total = ranges.reduce(0) { $0 + ($1.upperBound - $1.lowerBound) }
+    guard total <= UInt64(Self.stockPatchLimit) else {
+      throw RemoteError(errno: EOPNOTSUPP, "\(context): too many changed bytes for one process")
+    }
+    var steps: [FallbackScript.Step] = truncateFirst.map { [.size($0)] } ?? []
+    for piece in ranges.flatMap({ Self.split($0, into: UInt64(Self.stockPatchPiece)) }) {
+      let bytes = try Self.read(piece, from: descriptor, context: context)
+      steps.append(.patch(offset: piece.lowerBound, bytes: bytes))
+    }
+    steps += [.size(size), .stat]
+    let attributes = try await runFallback(path, steps, context: context)
+    if attributes.size != size {
+      throw RemoteError(
+        errno: EIO, "\(context): the sandbox holds \(attributes.size) bytes, not \(size)")
+    }
+    return attributes
+  }
+
+  /// An offset write or replace through the extension's route; nil when the file is missing.
+  private func extensionWrite(
+    _ path: String, route: String, query: String, body: RequestBody, headers: [String]
+  ) async throws -> RemoteEntryState? {
+    let context = "upload \(path)"
+    let response = try await client.post(
+      route: route + query,
+      HTTPRequest(
+        method: .post, url: "", headers: headers, body: body,
+        sink: .memory(expected: 0, limit: 1 << 20), bulk: true))
+    if let failure = client.transportError(response, context: context) { throw failure }
+    if response.status == 200 {
+      do {
+        let answer = try decodeJSON(ExtensionWriteResponse.self, response.body)
+        guard let attr = answer.attr else {
+          throw RemoteError(errno: EIO, "\(context): the answer has no attr")
+        }
+        return RemoteEntryState(attr.attributes, parent: answer.parent?.attributes)
+      } catch {
+        throw RemoteError(errno: EIO, "\(context): undecodable answer from the agent: \(error)")
+      }
+    }
+    let error = ExtensionErrno.remoteError(
+      status: response.status, body: response.body, context: context)
+    if error.errno == ENOENT { return nil }
+    throw error
+  }
+
+  private static func split(_ range: Range<UInt64>, into piece: UInt64) -> [Range<UInt64>] {
+    stride(from: range.lowerBound, to: range.upperBound, by: Int(piece)).map {
+      $0..<min($0 + piece, range.upperBound)
+    }
+  }
+
+  private static func read(_ range: Range<UInt64>, from descriptor: Int32, context: String) throws
+    -> [UInt8]
+  {
+    let count = Int(range.upperBound - range.lowerBound)
+    var bytes = [UInt8](repeating: 0, count: count)
+    var done = 0
+    while done < count {
+      let got = bytes.withUnsafeMutableBytes {
+        pread(
+          descriptor, $0.baseAddress! + done, count - done, off_t(range.lowerBound) + off_t(done))
+      }
+      if got < 0, errno == EINTR { continue }
+      guard got > 0 else {
+        throw RemoteError(errno: EIO, "\(context): the local copy is shorter than its changes")
+      }
+      done += got
+    }
+    return bytes
   }
 
   /// A body from the start of `descriptor` (-1: empty), gzip-compressed when it pays off.

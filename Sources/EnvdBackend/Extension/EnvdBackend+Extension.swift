@@ -29,32 +29,45 @@ extension EnvdBackend {
     }
   }
 
-  func extensionRemove(_ path: String, directory: Bool) async throws {
-    _ = try await extensionCall(
+  /// Returns the parent's attributes after the removal (nil from an agent that does not say).
+  func extensionRemove(_ path: String, directory: Bool) async throws -> RemoteAttributes? {
+    try await extensionCall(
       directory ? "Rmdir" : "Unlink", ExtensionPath(path: client.protocolPath(path)),
-      as: ExtensionEmpty.self, context: "\(directory ? "rmdir" : "unlink") \(path)")
+      as: ExtensionChangeResponse.self, context: "\(directory ? "rmdir" : "unlink") \(path)"
+    ).parent?.attributes
   }
 
   func extensionCreate(
     _ method: String, _ path: String, mode: UInt32, exclusive: Bool? = nil,
     target: String? = nil, device: UInt64? = nil
-  ) async throws -> RemoteAttributes {
+  ) async throws -> RemoteEntryState {
     let message = ExtensionCreate(
       path: client.protocolPath(path), mode: mode, exclusive: exclusive,
       rdev: device.map(String.init), target: target)
-    return try await extensionAttributes(
-      method, message, context: "\(method.lowercased()) \(path)")
+    return try await extensionCreated(method, message, context: "\(method.lowercased()) \(path)")
+  }
+
+  func extensionCreated(_ method: String, _ message: some Encodable, context: String)
+    async throws -> RemoteEntryState
+  {
+    let answer = try await extensionCall(
+      method, message, as: ExtensionChangeResponse.self, context: context)
+    guard let created = answer.created else {
+      throw RemoteError(errno: EIO, "\(context): the answer has no attr")
+    }
+    return created
   }
 
   func extensionRename(_ source: String, _ destination: String, flags: RemoteRenameFlags)
-    async throws
+    async throws -> RemoteNameChange
   {
     let message = ExtensionTwoPaths(
       from: client.protocolPath(source), to: client.protocolPath(destination),
       flags: flags.isEmpty ? nil : flags.rawValue)
-    _ = try await extensionCall(
-      "Rename", message, as: ExtensionEmpty.self,
-      context: "rename \(source) to \(destination)")
+    return try await extensionCall(
+      "Rename", message, as: ExtensionChangeResponse.self,
+      context: "rename \(source) to \(destination)"
+    ).nameChange
   }
 
   func extensionReadLink(_ path: String) async throws -> String {
@@ -72,25 +85,5 @@ extension EnvdBackend {
     try await extensionCall(
       "Statfs", ExtensionEmpty(), as: ExtensionStatfsResponse.self, context: "statfs"
     ).statistics
-  }
-
-  /// Replaces the content of an existing file in place (same inode, owner and mode) through the
-  /// offset-write route with `size=0`. false when the file does not exist (use envd's upload).
-  func extensionRewrite(_ path: String, route: String, body: RequestBody, headers: [String])
-    async throws -> Bool
-  {
-    let context = "upload \(path)"
-    let query = "?path=" + QueryEncoding.encode(client.protocolPath(path)) + "&offset=0&size=0"
-    let response = try await client.post(
-      route: route + query,
-      HTTPRequest(
-        method: .post, url: "", headers: headers, body: body,
-        sink: .memory(expected: 0, limit: 1 << 20), bulk: true))
-    if let failure = client.transportError(response, context: context) { throw failure }
-    if response.status == 200 { return true }
-    let error = ExtensionErrno.remoteError(
-      status: response.status, body: response.body, context: context)
-    if error.errno == ENOENT { return false }
-    throw error
   }
 }

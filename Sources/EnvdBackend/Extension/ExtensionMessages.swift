@@ -86,8 +86,27 @@ struct ExtensionReadlinkResponse: Decodable {
   var targetBytes: String?
 }
 
+/// The answer of a name-changing method: the entry and the directories that changed.
+struct ExtensionChangeResponse: Decodable {
+  var attr: ExtensionAttr?
+  var parent: ExtensionAttr?
+  var toParent: ExtensionAttr?
+
+  var created: RemoteEntryState? {
+    attr.map { RemoteEntryState($0.attributes, parent: parent?.attributes) }
+  }
+
+  var nameChange: RemoteNameChange {
+    RemoteNameChange(
+      attributes: attr?.attributes, parent: parent?.attributes,
+      destinationParent: toParent?.attributes)
+  }
+}
+
 struct ExtensionWriteResponse: Decodable {
   var attr: ExtensionAttr?
+  /// A replace renamed into the directory: its attr after that.
+  var parent: ExtensionAttr?
 }
 
 struct ExtensionStatfsResponse: Decodable {
@@ -213,6 +232,25 @@ extension ExtensionAttrResponse: FastJSONDecodable {
       }), scanner.isAtEnd, let attr
     else { return nil }
     self.attr = attr
+  }
+}
+
+extension ExtensionChangeResponse: FastJSONDecodable {
+  init?(fastJSON bytes: UnsafeBufferPointer<UInt8>) {
+    var scanner = JSONScanner(bytes)
+    var found: [ExtensionAttr?] = [nil, nil, nil]
+    guard scanner.consume(UInt8(ascii: "{")),
+      scanner.members({ scanner, key in
+        let slot =
+          key.spells("attr") ? 0 : key.spells("parent") ? 1 : key.spells("toParent") ? 2 : -1
+        guard slot >= 0 else { return scanner.skipValue() }
+        guard found[slot] == nil else { return false }
+        if scanner.consumeNull() { return true }
+        found[slot] = ExtensionAttr(scanning: &scanner)
+        return found[slot] != nil
+      }), scanner.isAtEnd
+    else { return nil }
+    (attr, parent, toParent) = (found[0], found[1], found[2])
   }
 }
 

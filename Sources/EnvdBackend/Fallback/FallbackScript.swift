@@ -1,5 +1,11 @@
 import Backend
 
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
+
 /// Metadata operations for a stock envd, run as one `/bin/sh -c SCRIPT` process.
 ///
 /// The script is a constant: a small interpreter of its positional arguments, so no shell text
@@ -59,6 +65,31 @@ enum FallbackScript {
           d=${p%/*}
           if [ "$ok" = 1 ] && [ -g "${d:-/}" ]; then run chmod g+s -- "$p"; fi
           shift ;;
+        patch)
+          # Bytes at an offset of an existing file, in place; base64 keeps them argv-safe.
+          if [ "$ok" = 1 ]; then
+            e=$(printf '%s' "$2" | base64 -d | dd of="$p" bs=65536 seek="$1" oflag=seek_bytes conv=notrunc,nocreat status=none 2>&1) || fail "$e"
+          fi
+          shift 2 ;;
+        replace)
+          # A complete upload at TEMP (SIZE bytes) becomes the file: renamed over it with its
+          # mode, or copied into it when it has other hard links (so they keep sharing it). The
+          # directory's mtime goes back to DIRTIME: writing a file leaves its directory alone.
+          if [ "$ok" = 1 ]; then
+            s=$R$1
+            if [ "$(stat -c %s -- "$s" 2>/dev/null)" != "$2" ]; then
+              rm -f -- "$s"; fail "Input/output error: the upload is not $2 bytes"
+            elif [ -f "$p" ] && [ ! -L "$p" ] && [ "$(stat -c %h -- "$p")" -gt 1 ]; then
+              run dd if="$s" of="$p" bs=1M status=none
+              rm -f -- "$s"
+            else
+              if [ -f "$p" ] && [ ! -L "$p" ]; then run chmod -- "$(stat -c %a -- "$p")" "$s"; fi
+              run mv -f -T -- "$s" "$p"
+              [ "$ok" = 1 ] || rm -f -- "$s"
+            fi
+            if [ "$ok" = 1 ] && [ -n "$3" ]; then touch -c -m -d "$3" -- "${p%/*}/" 2>/dev/null || :; fi
+          fi
+          shift 3 ;;
         mkfifo) run mkfifo -m "$1" -- "$p"; shift ;;
         symlink) run ln -s -T -- "$1" "$p"; shift ;;
         link) run ln -P -T -- "$R$1" "$p"; shift ;;
@@ -106,6 +137,11 @@ enum FallbackScript {
     /// A hard link at the job's path to this protocol path.
     case link(from: String)
     case fsync(dataOnly: Bool)
+    /// Writes `bytes` at `offset` of the existing file, in place.
+    case patch(offset: UInt64, bytes: [UInt8])
+    /// The uploaded file at this protocol path, of `size` bytes, replaces the job's path; its
+    /// directory's mtime is then set back to `directoryTime`.
+    case replace(from: String, size: UInt64, directoryTime: RemoteTime?)
     case readLink
     case stat
     case statfs
@@ -126,6 +162,10 @@ enum FallbackScript {
       case .symlink(let target): ["symlink", target]
       case .link(let source): ["link", source]
       case .fsync(let dataOnly): ["fsync", dataOnly ? "1" : "0"]
+      case .patch(let offset, let bytes):
+        ["patch", String(offset), Data(bytes).base64EncodedString()]
+      case .replace(let source, let size, let time):
+        ["replace", source, String(size), time.map { FallbackScript.touchDate(.set($0)) } ?? ""]
       case .readLink: ["readlink"]
       case .stat: ["stat"]
       case .statfs: ["statfs"]

@@ -1,0 +1,108 @@
+import Backend
+import Foundation
+import Logging
+import Synchronization
+
+/// Makes staging files in a folder and sends their changes to the remote: only the changed
+/// ranges where the backend can write in place, else the whole file (atomically, by the backend).
+public final class StagingArea: Sendable {
+  private let backend: any RemoteFilesystem
+  private let directory: String
+  private let logger: Logger
+  /// Bytes fetched per request when a whole upload completes a file from the remote.
+  static let fillPiece = 8 << 20
+  /// More changed ranges than this, covering most of a file, go as one whole upload instead.
+  static let manyRanges = 64
+
+  /// Staging files go into `directory`, e.g. `$TMPDIR` or `--cache-dir`; one is made and dropped
+  /// here so a folder that cannot hold them fails the mount, not the first write.
+  public init(backend: any RemoteFilesystem, directory: String, logger: Logger) throws {
+    self.directory = directory
+    self.backend = backend
+    self.logger = logger
+    _ = try StagingFile(directory: directory, remote: nil)
+  }
+
+  /// An empty staging file, for `create` and `O_TRUNC` opens.
+  public func makeEmpty() throws -> StagingFile {
+    try StagingFile(directory: directory, remote: nil)
+  }
+
+  /// A staging file over the remote content of `version`: nothing is downloaded; reads of
+  /// unwritten ranges go to the remote.
+  public func make(over version: RemoteFileVersion) throws -> StagingFile {
+    try StagingFile(directory: directory, remote: version)
+  }
+
+  /// Sends what `file` changed to `path`. Returns the remote attributes afterwards when the
+  /// backend told them. The path is read when the upload starts: a rename while open moves the
+  /// target, and an unlinked file (nil) must not be re-created.
+  @discardableResult
+  public func upload(_ file: StagingFile, to path: @escaping @Sendable () -> String?)
+    async throws -> RemoteEntryState?
+  {
+    let answer = Mutex<RemoteEntryState?>(nil)
+    try await file.uploadIfDirty { [backend, logger] changes in
+      guard let target = path() else { return nil }
+      do {
+        let state = try await Self.send(changes, of: file, to: target, backend: backend)
+        answer.withLock { $0 = state }
+        return state?.attributes.version
+      } catch {
+        logger.error("upload of \(target) failed: \(error)")
+        throw error
+      }
+    }
+    return answer.withLock { $0 }
+  }
+
+  /// An `O_TRUNC` rewrite of existing content: the whole file, atomically. Else the changed
+  /// ranges, in place (a file created here is all "changed"; the inode stays, which SQLite and
+  /// editors check), unless most of the file changed in many pieces, or the backend cannot
+  /// write ranges cheaply: then the whole file, after fetching what is not local.
+  private static func send(
+    _ changes: StagingFile.Changes, of file: StagingFile, to path: String,
+    backend: any RemoteFilesystem
+  ) async throws -> RemoteEntryState? {
+    if changes.replacesContent { return try await backend.upload(path, from: file.localPath) }
+    let mostlyChanged =
+      changes.dirty.byteCount * 2 >= changes.size && changes.dirty.ranges.count > manyRanges
+    if !(changes.remoteLimit > 0 && mostlyChanged) {
+      do {
+        // Nothing of the remote's is needed: the whole local file, written from scratch.
+        let fromScratch = changes.remoteLimit == 0
+        let attributes = try await backend.writeRanges(
+          path, from: file.localPath,
+          ranges: fromScratch ? [0..<changes.size] : changes.dirty.ranges,
+          truncateFirst: fromScratch ? 0 : changes.truncatedTo, size: changes.size)
+        return attributes.map { RemoteEntryState($0) }
+      } catch let error as RemoteError where error.errno == EOPNOTSUPP {
+        // This backend writes whole files only.
+      }
+    }
+    try await fillGaps(of: file, from: path, version: changes.remoteVersion, backend: backend)
+    return try await backend.upload(path, from: file.localPath)
+  }
+
+  /// Completes the local file from the remote, checked against the remote size as every read is:
+  /// a short read fails the upload, so nothing partial is ever sent as the file.
+  private static func fillGaps(
+    of file: StagingFile, from path: String, version: RemoteFileVersion?,
+    backend: any RemoteFilesystem
+  ) async throws {
+    let expectedSize = version?.size ?? 0
+    for gap in file.gaps() {
+      var offset = gap.lowerBound
+      while offset < gap.upperBound {
+        let length = Int(min(UInt64(fillPiece), gap.upperBound - offset))
+        let bytes = try await backend.read(
+          path, offset: offset, length: length, expectedSize: expectedSize)
+        guard bytes.count == length else {
+          throw RemoteError(errno: EIO, "\(path) is shorter than when it was opened")
+        }
+        try file.fill(bytes, at: offset)
+        offset += UInt64(length)
+      }
+    }
+  }
+}

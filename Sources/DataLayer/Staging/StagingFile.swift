@@ -1,0 +1,266 @@
+import Backend
+import Glibc
+import Synchronization
+
+/// The local side of one remote file open for writing: a sparse local file that holds the bytes
+/// written since the open, and whatever was fetched to complete it. Nothing is downloaded at open.
+///
+/// Invariants, kept under one lock:
+/// - Bytes in `local` are valid in the local file. Bytes below `remoteLimit` that are not in
+///   `local` are the remote file's (at `remoteVersion`); bytes at or past it (up to `size`) are
+///   local, zeros where never written.
+/// - `dirty` ⊆ `local`: bytes changed since the last upload. `truncatedTo`: the smallest size a
+///   truncate set since then, which the remote must apply before the dirty bytes.
+/// - An upload takes the changes it sends out of the state; a failed one puts them back, so a
+///   retried close or fsync sends them again and nothing acknowledged is lost.
+public final class StagingFile: Sendable {
+  /// A path to the file, handed to the backend to upload from. The file has no name (unlinked
+  /// at birth, so a crash leaves nothing behind); `/proc/self/fd/N` reopens it.
+  public let localPath: String
+  private let descriptor: Int32
+  private let state: Mutex<State>
+
+  struct State {
+    var size: UInt64
+    var remoteLimit: UInt64
+    var remoteVersion: RemoteFileVersion?
+    var local = ByteRanges()
+    var dirty = ByteRanges()
+    var truncatedTo: UInt64?
+    /// The remote content is to be replaced as a whole, atomically (an `O_TRUNC` open of a
+    /// file with content): a cut upload must leave the old content, not a prefix of the new.
+    var replacesContent = false
+    var uploadInFlight: Task<Void, any Error>?
+  }
+
+  /// What one upload sends: taken out of the state when it starts.
+  public struct Changes: Sendable {
+    public var dirty: ByteRanges
+    public var truncatedTo: UInt64?
+    public var size: UInt64
+    /// Below this, bytes not held locally are the remote's: a whole upload fetches them first.
+    public var remoteLimit: UInt64
+    public var remoteVersion: RemoteFileVersion?
+    public var replacesContent: Bool
+  }
+
+  /// A file whose remote content is `remote` (nil: empty, e.g. just created or `O_TRUNC`).
+  init(directory: String, remote: RemoteFileVersion?) throws {
+    var template = Array((directory + "/sandbox-mount-staging.XXXXXX").utf8CString)
+    let descriptor = mkstemp(&template)
+    guard descriptor >= 0 else {
+      throw RemoteError(
+        errno: errno,
+        "cannot create a staging file in \(directory): \(String(cString: strerror(errno)))")
+    }
+    unlink(template)
+    _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+    let size = remote?.size ?? 0
+    if size > 0, ftruncate(descriptor, off_t(size)) != 0 {
+      let failure = errno
+      close(descriptor)
+      throw RemoteError(errno: failure, "cannot size a staging file in \(directory)")
+    }
+    self.descriptor = descriptor
+    self.localPath = "/proc/self/fd/\(descriptor)"
+    state = Mutex(State(size: size, remoteLimit: size, remoteVersion: remote))
+  }
+
+  deinit {
+    close(descriptor)
+  }
+
+  /// Whether the file has changes the remote has not acknowledged.
+  public var isDirty: Bool {
+    state.withLock { !$0.dirty.isEmpty || $0.truncatedTo != nil }
+  }
+
+  /// An `O_TRUNC` open: the remote content must become this file's even without writes, and
+  /// atomically.
+  public func markTruncated() {
+    state.withLock {
+      $0.truncatedTo = 0
+      $0.replacesContent = true
+    }
+  }
+
+  /// The remote version the bytes not held locally belong to; nil when everything is local.
+  public var remoteVersion: RemoteFileVersion? {
+    state.withLock { $0.remoteLimit > 0 ? $0.remoteVersion : nil }
+  }
+
+  /// `range` (clipped to the size) cut into pieces read locally or from the remote.
+  public func plan(_ range: Range<UInt64>) -> [(range: Range<UInt64>, local: Bool)] {
+    state.withLock { state in
+      let end = min(range.upperBound, state.size)
+      guard range.lowerBound < end else { return [] }
+      let clipped = range.lowerBound..<end
+      let remotePart = clipped.lowerBound..<max(clipped.lowerBound, min(end, state.remoteLimit))
+      var pieces = state.local.pieces(of: remotePart).map { ($0.range, $0.inside) }
+      if remotePart.upperBound < end { pieces.append((remotePart.upperBound..<end, true)) }
+      return pieces.filter { !$0.0.isEmpty }
+    }
+  }
+
+  /// Reads up to `count` local bytes at `offset`; fewer only at the end of the file. The caller
+  /// checked with `plan` that they are local.
+  public func read(at offset: UInt64, count: Int) throws -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: count)
+    let total = try bytes.withUnsafeMutableBytes { buffer -> Int in
+      var done = 0
+      while done < count {
+        let got = pread(
+          descriptor, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+        if got < 0 {
+          if errno == EINTR { continue }
+          throw RemoteError(errno: errno, "staging read failed")
+        }
+        if got == 0 { break }
+        done += got
+      }
+      return done
+    }
+    bytes.removeLast(count - total)
+    return bytes
+  }
+
+  /// Writes all of `bytes` at `offset`: they are local and dirty from now on.
+  public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+    try state.withLock { state in
+      try writeAll(bytes, at: offset)
+      let range = offset..<offset + UInt64(bytes.count)
+      state.local.insert(range)
+      state.dirty.insert(range)
+      state.size = max(state.size, range.upperBound)
+    }
+  }
+
+  public func truncate(to size: UInt64) throws {
+    try state.withLock { state in
+      guard ftruncate(descriptor, off_t(size)) == 0 else {
+        throw RemoteError(errno: errno, "staging truncate failed")
+      }
+      state.local.removeAll(from: size)
+      state.dirty.removeAll(from: size)
+      // Emptying a file with content starts a whole rewrite (`dd`, `ftruncate` then write).
+      if size == 0 && state.remoteLimit > 0 { state.replacesContent = true }
+      state.remoteLimit = min(state.remoteLimit, size)
+      state.truncatedTo = min(state.truncatedTo ?? size, size)
+      state.size = size
+    }
+  }
+
+  /// Stores fetched remote bytes at `offset`, except where the file was written meanwhile.
+  func fill(_ bytes: [UInt8], at offset: UInt64) throws {
+    try state.withLock { state in
+      let range = offset..<offset + UInt64(bytes.count)
+      for piece in state.local.pieces(of: range) where !piece.inside {
+        guard piece.range.upperBound <= state.remoteLimit else { continue }
+        let start = Int(piece.range.lowerBound - offset)
+        let count = Int(piece.range.upperBound - piece.range.lowerBound)
+        try bytes.withUnsafeBytes { buffer in
+          try writeAll(
+            UnsafeRawBufferPointer(rebasing: buffer[start..<start + count]),
+            at: piece.range.lowerBound)
+        }
+        state.local.insert(piece.range)
+      }
+    }
+  }
+
+  /// The ranges below the remote limit that are not held locally.
+  func gaps() -> [Range<UInt64>] {
+    state.withLock { state in
+      state.local.pieces(of: 0..<state.remoteLimit).filter { !$0.inside }.map(\.range)
+    }
+  }
+
+  /// Size and modification time of the local content.
+  public func status() throws -> (size: UInt64, modificationTime: RemoteTime) {
+    var info = stat()
+    guard fstat(descriptor, &info) == 0 else {
+      throw RemoteError(errno: errno, "staging stat failed")
+    }
+    return (
+      UInt64(info.st_size),
+      RemoteTime(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: Int32(info.st_mtim.tv_nsec))
+    )
+  }
+
+  /// Runs `upload` with the changes not yet sent, one upload at a time. A caller that finds an
+  /// upload in flight waits for it, then uploads again if writes came in meanwhile (or that
+  /// upload failed), so every caller's writes are covered by an upload whose result it sees.
+  /// `upload` returns the remote version after it, which later remote reads use. Afterwards
+  /// the remote holds every byte the file had when the upload started, so later uploads send
+  /// only what changes next.
+  func uploadIfDirty(
+    _ upload: @escaping @Sendable (Changes) async throws -> RemoteFileVersion?
+  ) async throws {
+    while true {
+      let step = state.withLock { state -> (task: Task<Void, any Error>, started: Bool)? in
+        if let running = state.uploadInFlight { return (running, false) }
+        guard !state.dirty.isEmpty || state.truncatedTo != nil else { return nil }
+        let changes = Changes(
+          dirty: state.dirty, truncatedTo: state.truncatedTo, size: state.size,
+          remoteLimit: state.remoteLimit, remoteVersion: state.remoteVersion,
+          replacesContent: state.replacesContent)
+        state.dirty = ByteRanges()
+        state.truncatedTo = nil
+        state.replacesContent = false
+        // The task settles the state itself before its result is visible, so a waiter never
+        // finds a finished upload still marked in flight (it would spin on it).
+        let task = Task {
+          do {
+            let version = try await upload(changes)
+            self.state.withLock { state in
+              state.uploadInFlight = nil
+              // Bytes past the old limit were local (written, or holes): the remote has them
+              // now, at a version later reads can name.
+              // An emptied file stays to be replaced whole: a shell's `>` flushes the empty file
+              // before the command writes, and a cut upload must not leave a prefix then either.
+              if changes.replacesContent && changes.size == 0 { state.replacesContent = true }
+              if let version {
+                state.remoteVersion = version
+                state.remoteLimit = min(changes.size, state.size, state.truncatedTo ?? .max)
+              }
+            }
+          } catch {
+            self.state.withLock { state in
+              state.uploadInFlight = nil
+              state.dirty.formUnion(changes.dirty)
+              state.dirty.removeAll(from: state.size)
+              if let truncated = changes.truncatedTo {
+                state.truncatedTo = min(state.truncatedTo ?? truncated, truncated)
+              }
+              state.replacesContent = state.replacesContent || changes.replacesContent
+            }
+            throw error
+          }
+        }
+        state.uploadInFlight = task
+        return (task, true)
+      }
+      guard let step else { return }
+      if step.started {
+        try await step.task.value
+        return
+      }
+      // Someone else's upload: whatever its result, check again (and upload ourselves if our
+      // writes are not covered), so our caller sees the result of an upload of its writes.
+      _ = try? await step.task.value
+    }
+  }
+
+  private func writeAll(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+    var done = 0
+    while done < bytes.count {
+      let put = pwrite(
+        descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+      if put < 0 {
+        if errno == EINTR { continue }
+        throw RemoteError(errno: errno, "staging write failed")
+      }
+      done += put
+    }
+  }
+}
