@@ -198,9 +198,10 @@ final class InodeTable: Sendable {
     }
   }
 
-  /// The last attributes known for `path`'s inode, however old.
-  func attributes(ofPath path: String) -> RemoteAttributes? {
-    state.withLock { state in state.inodeByPath[path].flatMap { state.records[$0]?.attributes } }
+  /// The attributes known for `path`'s inode, if fetched within `maxAge`.
+  func attributes(ofPath path: String, maxAge: Duration) -> RemoteAttributes? {
+    guard let inode = state.withLock({ $0.inodeByPath[path] }) else { return nil }
+    return attributes(of: inode, maxAge: maxAge)
   }
 
   /// `store` for the inode of `path`, if it has one.

@@ -233,14 +233,14 @@ extension Filesystem {
     directories.invalidateTree(destination)
   }
 
-  /// The attributes this mount holds for `path`, however old: from its directory's listing or
-  /// its inode.
+  /// The fresh attributes this mount holds for `path`: from its directory's listing or its
+  /// inode. Never stale ones: they would patch a listing with what the file no longer is.
   private func knownAttributes(of path: String) -> RemoteAttributes? {
     if case .found(let attributes) = directories.lookUp(
       RemotePath.name(of: path), in: RemotePath.parent(of: path))
     {
       return attributes
     }
-    return inodes.attributes(ofPath: path)
+    return inodes.attributes(ofPath: path, maxAge: configuration.attributeLifetime)
   }
 }

@@ -122,7 +122,7 @@ final class ModelTests: XCTestCase {
         model test (\(modeName)), seed \(seed): \(reason)
         replay: \(replay)
         last operations (local result, mount result):
-        \(history.suffix(20).joined(separator: "\n"))
+        \(history.suffix(Int(ProcessInfo.processInfo.environment["MODEL_HISTORY"] ?? "") ?? 20).joined(separator: "\n"))
         sandbox-mount log (last 10 lines):
         \(mountLog)
         """)
