@@ -133,6 +133,37 @@ final class WritePathTests: MountTestCase {
   /// An upload cut by a killed agent leaves the old content whole; the staged data stays, and
   /// fsync against a restarted agent sends it.
   func testAKilledUploadLeavesTheOldContentAndARetrySendsIt() throws {
+    try checkKilledUpload(temporaryPrefix: ".victim.bin.sandbox-agent-")
+  }
+
+  /// A full sandbox disk reaches the writer as ENOSPC, and the file keeps its old content.
+  func testAFullSandboxDiskIsENOSPCAndKeepsTheOldContent() throws {
+    try sh("mkdir root/small && mount -t tmpfs -o size=2m tmpfs root/small")
+    defer { _ = try? shStatus("umount -l root/small") }
+    try sh("head -c 500000 /dev/urandom > root/small/f.bin && cp root/small/f.bin scratch/old.bin")
+    // The shell's `>` flushes the emptied file before head writes: the old content is then
+    // the empty file, which a cut upload must leave as it is, not a prefix of the new.
+    let result = try shStatus("head -c 4000000 /dev/urandom > mnt/small/f.bin")
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("No space left on device"), result.error)
+    XCTAssertEqual(try sh("stat -c %s root/small/f.bin"), "0\n")
+    // One descriptor, no dup (shells and dd dup theirs): the old content stays whole.
+    try sh("cp scratch/old.bin root/small/g.bin")
+    let direct = try shStatus(
+      "python3 -c 'import os; f = open(\"mnt/small/g.bin\", \"wb\"); f.write(os.urandom(4000000)); f.close()'"
+    )
+    XCTAssertNotEqual(direct.status, 0)
+    XCTAssertTrue(direct.error.contains("No space left on device"), direct.error)
+    try sh("cmp root/small/g.bin scratch/old.bin")
+    XCTAssertEqual(try sh("ls -A root/small"), "f.bin\ng.bin\n", "a temporary file was left")
+  }
+}
+
+extension MountTestCase {
+  /// Writes new content over `victim.bin`, stops the agent once a file named
+  /// `temporaryPrefix…` appears (the upload is under way), checks the old content is whole,
+  /// kills the agent, and sends the new content with fsync to a restarted agent.
+  func checkKilledUpload(temporaryPrefix: String) throws {
     try sh("head -c 33554432 /dev/urandom > root/victim.bin && cp root/victim.bin scratch/old.bin")
     try sh("head -c 134217728 /dev/urandom > scratch/new.bin")
     let descriptor = open(mountpoint + "/victim.bin", O_WRONLY | O_TRUNC)
@@ -149,7 +180,7 @@ final class WritePathTests: MountTestCase {
       let deadline = Date().addingTimeInterval(30)
       while Date() < deadline {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: rootPath)) ?? []
-        if names.contains(where: { $0.hasPrefix(".victim.bin.sandbox-agent-") }) {
+        if names.contains(where: { $0.hasPrefix(temporaryPrefix) }) {
           kill(pid, SIGSTOP)
           return
         }
@@ -175,29 +206,7 @@ final class WritePathTests: MountTestCase {
     try sh("cmp root/victim.bin scratch/new.bin")
   }
 
-  /// A full sandbox disk reaches the writer as ENOSPC, and the file keeps its old content.
-  func testAFullSandboxDiskIsENOSPCAndKeepsTheOldContent() throws {
-    try sh("mkdir root/small && mount -t tmpfs -o size=2m tmpfs root/small")
-    defer { _ = try? shStatus("umount -l root/small") }
-    try sh("head -c 500000 /dev/urandom > root/small/f.bin && cp root/small/f.bin scratch/old.bin")
-    // The shell's `>` flushes the emptied file before head writes: the old content is then
-    // the empty file, which a cut upload must leave as it is, not a prefix of the new.
-    let result = try shStatus("head -c 4000000 /dev/urandom > mnt/small/f.bin")
-    XCTAssertNotEqual(result.status, 0)
-    XCTAssertTrue(result.error.contains("No space left on device"), result.error)
-    XCTAssertEqual(try sh("stat -c %s root/small/f.bin"), "0\n")
-    // One descriptor, no dup (shells and dd dup theirs): the old content stays whole.
-    try sh("cp scratch/old.bin root/small/g.bin")
-    let direct = try shStatus(
-      "python3 -c 'import os; f = open(\"mnt/small/g.bin\", \"wb\"); f.write(os.urandom(4000000)); f.close()'"
-    )
-    XCTAssertNotEqual(direct.status, 0)
-    XCTAssertTrue(direct.error.contains("No space left on device"), direct.error)
-    try sh("cmp root/small/g.bin scratch/old.bin")
-    XCTAssertEqual(try sh("ls -A root/small"), "f.bin\ng.bin\n", "a temporary file was left")
-  }
-
-  private func processIsStopped(_ pid: pid_t) -> Bool {
+  fileprivate func processIsStopped(_ pid: pid_t) -> Bool {
     let status = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
     guard let close = status.lastIndex(of: ")") else { return false }
     return status[status.index(close, offsetBy: 2)...].hasPrefix("T")
@@ -218,5 +227,38 @@ extension Thread {
     onStarted()
     done.wait()
     return result.withLock { $0! }
+  }
+}
+
+/// The same write path against stock envd (`--envd-compat`): process fallbacks, no extension.
+final class StockWritePathTests: MountTestCase {
+  override var agentArguments: [String] { ["--log-level", "debug", "--envd-compat"] }
+
+  private var requestLog: [String] {
+    agent.child.standardError.components(separatedBy: "\n")
+      .filter { $0.contains("POST /") || $0.contains("GET /") }
+  }
+
+  /// A 4 KiB edit and an append go through one process each, not a whole upload.
+  func testASmallEditOfALargeFileIsOneProcess() throws {
+    try sh("head -c 67108864 /dev/urandom > root/big.bin && cp root/big.bin scratch/expected.bin")
+    try sh("stat mnt/big.bin > /dev/null")
+    Thread.sleep(forTimeInterval: 0.2)
+    let before = requestLog.count
+    try sh(
+      "head -c 4096 /dev/urandom > scratch/patch.bin"
+        + " && dd if=scratch/patch.bin of=mnt/big.bin bs=4096 seek=5000 conv=notrunc status=none"
+        + " && dd if=scratch/patch.bin of=scratch/expected.bin bs=4096 seek=5000 conv=notrunc status=none"
+        + " && echo 'one more line' >> mnt/big.bin && echo 'one more line' >> scratch/expected.bin"
+    )
+    Thread.sleep(forTimeInterval: 0.2)
+    let edits = requestLog.dropFirst(before)
+    XCTAssertFalse(edits.contains { $0.contains("POST /files") }, edits.joined(separator: "\n"))
+    XCTAssertEqual(edits.filter { $0.contains("Process/Start") }.count, 2)
+    try sh("cmp root/big.bin scratch/expected.bin")
+  }
+
+  func testAKilledUploadLeavesTheOldContentAndARetrySendsIt() throws {
+    try checkKilledUpload(temporaryPrefix: ".victim.bin.sandbox-mount-")
   }
 }
