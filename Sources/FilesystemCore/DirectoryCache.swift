@@ -161,10 +161,13 @@ final class DirectoryCache: Sendable {
         if let attributes {
           listing.entries[index].attributes = attributes
         } else {
-          listing.entries.remove(at: index)
+          // The last entry takes the removed one's place: O(1), so emptying a big folder entry
+          // by entry stays linear. Listings have no order to keep.
+          let last = listing.entries.removeLast()
           listing.indexByName[name] = nil
-          for position in index..<listing.entries.count {
-            listing.indexByName[listing.entries[position].name] = position
+          if index < listing.entries.count {
+            listing.entries[index] = last
+            listing.indexByName[last.name] = index
           }
         }
       } else if let attributes {
