@@ -128,13 +128,13 @@ public final class Filesystem: Sendable {
   public func removeFile(parent: UInt64, name: String) async throws {
     try requireWritable()
     let path = try childPath(parent, name)
-    forgetRemoved(path, parentNow: try await backend.removeFile(path))
+    forgetRemoved(path, parentNow: try await backend.removeFile(path), wasDirectory: false)
   }
 
   public func removeDirectory(parent: UInt64, name: String) async throws {
     try requireWritable()
     let path = try childPath(parent, name)
-    forgetRemoved(path, parentNow: try await backend.removeDirectory(path))
+    forgetRemoved(path, parentNow: try await backend.removeDirectory(path), wasDirectory: true)
   }
 
   /// renameat2(2): flags RENAME_NOREPLACE and RENAME_EXCHANGE (`renameWithFlags`).
@@ -194,11 +194,12 @@ public final class Filesystem: Sendable {
   }
 
   /// `path` was removed; `parentNow`: its directory's attributes after that, when known.
-  func forgetRemoved(_ path: String, parentNow: RemoteAttributes?) {
+  func forgetRemoved(_ path: String, parentNow: RemoteAttributes?, wasDirectory: Bool) {
     otherLinksChanged(path)
     inodes.removeTree(at: path)
     entryChanged(path, to: nil, parent: parentNow)
-    directories.invalidateTree(path)
+    // Only a directory has listings below it (a scan of every cached listing).
+    if wasDirectory { directories.invalidateTree(path) }
   }
 
   func requireWritable() throws {

@@ -43,7 +43,7 @@ final class InodeTable: Sendable {
 
   private struct State {
     var records: [UInt64: Record] = [:]
-    var inodeByPath: [String: UInt64] = [:]
+    var inodeByPath = PathIndex()
     var nextInode: UInt64 = InodeTable.rootInode + 1
   }
 
@@ -161,7 +161,7 @@ final class InodeTable: Sendable {
     state.withLock { state in
       guard let inode = state.inodeByPath[path], (state.records[inode]?.names ?? 1) > 1
       else { return [] }
-      return state.inodeByPath.filter { $0.value == inode && $0.key != path }.map(\.key)
+      return state.inodeByPath.paths(of: inode).filter { $0 != path }
     }
   }
 
@@ -222,11 +222,10 @@ final class InodeTable: Sendable {
       // Two names of one file: rename(2) leaves both.
       if let moving = state.inodeByPath[source], state.inodeByPath[destination] == moving { return }
       detach(destination, in: &state)
-      let prefix = source + "/"
-      let moving = state.inodeByPath.filter { $0.key == source || $0.key.hasPrefix(prefix) }
+      let moving = state.inodeByPath.subtree(source)
+      for (oldPath, _) in moving { state.inodeByPath[oldPath] = nil }
       for (oldPath, inode) in moving {
         let newPath = destination + oldPath.dropFirst(source.count)
-        state.inodeByPath[oldPath] = nil
         state.inodeByPath[newPath] = inode
         state.records[inode]?.path = newPath
       }
@@ -237,13 +236,10 @@ final class InodeTable: Sendable {
   func exchangeTrees(_ first: String, _ second: String) {
     state.withLock { state in
       guard first != second else { return }
-      func subtree(_ root: String) -> [(String, UInt64)] {
-        let prefix = root + "/"
-        return state.inodeByPath.filter { $0.key == root || $0.key.hasPrefix(prefix) }.map {
-          ($0.key, $0.value)
-        }
-      }
-      let moving = [(subtree(first), first, second), (subtree(second), second, first)]
+      let moving = [
+        (state.inodeByPath.subtree(first), first, second),
+        (state.inodeByPath.subtree(second), second, first),
+      ]
       for (entries, _, _) in moving {
         for (path, _) in entries { state.inodeByPath[path] = nil }
       }
@@ -258,8 +254,7 @@ final class InodeTable: Sendable {
   }
 
   private func detach(_ path: String, in state: inout State) {
-    let prefix = path == "/" ? "/" : path + "/"
-    let gone = state.inodeByPath.filter { $0.key == path || $0.key.hasPrefix(prefix) }
+    let gone = state.inodeByPath.subtree(path)
     for (oldPath, inode) in gone {
       state.inodeByPath[oldPath] = nil
       invalidateOtherLinks(of: state.records[inode]?.attributes, except: inode, in: &state)
@@ -268,7 +263,7 @@ final class InodeTable: Sendable {
         // A hard link: the node lives on under its other name.
         state.records[inode]?.names -= 1
         if state.records[inode]?.path == oldPath {
-          state.records[inode]?.path = state.inodeByPath.first(where: { $0.value == inode })?.key
+          state.records[inode]?.path = state.inodeByPath.anyPath(of: inode)
         }
         continue
       }

@@ -229,8 +229,11 @@ extension Filesystem {
     if destinationDirectory != sourceDirectory {
       directoryChanged(destinationDirectory, to: answer.destinationParent)
     }
-    directories.invalidateTree(source)
-    directories.invalidateTree(destination)
+    // Only directories have listings below them (a scan of every cached listing).
+    if arrived?.type != .regular || replaced.map({ $0.type != .regular }) == true {
+      directories.invalidateTree(source)
+      directories.invalidateTree(destination)
+    }
   }
 
   /// The fresh attributes this mount holds for `path`: from its directory's listing or its
