@@ -13,7 +13,8 @@ func registerExtensionRoutes(on router: Router<AgentRequestContext>, services: A
   ) {
     methods.append(method)
     ConnectUnary.register(
-      ExtensionRoutes.service + "/" + method, on: router, services: services
+      ExtensionRoutes.service + "/" + method, on: router, services: services,
+      inline: ExtensionRoutes.inlineMethods.contains(method)
     ) { (input: Input, user: AgentUser) throws -> Output in
       do throws(ErrnoError) {
         return try handler(input, user)
@@ -78,6 +79,12 @@ func registerExtensionRoutes(on router: Router<AgentRequestContext>, services: A
 }
 
 enum ExtensionRoutes {
+  /// A few syscalls on one name each: run on the event loop, not the thread pool. ListDir
+  /// (a whole folder), Setattr (a truncate may free much), Fsync and Statfs stay off it.
+  static let inlineMethods: Set<String> = [
+    "Stat", "Readlink", "Unlink", "Rmdir", "Mkdir", "Mknod", "Create", "Symlink", "Link",
+    "Rename", "Counters", "Capabilities",
+  ]
   static let service = "sandboxagent.v1.Extension"
   static let version = 1
   static let writePath = "/sandboxagent/v1/files"

@@ -8,10 +8,12 @@ enum ConnectUnary {
   /// connect-go reads unary bodies whole; this bounds what a client can make the agent hold.
   static let maxBodySize = 16 << 20
 
-  /// Registers `POST /<procedure>`. `handler` runs on the thread pool with the caller's user.
+  /// Registers `POST /<procedure>`. `handler` runs on the thread pool with the caller's user,
+  /// or with `inline`, on the connection's event loop: for a few syscalls on one name, two
+  /// thread hops cost more than the work (as nginx opens files on its event loop).
   static func register<Input: Decodable & Sendable, Output: Encodable & Sendable>(
     _ procedure: String, on router: Router<AgentRequestContext>, services: AgentServices,
-    handler: @escaping @Sendable (Input, AgentUser) throws -> Output
+    inline: Bool = false, handler: @escaping @Sendable (Input, AgentUser) throws -> Output
   ) {
     router.post(RouterPath(stringLiteral: "/" + procedure)) { request, _ in
       do {
@@ -20,7 +22,9 @@ enum ConnectUnary {
         if let unsupported = unsupportedMediaType(request) { return unsupported }
         let body = try await readBody(&request)
         let input: Input = try decode(body)
-        let output = try await services.blocking { try handler(input, user) }
+        let output =
+          inline
+          ? try handler(input, user) : try await services.blocking { try handler(input, user) }
         if let writable = output as? any ProtocolJSONWritable {
           var json = ProtocolJSONWriter(capacity: writable.estimatedJSONSize)
           writable.write(to: &json)
