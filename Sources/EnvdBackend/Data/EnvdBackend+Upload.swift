@@ -88,17 +88,8 @@ extension EnvdBackend {
     let name = String(RemotePath.name(of: path).prefix(200))
     let temporary = RemotePath.join(
       parent, ".\(name).sandbox-mount-\(String(UInt64.random(in: 0..<(1 << 40)), radix: 36))")
-    let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
     do {
-      let response = try await client.files(
-        HTTPRequest(
-          method: .post, url: client.filesURL(temporary), headers: headers, body: body,
-          sink: .memory(expected: 0, limit: 1 << 20), bulk: size > 0))
-      if let failure = client.transportError(response, context: context) { throw failure }
-      guard response.isSuccessStatus else {
-        throw EnvdErrorMapping.remoteError(
-          status: response.status, body: response.body, context: context)
-      }
+      try await postFiles(to: temporary, descriptor: descriptor, size: size, context: context)
       let replace = FallbackScript.Step.replace(
         from: client.protocolPath(temporary), size: UInt64(size),
         directoryTime: directory.attributes.modificationTime)
@@ -188,7 +179,15 @@ extension EnvdBackend {
   private func stockWriteInPlace(_ path: String, descriptor: Int32, size: Int64) async throws {
     let context = "write \(path)"
     try await requireDirectory(RemotePath.parent(of: path), for: context)
-    let (headers, body) = try uploadBody(descriptor: size > 0 ? descriptor : -1, size: size)
+    try await postFiles(
+      to: path, descriptor: size > 0 ? descriptor : -1, size: size, context: context)
+  }
+
+  /// envd's `POST /files` of the local file (-1: empty) to `path`.
+  private func postFiles(to path: String, descriptor: Int32, size: Int64, context: String)
+    async throws
+  {
+    let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
     let response = try await client.files(
       HTTPRequest(
         method: .post, url: client.filesURL(path), headers: headers, body: body,
