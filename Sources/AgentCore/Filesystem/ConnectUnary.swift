@@ -10,39 +10,72 @@ enum ConnectUnary {
 
   /// Registers `POST /<procedure>`. `handler` runs on the thread pool with the caller's user,
   /// or with `inline`, on the connection's event loop: for a few syscalls on one name, two
-  /// thread hops cost more than the work (as nginx opens files on its event loop).
+  /// thread hops cost more than the work (as nginx opens files on its event loop). A plain
+  /// request is answered by `InlineUnaryHandler` without the router; the router takes the rest.
   static func register<Input: Decodable & Sendable, Output: Encodable & Sendable>(
     _ procedure: String, on router: Router<AgentRequestContext>, services: AgentServices,
     inline: Bool = false, handler: @escaping @Sendable (Input, AgentUser) throws -> Output
   ) {
+    services.inlineUnary.add("/" + procedure, offload: !inline) { body, authorization in
+      do {
+        let user = try services.users.rpcUser(authorization: authorization)
+        return answer(procedure, body: body, user: user, services: services, handler: handler)
+      } catch {
+        return failure(error, procedure: procedure, services: services)
+      }
+    }
     router.post(RouterPath(stringLiteral: "/" + procedure)) { request, _ in
+      let answer: UnaryAnswer
       do {
         var request = request
         let user = try services.rpcUser(for: request)
         if let unsupported = unsupportedMediaType(request) { return unsupported }
         let body = try await readBody(&request)
-        let input: Input = try decode(body)
-        let output =
+        answer =
           inline
-          ? try handler(input, user) : try await services.blocking { try handler(input, user) }
-        if let writable = output as? any ProtocolJSONWritable {
-          var json = ProtocolJSONWriter(capacity: writable.estimatedJSONSize)
-          writable.write(to: &json)
-          return Response(
-            status: .ok, headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: json.bytes)))
-        }
-        let data = try protocolJSONEncoder().encode(output)
-        return .json(data)
-      } catch let error as ConnectError {
-        if error.code == .internal || error.code == .unknown {
-          services.logger.warning("\(procedure): \(error.message)")
-        }
-        return .connectError(error)
+          ? Self.answer(procedure, body: body, user: user, services: services, handler: handler)
+          : try await services.blocking {
+            Self.answer(procedure, body: body, user: user, services: services, handler: handler)
+          }
       } catch {
-        return .connectError(ConnectError(.internal, "\(error)"))
+        answer = failure(error, procedure: procedure, services: services)
       }
+      return Response(
+        status: answer.status, headers: [.contentType: "application/json"],
+        body: .init(byteBuffer: answer.body))
     }
+  }
+
+  /// Decodes `body`, runs `handler` and encodes its output or its error.
+  static func answer<Input: Decodable, Output: Encodable>(
+    _ procedure: String, body: ByteBuffer, user: AgentUser, services: AgentServices,
+    handler: (Input, AgentUser) throws -> Output
+  ) -> UnaryAnswer {
+    do {
+      let input: Input = try decode(body)
+      let output = try handler(input, user)
+      if let writable = output as? any ProtocolJSONWritable {
+        var json = ProtocolJSONWriter(capacity: writable.estimatedJSONSize)
+        writable.write(to: &json)
+        return UnaryAnswer(status: .ok, body: ByteBuffer(bytes: json.bytes))
+      }
+      return UnaryAnswer(
+        status: .ok, body: ByteBuffer(bytes: try protocolJSONEncoder().encode(output)))
+    } catch {
+      return failure(error, procedure: procedure, services: services)
+    }
+  }
+
+  private static func failure(_ error: any Error, procedure: String, services: AgentServices)
+    -> UnaryAnswer
+  {
+    let connectError = error as? ConnectError ?? ConnectError(.internal, "\(error)")
+    if connectError.code == .internal || connectError.code == .unknown {
+      services.logger.warning("\(procedure): \(connectError.message)")
+    }
+    return UnaryAnswer(
+      status: .init(code: connectError.code.httpStatus),
+      body: ByteBuffer(bytes: connectError.protocolJSON))
   }
 
   /// Only `application/json` is served (no binary proto); anything else is 415.

@@ -25,6 +25,9 @@ public func buildAgentApplication(
   let services = try AgentServices(configuration: configuration, logger: logger)
   let router = buildAgentRouter(services: services)
   let host = configuration.host
+  let inlineRoutes = services.inlineUnary.snapshot
+  let counters = services.counters
+  let token = services.accessToken
   return Application(
     router: router,
     server: HTTPServerBuilder { responder in
@@ -33,7 +36,10 @@ public func buildAgentApplication(
           responder: responder,
           configuration: .init(
             additionalChannelHandlers: [ExpectContinueHandler(), FlushCoalescingHandler()],
-            idleTimeout: .seconds(300))))
+            idleTimeout: .seconds(300))),
+        lastHandler: {
+          InlineUnaryHandler(routes: inlineRoutes, counters: counters, token: token)
+        })
     },
     configuration: .init(address: .hostname(host, port: configuration.port), serverName: nil),
     onServerRunning: { channel in

@@ -11,6 +11,8 @@ public final class AgentServices: Sendable {
   public let logger: Logger
   public let names: OwnerNames
   public let counters = AgentCounters()
+  /// Light calls `InlineUnaryHandler` answers without the router.
+  let inlineUnary = InlineUnaryRoutes()
 
   public init(configuration: AgentConfiguration, logger: Logger) throws(SystemError) {
     self.configuration = configuration

@@ -1,0 +1,177 @@
+import Glibc
+import HTTPTypes
+import NIOCore
+import NIOHTTPTypes
+import NIOPosix
+import Synchronization
+
+/// A unary call answered synchronously: status and JSON body.
+struct UnaryAnswer: Sendable {
+  var status: HTTPResponse.Status
+  var body: ByteBuffer
+}
+
+/// The calls `InlineUnaryHandler` may answer, by request path. Filled while the router is built,
+/// read once per connection.
+final class InlineUnaryRoutes: Sendable {
+  typealias Answer = @Sendable (_ body: ByteBuffer, _ authorization: String?) -> UnaryAnswer
+  /// `offload`: the answer may block (a folder listing, a truncate, an fsync), so it runs on
+  /// the thread pool, not on the event loop.
+  struct Route: Sendable {
+    var answer: Answer
+    var offload: Bool
+  }
+  private let routes = Mutex<[String: Route]>([:])
+
+  func add(_ path: String, offload: Bool, _ answer: @escaping Answer) {
+    routes.withLock { $0[path] = Route(answer: answer, offload: offload) }
+  }
+
+  var snapshot: [String: Route] { routes.withLock { $0 } }
+}
+
+/// Answers Connect unary calls (a stat, an unlink, a listing) from the HTTP parts, before they
+/// reach Hummingbird's async request path. That path (async channel, router, middleware, task
+/// switches) costs more CPU on a 2-core box than a light call itself, and every file system call
+/// of a mount pays it. Light calls run right on the event loop; others on the thread pool.
+///
+/// Anything out of the ordinary (a query string, another media type, a compressed or chunked
+/// body, a bad token, `Expect` or `Connection` headers, a request while one is with the router)
+/// goes on to the router, which answers it exactly as before.
+final class InlineUnaryHandler: ChannelDuplexHandler, RemovableChannelHandler {
+  typealias InboundIn = HTTPRequestPart
+  typealias InboundOut = HTTPRequestPart
+  typealias OutboundIn = HTTPResponsePart
+  typealias OutboundOut = HTTPResponsePart
+
+  /// Bodies of light calls are a path or two; larger ones take the router's path.
+  static let maxInlineBody = 64 << 10
+
+  private let routes: [String: InlineUnaryRoutes.Route]
+  private let counters: AgentCounters
+  private let token: AccessToken?
+  /// Requests handed to the router whose response has not ended: answering another one first
+  /// would reorder the responses of a pipelining client.
+  private var routedInFlight = 0
+  private var call: (route: InlineUnaryRoutes.Route, authorization: String?, body: ByteBuffer)?
+  /// Parts that came while an offloaded answer was being made, read again once it is written,
+  /// so that a pipelining client gets its answers in order.
+  private var heldBack: [HTTPRequestPart]?
+  private var date = (second: 0, text: "")
+
+  init(routes: [String: InlineUnaryRoutes.Route], counters: AgentCounters, token: AccessToken?) {
+    self.routes = routes
+    self.counters = counters
+    self.token = token
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let part = unwrapInboundIn(data)
+    if heldBack != nil {
+      heldBack!.append(part)
+      return
+    }
+    read(part, context: context)
+  }
+
+  private func read(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+    switch part {
+    case .head(let head):
+      if routedInFlight == 0, let route = inlineRoute(for: head) {
+        let fields = head.headerFields
+        counters.countRequest()
+        let length = fields[.contentLength].flatMap { Int($0) } ?? 0
+        counters.countReceived(length)
+        call = (route, fields[.authorization], context.channel.allocator.buffer(capacity: length))
+        return
+      }
+      routedInFlight += 1
+    case .body(let bytes):
+      if call != nil {
+        call!.body.writeImmutableBuffer(bytes)
+        return
+      }
+    case .end:
+      if let current = call {
+        call = nil
+        answer(current, context: context)
+        return
+      }
+    }
+    context.fireChannelRead(wrapInboundOut(part))
+  }
+
+  private func answer(
+    _ call: (route: InlineUnaryRoutes.Route, authorization: String?, body: ByteBuffer),
+    context: ChannelHandlerContext
+  ) {
+    guard call.route.offload else {
+      respond(call.route.answer(call.body, call.authorization), context: context)
+      return
+    }
+    heldBack = []
+    let answer = call.route.answer
+    NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) {
+      answer(call.body, call.authorization)
+    }.assumeIsolated().whenComplete { result in
+      switch result {
+      case .success(let answer): self.respond(answer, context: context)
+      case .failure:
+        let error = ConnectError(.unavailable, "the agent is shutting down")
+        self.respond(
+          UnaryAnswer(
+            status: .init(code: error.code.httpStatus), body: ByteBuffer(bytes: error.protocolJSON)),
+          context: context)
+      }
+      // Parts held back are read in order; an offload one of them starts holds back the rest.
+      let parts = self.heldBack ?? []
+      self.heldBack = nil
+      for part in parts {
+        if self.heldBack != nil {
+          self.heldBack!.append(part)
+        } else {
+          self.read(part, context: context)
+        }
+      }
+      // The async channel hands reads on at a read's completion, which came while they waited.
+      if !parts.isEmpty { context.fireChannelReadComplete() }
+    }
+  }
+
+  func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    if case .end = unwrapOutboundIn(data) { routedInFlight = max(0, routedInFlight - 1) }
+    context.write(data, promise: promise)
+  }
+
+  private func inlineRoute(for head: HTTPRequest) -> InlineUnaryRoutes.Route? {
+    guard head.method == .post, let path = head.path, let route = routes[path] else { return nil }
+    let fields = head.headerFields
+    guard fields[.contentType] == "application/json",
+      let length = fields[.contentLength].flatMap({ Int($0) }), length <= Self.maxInlineBody,
+      fields[.contentEncoding] == nil, fields[.transferEncoding] == nil,
+      fields[.expect] == nil, fields[.connection] == nil
+    else { return nil }
+    if let token, !token.matches(fields[accessTokenHeader]) { return nil }
+    return route
+  }
+
+  private func respond(_ answer: UnaryAnswer, context: ChannelHandlerContext) {
+    var fields = HTTPFields()
+    fields[.contentType] = "application/json"
+    fields[.contentLength] = String(answer.body.readableBytes)
+    fields[.date] = currentDate()
+    context.write(
+      wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: fields))),
+      promise: nil)
+    context.write(wrapOutboundOut(.body(answer.body)), promise: nil)
+    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+  }
+
+  private func currentDate() -> String {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    let second = Int(spec.tv_sec)
+    if second != date.second { date = (second, HTTPDate.format(second)) }
+    return date.text
+  }
+}
