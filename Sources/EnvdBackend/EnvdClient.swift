@@ -112,9 +112,14 @@ final class EnvdClient: Sendable {
   func rpcResponse(
     _ method: String, _ message: some Encodable, service: String = "filesystem.Filesystem"
   ) async throws -> HTTPResponse {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = .withoutEscapingSlashes
-    let body = try Array(encoder.encode(message))
+    let body: [UInt8]
+    if let flat = message as? any JSONObjectEncodable {
+      body = flat.jsonBytes
+    } else {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = .withoutEscapingSlashes
+      body = try Array(encoder.encode(message))
+    }
     return try await send(
       HTTPRequest(
         method: .post, url: baseURL + "/" + service + "/" + method, headers: rpcHeaders,

@@ -15,30 +15,55 @@ struct ExtensionCapabilities: Decodable {
   var write: String?
 }
 
-struct ExtensionEmpty: Codable {}
+struct ExtensionEmpty: Codable, JSONObjectEncodable {
+  func write(to json: inout JSONObjectWriter) {}
+}
 
-struct ExtensionPath: Encodable { var path: String }
+struct ExtensionPath: Encodable, JSONObjectEncodable {
+  var path: String
 
-struct ExtensionCreate: Encodable {
+  func write(to json: inout JSONObjectWriter) { json.add("path", path) }
+}
+
+struct ExtensionCreate: Encodable, JSONObjectEncodable {
   var path: String
   var mode: UInt32
   var exclusive: Bool? = nil
   var rdev: String? = nil
   var target: String? = nil
+
+  func write(to json: inout JSONObjectWriter) {
+    json.add("path", path)
+    json.add("mode", mode)
+    json.add("exclusive", exclusive)
+    json.add("rdev", rdev)
+    json.add("target", target)
+  }
 }
 
-struct ExtensionTwoPaths: Encodable {
+struct ExtensionTwoPaths: Encodable, JSONObjectEncodable {
   var from: String
   var to: String
   var flags: UInt32? = nil
+
+  func write(to json: inout JSONObjectWriter) {
+    json.add("from", from)
+    json.add("to", to)
+    json.add("flags", flags)
+  }
 }
 
-struct ExtensionFsync: Encodable {
+struct ExtensionFsync: Encodable, JSONObjectEncodable {
   var path: String
   var dataOnly: Bool
+
+  func write(to json: inout JSONObjectWriter) {
+    json.add("path", path)
+    json.add("dataOnly", dataOnly)
+  }
 }
 
-struct ExtensionSetattr: Encodable {
+struct ExtensionSetattr: Encodable, JSONObjectEncodable {
   var path: String
   var mode: UInt32?
   var uid: UInt32?
@@ -71,6 +96,20 @@ struct ExtensionSetattr: Encodable {
       mtimeNsec = UInt32(clamping: time.nanoseconds)
     case nil: break
     }
+  }
+
+  func write(to json: inout JSONObjectWriter) {
+    json.add("path", path)
+    json.add("mode", mode)
+    json.add("uid", uid)
+    json.add("gid", gid)
+    json.add("size", size)
+    json.add("atime", atime)
+    json.add("atimeNsec", atimeNsec)
+    json.add("atimeNow", atimeNow)
+    json.add("mtime", mtime)
+    json.add("mtimeNsec", mtimeNsec)
+    json.add("mtimeNow", mtimeNow)
   }
 }
 
