@@ -178,7 +178,7 @@ public final class Filesystem: Sendable {
   }
 
   func childPath(of parentPath: String, _ name: String) throws -> String {
-    guard !name.isEmpty, name != ".", name != "..", !name.contains("/") else {
+    guard !name.isEmpty, name != ".", name != "..", !name.utf8.contains(UInt8(ascii: "/")) else {
       throw FilesystemError.errno(EINVAL, "bad name \(name)")
     }
     guard name.utf8.count <= 255 else {
@@ -198,8 +198,9 @@ public final class Filesystem: Sendable {
     otherLinksChanged(path)
     inodes.removeTree(at: path)
     entryChanged(path, to: nil, parent: parentNow)
-    // Only a directory has listings below it (a scan of every cached listing).
-    if wasDirectory { directories.invalidateTree(path) }
+    // A removed directory was empty, so listings cached below it were stale already and
+    // age out on their own; dropping just its own keeps rm -rf linear (no scan per rmdir).
+    if wasDirectory { directories.invalidate(path) }
   }
 
   func requireWritable() throws {
