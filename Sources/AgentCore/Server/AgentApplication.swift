@@ -38,7 +38,8 @@ public func buildAgentApplication(
             additionalChannelHandlers: [ExpectContinueHandler(), FlushCoalescingHandler()],
             idleTimeout: .seconds(300))),
         lastHandler: {
-          InlineUnaryHandler(routes: inlineRoutes, counters: counters, token: token)
+          InlineUnaryHandler(
+            routes: inlineRoutes, counters: counters, token: token, logger: logger)
         })
     },
     configuration: .init(address: .hostname(host, port: configuration.port), serverName: nil),

@@ -1,5 +1,6 @@
 import Glibc
 import HTTPTypes
+import Logging
 import NIOCore
 import NIOHTTPTypes
 import NIOPosix
@@ -50,19 +51,32 @@ final class InlineUnaryHandler: ChannelDuplexHandler, RemovableChannelHandler {
   private let routes: [String: InlineUnaryRoutes.Route]
   private let counters: AgentCounters
   private let token: AccessToken?
+  private let logger: Logger
   /// Requests handed to the router whose response has not ended: answering another one first
   /// would reorder the responses of a pipelining client.
   private var routedInFlight = 0
-  private var call: (route: InlineUnaryRoutes.Route, authorization: String?, body: ByteBuffer)?
+  private var call: Call?
   /// Parts that came while an offloaded answer was being made, read again once it is written,
   /// so that a pipelining client gets its answers in order.
   private var heldBack: [HTTPRequestPart]?
   private var date = (second: 0, text: "")
 
-  init(routes: [String: InlineUnaryRoutes.Route], counters: AgentCounters, token: AccessToken?) {
+  private struct Call {
+    var route: InlineUnaryRoutes.Route
+    var path: String
+    var authorization: String?
+    var body: ByteBuffer
+    var start: ContinuousClock.Instant
+  }
+
+  init(
+    routes: [String: InlineUnaryRoutes.Route], counters: AgentCounters, token: AccessToken?,
+    logger: Logger
+  ) {
     self.routes = routes
     self.counters = counters
     self.token = token
+    self.logger = logger
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -82,7 +96,9 @@ final class InlineUnaryHandler: ChannelDuplexHandler, RemovableChannelHandler {
         counters.countRequest()
         let length = fields[.contentLength].flatMap { Int($0) } ?? 0
         counters.countReceived(length)
-        call = (route, fields[.authorization], context.channel.allocator.buffer(capacity: length))
+        call = Call(
+          route: route, path: head.path ?? "", authorization: fields[.authorization],
+          body: context.channel.allocator.buffer(capacity: length), start: .now)
         return
       }
       routedInFlight += 1
@@ -101,27 +117,24 @@ final class InlineUnaryHandler: ChannelDuplexHandler, RemovableChannelHandler {
     context.fireChannelRead(wrapInboundOut(part))
   }
 
-  private func answer(
-    _ call: (route: InlineUnaryRoutes.Route, authorization: String?, body: ByteBuffer),
-    context: ChannelHandlerContext
-  ) {
+  private func answer(_ call: Call, context: ChannelHandlerContext) {
     guard call.route.offload else {
-      respond(call.route.answer(call.body, call.authorization), context: context)
+      respond(call.route.answer(call.body, call.authorization), to: call, context: context)
       return
     }
     heldBack = []
-    let answer = call.route.answer
+    let (answer, body, authorization) = (call.route.answer, call.body, call.authorization)
     NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) {
-      answer(call.body, call.authorization)
+      answer(body, authorization)
     }.assumeIsolated().whenComplete { result in
       switch result {
-      case .success(let answer): self.respond(answer, context: context)
+      case .success(let answer): self.respond(answer, to: call, context: context)
       case .failure:
         let error = ConnectError(.unavailable, "the agent is shutting down")
         self.respond(
           UnaryAnswer(
             status: .init(code: error.code.httpStatus), body: ByteBuffer(bytes: error.protocolJSON)),
-          context: context)
+          to: call, context: context)
       }
       // Parts held back are read in order; an offload one of them starts holds back the rest.
       let parts = self.heldBack ?? []
@@ -155,7 +168,9 @@ final class InlineUnaryHandler: ChannelDuplexHandler, RemovableChannelHandler {
     return route
   }
 
-  private func respond(_ answer: UnaryAnswer, context: ChannelHandlerContext) {
+  private func respond(_ answer: UnaryAnswer, to call: Call, context: ChannelHandlerContext) {
+    // The router's request log line (`RequestLogMiddleware`): tests count requests by it.
+    logger.debug("POST \(call.path) \(answer.status.code) \(ContinuousClock.now - call.start)")
     var fields = HTTPFields()
     fields[.contentType] = "application/json"
     fields[.contentLength] = String(answer.body.readableBytes)
