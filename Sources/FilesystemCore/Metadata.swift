@@ -20,7 +20,9 @@ extension Filesystem {
       if remote.uid == configuration.ownerUID { remote.uid = nil }
       if remote.gid == configuration.ownerGID { remote.gid = nil }
     }
-    if remote.isEmpty { return try await attributes(of: inode) }
+    if remote.isEmpty || isUnchangedMode(remote, of: inode) {
+      return try await attributes(of: inode)
+    }
     let attributes = try await backend.setAttributes(path, remote)
     otherLinksChanged(path)
     inodes.store(attributes, for: inode)
@@ -38,6 +40,17 @@ extension Filesystem {
       RemotePath.parent(of: path), name: RemotePath.name(of: path), attributes: attributes)
     // Through `attributes(of:)`, so a staging file's size and mtime still show.
     return try await self.attributes(of: inode)
+  }
+
+  /// A chmod to the mode the file has, by attributes fresh within the attribute timeout, changes
+  /// nothing and costs no round trip: rsync fchmods each temp file to the mode it just created
+  /// it with.
+  private func isUnchangedMode(_ changes: RemoteAttributeChanges, of inode: UInt64) -> Bool {
+    guard let mode = changes.mode, changes.uid == nil, changes.gid == nil, changes.size == nil,
+      changes.accessTime == nil, changes.modificationTime == nil,
+      let known = inodes.attributes(of: inode, maxAge: configuration.attributeLifetime)
+    else { return false }
+    return known.permissions & 0o7777 == mode & 0o7777
   }
 
   /// envd's upload (stock envd) chowns the file, and a chown clears setuid/setgid, which a write

@@ -68,6 +68,22 @@ final class WritePathTests: MountTestCase {
     try assertMountMatchesRoot()
   }
 
+  /// rsync creates each temp file with mode 0600, then fchmods it to 0600: that chmod changes
+  /// nothing and must cost nothing; a chmod that changes the mode still costs one.
+  func testAChmodThatChangesNothingCostsNoRequest() throws {
+    let script =
+      "import os; fd = os.open('mnt/t', os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600);"
+      + " os.fchmod(fd, 0o600); os.write(fd, b'x'); os.close(fd)"
+    try sh("ls mnt > /dev/null")  // the lookup of the new name is answered from the listing
+    let (made, madeLines) = try cost(of: "umask 022 && python3 -c \"\(script)\"")
+    XCTAssertEqual(made, 2, "create, fchmod to the same mode, write, close:\n\(madeLines)")
+    let (changed, changedLines) = try cost(of: "chmod 640 mnt/t")
+    XCTAssertEqual(changed, 1, changedLines)
+    XCTAssertEqual(
+      try sh("stat -c %a root/t").trimmingCharacters(in: .whitespacesAndNewlines), "640")
+    try assertMountMatchesRoot()
+  }
+
   /// Fails on the code before write path I, where each of our creates dropped the folder's
   /// listing and the next lookups listed the whole folder again.
   func testOurOwnChangesPatchTheListingInsteadOfDroppingIt() throws {
