@@ -9,12 +9,14 @@ func registerExtensionRoutes(on router: Router<AgentRequestContext>, services: A
   var methods: [String] = []
 
   func add<Input: Decodable & Sendable, Output: Encodable & Sendable>(
-    _ method: String, _ handler: @escaping @Sendable (Input, AgentUser) throws(ErrnoError) -> Output
+    _ method: String, runsInline: (@Sendable (Input) -> Bool)? = nil,
+    _ handler: @escaping @Sendable (Input, AgentUser) throws(ErrnoError) -> Output
   ) {
     methods.append(method)
+    let inline = ExtensionRoutes.inlineMethods.contains(method)
     ConnectUnary.register(
       ExtensionRoutes.service + "/" + method, on: router, services: services,
-      inline: ExtensionRoutes.inlineMethods.contains(method)
+      runsInline: runsInline ?? { _ in inline }
     ) { (input: Input, user: AgentUser) throws -> Output in
       do throws(ErrnoError) {
         return try handler(input, user)
@@ -58,7 +60,9 @@ func registerExtensionRoutes(on router: Router<AgentRequestContext>, services: A
   add("Rename") { (request: ExtensionTwoPathRequest, _) throws(ErrnoError) in
     try service.rename(request)
   }
-  add("Setattr") { (request: ExtensionSetattrRequest, _) throws(ErrnoError) in
+  // A truncate may free much of a disk: off the event loop. chmod, chown, utimens stay on it.
+  add("Setattr", runsInline: { $0.size == nil }) {
+    (request: ExtensionSetattrRequest, _) throws(ErrnoError) in
     try service.setattr(request)
   }
   add("Fsync") { (request: ExtensionFsyncRequest, _) throws(ErrnoError) in
@@ -76,11 +80,14 @@ func registerExtensionRoutes(on router: Router<AgentRequestContext>, services: A
   router.post(RouterPath(stringLiteral: ExtensionRoutes.writePath)) { request, _ in
     await OffsetWrite(services: services).respond(to: request)
   }
+  services.inlineUnary.add(ExtensionRoutes.writePath, connect: false) { request in
+    OffsetWrite(services: services).answer(request)
+  }
 }
 
 enum ExtensionRoutes {
   /// A few syscalls on one name each: run on the event loop, not the thread pool. ListDir
-  /// (a whole folder), Setattr (a truncate may free much), Fsync and Statfs stay off it.
+  /// (a whole folder), Fsync and Statfs stay off it; Setattr leaves it for a truncate.
   static let inlineMethods: Set<String> = [
     "Stat", "Readlink", "Unlink", "Rmdir", "Mkdir", "Mknod", "Create", "Symlink", "Link",
     "Rename", "Counters", "Capabilities",

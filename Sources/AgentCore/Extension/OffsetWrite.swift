@@ -19,50 +19,108 @@ struct OffsetWrite {
     var written: String
   }
 
-  func respond(to request: Request) async -> Response {
-    var started: OffsetWriteTarget?
-    do {
-      _ = try services.rpcUser(for: request)
-      let query = RawQuery(request.uri.query)
+  /// What a request asks for, from its query and Content-Encoding.
+  struct Parameters: Sendable {
+    var path: ExtensionPath
+    var offset: Int64
+    var size: Int64?
+    var replace: Bool
+    var length: Int64?
+    var gzip: Bool
+
+    init(query: String?, contentEncoding: String?) throws(ErrnoError) {
+      let query = RawQuery(query)
       guard let rawPath = query["path"] else { throw ErrnoError(EINVAL, "path is required") }
-      let path = try ExtensionPath(rawPath)
-      let offset = try query.integer("offset") ?? 0
-      let size = try query.integer("size")
-      let replace = try query.flag("replace")
-      let length = try query.integer("length")
+      path = try ExtensionPath(rawPath)
+      offset = try query.integer("offset") ?? 0
+      size = try query.integer("size")
+      replace = try query.flag("replace")
+      length = try query.integer("length")
       if replace && (offset != 0 || size != nil) {
         throw ErrnoError(EINVAL, "replace takes neither offset nor size")
       }
-      let gzip = try Self.isGzip(request.headers[.contentEncoding])
+      gzip = try OffsetWrite.isGzip(contentEncoding)
+    }
+
+    func open(in jail: RootJail) throws(ErrnoError) -> OffsetWriteTarget {
+      try OffsetWriteTarget(
+        path: path, jail: jail, offset: offset, size: size, replace: replace, gzip: gzip)
+    }
+
+    func finish(_ target: OffsetWriteTarget) throws -> UnaryAnswer {
+      let attr = try target.finish(expectedLength: length)
+      let answer = Answer(
+        attr: attr, parent: target.directoryAttr(), written: String(target.written))
+      return UnaryAnswer(
+        status: .ok, body: ByteBuffer(bytes: try protocolJSONEncoder().encode(answer)))
+    }
+  }
+
+  func respond(to request: Request) async -> Response {
+    var started: OffsetWriteTarget?
+    let answer: UnaryAnswer
+    do {
+      _ = try services.rpcUser(for: request)
+      let parameters = try Parameters(
+        query: request.uri.query, contentEncoding: request.headers[.contentEncoding])
       let jail = services.jail
-      let target = try await services.blocking {
-        try OffsetWriteTarget(
-          path: path, jail: jail, offset: offset, size: size, replace: replace, gzip: gzip)
-      }
+      let target = try await services.blocking { try parameters.open(in: jail) }
       started = target
       try await pump(
         request.body, into: target, counted: request.headers[.contentLength] != nil)
-      let answer = try await services.blocking {
-        let attr = try target.finish(expectedLength: length)
-        return Answer(attr: attr, parent: target.directoryAttr(), written: String(target.written))
-      }
-      return .json(try protocolJSONEncoder().encode(answer))
+      answer = try await services.blocking { try parameters.finish(target) }
     } catch {
       // A replace that did not finish leaves the target as it was: drop the temporary file.
       if let started { try? await services.blocking { started.abandon() } }
-      switch error {
-      case let error as ErrnoError:
-        if error.code == EIO { services.logger.warning("offset write: \(error)") }
-        return .connectError(error.connectError)
-      case let error as ConnectError:
-        return .connectError(error)
-      default:
-        return .connectError(ErrnoError(EIO, "\(error)").connectError)
+      answer = failure(error)
+    }
+    return Response(
+      status: answer.status, headers: [.contentType: "application/json"],
+      body: .init(byteBuffer: answer.body))
+  }
+
+  /// A request with its (small) body whole: all of it in one trip to the thread pool, where
+  /// the streaming route takes three.
+  func answer(_ request: InlineRequest) -> UnaryWork {
+    let parameters: Parameters
+    do {
+      _ = try services.users.rpcUser(authorization: request.authorization)
+      parameters = try Parameters(query: request.query, contentEncoding: request.contentEncoding)
+    } catch {
+      return .answered(failure(error))
+    }
+    let jail = services.jail
+    return .offloaded {
+      var started: OffsetWriteTarget?
+      do {
+        let target = try parameters.open(in: jail)
+        started = target
+        try target.consume([request.body])
+        return try parameters.finish(target)
+      } catch {
+        started?.abandon()
+        return failure(error)
       }
     }
   }
 
-  private static func isGzip(_ header: String?) throws(ErrnoError) -> Bool {
+  private func failure(_ error: any Error) -> UnaryAnswer {
+    let connectError: ConnectError
+    switch error {
+    case let error as ErrnoError:
+      if error.code == EIO { services.logger.warning("offset write: \(error)") }
+      connectError = error.connectError
+    case let error as ConnectError:
+      connectError = error
+    default:
+      connectError = ErrnoError(EIO, "\(error)").connectError
+    }
+    return UnaryAnswer(
+      status: .init(code: connectError.code.httpStatus),
+      body: ByteBuffer(bytes: connectError.protocolJSON))
+  }
+
+  fileprivate static func isGzip(_ header: String?) throws(ErrnoError) -> Bool {
     let name = HeaderParameters(header ?? "").value
     if name.isEmpty || name == "identity" { return false }
     if name == "gzip" { return true }

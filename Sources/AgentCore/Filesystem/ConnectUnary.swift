@@ -9,34 +9,39 @@ enum ConnectUnary {
   static let maxBodySize = 16 << 20
 
   /// Registers `POST /<procedure>`. `handler` runs on the thread pool with the caller's user,
-  /// or with `inline`, on the connection's event loop: for a few syscalls on one name, two
-  /// thread hops cost more than the work (as nginx opens files on its event loop). A plain
-  /// request is answered by `InlineUnaryHandler` without the router; the router takes the rest.
+  /// or, for requests `runsInline` picks, on the connection's event loop: for a few syscalls on
+  /// one name, two thread hops cost more than the work (as nginx opens files on its event
+  /// loop). A plain request is answered by `InlineUnaryHandler` without the router; the router
+  /// takes the rest.
   static func register<Input: Decodable & Sendable, Output: Encodable & Sendable>(
     _ procedure: String, on router: Router<AgentRequestContext>, services: AgentServices,
-    inline: Bool = false, handler: @escaping @Sendable (Input, AgentUser) throws -> Output
+    runsInline: @escaping @Sendable (Input) -> Bool = { _ in false },
+    handler: @escaping @Sendable (Input, AgentUser) throws -> Output
   ) {
-    services.inlineUnary.add("/" + procedure, offload: !inline) { body, authorization in
+    services.inlineUnary.add("/" + procedure) { request in
       do {
-        let user = try services.users.rpcUser(authorization: authorization)
-        return answer(procedure, body: body, user: user, services: services, handler: handler)
+        let user = try services.users.rpcUser(authorization: request.authorization)
+        return prepare(
+          procedure, body: request.body, user: user, services: services, runsInline: runsInline,
+          handler: handler)
       } catch {
-        return failure(error, procedure: procedure, services: services)
+        return .answered(failure(error, procedure: procedure, services: services))
       }
     }
     router.post(RouterPath(stringLiteral: "/" + procedure)) { request, _ in
-      let answer: UnaryAnswer
+      var answer: UnaryAnswer
       do {
         var request = request
         let user = try services.rpcUser(for: request)
         if let unsupported = unsupportedMediaType(request) { return unsupported }
         let body = try await readBody(&request)
-        answer =
-          inline
-          ? Self.answer(procedure, body: body, user: user, services: services, handler: handler)
-          : try await services.blocking {
-            Self.answer(procedure, body: body, user: user, services: services, handler: handler)
-          }
+        switch prepare(
+          procedure, body: body, user: user, services: services, runsInline: runsInline,
+          handler: handler)
+        {
+        case .answered(let answered): answer = answered
+        case .offloaded(let work): answer = try await services.blocking(work)
+        }
       } catch {
         answer = failure(error, procedure: procedure, services: services)
       }
@@ -46,24 +51,33 @@ enum ConnectUnary {
     }
   }
 
-  /// Decodes `body`, runs `handler` and encodes its output or its error.
-  static func answer<Input: Decodable, Output: Encodable>(
+  /// Decodes `body` and runs `handler` at once if `runsInline` says so; else hands back the
+  /// work for the thread pool. Outputs and errors are encoded either way.
+  static func prepare<Input: Decodable & Sendable, Output: Encodable>(
     _ procedure: String, body: ByteBuffer, user: AgentUser, services: AgentServices,
-    handler: (Input, AgentUser) throws -> Output
-  ) -> UnaryAnswer {
+    runsInline: (Input) -> Bool, handler: @escaping @Sendable (Input, AgentUser) throws -> Output
+  ) -> UnaryWork {
+    let input: Input
     do {
-      let input: Input = try decode(body)
-      let output = try handler(input, user)
-      if let writable = output as? any ProtocolJSONWritable {
-        var json = ProtocolJSONWriter(capacity: writable.estimatedJSONSize)
-        writable.write(to: &json)
-        return UnaryAnswer(status: .ok, body: ByteBuffer(bytes: json.bytes))
-      }
-      return UnaryAnswer(
-        status: .ok, body: ByteBuffer(bytes: try protocolJSONEncoder().encode(output)))
+      input = try decode(body)
     } catch {
-      return failure(error, procedure: procedure, services: services)
+      return .answered(failure(error, procedure: procedure, services: services))
     }
+    let work: @Sendable () -> UnaryAnswer = {
+      do {
+        let output = try handler(input, user)
+        if let writable = output as? any ProtocolJSONWritable {
+          var json = ProtocolJSONWriter(capacity: writable.estimatedJSONSize)
+          writable.write(to: &json)
+          return UnaryAnswer(status: .ok, body: ByteBuffer(bytes: json.bytes))
+        }
+        return UnaryAnswer(
+          status: .ok, body: ByteBuffer(bytes: try protocolJSONEncoder().encode(output)))
+      } catch {
+        return failure(error, procedure: procedure, services: services)
+      }
+    }
+    return runsInline(input) ? .answered(work()) : .offloaded(work)
   }
 
   private static func failure(_ error: any Error, procedure: String, services: AgentServices)

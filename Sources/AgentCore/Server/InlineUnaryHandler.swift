@@ -12,20 +12,35 @@ struct UnaryAnswer: Sendable {
   var body: ByteBuffer
 }
 
+/// A unary call after its request is decoded: answered, or work that may block (a folder
+/// listing, a truncate, an fsync) for the thread pool, not the event loop.
+enum UnaryWork: Sendable {
+  case answered(UnaryAnswer)
+  case offloaded(@Sendable () -> UnaryAnswer)
+}
+
+/// A request `InlineUnaryHandler` took, its body whole.
+struct InlineRequest: Sendable {
+  var query: String?
+  var authorization: String?
+  var contentEncoding: String?
+  var body: ByteBuffer
+}
+
 /// The calls `InlineUnaryHandler` may answer, by request path. Filled while the router is built,
 /// read once per connection.
 final class InlineUnaryRoutes: Sendable {
-  typealias Answer = @Sendable (_ body: ByteBuffer, _ authorization: String?) -> UnaryAnswer
-  /// `offload`: the answer may block (a folder listing, a truncate, an fsync), so it runs on
-  /// the thread pool, not on the event loop.
+  typealias Answer = @Sendable (InlineRequest) -> UnaryWork
   struct Route: Sendable {
+    /// A Connect call: `application/json`, no query, no Content-Encoding. Else the route reads
+    /// the query and the encoding itself and takes any body.
+    var connect: Bool
     var answer: Answer
-    var offload: Bool
   }
   private let routes = Mutex<[String: Route]>([:])
 
-  func add(_ path: String, offload: Bool, _ answer: @escaping Answer) {
-    routes.withLock { $0[path] = Route(answer: answer, offload: offload) }
+  func add(_ path: String, connect: Bool = true, _ answer: @escaping Answer) {
+    routes.withLock { $0[path] = Route(connect: connect, answer: answer) }
   }
 
   var snapshot: [String: Route] { routes.withLock { $0 } }
@@ -45,7 +60,8 @@ final class InlineUnaryHandler: ChannelDuplexHandler, RemovableChannelHandler {
   typealias OutboundIn = HTTPResponsePart
   typealias OutboundOut = HTTPResponsePart
 
-  /// Bodies of light calls are a path or two; larger ones take the router's path.
+  /// Bodies of Connect calls are a path or two, and a small file's upload fits; larger ones
+  /// take the router's path, which streams them.
   static let maxInlineBody = 64 << 10
 
   private let routes: [String: InlineUnaryRoutes.Route]
@@ -64,8 +80,7 @@ final class InlineUnaryHandler: ChannelDuplexHandler, RemovableChannelHandler {
   private struct Call {
     var route: InlineUnaryRoutes.Route
     var path: String
-    var authorization: String?
-    var body: ByteBuffer
+    var request: InlineRequest
     var start: ContinuousClock.Instant
   }
 
@@ -96,15 +111,20 @@ final class InlineUnaryHandler: ChannelDuplexHandler, RemovableChannelHandler {
         counters.countRequest()
         let length = fields[.contentLength].flatMap { Int($0) } ?? 0
         counters.countReceived(length)
+        let target = head.path ?? ""
+        let query = target.firstIndex(of: "?").map { String(target[target.index(after: $0)...]) }
+        let request = InlineRequest(
+          query: query, authorization: fields[.authorization],
+          contentEncoding: fields[.contentEncoding],
+          body: context.channel.allocator.buffer(capacity: length))
         call = Call(
-          route: route, path: head.path ?? "", authorization: fields[.authorization],
-          body: context.channel.allocator.buffer(capacity: length), start: .now)
+          route: route, path: String(target.prefix { $0 != "?" }), request: request, start: .now)
         return
       }
       routedInFlight += 1
     case .body(let bytes):
       if call != nil {
-        call!.body.writeImmutableBuffer(bytes)
+        call!.request.body.writeImmutableBuffer(bytes)
         return
       }
     case .end:
@@ -118,37 +138,39 @@ final class InlineUnaryHandler: ChannelDuplexHandler, RemovableChannelHandler {
   }
 
   private func answer(_ call: Call, context: ChannelHandlerContext) {
-    guard call.route.offload else {
-      respond(call.route.answer(call.body, call.authorization), to: call, context: context)
+    let work: @Sendable () -> UnaryAnswer
+    switch call.route.answer(call.request) {
+    case .answered(let answer):
+      respond(answer, to: call, context: context)
       return
+    case .offloaded(let offloaded): work = offloaded
     }
     heldBack = []
-    let (answer, body, authorization) = (call.route.answer, call.body, call.authorization)
-    NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) {
-      answer(body, authorization)
-    }.assumeIsolated().whenComplete { result in
-      switch result {
-      case .success(let answer): self.respond(answer, to: call, context: context)
-      case .failure:
-        let error = ConnectError(.unavailable, "the agent is shutting down")
-        self.respond(
-          UnaryAnswer(
-            status: .init(code: error.code.httpStatus), body: ByteBuffer(bytes: error.protocolJSON)),
-          to: call, context: context)
-      }
-      // Parts held back are read in order; an offload one of them starts holds back the rest.
-      let parts = self.heldBack ?? []
-      self.heldBack = nil
-      for part in parts {
-        if self.heldBack != nil {
-          self.heldBack!.append(part)
-        } else {
-          self.read(part, context: context)
+    NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop, work)
+      .assumeIsolated().whenComplete { result in
+        switch result {
+        case .success(let answer): self.respond(answer, to: call, context: context)
+        case .failure:
+          let error = ConnectError(.unavailable, "the agent is shutting down")
+          self.respond(
+            UnaryAnswer(
+              status: .init(code: error.code.httpStatus),
+              body: ByteBuffer(bytes: error.protocolJSON)),
+            to: call, context: context)
         }
+        // Parts held back are read in order; an offload one of them starts holds back the rest.
+        let parts = self.heldBack ?? []
+        self.heldBack = nil
+        for part in parts {
+          if self.heldBack != nil {
+            self.heldBack!.append(part)
+          } else {
+            self.read(part, context: context)
+          }
+        }
+        // The async channel hands reads on at a read's completion, which came while they waited.
+        if !parts.isEmpty { context.fireChannelReadComplete() }
       }
-      // The async channel hands reads on at a read's completion, which came while they waited.
-      if !parts.isEmpty { context.fireChannelReadComplete() }
-    }
   }
 
   func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -157,13 +179,18 @@ final class InlineUnaryHandler: ChannelDuplexHandler, RemovableChannelHandler {
   }
 
   private func inlineRoute(for head: HTTPRequest) -> InlineUnaryRoutes.Route? {
-    guard head.method == .post, let path = head.path, let route = routes[path] else { return nil }
-    let fields = head.headerFields
-    guard fields[.contentType] == "application/json",
-      let length = fields[.contentLength].flatMap({ Int($0) }), length <= Self.maxInlineBody,
-      fields[.contentEncoding] == nil, fields[.transferEncoding] == nil,
-      fields[.expect] == nil, fields[.connection] == nil
+    guard head.method == .post, let target = head.path,
+      let route = routes[String(target.prefix { $0 != "?" })]
     else { return nil }
+    let fields = head.headerFields
+    guard let length = fields[.contentLength].flatMap({ Int($0) }), length <= Self.maxInlineBody,
+      fields[.transferEncoding] == nil, fields[.expect] == nil, fields[.connection] == nil
+    else { return nil }
+    if route.connect {
+      guard fields[.contentType] == "application/json", fields[.contentEncoding] == nil,
+        !target.contains("?")
+      else { return nil }
+    }
     if let token, !token.matches(fields[accessTokenHeader]) { return nil }
     return route
   }
