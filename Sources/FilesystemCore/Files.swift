@@ -41,10 +41,13 @@ extension Filesystem {
         // Replaced whole even if it looked empty: our view may be a TTL old.
         staging.markTruncated()
       }
+      // Pages the kernel holds of this very version stay: writes through the mount update
+      // them as they go, so a 4 KiB edit of a big cached file does not drop all of it.
+      let keepCache = !truncate && pageCacheVersions.keepOnOpen(inode, version: attributes.version)
       pageCacheVersions.forget(inode)
       let handle = openFiles.register(
         OpenFiles.Handle(inode: inode, writable: true, version: attributes.version))
-      return OpenedFile(handle: handle, keepCache: false)
+      return OpenedFile(handle: handle, keepCache: keepCache)
     } catch {
       openFiles.endUse(of: inode)
       throw error
