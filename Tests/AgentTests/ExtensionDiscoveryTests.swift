@@ -13,7 +13,7 @@ final class ExtensionDiscoveryTests: ExtensionTestCase {
     XCTAssertEqual(
       Set(reply.json["methods"] as? [String] ?? []),
       [
-        "Capabilities", "Counters", "Create", "Fsync", "Link", "ListDir", "Mkdir", "Mknod",
+        "Batch", "Capabilities", "Counters", "Create", "Fsync", "Link", "ListDir", "Mkdir", "Mknod",
         "Readlink", "Rename", "Rmdir", "Setattr", "Stat", "Statfs", "Symlink", "Unlink",
       ])
   }

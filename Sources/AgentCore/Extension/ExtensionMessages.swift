@@ -9,6 +9,10 @@ import Foundation
 struct ExtensionPathRequest: Decodable, Sendable {
   var path: RawPath?
 
+  init(path: RawPath?) {
+    self.path = path
+  }
+
   init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: ProtoKey.self)
     path = try container.rawPath("path")

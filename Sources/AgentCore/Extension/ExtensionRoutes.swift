@@ -68,6 +68,9 @@ func registerExtensionRoutes(on router: Router<AgentRequestContext>, services: A
   add("Fsync") { (request: ExtensionFsyncRequest, _) throws(ErrnoError) in
     try service.fsync(request)
   }
+  add("Batch") { (request: ExtensionBatchRequest, user) throws(ErrnoError) in
+    service.batch(request, user: user)
+  }
   add("Counters") { (_: ExtensionEmptyRequest, _) throws(ErrnoError) in
     ExtensionCountersResponse(
       requests: String(services.counters.requests), bytesIn: String(services.counters.bytesIn))

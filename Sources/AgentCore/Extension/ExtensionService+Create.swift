@@ -111,7 +111,7 @@ extension ExtensionService {
 
   /// Explicit ids win; otherwise the request user, when the agent may chown at all. In a setgid
   /// directory the group the kernel gave (the directory's) stays, as on Linux.
-  private func applyOwner(
+  func applyOwner(
     _ fd: FileDescriptor, in entry: ResolvedEntry, uid: UInt32?, gid: UInt32?, user: AgentUser
   ) throws(ErrnoError) {
     var uid = uid

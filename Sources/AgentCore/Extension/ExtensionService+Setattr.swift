@@ -33,7 +33,7 @@ extension ExtensionService {
     return ExtensionAttrResponse(attr: try attr(of: fd, path: path))
   }
 
-  private static func timespec(_ change: ExtensionSetattrRequest.TimeChange) -> Glibc.timespec {
+  static func timespec(_ change: ExtensionSetattrRequest.TimeChange) -> Glibc.timespec {
     switch change {
     case .omit: Glibc.timespec(tv_sec: 0, tv_nsec: LinuxExtras.utimeOmit)
     case .now: Glibc.timespec(tv_sec: 0, tv_nsec: LinuxExtras.utimeNow)

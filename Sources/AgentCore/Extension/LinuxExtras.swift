@@ -15,12 +15,24 @@ enum LinuxExtras {
     @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
   private typealias ErrorName = @convention(c) (Int32) -> UnsafePointer<CChar>?
 
+  private typealias Syncfs = @convention(c) (Int32) -> Int32
+
   private static let renameat2Function: Renameat2? = symbol("renameat2")
+  private static let syncfsFunction: Syncfs? = symbol("syncfs")
   private static let errorNameFunction: ErrorName? = symbol("strerrorname_np")
 
   private static func symbol<T>(_ name: String) -> T? {
     guard let address = dlsym(dlopen(nil, RTLD_NOW), name) else { return nil }
     return unsafeBitCast(address, to: T.self)
+  }
+
+  /// syncfs(2): flushes the filesystem holding `descriptor`; a plain sync(2) without it.
+  static func syncfs(_ descriptor: Int32) -> Int32 {
+    guard let syncfsFunction else {
+      sync()
+      return 0
+    }
+    return syncfsFunction(descriptor)
   }
 
   /// renameat2(2); ENOSYS where glibc is older than 2.28.

@@ -192,7 +192,8 @@ final class OffsetWriteTarget: @unchecked Sendable {
     guard info.isRegular else { throw ErrnoError(EINVAL, "not a regular file: \(path)") }
     if replace && info.st_nlink <= 1 {
       let original = Self.modificationTime(of: entry.parent)
-      let (fd, temporary) = try Self.makeTemporary(next: entry, like: info)
+      let (fd, temporary) = try Self.makeTemporary(
+        next: entry, owner: (info.st_uid, info.st_gid), mode: info.st_mode & 0o7777)
       file = fd
       replacement = (entry.parent, temporary, entry.name)
       if let original, let withTemporary = Self.modificationTime(of: entry.parent) {
@@ -207,8 +208,9 @@ final class OffsetWriteTarget: @unchecked Sendable {
     }
   }
 
-  /// `.NAME.sandbox-agent-XXXXXX` in the target's directory, owned and moded as the target.
-  private static func makeTemporary(next entry: ResolvedEntry, like target: stat)
+  /// `.NAME.sandbox-agent-XXXXXX` in the target's directory, with `owner` (nil: the agent's)
+  /// and `mode`.
+  static func makeTemporary(next entry: ResolvedEntry, owner: (uid_t, gid_t)?, mode: mode_t)
     throws(ErrnoError) -> (FileDescriptor, [CChar])
   {
     let base = String(decoding: entry.name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -223,8 +225,8 @@ final class OffsetWriteTarget: @unchecked Sendable {
       }
       let descriptor = FileDescriptor(fd)
       // Owner first: a chown clears setuid and setgid. Not root: the creator owns it.
-      _ = fchown(fd, target.st_uid, target.st_gid)
-      if fchmod(fd, target.st_mode & 0o7777) != 0 {
+      if let owner { _ = fchown(fd, owner.0, owner.1) }
+      if fchmod(fd, mode) != 0 {
         let failure = errno
         unlinkat(entry.parent.raw, name, 0)
         throw ErrnoError(failure, entry.path.description)

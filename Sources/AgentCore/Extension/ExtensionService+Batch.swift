@@ -1,0 +1,176 @@
+import Foundation
+import Glibc
+
+/// `Batch`: an ordered list of changes in one request, each answered on its own (one failing
+/// does not stop the next). A mount's write-back journal drains through it: a 10,000-file
+/// rsync becomes a few dozen requests instead of 50,000.
+///
+/// A `put` writes a whole small file atomically: a temporary file next to the target, with its
+/// content, owner, mode and times, renamed over the target (a target with other hard links is
+/// rewritten in place). The batch ends with one `syncfs` when it wrote anything, not an fsync
+/// per file.
+extension ExtensionService {
+  func batch(_ request: ExtensionBatchRequest, user: AgentUser) -> ExtensionBatchResponse {
+    var results: [ExtensionBatchResult] = []
+    results.reserveCapacity(request.changes.count)
+    var wrote = false
+    for change in request.changes {
+      do throws(ErrnoError) {
+        let answer = try apply(change, user: user)
+        if change.operation == .put { wrote = true }
+        results.append(ExtensionBatchResult(attr: answer))
+      } catch {
+        results.append(ExtensionBatchResult(error: error.description))
+      }
+    }
+    if wrote, let root = try? rootDirectory() { _ = LinuxExtras.syncfs(root.raw) }
+    return ExtensionBatchResponse(results: results)
+  }
+
+  private func apply(_ change: ExtensionBatchChange, user: AgentUser) throws(ErrnoError)
+    -> ExtensionAttr?
+  {
+    switch change.operation {
+    case .mkdir: return try mkdir(change.create, user: user).attr
+    case .create: return try create(change.create, user: user).attr
+    case .symlink: return try symlink(change.create, user: user).attr
+    case .unlink: return try unlink(ExtensionPathRequest(path: change.create.path)).attr
+    case .rmdir: return try rmdir(ExtensionPathRequest(path: change.create.path)).attr
+    case .rename: return try rename(change.twoPaths).attr
+    case .link: return try link(change.twoPaths).attr
+    case .setattr: return try setattr(change.attributes).attr
+    case .put: return try put(change, user: user)
+    }
+  }
+
+  private func put(_ change: ExtensionBatchChange, user: AgentUser) throws(ErrnoError)
+    -> ExtensionAttr
+  {
+    let entry = try resolve(change.create.path)
+    if entry.isRoot { throw ErrnoError(EISDIR, "/") }
+    var existing: Glibc.stat?
+    do {
+      existing = try entry.lstat()
+    } catch  where error.code == ENOENT {
+      existing = nil
+    }
+    if existing?.isDirectory == true { throw ErrnoError(EISDIR, entry.path.description) }
+    let mode = mode_t(change.create.mode ?? (existing.map { UInt32($0.st_mode & 0o7777) } ?? 0o644))
+    let file: FileDescriptor
+    var temporary: [CChar]?
+    // Rewriting a file leaves its directory's mtime alone on Linux; a replace by rename would
+    // move it, so it is put back unless something else changed the directory meanwhile.
+    var directoryTimes: (original: Glibc.timespec, withTemporary: Glibc.timespec)?
+    if let existing, existing.isRegular, existing.st_nlink > 1 {
+      // Other names share this inode: rewrite it in place, so they keep seeing it.
+      file = try reopen(
+        try entry.openPath(), flags: O_WRONLY | O_TRUNC, detail: entry.path.description)
+    } else {
+      let owner = existing.map { ($0.st_uid, $0.st_gid) }
+      let original = existing == nil ? nil : Self.modificationTime(of: entry.parent)
+      let made = try OffsetWriteTarget.makeTemporary(next: entry, owner: owner, mode: mode & 0o777)
+      file = made.0
+      temporary = made.1
+      if let original, let withTemporary = Self.modificationTime(of: entry.parent) {
+        directoryTimes = (original, withTemporary)
+      }
+    }
+    do throws(ErrnoError) {
+      let (_, failure) = change.content.withUnsafeBytes { file.writeAll($0, at: 0) }
+      if failure != 0 { throw ErrnoError(failure, entry.path.description) }
+      if existing == nil || change.create.uid != nil || change.create.gid != nil {
+        try applyOwner(file, in: entry, uid: change.create.uid, gid: change.create.gid, user: user)
+      }
+      // After the owner: a chown clears setuid and setgid.
+      try checked(fchmod(file.raw, mode & 0o7777), entry.path.description)
+      let times = change.attributes
+      if times.atime != .omit || times.mtime != .omit {
+        var values = [Self.timespec(times.atime), Self.timespec(times.mtime)]
+        try checked(futimens(file.raw, &values), entry.path.description)
+      }
+      if let temporary {
+        // Checked before the rename, which moves the mtime itself.
+        let unchanged =
+          directoryTimes.flatMap { times in
+            Self.modificationTime(of: entry.parent).map {
+              $0.tv_sec == times.withTemporary.tv_sec && $0.tv_nsec == times.withTemporary.tv_nsec
+            }
+          } ?? false
+        try checked(
+          renameat(entry.parent.raw, temporary, entry.parent.raw, entry.name),
+          entry.path.description)
+        if unchanged, let directoryTimes {
+          var times = [
+            Glibc.timespec(tv_sec: 0, tv_nsec: LinuxExtras.utimeOmit), directoryTimes.original,
+          ]
+          _ = utimensat(AT_FDCWD, procPath(entry.parent), &times, 0)
+        }
+      }
+    } catch {
+      if let temporary { unlinkat(entry.parent.raw, temporary, 0) }
+      throw error
+    }
+    var info = Glibc.stat()
+    try checked(fstat(file.raw, &info), entry.path.description)
+    return ExtensionAttr(info: info)
+  }
+}
+
+extension ExtensionService {
+  fileprivate static func modificationTime(of directory: FileDescriptor) -> Glibc.timespec? {
+    var info = Glibc.stat()
+    return fstat(directory.raw, &info) == 0 ? info.st_mtim : nil
+  }
+}
+
+/// `Batch` request: `{"changes":[{"op":"put","path":…,"content":base64,…},…]}`.
+struct ExtensionBatchRequest: Decodable, Sendable {
+  var changes: [ExtensionBatchChange]
+}
+
+/// One change of a batch: `op` and the fields of the method it stands for (`put`: those of
+/// `Create` and `Setattr`, plus `content`, standard base64).
+struct ExtensionBatchChange: Decodable, Sendable {
+  enum Operation: String, Decodable, Sendable {
+    case mkdir, create, symlink, unlink, rmdir, rename, link, setattr, put
+  }
+
+  var operation: Operation
+  var create: ExtensionCreateRequest
+  var twoPaths: ExtensionTwoPathRequest
+  var attributes: ExtensionSetattrRequest
+  var content: [UInt8]
+
+  init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: ProtoKey.self)
+    guard let name = try container.proto(String.self, "op"),
+      let operation = Operation(rawValue: name)
+    else {
+      throw DecodingError.dataCorrupted(
+        .init(codingPath: container.codingPath, debugDescription: "unknown or missing op"))
+    }
+    self.operation = operation
+    create = try ExtensionCreateRequest(from: decoder)
+    twoPaths = try ExtensionTwoPathRequest(from: decoder)
+    attributes = try ExtensionSetattrRequest(from: decoder)
+    if let encoded = try container.proto(String.self, "content") {
+      guard let data = Data(base64Encoded: encoded) else {
+        throw DecodingError.dataCorrupted(
+          .init(codingPath: container.codingPath, debugDescription: "content is not valid base64"))
+      }
+      content = Array(data)
+    } else {
+      content = []
+    }
+  }
+}
+
+struct ExtensionBatchResult: Encodable, Sendable {
+  var attr: ExtensionAttr?
+  /// The errno-prefixed message of a change that failed (section 3's format).
+  var error: String?
+}
+
+struct ExtensionBatchResponse: Encodable, Sendable {
+  var results: [ExtensionBatchResult]
+}
