@@ -110,6 +110,10 @@ public protocol RemoteFilesystem: Sendable {
 
   /// fsync(2) of the remote file or directory. A backend that cannot sync returns.
   func synchronize(_ path: String, dataOnly: Bool) async throws
+
+  /// Several changes in one round trip (`RemoteBatch.swift`); EOPNOTSUPP without.
+  func applyBatch(_ changes: [RemoteBatchChange]) async throws
+    -> [Result<RemoteAttributes?, RemoteError>]
 }
 
 extension RemoteFilesystem {

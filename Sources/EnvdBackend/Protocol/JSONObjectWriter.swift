@@ -45,6 +45,12 @@ struct JSONObjectWriter {
     bytes.append(contentsOf: value ? Array("true".utf8) : Array("false".utf8))
   }
 
+  /// `value`: JSON already written (an array or object).
+  mutating func addRaw(_ key: StaticString, _ value: [UInt8]) {
+    addKey(key)
+    bytes += value
+  }
+
   private mutating func addKey(_ key: StaticString) {
     if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
     bytes.append(UInt8(ascii: "\""))

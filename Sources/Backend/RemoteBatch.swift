@@ -1,0 +1,35 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+/// One change of a batch (`RemoteFilesystem.applyBatch`).
+public enum RemoteBatchChange: Sendable, Equatable {
+  case makeDirectory(String, mode: UInt32)
+  /// A whole small file, atomically: `content` with `mode`, and the owner and times in `changes`.
+  case put(String, content: [UInt8], mode: UInt32, changes: RemoteAttributeChanges)
+  case setAttributes(String, RemoteAttributeChanges)
+  case removeFile(String)
+  case removeDirectory(String)
+  case symlink(String, target: String)
+
+  public var path: String {
+    switch self {
+    case .makeDirectory(let path, _), .put(let path, _, _, _), .setAttributes(let path, _),
+      .removeFile(let path), .removeDirectory(let path), .symlink(let path, _):
+      path
+    }
+  }
+}
+
+extension RemoteFilesystem {
+  /// Applies `changes` in order in one round trip, each answered on its own: the entry's
+  /// attributes afterwards (nil for a removal), or its error. EOPNOTSUPP for the whole call
+  /// when the backend has no batches: the caller makes the changes one by one.
+  public func applyBatch(_ changes: [RemoteBatchChange]) async throws
+    -> [Result<RemoteAttributes?, RemoteError>]
+  {
+    throw RemoteError(errno: EOPNOTSUPP, "batches are not supported")
+  }
+}
