@@ -28,6 +28,7 @@ for i in $(seq 1 50); do
 done
 
 printf '{"version": 50, "pad": "%s"}\n' "$payload" >"$LOCAL/expected"
+sync_backing
 for view in "$target" "$WORK_BACKING/config.json"; do
   cmp "$LOCAL/expected" "$view" >&2 || fail "final content of $view is wrong"
   [ "$(stat -c %a "$view")" = 600 ] || fail "mode of $view is $(stat -c %a "$view"), not 600"

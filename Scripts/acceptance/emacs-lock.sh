@@ -15,6 +15,7 @@ ln -s "$text" "$lock" || fail "creating the lock symlink failed"
 [ ! -e "$lock" ] || fail "$lock resolves to something; it must dangle"
 got=$(readlink "$lock") || fail "readlink of the lock failed"
 [ "$got" = "$text" ] || fail "readlink gives '$got', not '$text'"
+sync_backing
 got=$(readlink "$WORK_BACKING/.#file.txt") || fail "the lock is not a symlink in the backing folder"
 [ "$got" = "$text" ] || fail "the backing folder's lock says '$got', not '$text'"
 size=$(stat -c %s "$lock")
@@ -37,6 +38,7 @@ rm "$WORK/.#other"
 
 rm "$lock" || fail "removing the lock failed"
 [ ! -L "$lock" ] || fail "the lock is still there after rm"
+sync_backing
 [ ! -L "$WORK_BACKING/.#file.txt" ] || fail "the lock is still in the backing folder after rm"
 [ "$(cat "$WORK/file.txt")" = "being edited" ] || fail "the locked file changed"
 # Taking the lock again after release works.

@@ -46,6 +46,7 @@ step "git status" g status
 step "git gc" g gc -q --prune=now
 step "git fsck" g fsck --full --strict --no-dangling
 [ -z "$(g status --porcelain)" ] || fail "git status not clean at the end: $(g status --porcelain)"
+sync_backing
 # The backing folder holds the same, healthy repository.
 step "git fsck in the backing folder" git -C "$WORK_BACKING/repo" fsck --full --strict --no-dangling
 [ -z "$(git -C "$WORK_BACKING/repo" status --porcelain)" ] || fail "git status in the backing folder is not clean"

@@ -56,6 +56,11 @@ cleanup() {
   exit $status
 }
 
+# The backing folder is looked at only after the mount's changes reached it: coreutils
+# `sync MOUNTPOINT` fsyncs the mountpoint, which a write-back mount answers once its journal
+# drained (a no-op for mounts that write through).
+sync_backing() { sync "$MOUNT" || fail "sync $MOUNT failed"; }
+
 acceptance_setup() {
   SCRIPT_NAME=$1
   shift
@@ -69,5 +74,6 @@ acceptance_setup() {
   WORK="$MOUNT/$NAME"
   WORK_BACKING="$BACKING/$NAME"
   mkdir "$WORK" || fail "mkdir $WORK"
+  sync_backing
   [ -d "$WORK_BACKING" ] || fail "$WORK does not show up in the backing folder as $WORK_BACKING"
 }

@@ -51,5 +51,6 @@ grep -q 'greet.o greet.c' <<<"$out" || fail "make after a change did not rebuild
 out=$(make -C "$project" 2>&1) || fail "make after the rebuild failed: $out"
 grep -q "'app' is up to date" <<<"$out" || fail "make after the rebuild did something: $out"
 step "make clean" make -s -C "$project" clean
+sync_backing
 [ -z "$(ls "$WORK_BACKING/project" | grep -E '\.o$|^app$' || true)" ] || fail "make clean left files in the backing folder"
 echo "make: ok"

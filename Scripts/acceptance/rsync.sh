@@ -40,6 +40,7 @@ if [ -n "$changes" ]; then
 fi
 
 step "contents through the mount" diff -r --no-dereference "$src" "$WORK/dst"
+sync_backing
 step "contents in the backing folder" diff -r --no-dereference "$src" "$WORK_BACKING/dst"
 same_listing "stat through the mount" "$src" "$WORK/dst"
 same_listing "stat in the backing folder" "$src" "$WORK_BACKING/dst"
@@ -52,6 +53,7 @@ touch -d '2017-07-07 07:07:07.707070707' "$src"
 step "rsync -a of an update" rsync -a --modify-window=-1 "$src/" "$WORK/dst/"
 changes=$(rsync -a --modify-window=-1 --itemize-changes "$src/" "$WORK/dst/" 2>&1) || fail "third rsync exited non-zero: $changes"
 [ -z "$changes" ] || { printf '%s\n' "$changes" >&2; fail "rsync after an update still finds differences"; }
+sync_backing
 step "updated contents in the backing folder" diff -r --no-dereference "$src" "$WORK_BACKING/dst"
 same_listing "stat in the backing folder after the update" "$src" "$WORK_BACKING/dst"
 echo "rsync: ok"

@@ -17,6 +17,7 @@ for batch in $(seq 1 10); do
 done
 # A rolled-back transaction leaves nothing behind.
 step "rolled-back transaction" sqlite3 -bail "$db" "BEGIN; DELETE FROM t; ROLLBACK;"
+sync_backing
 for view in "$db" "$WORK_BACKING/test.db"; do
   result=$(sql "$view" 'PRAGMA integrity_check;')
   [ "$result" = ok ] || fail "integrity_check of $view: $result"

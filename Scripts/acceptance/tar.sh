@@ -35,6 +35,7 @@ mkdir "$LOCAL/local-x" "$WORK/x"
 step "tar x on local disk" tar -xpf "$LOCAL/local.tar" -C "$LOCAL/local-x"
 step "tar x into the mount" tar -xpf "$LOCAL/local.tar" -C "$WORK/x"
 step "extracted trees (mount)" diff -r --no-dereference "$LOCAL/local-x" "$WORK/x"
+sync_backing
 step "extracted trees (backing folder)" diff -r --no-dereference "$LOCAL/local-x" "$WORK_BACKING/x"
 modes() { (cd "$1" && find . -printf '%m %y %p %l\n' | LC_ALL=C sort); }
 same_output "modes and types after tar x into the mount" modes "$LOCAL/local-x" "$WORK/x"

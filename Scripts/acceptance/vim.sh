@@ -24,6 +24,7 @@ edit() {
 check() {
   local what=$1 expected=$2
   printf '%b' "$expected" >"$LOCAL/expected"
+  sync_backing
   for view in "$file" "$WORK_BACKING/notes.txt"; do
     cmp -s "$LOCAL/expected" "$view" ||
       { diff "$LOCAL/expected" "$view" >&2 || true; fail "$what: wrong content in $view"; }
@@ -46,6 +47,7 @@ if ! output=$(timeout 60 vim -Es -u NONE -i NONE -N -c 'normal ihello from vim' 
   printf '%s\n' "$output" >&2
   fail "vim could not write a new file"
 fi
+sync_backing
 [ "$(cat "$WORK_BACKING/new.txt")" = "hello from vim" ] || fail "new file written by vim has wrong content"
 expected_mode=$(printf '%o' $((0666 & ~0$(umask))))
 [ "$(stat -c %a "$WORK/new.txt")" = "$expected_mode" ] || fail "new file written by vim has mode $(stat -c %a "$WORK/new.txt"), not $expected_mode"

@@ -179,9 +179,21 @@ extension Filesystem {
     try await upload(opened.inode)
   }
 
-  public func fsync(handle: UInt64) async throws {
+  /// With write-back, returns once this file's changes and everything journaled before them
+  /// reached the sandbox; without, the upload did that.
+  public func fsync(handle: UInt64, dataOnly: Bool = false) async throws {
     let opened = try openHandle(handle)
     try await upload(opened.inode)
+    if configuration.writeBack, let path = inodes.path(of: opened.inode) {
+      try await backend.synchronize(path, dataOnly: dataOnly)
+    }
+  }
+
+  /// fsync of a directory: with write-back, everything journaled reaches the sandbox first
+  /// (`sandbox-mount sync` is this on the mountpoint).
+  public func synchronizeDirectory(_ inode: UInt64) async throws {
+    guard configuration.writeBack else { return }
+    try await backend.synchronize(try path(of: inode), dataOnly: false)
   }
 
   /// The last close of a handle: uploads what a flush did not (e.g. writes through mmap), then

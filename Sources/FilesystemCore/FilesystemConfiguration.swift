@@ -21,6 +21,9 @@ public struct FilesystemConfiguration: Sendable {
   public var negativeTimeout: Double
   /// Refuses every change with EROFS (the kernel also does, with `-o ro`).
   public var readOnly: Bool
+  /// Changes go to a local journal and reach the sandbox in the background: fsync must then
+  /// wait for the drain (`RemoteFilesystem.synchronize`).
+  public var writeBack = false
   /// Where staging files for writes live (`--cache-dir`, else `$TMPDIR`, else /tmp).
   public var stagingParent: String
 

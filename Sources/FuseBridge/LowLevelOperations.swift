@@ -42,6 +42,13 @@ enum LowLevelOperations {
     operations.flush = flush
     operations.release = release
     operations.fsync = fsync
+    operations.fsyncdir = { request, inode, _, _ in
+      let dispatcher = RequestDispatcher.of(request)
+      dispatcher.answer(request, "fsyncdir", weight: .heavy) { reply in
+        try await dispatcher.filesystem.synchronizeDirectory(UInt64(inode))
+        reply.replyError(0)
+      }
+    }
     operations.opendir = opendir
     operations.readdir = { request, inode, size, offset, info in
       DirectoryReplies.read(
@@ -305,11 +312,11 @@ enum LowLevelOperations {
 
   private static let fsync:
     @convention(c) (fuse_req_t?, fuse_ino_t, Int32, UnsafeMutablePointer<fuse_file_info>?) -> Void =
-      { request, _, _, info in
+      { request, _, dataOnly, info in
         let dispatcher = RequestDispatcher.of(request)
         let handle = info!.pointee.fh
         dispatcher.answer(request, "fsync", weight: .heavy) { reply in
-          try await dispatcher.filesystem.fsync(handle: handle)
+          try await dispatcher.filesystem.fsync(handle: handle, dataOnly: dataOnly != 0)
           reply.replyError(0)
         }
       }

@@ -12,7 +12,11 @@ struct MountCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "sandbox-mount",
     abstract: "Mount a sandbox's files (envd or sandbox-agent) on a local directory through FUSE.",
-    discussion: "Unmount with: fusermount3 -u MOUNTPOINT (or Ctrl-C / SIGTERM with -f).")
+    discussion: """
+      Unmount with: fusermount3 -u MOUNTPOINT (or Ctrl-C / SIGTERM with -f).
+      sandbox-mount sync MOUNTPOINT waits until every change reached the sandbox;
+      sandbox-mount status MOUNTPOINT [--json] shows pending changes and failures.
+      """)
 
   @Argument(help: "The sandbox's file daemon, e.g. http://127.0.0.1:49983")
   var url: String
@@ -85,6 +89,25 @@ struct MountCommand: AsyncParsableCommand {
   @Option(help: "Bytes of blocks kept in --cache-dir (e.g. 4G).")
   var cacheSize: ByteCount = ByteCount(bytes: 4 << 30)
 
+  @Option(
+    help:
+      "on: a change is done once journaled on local disk and reaches the sandbox in the background (sandbox-mount sync waits for it); off: every close waits for the sandbox."
+  )
+  var writeBack: WriteBackMode = .on
+
+  @Option(
+    help:
+      "Folder for the write-back journal (default: $XDG_STATE_HOME/sandbox-mount/…, else ~/.local/state/sandbox-mount/…, one per sandbox URL and --root)."
+  )
+  var stateDir: String?
+
+  @Option(help: "Seconds an unmount waits for the journal to reach the sandbox.")
+  var drainTimeout: Double = 60
+
+  enum WriteBackMode: String, ExpressibleByArgument, Sendable {
+    case on, off
+  }
+
   func validate() throws {
     guard Logger.Level(rawValue: logLevel) != nil else {
       throw ValidationError("unknown log level '\(logLevel)'")
@@ -102,6 +125,7 @@ struct MountCommand: AsyncParsableCommand {
     }
     guard prefetchMax.bytes <= 1 << 32 else { throw ValidationError("--prefetch-max is too big") }
     guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
+    guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
   }
 
   func run() async throws {
@@ -170,13 +194,17 @@ struct MountCommand: AsyncParsableCommand {
         logger.warning(
           "idmap=none needs numeric ids (the agent extension); files show as uid=/gid=")
       }
+      let writeBack =
+        readOnly || self.writeBack == .off ? nil : try await startWriteBack(backend, logger)
+      let remote: any RemoteFilesystem = writeBack?.backend ?? backend
+      configuration.writeBack = writeBack != nil
       let filesystem: Filesystem
       do {
         let cache = try BlockCache(
-          backend: backend, configuration: blockCacheConfiguration(), logger: logger)
+          backend: remote, configuration: blockCacheConfiguration(), logger: logger)
         filesystem = try Filesystem(
-          backend: backend, configuration: configuration,
-          reader: PrefetchingReader(cache: cache, backend: backend), logger: logger)
+          backend: remote, configuration: configuration,
+          reader: PrefetchingReader(cache: cache, backend: remote), logger: logger)
       } catch let error as RemoteError {
         throw MountFailure(error.message)
       }
@@ -196,15 +224,104 @@ struct MountCommand: AsyncParsableCommand {
       logger.info("mounted \(url)\(root == "/" ? "" : root) on \(mountpoint)")
       if Daemon.isBackgroundCopy { Daemon.reportMounted(logFile: logFile) }
 
+      let control = try? ControlSocket(
+        path: StateFolder.controlSocket(forMountpoint: mountpoint)
+      ) { [self] request in
+        controlAnswer(
+          request, writeBack: writeBack?.backend, mountpoint: mountpoint, mode: capabilities)
+      }
       shutdown.serving(session, at: mountpoint)
       let status = await session.run()
       logger.info("unmounted \(mountpoint)")
+      if let writeBack { await finishWriteBack(writeBack, logger) }
+      control?.remove()
       if status != 0 { throw ExitCode(1) }
     } catch {
       await backend.shutdownWithoutBlocking()
       throw error
     }
     await backend.shutdownWithoutBlocking()
+  }
+
+  /// The journal of this sandbox and root, replayed into the view before anything is served.
+  private func startWriteBack(_ backend: EnvdBackend, _ logger: Logger) async throws
+    -> (backend: WriteBackBackend, folder: StateFolder)
+  {
+    let folder = try StateFolder.open(explicit: stateDir, url: url, root: root)
+    do {
+      var configuration = WriteBackConfiguration(stateDirectory: folder.path)
+      configuration.pinLifetime = .milliseconds(Int64(max(attrTimeout, 1) * 1000))
+      let writeBack = try WriteBackBackend(
+        inner: backend, configuration: configuration, logger: logger)
+      let replayed = try await writeBack.replayJournal()
+      if replayed > 0 {
+        logger.notice(
+          "\(replayed) changes of an earlier mount were not yet in the sandbox; applying them now")
+      }
+      return (writeBack, folder)
+    } catch let error as RemoteError {
+      throw MountFailure("write-back journal in \(folder.path): \(error.message)")
+    }
+  }
+
+  /// Unmounted: the journal drains for at most --drain-timeout; what is left stays for the
+  /// next mount of the same sandbox and root.
+  private func finishWriteBack(
+    _ writeBack: (backend: WriteBackBackend, folder: StateFolder), _ logger: Logger
+  ) async {
+    let pending = writeBack.backend.progress.pendingChanges
+    guard pending > 0 else { return }
+    logger.notice("applying \(pending) pending changes to the sandbox before exiting")
+    let left = await writeBack.backend.drain(timeout: .milliseconds(Int64(drainTimeout * 1000)))
+    if left > 0 {
+      logger.warning(
+        "\(left) changes did not reach the sandbox; they stay in \(writeBack.folder.path) and the next mount of \(url)\(root == "/" ? "" : root) applies them"
+      )
+    }
+  }
+
+  /// What the control socket answers: `status` (JSON), `retry-failed`, `discard-failed`.
+  private func controlAnswer(
+    _ request: String, writeBack: WriteBackBackend?, mountpoint: String,
+    mode capabilities: RemoteCapabilities
+  ) -> String {
+    switch request {
+    case "retry-failed":
+      writeBack?.retryFailed()
+      return "{}"
+    case "discard-failed":
+      writeBack?.discardFailed()
+      return "{}"
+    default:
+      break
+    }
+    var status: [String: Any] = [
+      "mountpoint": mountpoint, "url": url, "root": root,
+      "backend": capabilities.richAttributes ? "envd with the sandbox-agent extension" : "envd",
+      "writeBack": writeBack != nil ? "on" : "off",
+      "memoryCacheBytes": memoryCache.bytes,
+      "diskCache": cacheDir.map { "\($0) (\(cacheSize.bytes) bytes)" } ?? "off",
+    ]
+    if let writeBack {
+      let progress = writeBack.progress
+      status["stateDir"] = writeBack.configuration.stateDirectory
+      status["connection"] = progress.retrying ? "unreachable, retrying" : "ok"
+      status["pendingChanges"] = progress.pendingChanges
+      status["pendingBytes"] = progress.pendingBytes
+      status["appliedChanges"] = progress.appliedChanges
+      status["appliedBytes"] = progress.appliedBytes
+      status["failures"] = progress.failures
+      status["conflicts"] = progress.conflicts
+    } else {
+      status["connection"] = "ok"
+      status["pendingChanges"] = 0
+      status["pendingBytes"] = 0
+      status["failures"] = [String]()
+      status["conflicts"] = [String]()
+    }
+    guard let data = try? JSONSerialization.data(withJSONObject: status, options: [.sortedKeys])
+    else { return "{}" }
+    return String(decoding: data, as: UTF8.self)
   }
 
   private func blockCacheConfiguration() -> BlockCacheConfiguration {

@@ -11,6 +11,17 @@ import MemoryTuning
 TerminationSignals.block()
 MemoryAllocator.keepLargeChunksForReuse()
 
+// `sync` and `status` talk to a running mount; anything else is a mount.
+switch CommandLine.arguments.dropFirst().first {
+case "sync":
+  SyncCommand.main(Array(CommandLine.arguments.dropFirst(2)))
+  exit(0)
+case "status":
+  StatusCommand.main(Array(CommandLine.arguments.dropFirst(2)))
+  exit(0)
+default: break
+}
+
 let command: MountCommand
 do {
   let parsed = try MountCommand.parseAsRoot()

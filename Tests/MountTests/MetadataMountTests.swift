@@ -37,15 +37,16 @@ extension MountTestCase {
       echo hi > f && chmod 4755 f && mkdir d && chmod 3775 d
       touch -d @1500000000.123456789 f
       test "$(stat -c '%a %.9Y' f)" = "4755 1500000000.123456789"
+      sync .
       test "$(stat -c '%a %.9Y' ../root/f)" = "4755 1500000000.123456789"
       test "$(stat -c %a ../root/d)" = 3775
-      truncate -s 100000 f && test "$(stat -c %s ../root/f)" = 100000
-      truncate -s 1 f && test "$(cat ../root/f)" = h
+      truncate -s 100000 f && sync . && test "$(stat -c %s ../root/f)" = 100000
+      truncate -s 1 f && sync . && test "$(cat ../root/f)" = h
       ln -s 'some target/x' l && test "$(readlink l)" = 'some target/x'
-      test "$(readlink ../root/l)" = 'some target/x'
+      sync . && test "$(readlink ../root/l)" = 'some target/x'
       ln f hard && test "$(stat -c %h hard)" = 2
       test "$(stat -c %i ../root/f)" = "$(stat -c %i ../root/hard)"
-      mkfifo p && test "$(stat -c %F ../root/p)" = fifo
+      mkfifo p && sync . && test "$(stat -c %F ../root/p)" = fifo
       """)
   }
 

@@ -20,8 +20,14 @@ final class ModelTests: XCTestCase {
     super.tearDown()
   }
 
+  /// Write-back (the default): the backing folder is compared after `sync`.
   func testRandomOperationsExtension() throws {
     try runModel(.agentExtension, testName: "testRandomOperationsExtension")
+  }
+
+  func testRandomOperationsExtensionWriteThrough() throws {
+    try runModel(
+      .agentExtension, writeBack: false, testName: "testRandomOperationsExtensionWriteThrough")
   }
 
   /// Stock envd has no way to swap two entries atomically (no renameat2 behind any of its RPCs,
@@ -69,7 +75,9 @@ final class ModelTests: XCTestCase {
   }
 
   /// `mode` nil: a second local folder stands in for the mount (and its backing folder).
-  private func runModel(_ mode: AcceptanceTests.AgentMode?, testName: String) throws {
+  private func runModel(
+    _ mode: AcceptanceTests.AgentMode?, writeBack: Bool = true, testName: String
+  ) throws {
     let environment = ProcessInfo.processInfo.environment
     let seed =
       environment["MODEL_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...999_999_999)
@@ -109,25 +117,40 @@ final class ModelTests: XCTestCase {
     if let mode {
       // MODEL_MOUNT_ARGS="--log-level debug": more of the mount's log in a failure report.
       let extra = (environment["MODEL_MOUNT_ARGS"] ?? "").split(separator: " ").map(String.init)
-      try sandbox.start(agentArguments: mode.agentArguments, mountArguments: extra)
+      try sandbox.start(
+        agentArguments: mode.agentArguments,
+        mountArguments: extra + (writeBack ? [] : ["--write-back", "off"]))
     }
 
     var generator = ModelGenerator(seed: seed, allowExchange: mode != .stockEnvd)
     var history: [String] = []
     func fail(_ reason: String) {
-      let mountLog = (sandbox.mount?.child.standardError ?? "").split(separator: "\n").suffix(10)
-        .joined(separator: "\n")
+      let logLines = Int(ProcessInfo.processInfo.environment["MODEL_LOG_LINES"] ?? "") ?? 10
+      let mountLog = (sandbox.mount?.child.standardError ?? "").split(separator: "\n")
+        .suffix(logLines).joined(separator: "\n")
       XCTFail(
         """
         model test (\(modeName)), seed \(seed): \(reason)
         replay: \(replay)
         last operations (local result, mount result):
         \(history.suffix(Int(ProcessInfo.processInfo.environment["MODEL_HISTORY"] ?? "") ?? 20).joined(separator: "\n"))
-        sandbox-mount log (last 10 lines):
+        sandbox-mount log (last \(logLines) lines, MODEL_LOG_LINES):
         \(mountLog)
         """)
     }
+    // The backing folder holds our changes once the journal drained: fsync of the mountpoint.
+    func synced(at moment: String) -> Bool {
+      guard mode != nil else { return true }
+      let descriptor = open(mountpoint, O_RDONLY | O_DIRECTORY)
+      defer { if descriptor >= 0 { close(descriptor) } }
+      guard descriptor >= 0, fsync(descriptor) == 0 else {
+        fail("\(moment): sync of the mount failed: \(errnoName(errno))")
+        return false
+      }
+      return true
+    }
     func treesDiffer(at moment: String) -> Bool {
+      guard synced(at: moment) else { return true }
       let truth = ModelTree.snapshot(local)
       var report: [String] = []
       for (name, folder, linkCounts) in [
@@ -163,6 +186,15 @@ final class ModelTests: XCTestCase {
       let localResult = operation.apply(in: local)
       let mountResult = operation.apply(in: other)
       history.append("#\(index) \(operation): \(localResult) | \(mountResult)")
+      if let watched = environment["MODEL_WATCH"] {
+        // A debugging aid: the mtime of one path on both sides after each operation.
+        var here = stat()
+        var there = stat()
+        let localTime = lstat(local + "/" + watched, &here) == 0 ? here.st_mtim.tv_sec : -1
+        let mountTime = lstat(other + "/" + watched, &there) == 0 ? there.st_mtim.tv_sec : -1
+        history[history.count - 1] +=
+          " [\(watched) mtime \(localTime) | \(mountTime), mode \(String(here.st_mode, radix: 8)) | \(String(there.st_mode, radix: 8)), nlink \(here.st_nlink) | \(there.st_nlink)]"
+      }
       outcomes[
         operation.kind + (localResult.hasPrefix("E") ? " " + localResult : " ok"), default: 0] += 1
       performed = index + 1
@@ -172,7 +204,7 @@ final class ModelTests: XCTestCase {
         )
         return
       }
-      if case .utimens = operation, localResult == "ok",
+      if case .utimens = operation, localResult == "ok", synced(at: "after operation #\(index)"),
         let problem = Self.checkTimes(
           of: operation, local: local, mount: other, backing: root,
           atimeThroughMount: fullStat)

@@ -8,9 +8,13 @@ import XCTest
 /// send only the changed bytes (counted by the agent), and uploads that a cut never breaks.
 final class WritePathTests: MountTestCase {
   override var agentArguments: [String] { ["--log-level", "debug"] }
-  // Long timeouts: the counts must not depend on how fast this machine runs the test.
+  // Long timeouts: the counts must not depend on how fast this machine runs the test. Write
+  // through: these count the round trips of each call (WriteBackTests covers the journal).
   override var mountArguments: [String] {
-    ["--attr-timeout", "60", "--entry-timeout", "60", "--negative-timeout", "60"]
+    [
+      "--attr-timeout", "60", "--entry-timeout", "60", "--negative-timeout", "60",
+      "--write-back", "off",
+    ]
   }
 
   /// Agent requests logged so far whose line contains `name` (all requests: "HTTP").
@@ -249,6 +253,8 @@ extension Thread {
 /// The same write path against stock envd (`--envd-compat`): process fallbacks, no extension.
 final class StockWritePathTests: MountTestCase {
   override var agentArguments: [String] { ["--log-level", "debug", "--envd-compat"] }
+  // Write through: the requests of each edit are counted.
+  override var mountArguments: [String] { ["--write-back", "off"] }
 
   private var requestLog: [String] {
     agent.child.standardError.components(separatedBy: "\n")

@@ -9,9 +9,13 @@ public final class RunningMount: @unchecked Sendable {
     url: String, mountpoint: String, arguments: [String] = [], environment: [String: String]? = nil
   ) throws {
     self.mountpoint = mountpoint
+    // A journal of its own next to the mountpoint: a later test on a reused port must never
+    // replay this one's changes.
+    let stateArguments =
+      arguments.contains("--state-dir") ? [] : ["--state-dir", mountpoint + ".state"]
     let child = try ChildProcess(
       executable: BuiltProducts.executable("sandbox-mount"),
-      arguments: [url, mountpoint, "-f"] + arguments, environment: environment)
+      arguments: [url, mountpoint, "-f"] + stateArguments + arguments, environment: environment)
     self.child = child
     let mounted = child.waitFor(timeout: 30) { Self.isMounted(mountpoint) || !child.isRunning }
     guard mounted, Self.isMounted(mountpoint) else {

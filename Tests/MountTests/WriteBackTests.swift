@@ -1,0 +1,212 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Write-back (the default): changes are done once journaled on local disk, reach the agent in
+/// the background, survive `kill -9` of the daemon and of the agent, and `sync` waits for them.
+final class WriteBackTests: MountTestCase {
+  // Long cache timeouts: while the agent is stopped, nothing may need it but the drain.
+  override var mountArguments: [String] {
+    ["--attr-timeout", "60", "--entry-timeout", "60", "--negative-timeout", "60"]
+  }
+
+  var stateDirectory: String { mountpoint + ".state" }
+
+  /// A tree of `count` files of 100 B to 16 KiB in folders of 10, in scratch/src.
+  func makeSource(_ count: Int) throws {
+    try sh(
+      """
+      python3 - <<'EOF'
+      import os, random
+      random.seed(7)
+      for i in range(\(count)):
+          folder = "scratch/src/d%d/e%d" % (i // 100, (i // 10) % 10)
+          os.makedirs(folder, exist_ok=True)
+          with open("%s/f%d" % (folder, i), "wb") as f:
+              f.write(os.urandom(random.randint(100, 16000)))
+          os.utime("%s/f%d" % (folder, i), (1500000000 + i, 1500000000 + i))
+      EOF
+      """)
+  }
+
+  func sandboxMount(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    let result = try runCommand(
+      [BuiltProducts.executable("sandbox-mount")] + arguments, timeout: 120)
+    return (result.status, result.output + result.error)
+  }
+
+  func status() throws -> [String: Any] {
+    let reply = try sandboxMount(["status", mountpoint, "--json"])
+    XCTAssertEqual(reply.status, 0, reply.output)
+    return (try JSONSerialization.jsonObject(with: Data(reply.output.utf8))) as? [String: Any]
+      ?? [:]
+  }
+
+  func pause(_ agent: RunningAgent) { kill(agent.child.process.processIdentifier, SIGSTOP) }
+  func resume(_ agent: RunningAgent) { kill(agent.child.process.processIdentifier, SIGCONT) }
+
+  /// rsync into the mount finishes while the agent cannot answer at all; the agent's folder
+  /// gets the tree only after it is back, and `sandbox-mount sync` returns once it has it.
+  func testRsyncIsDoneLocallyAndSyncWaitsForTheSandbox() throws {
+    try makeSource(300)
+    try sh("mkdir mnt/dst && ls -la mnt mnt/dst >/dev/null")
+    pause(agent)
+    defer { resume(agent) }
+    try sh("rsync -a scratch/src/ mnt/dst/", timeout: 60)
+    XCTAssertEqual(try sh("diff -r scratch/src mnt/dst && echo same"), "same\n")
+    XCTAssertGreaterThan(try status()["pendingChanges"] as? Int ?? 0, 300)
+    XCTAssertNotEqual(try shStatus("diff -r scratch/src root/dst").status, 0)
+    resume(agent)
+    let synced = try sandboxMount(["sync", mountpoint])
+    XCTAssertEqual(synced.status, 0, synced.output)
+    XCTAssertEqual(try sh("diff -r scratch/src root/dst && echo same"), "same\n")
+    // rsync's times and modes arrived with the contents.
+    XCTAssertEqual(
+      try sh("cd scratch/src && find . -type f -printf '%p %T@ %m\\n' | sort"),
+      try sh("cd root/dst && find . -type f -printf '%p %T@ %m\\n' | sort"))
+    XCTAssertEqual(try status()["pendingChanges"] as? Int, 0)
+    XCTAssertEqual(try sh("find root -name '.*' | wc -l"), "0\n", "temporary files left")
+  }
+
+  /// kill -9 of the daemon right after rsync returns, before anything reached the agent: the
+  /// next mount of the same sandbox replays the journal, and the result is whole, with nothing
+  /// duplicated or left over.
+  func testKillNineBeforeTheDrainLosesNothing() throws {
+    try makeSource(2000)
+    try sh("mkdir mnt/dst && ls -la mnt mnt/dst >/dev/null")
+    pause(agent)
+    try sh("rsync -a scratch/src/ mnt/dst/", timeout: 120)
+    kill(mount.child.process.processIdentifier, SIGKILL)
+    _ = mount.child.waitForExit(timeout: 10)
+    _ = try runCommand(["fusermount3", "-uz", mountpoint], timeout: 20)
+    resume(agent)
+    XCTAssertNotEqual(try shStatus("diff -r scratch/src root/dst").status, 0)
+
+    mount = nil
+    mount = try RunningMount(url: agent.url, mountpoint: mountpoint, arguments: mountArguments)
+    XCTAssertTrue(mount.child.standardError.contains("replaying"), mount.child.standardError)
+    let synced = try sandboxMount(["sync", mountpoint])
+    XCTAssertEqual(synced.status, 0, synced.output)
+    XCTAssertEqual(try sh("diff -r scratch/src root/dst && echo same"), "same\n")
+    XCTAssertEqual(try sh("find root -name '.*' | wc -l"), "0\n", "temporary files left")
+    XCTAssertEqual(try sh("find root/dst -type f | wc -l"), "2000\n")
+  }
+
+  /// The agent killed while the journal drains, and started again: the drain retries and the
+  /// result is the same.
+  func testAgentKilledMidDrainAndRestarted() throws {
+    try makeSource(1000)
+    try sh("mkdir mnt/dst && ls -la mnt mnt/dst >/dev/null")
+    try sh("rsync -a scratch/src/ mnt/dst/", timeout: 120)
+    kill(agent.child.process.processIdentifier, SIGKILL)
+    _ = agent.child.waitForExit(timeout: 10)
+    Thread.sleep(forTimeInterval: 1)
+    try sandbox.restartAgent()
+    let synced = try sandboxMount(["sync", mountpoint])
+    XCTAssertEqual(synced.status, 0, synced.output)
+    XCTAssertEqual(try sh("diff -r scratch/src root/dst && echo same"), "same\n")
+    XCTAssertEqual(try sh("find root -name '.*' | wc -l"), "0\n", "temporary files left")
+  }
+
+  /// fsync returns once the agent's folder holds the bytes, and everything before them.
+  func testFsyncWaitsForTheSandbox() throws {
+    try sh(
+      """
+      python3 - <<'EOF'
+      import os
+      os.mkdir("mnt/before")
+      with open("mnt/before/first", "w") as f:
+          f.write("first")
+      fd = os.open("mnt/file", os.O_WRONLY | os.O_CREAT, 0o640)
+      os.write(fd, b"durable bytes")
+      os.fsync(fd)
+      assert open("root/file").read() == "durable bytes", "the agent's folder lacks the bytes"
+      assert open("root/before/first").read() == "first", "an earlier change is missing"
+      os.close(fd)
+      EOF
+      """)
+  }
+
+  /// coreutils `sync MOUNTPOINT` is a sync too: it fsyncs the mountpoint.
+  func testCoreutilsSyncOfTheMountpointDrains() throws {
+    try sh("echo first > mnt/first")
+    pause(agent)
+    try sh("echo hello > mnt/greeting")
+    resume(agent)
+    try sh("sync mnt")
+    XCTAssertEqual(try sh("cat root/greeting"), "hello\n")
+  }
+
+  /// Unmounting drains what is left before the daemon exits.
+  func testUnmountDrainsTheJournal() throws {
+    try makeSource(200)
+    try sh("mkdir mnt/dst && rsync -a scratch/src/ mnt/dst/")
+    mount.unmount()
+    XCTAssertEqual(try sh("diff -r scratch/src root/dst && echo same"), "same\n")
+  }
+
+  /// Two daemons never share a journal.
+  func testASecondMountOfTheSameStateFolderIsRefused() throws {
+    let other = workDirectory.path + "/other"
+    try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+    let second = try runCommand(
+      [
+        BuiltProducts.executable("sandbox-mount"), agent.url, other, "-f", "--state-dir",
+        stateDirectory,
+      ], timeout: 30)
+    XCTAssertNotEqual(second.status, 0)
+    XCTAssertTrue(second.error.contains("in use by another sandbox-mount"), second.error)
+  }
+}
+
+/// A full disk in the sandbox: the change is refused for good, parked, shown by `status`, its
+/// data kept locally until `sync --discard-failed`; `sync` says what failed.
+final class WriteBackFullDiskTests: XCTestCase {
+  private var sandbox: MountedSandbox?
+  private var tmpfs: String?
+
+  override func tearDown() {
+    sandbox?.mount?.unmount()
+    sandbox?.mount = nil
+    sandbox?.agent?.stop()
+    if let tmpfs { _ = try? runCommand(["umount", "-l", tmpfs], timeout: 20) }
+    sandbox?.close()
+    sandbox = nil
+    super.tearDown()
+  }
+
+  func testRefusedChangeIsParkedAndKeptLocally() throws {
+    let sandbox = try MountedSandbox(prefix: "writeback-enospc")
+    self.sandbox = sandbox
+    let mounted = try runCommand(
+      ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", sandbox.root], timeout: 20)
+    guard mounted.status == 0 else { throw XCTSkip("cannot mount a tmpfs: \(mounted.error)") }
+    tmpfs = sandbox.root
+    try sandbox.start()
+    let mountpoint = sandbox.mountpoint
+    let tool = BuiltProducts.executable("sandbox-mount")
+    // 3 MiB into a 1 MiB sandbox: close succeeds (journaled), the drain is refused.
+    let written = try runCommand(
+      [
+        "/bin/sh", "-c",
+        "head -c 3145728 /dev/urandom > \(mountpoint)/big && echo small > \(mountpoint)/small",
+      ],
+      timeout: 60)
+    XCTAssertEqual(written.status, 0, written.error)
+    let synced = try runCommand([tool, "sync", mountpoint], timeout: 60)
+    XCTAssertNotEqual(synced.status, 0)
+    XCTAssertTrue(synced.error.contains("/big"), synced.error)
+    let status = try runCommand([tool, "status", mountpoint], timeout: 30)
+    XCTAssertTrue(status.output.contains("failures:    1"), status.output)
+    XCTAssertEqual(
+      try runCommand(["cat", sandbox.root + "/small"], timeout: 10).output, "small\n")
+    // The data stays readable through the mount.
+    XCTAssertEqual(
+      try runCommand(["stat", "-c", "%s", mountpoint + "/big"], timeout: 10).output, "3145728\n")
+    let discarded = try runCommand([tool, "sync", "--discard-failed", mountpoint], timeout: 60)
+    XCTAssertEqual(discarded.status, 0, discarded.error)
+    // The sandbox keeps what it had: the empty file the create made, never a cut copy.
+    let remote = try runCommand(["stat", "-c", "%s", sandbox.root + "/big"], timeout: 10)
+    XCTAssertTrue(remote.status != 0 || remote.output == "0\n", remote.output)
+  }
+}
