@@ -8,7 +8,10 @@
 public enum RemoteBatchChange: Sendable, Equatable {
   case makeDirectory(String, mode: UInt32)
   /// A whole small file, atomically: `content` with `mode`, and the owner and times in `changes`.
-  case put(String, content: [UInt8], mode: UInt32, changes: RemoteAttributeChanges)
+  /// `expected`: the version the file must still have (else ESTALE: someone changed it).
+  case put(
+    String, content: [UInt8], mode: UInt32, changes: RemoteAttributeChanges,
+    expected: RemoteFileVersion? = nil)
   case setAttributes(String, RemoteAttributeChanges)
   case removeFile(String)
   case removeDirectory(String)
@@ -16,7 +19,7 @@ public enum RemoteBatchChange: Sendable, Equatable {
 
   public var path: String {
     switch self {
-    case .makeDirectory(let path, _), .put(let path, _, _, _), .setAttributes(let path, _),
+    case .makeDirectory(let path, _), .put(let path, _, _, _, _), .setAttributes(let path, _),
       .removeFile(let path), .removeDirectory(let path), .symlink(let path, _):
       path
     }

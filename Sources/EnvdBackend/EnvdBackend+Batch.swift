@@ -55,6 +55,9 @@ struct ExtensionBatchChange: JSONObjectEncodable {
   var target: String?
   var content: String?
   var attributes: ExtensionSetattr?
+  var expectedSize: String?
+  var expectedTime: String?
+  var expectedTimeNanoseconds: UInt32?
 
   init(_ change: RemoteBatchChange, client: EnvdClient) {
     switch change {
@@ -62,11 +65,14 @@ struct ExtensionBatchChange: JSONObjectEncodable {
       operation = "mkdir"
       self.path = client.protocolPath(path)
       self.mode = mode & 0o7777
-    case .put(let path, let content, let mode, let changes):
+    case .put(let path, let content, let mode, let changes, let expected):
       operation = "put"
       self.path = client.protocolPath(path)
       self.mode = mode & 0o7777
       self.content = Data(content).base64EncodedString()
+      expectedSize = expected.map { String($0.size) }
+      expectedTime = expected.map { String($0.modificationTime.seconds) }
+      expectedTimeNanoseconds = expected.map { UInt32(clamping: $0.modificationTime.nanoseconds) }
       var times = changes
       times.mode = nil
       times.size = nil
@@ -99,6 +105,9 @@ struct ExtensionBatchChange: JSONObjectEncodable {
     if operation != "setattr" { json.add("mode", mode) }
     json.add("target", target)
     json.add("content", content)
+    json.add("expectSize", expectedSize)
+    json.add("expectMtime", expectedTime)
+    json.add("expectMtimeNsec", expectedTimeNanoseconds)
   }
 }
 

@@ -60,10 +60,16 @@ final class WriteBackTests: MountTestCase {
     let synced = try sandboxMount(["sync", mountpoint])
     XCTAssertEqual(synced.status, 0, synced.output)
     XCTAssertEqual(try sh("diff -r scratch/src root/dst && echo same"), "same\n")
-    // rsync's times and modes arrived with the contents.
+    // Times and modes arrived with the contents: the sandbox shows what the mount showed.
     XCTAssertEqual(
-      try sh("cd scratch/src && find . -type f -printf '%p %T@ %m\\n' | sort"),
-      try sh("cd root/dst && find . -type f -printf '%p %T@ %m\\n' | sort"))
+      try sh(
+        """
+        (cd scratch/src && find . -type f -printf '%p %T@ %m\\n' | sort) > scratch/want
+        (cd root/dst && find . -type f -printf '%p %T@ %m\\n' | sort) > scratch/got
+        (cd mnt/dst && find . -printf '%p %y %T@ %m\\n' | sort) > scratch/mounted
+        (cd root/dst && find . -printf '%p %y %T@ %m\\n' | sort) > scratch/backing
+        diff scratch/want scratch/got && diff scratch/mounted scratch/backing && echo same
+        """), "same\n")
     XCTAssertEqual(try status()["pendingChanges"] as? Int, 0)
     XCTAssertEqual(try sh("find root -name '.*' | wc -l"), "0\n", "temporary files left")
   }
@@ -135,6 +141,23 @@ final class WriteBackTests: MountTestCase {
     resume(agent)
     try sh("sync mnt")
     XCTAssertEqual(try sh("cat root/greeting"), "hello\n")
+  }
+
+  /// A file changed inside the sandbox after this mount last read it is not overwritten: ours
+  /// goes next to it as NAME.sandbox-mount-conflict-TIMESTAMP, and `status` says so.
+  func testAChangeInTheSandboxMeanwhileKeepsBothVersions() throws {
+    try sh("echo first > mnt/notes.txt && sync mnt")
+    pause(agent)
+    try sh("echo ours > mnt/notes.txt")
+    try sh("echo theirs, longer > root/notes.txt")
+    resume(agent)
+    let synced = try sandboxMount(["sync", mountpoint])
+    XCTAssertEqual(synced.status, 0, synced.output)
+    XCTAssertEqual(try sh("cat root/notes.txt"), "theirs, longer\n")
+    XCTAssertEqual(try sh("cat root/notes.txt.sandbox-mount-conflict-*"), "ours\n")
+    let conflicts = try status()["conflicts"] as? [String] ?? []
+    XCTAssertEqual(conflicts.count, 1, "\(conflicts)")
+    XCTAssertTrue(mount.child.standardError.contains("kept theirs"), mount.child.standardError)
   }
 
   /// Unmounting drains what is left before the daemon exits.

@@ -55,6 +55,12 @@ extension ExtensionService {
       existing = nil
     }
     if existing?.isDirectory == true { throw ErrnoError(EISDIR, entry.path.description) }
+    if let expected = change.expected, let existing,
+      existing.st_size != expected.size || existing.st_mtim.tv_sec != expected.seconds
+        || existing.st_mtim.tv_nsec != Int(expected.nanoseconds)
+    {
+      throw ErrnoError(ESTALE, "\(entry.path) changed since the client read it")
+    }
     let mode = mode_t(change.create.mode ?? (existing.map { UInt32($0.st_mode & 0o7777) } ?? 0o644))
     let file: FileDescriptor
     var temporary: [CChar]?
@@ -140,6 +146,8 @@ struct ExtensionBatchChange: Decodable, Sendable {
   var twoPaths: ExtensionTwoPathRequest
   var attributes: ExtensionSetattrRequest
   var content: [UInt8]
+  /// `put` only: the version (size and mtime) the file must still have, else ESTALE.
+  var expected: (size: Int64, seconds: Int64, nanoseconds: UInt32)?
 
   init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: ProtoKey.self)
@@ -153,6 +161,11 @@ struct ExtensionBatchChange: Decodable, Sendable {
     create = try ExtensionCreateRequest(from: decoder)
     twoPaths = try ExtensionTwoPathRequest(from: decoder)
     attributes = try ExtensionSetattrRequest(from: decoder)
+    if let size = try container.protoInt64("expectSize"),
+      let seconds = try container.protoInt64("expectMtime")
+    {
+      expected = (size, seconds, try container.protoUInt32("expectMtimeNsec") ?? 0)
+    }
     if let encoded = try container.proto(String.self, "content") {
       guard let data = Data(base64Encoded: encoded) else {
         throw DecodingError.dataCorrupted(

@@ -331,6 +331,17 @@ struct LocalView: Sendable {
     }
   }
 
+  /// What the sandbox had at `path` when this view last learned it (its listing, or our own
+  /// change applied since).
+  func remoteEntry(_ path: String) -> RemoteAttributes? {
+    pinned[RemotePath.parent(of: path)]?.remote[RemotePath.name(of: path)]
+  }
+
+  /// The sandbox now has `attributes` at `path` (made by the drain beside our changes).
+  mutating func noteRemote(_ path: String, _ attributes: RemoteAttributes?) {
+    pinned[RemotePath.parent(of: path)]?.remote[RemotePath.name(of: path)] = attributes
+  }
+
   mutating func markFailed(_ path: String, revision: UInt64, reason: String) {
     let directory = RemotePath.parent(of: path)
     let name = RemotePath.name(of: path)

@@ -571,6 +571,9 @@ public final class WriteBackBackend: RemoteFilesystem {
         throw error
       }
     }
+    logger.trace(
+      "journaled \(record.operation.rawValue) \(record.path)\(record.destination.map { " -> " + $0 } ?? "")"
+    )
     if result.0 != nil || !requireResult { scheduleDrain() }
     return result
   }

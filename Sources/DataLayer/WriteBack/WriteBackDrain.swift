@@ -284,7 +284,7 @@ extension WriteBackBackend {
       return await applyEach(items, step: step)
     }
     var retry: [(path: String, pending: PendingName)] = []
-    for ((path, pending), result) in zip(items, results) {
+    for (index, ((path, pending), result)) in zip(items, results).enumerated() {
       switch result {
       case .success(let attributes):
         finish(path, pending, step: step, result: step == .remove ? nil : attributes)
@@ -292,12 +292,57 @@ extension WriteBackBackend {
         finish(path, pending, step: step, result: nil)
       case .failure(let error) where error.errno == EEXIST:
         retry.append((path, pending))
+      case .failure(let error) where error.errno == ESTALE:
+        if await keepBoth(path, pending, changes[index]) { return true }
       case .failure(let error):
         if Self.transientErrors.contains(error.errno) { return true }
         fail(path, pending, error)
       }
     }
     return await applyEach(retry, step: step)
+  }
+
+  /// Someone changed the file in the sandbox after this mount last saw it: ours goes next to
+  /// it as `NAME.sandbox-mount-conflict-TIMESTAMP`, theirs stays. True at a transient error.
+  private func keepBoth(_ path: String, _ pending: PendingName, _ change: RemoteBatchChange)
+    async -> Bool
+  {
+    guard case .put(_, let content, let mode, let changes, _) = change else { return false }
+    let stamp = Self.conflictStamp()
+    let conflict = path + ".sandbox-mount-conflict-" + stamp
+    do {
+      let results = try await inner.applyBatch([
+        .put(conflict, content: content, mode: mode, changes: changes)
+      ])
+      if case .failure(let error) = results.first { throw error }
+      let current = try? await inner.attributes(of: path)
+      let kept = try? results.first?.get()
+      logger.warning(
+        "\(path) changed in the sandbox after this mount last read it: kept theirs, ours is \(conflict)"
+      )
+      state.withLock { state in
+        state.view.markApplied(path, revision: pending.revision, result: current)
+        state.view.noteRemote(conflict, kept ?? nil)
+        state.conflicts.append("\(path): ours kept as \(RemotePath.name(of: conflict))")
+        state.appliedChanges += 1
+      }
+      return false
+    } catch {
+      if let errno = (error as? RemoteError)?.errno, Self.transientErrors.contains(errno) {
+        return true
+      }
+      fail(path, pending, error)
+      return false
+    }
+  }
+
+  private static func conflictStamp() -> String {
+    var now = time(nil)
+    var parts = tm()
+    gmtime_r(&now, &parts)
+    var buffer = [CChar](repeating: 0, count: 32)
+    let count = strftime(&buffer, buffer.count, "%Y%m%dT%H%M%SZ", &parts)
+    return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
 
   private func applyEach(_ items: [(path: String, pending: PendingName)], step: Step) async -> Bool
@@ -317,10 +362,17 @@ extension WriteBackBackend {
     case (.makeDirectory, _):
       return .makeDirectory(path, mode: pending.attributes?.permissions ?? 0o755)
     case (.content, .file(let content)):
-      let bytes = try state.withLock { _ in try read(content, at: 0, count: Int(content.size)) }
+      let (bytes, known) = try state.withLock { state in
+        (
+          try read(content, at: 0, count: Int(content.size)),
+          state.view.remoteEntry(path)
+        )
+      }
+      // The version this mount last knew there: someone else's newer one is not overwritten.
+      let expected = known.flatMap { $0.type == .regular ? $0.version : nil }
       return .put(
         path, content: bytes, mode: pending.attributes?.permissions ?? 0o644,
-        changes: Self.contentChanges(pending))
+        changes: Self.contentChanges(pending), expected: expected)
     case (.content, .symlink(let target)):
       return .symlink(path, target: target)
     default:
@@ -349,7 +401,9 @@ extension WriteBackBackend {
       case .makeDirectory: false
       default: true
       }
-    logger.debug("applied \(step) of \(path)\(finished ? "" : " (more to come)")")
+    logger.debug(
+      "applied \(step) of \(path)\(finished ? "" : " (more to come)") mtime \(String(describing: result?.modificationTime)) rev \(pending.revision) changes \(pending.changes)"
+    )
     guard finished else { return }
     state.withLock { state in
       state.view.markApplied(path, revision: pending.revision, result: result)
