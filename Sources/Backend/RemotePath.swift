@@ -5,15 +5,20 @@ public enum RemotePath {
     directory == "/" ? "/" + name : directory + "/" + name
   }
 
-  /// The parent of `/a/b` is `/a`; of `/a` and `/` it is `/`.
+  /// The parent of `/a/b` is `/a`; of `/a` and `/` it is `/`. On the UTF-8 view: a search by
+  /// Character costs grapheme breaking, and every change through the mount asks this.
   public static func parent(of path: String) -> String {
-    guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+    let bytes = path.utf8
+    guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")), slash != bytes.startIndex else {
+      return "/"
+    }
     return String(path[..<slash])
   }
 
   /// The last component: `b` for `/a/b`, `/` for `/`.
   public static func name(of path: String) -> String {
-    guard path != "/", let slash = path.lastIndex(of: "/") else { return path }
-    return String(path[path.index(after: slash)...])
+    let bytes = path.utf8
+    guard path != "/", let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return path }
+    return String(path[bytes.index(after: slash)...])
   }
 }

@@ -104,7 +104,7 @@ struct ExtensionBatchChange: JSONObjectEncodable {
     }
     if operation != "setattr" { json.add("mode", mode) }
     json.add("target", target)
-    json.add("content", content)
+    json.addPlain("content", content)
     json.add("expectSize", expectedSize)
     json.add("expectMtime", expectedTime)
     json.add("expectMtimeNsec", expectedTimeNanoseconds)

@@ -50,3 +50,23 @@ final class JournalTests: XCTestCase {
     XCTAssertEqual(try Journal(directory: folder.path).replay().map(\.record), [record])
   }
 }
+
+extension JournalTests {
+  /// The hand-written JSON decodes to the same record, names with quotes and control bytes too.
+  func testRecordsSurviveTheirJSON() throws {
+    var record = JournalRecord(.rename, "/a \"quoted\"\\name\u{1}")
+    record.destination = "/ünïcode/b"
+    record.mode = 0o4755
+    record.uid = 1000
+    record.accessTime = [1_500_000_000, 123_456_789]
+    record.modificationTime = [-5, 0]
+    record.exclusive = false
+    record.noReplace = true
+    record.inlineSize = 1 << 33
+    record.dataFile = "/state/data/x"
+    record.contentSize = 7
+    record.madeAt = [1, 2]
+    let decoded = try JSONDecoder().decode(JournalRecord.self, from: Data(record.json))
+    XCTAssertEqual(decoded, record)
+  }
+}

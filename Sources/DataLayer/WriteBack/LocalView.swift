@@ -339,6 +339,7 @@ struct LocalView: Sendable {
 
   /// The sandbox now has `attributes` at `path` (made by the drain beside our changes).
   mutating func noteRemote(_ path: String, _ attributes: RemoteAttributes?) {
+    guard path != "/" else { return }  // The root is in no listing.
     pinned[RemotePath.parent(of: path)]?.remote[RemotePath.name(of: path)] = attributes
   }
 

@@ -359,6 +359,11 @@ public final class WriteBackBackend: RemoteFilesystem {
       }
       if let moved { return moved }
     }
+    if !flags.contains(.exchange),
+      let answer = try await renameRemoteFile(source, destination, flags)
+    {
+      return answer
+    }
     let answer = try await writeThrough(touching: [source, destination]) {
       try await self.inner.rename(from: source, to: destination, flags: flags)
     }
@@ -442,6 +447,36 @@ public final class WriteBackBackend: RemoteFilesystem {
 
   /// Applies everything journaled so far, then `operation` on the sandbox; the directories it
   /// touched are listed again where the view holds them.
+  /// A file the sandbox has (no directory, no other names) renamed there, in order: the view
+  /// moves the name in the listings it holds, with the server's answer, instead of listing the
+  /// folders again (which cost more than the rename). nil: not such a file.
+  private func renameRemoteFile(_ source: String, _ destination: String, _ flags: RemoteRenameFlags)
+    async throws -> RemoteNameChange?
+  {
+    try await drain()
+    let moving = state.withLock { state -> RemoteAttributes? in
+      guard state.view.pendingName(source) == nil, state.view.pendingName(destination) == nil,
+        let entry = state.view.entry(source), entry.type != .directory,
+        (entry.linkCount ?? 1) <= 1, state.links.otherNames(of: source).isEmpty,
+        state.links.otherNames(of: destination).isEmpty,
+        let replaced = Optional(state.view.entry(destination)),
+        replaced.map({ $0.type != .directory && ($0.linkCount ?? 1) <= 1 }) ?? true
+      else { return nil }
+      return entry
+    }
+    guard let moving else { return nil }
+    let answer = try await inner.rename(from: source, to: destination, flags: flags)
+    state.withLock { state in
+      state.view.noteRemote(source, nil)
+      state.view.noteRemote(destination, answer.attributes ?? moving)
+      let sourceParent = RemotePath.parent(of: source)
+      let destinationParent = RemotePath.parent(of: destination)
+      if let parent = answer.parent { state.view.noteRemote(sourceParent, parent) }
+      if let parent = answer.destinationParent { state.view.noteRemote(destinationParent, parent) }
+    }
+    return answer
+  }
+
   private func writeThrough<Result>(
     touching paths: [String], _ operation: @escaping @Sendable () async throws -> Result
   ) async throws -> Result {

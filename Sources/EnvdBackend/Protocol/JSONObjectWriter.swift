@@ -45,6 +45,15 @@ struct JSONObjectWriter {
     bytes.append(contentsOf: value ? Array("true".utf8) : Array("false".utf8))
   }
 
+  /// A string known to need no escaping (base64): copied as it is.
+  mutating func addPlain(_ key: StaticString, _ value: String?) {
+    guard let value else { return }
+    addKey(key)
+    bytes.append(UInt8(ascii: "\""))
+    bytes.append(contentsOf: value.utf8)
+    bytes.append(UInt8(ascii: "\""))
+  }
+
   /// `value`: JSON already written (an array or object).
   mutating func addRaw(_ key: StaticString, _ value: [UInt8]) {
     addKey(key)
