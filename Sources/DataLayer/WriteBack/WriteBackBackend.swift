@@ -471,8 +471,19 @@ public final class WriteBackBackend: RemoteFilesystem {
       state.view.noteRemote(destination, answer.attributes ?? moving)
       let sourceParent = RemotePath.parent(of: source)
       let destinationParent = RemotePath.parent(of: destination)
-      if let parent = answer.parent { state.view.noteRemote(sourceParent, parent) }
-      if let parent = answer.destinationParent { state.view.noteRemote(destinationParent, parent) }
+      // Without the server's word on the folders (stock envd), their mtime moves here, as it
+      // did there.
+      let now = Self.now()
+      if let parent = answer.parent {
+        state.view.noteRemote(sourceParent, parent)
+      } else {
+        state.view.touch(sourceParent, now: now)
+      }
+      if let parent = answer.destinationParent {
+        state.view.noteRemote(destinationParent, parent)
+      } else if destinationParent != sourceParent || answer.parent != nil {
+        state.view.touch(destinationParent, now: now)
+      }
     }
     return answer
   }
