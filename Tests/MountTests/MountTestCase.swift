@@ -43,6 +43,15 @@ class MountTestCase: XCTestCase {
     super.tearDown()
   }
 
+  /// Whether each command first waits until the mount's earlier changes reached the agent's
+  /// folder (`sync mnt`, bounded): with write-back, tests that compare `root` with what they
+  /// wrote through `mnt` must not race the drain. WriteBackTests look at the drain itself.
+  var syncsBeforeEachCommand: Bool { true }
+
+  private func prepared(_ script: String) -> String {
+    syncsBeforeEachCommand ? "timeout 30 sync mnt 2>/dev/null; " + script : script
+  }
+
   /// Runs `script` with `/bin/sh -c` in the work folder, where `root`, `mnt` and `scratch` are;
   /// fails the test when it exits non-zero.
   @discardableResult
@@ -53,7 +62,8 @@ class MountTestCase: XCTestCase {
     throws -> String
   {
     let result = try runCommand(
-      ["/bin/sh", "-c", script], currentDirectory: workDirectory.path, timeout: timeout)
+      ["/bin/sh", "-c", prepared(script)], currentDirectory: workDirectory.path,
+      timeout: timeout)
     XCTAssertEqual(
       result.status, 0, "`\(script)` failed: \(result.error)\(result.output)", file: file,
       line: line)
@@ -65,7 +75,8 @@ class MountTestCase: XCTestCase {
     status: Int32, output: String, error: String
   ) {
     try runCommand(
-      ["/bin/sh", "-c", script], currentDirectory: workDirectory.path, timeout: timeout)
+      ["/bin/sh", "-c", prepared(script)], currentDirectory: workDirectory.path,
+      timeout: timeout)
   }
 
   /// Paths, types and file sizes below `folder`, one per line, sorted: equal listings mean

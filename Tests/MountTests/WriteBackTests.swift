@@ -10,6 +10,8 @@ final class WriteBackTests: MountTestCase {
     ["--attr-timeout", "60", "--entry-timeout", "60", "--negative-timeout", "60"]
   }
 
+  override var syncsBeforeEachCommand: Bool { false }
+
   var stateDirectory: String { mountpoint + ".state" }
 
   /// A tree of `count` files of 100 B to 16 KiB in folders of 10, in scratch/src.

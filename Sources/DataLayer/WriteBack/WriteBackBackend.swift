@@ -413,6 +413,20 @@ public final class WriteBackBackend: RemoteFilesystem {
       // Staged content: the caller completes the file from it and puts it whole.
       throw RemoteError(errno: EOPNOTSUPP, "\(path) is staged whole")
     }
+    if !hasOtherNames(path) {
+      // In place, in order: the answer is the file's new entry; its folder did not change.
+      try await drain()
+      let attributes = try await inner.writeRanges(
+        path, from: localPath, ranges: ranges, truncateFirst: truncateFirst, size: size)
+      if let attributes {
+        state.withLock { state in
+          if state.view.pendingName(path) == nil { state.view.noteRemote(path, attributes) }
+        }
+      } else {
+        await refreshPinned(around: [path])
+      }
+      return attributes
+    }
     return try await writeThrough(touching: [path]) {
       try await self.inner.writeRanges(
         path, from: localPath, ranges: ranges, truncateFirst: truncateFirst, size: size)
