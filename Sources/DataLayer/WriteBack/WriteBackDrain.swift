@@ -328,11 +328,7 @@ extension WriteBackBackend {
       }
       return false
     } catch {
-      if let errno = (error as? RemoteError)?.errno, Self.transientErrors.contains(errno) {
-        return true
-      }
-      fail(path, pending, error)
-      return false
+      return isTransient(error, parking: path, pending)
     }
   }
 
@@ -412,6 +408,17 @@ extension WriteBackBackend {
     }
   }
 
+  /// True for an error worth a retry later; any other parks the change as refused.
+  private func isTransient(_ error: any Error, parking path: String, _ pending: PendingName)
+    -> Bool
+  {
+    if let errno = (error as? RemoteError)?.errno, Self.transientErrors.contains(errno) {
+      return true
+    }
+    fail(path, pending, error)
+    return false
+  }
+
   private func fail(_ path: String, _ pending: PendingName, _ error: any Error) {
     let reason = (error as? RemoteError)?.message ?? "\(error)"
     logger.error("the sandbox refused a change to \(path): \(reason)")
@@ -436,11 +443,7 @@ extension WriteBackBackend {
       finish(path, pending, step: step, result: result)
       return false
     } catch {
-      if let errno = (error as? RemoteError)?.errno, Self.transientErrors.contains(errno) {
-        return true
-      }
-      fail(path, pending, error)
-      return false
+      return isTransient(error, parking: path, pending)
     }
   }
 
