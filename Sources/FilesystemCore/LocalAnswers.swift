@@ -13,6 +13,23 @@ extension Filesystem {
     return shownStat(for: fresh, inode: inode)
   }
 
+  /// Local. A setattr that changes nothing by the fresh attributes held (rsync's lchown to the
+  /// owner the file shows, its chmod to the mode it has): the attributes as they are, without a
+  /// task. nil: ask `setAttributes`.
+  public func setAttributesLocally(of inode: UInt64, changes: AttributeChanges) -> Glibc.stat? {
+    guard !configuration.readOnly, changes.size == nil, changes.accessTime == nil,
+      changes.modificationTime == nil, let shown = cachedAttributes(of: inode)
+    else { return nil }
+    if let uid = changes.ownerUID, uid != shown.st_uid || configuration.showRemoteOwners {
+      return nil
+    }
+    if let gid = changes.ownerGID, gid != shown.st_gid || configuration.showRemoteOwners {
+      return nil
+    }
+    if let mode = changes.mode, mode & 0o7777 != UInt32(shown.st_mode) & 0o7777 { return nil }
+    return shown
+  }
+
   /// Local. A read-only open whose attributes are fresh; nil: ask `open`.
   public func openLocally(_ inode: UInt64, flags: Int32) throws -> OpenedFile? {
     guard (flags & O_ACCMODE) == O_RDONLY, let path = inodes.path(of: inode),

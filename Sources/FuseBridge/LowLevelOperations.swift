@@ -123,6 +123,12 @@ enum LowLevelOperations {
     ) -> Void = { request, inode, attributes, toSet, info in
       let dispatcher = RequestDispatcher.of(request)
       let changes = attributeChanges(attributes!.pointee, toSet: toSet)
+      if let unchanged = dispatcher.filesystem.setAttributesLocally(
+        of: UInt64(inode), changes: changes)
+      {
+        FuseRequest(raw: request!).replyAttributes(unchanged, timeout: dispatcher.attributeTimeout)
+        return
+      }
       let handle = info?.pointee.fh
       dispatcher.answer(request, "setattr") { reply in
         let result = try await dispatcher.filesystem.setAttributes(
