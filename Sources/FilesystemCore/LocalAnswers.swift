@@ -47,11 +47,18 @@ extension Filesystem {
     return !opened.writable
   }
 
-  /// Local. release of a read-only handle. False: ask `release` (a writer's close uploads).
+  /// Local. release of a read-only handle, or of a writer whose changes the flush before it
+  /// already sent (the usual close: nothing left to upload). False: ask `release`.
   public func releaseLocally(handle: UInt64) -> Bool {
-    guard let opened = openFiles.handle(handle), !opened.writable else { return false }
+    guard let opened = openFiles.handle(handle) else { return false }
+    if opened.writable {
+      guard let staging = openFiles.staging(of: opened.inode), !staging.isDirty else {
+        return false
+      }
+    }
     guard openFiles.removeHandle(handle) != nil else { return true }
     reader.release(handle: handle)
+    if opened.writable { pageCacheVersions.forget(opened.inode) }
     openFiles.endUse(of: opened.inode)
     return true
   }
