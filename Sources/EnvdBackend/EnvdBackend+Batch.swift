@@ -42,9 +42,11 @@ struct ExtensionBatch: Encodable, JSONObjectEncodable {
     json.addRaw("changes", array)
   }
 
+  /// Only `JSONObjectWriter` writes a batch (`rpcResponse` prefers it): nested flat objects
+  /// have no Codable form here, and a wrong body must never go out silently.
   func encode(to encoder: any Encoder) throws {
-    var container = encoder.singleValueContainer()
-    try container.encode(String(decoding: jsonBytes, as: UTF8.self))
+    throw EncodingError.invalidValue(
+      self, .init(codingPath: [], debugDescription: "a batch is written by JSONObjectWriter"))
   }
 }
 

@@ -95,6 +95,11 @@ struct LocalView: Sendable {
 
   var pendingCount: Int { pinned.values.reduce(0) { $0 + $1.pending.count } }
 
+  /// Whether a change waits for the drain (one the sandbox refused does not).
+  var hasChangesToApply: Bool {
+    pinned.values.contains { directory in directory.pending.values.contains { $0.failure == nil } }
+  }
+
   func isPinned(_ directory: String) -> Bool { pinned[directory] != nil }
 
   mutating func pin(_ directory: String, remote: [RemoteEntry]) {
@@ -269,9 +274,9 @@ struct LocalView: Sendable {
     if let mode = changes.mode { attributes.permissions = mode & 0o7777 }
     if let uid = changes.uid { attributes.uid = uid }
     if let gid = changes.gid { attributes.gid = gid }
-    if let time = changes.accessTime { attributes.accessTime = Self.resolve(time, now: now) }
+    if let time = changes.accessTime { attributes.accessTime = time.resolved(now: now) }
     if let time = changes.modificationTime {
-      attributes.modificationTime = Self.resolve(time, now: now)
+      attributes.modificationTime = time.resolved(now: now)
     }
     attributes.changeTime = now
     var merged = pendingName(path)?.changes ?? RemoteAttributeChanges()
@@ -456,9 +461,12 @@ struct LocalView: Sendable {
       set(path, .removed, attributes: nil)
     }
   }
+}
 
-  private static func resolve(_ change: RemoteTimeChange, now: RemoteTime) -> RemoteTime {
-    switch change {
+extension RemoteTimeChange {
+  /// The instant this change sets, `now` standing for UTIME_NOW.
+  func resolved(now: RemoteTime) -> RemoteTime {
+    switch self {
     case .now: now
     case .set(let time): time
     }

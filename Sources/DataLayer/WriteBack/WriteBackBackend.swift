@@ -95,7 +95,6 @@ public final class WriteBackBackend: RemoteFilesystem {
   struct State {
     var view = LocalView()
     var drainScheduled = false
-    var draining = false
     var retryDelay: Duration = .zero
     /// Woken when a drain pass finds nothing left to apply.
     var idleWaiters: [CheckedContinuation<Void, any Error>] = []
@@ -326,9 +325,9 @@ public final class WriteBackBackend: RemoteFilesystem {
     record.gid = changes.gid
     // Resolved now, so a replay sets the times the caller saw.
     let now = Self.now()
-    record.accessTime = changes.accessTime.map { JournalRecord.time(Self.resolve($0, now: now)) }
+    record.accessTime = changes.accessTime.map { JournalRecord.time($0.resolved(now: now)) }
     record.modificationTime = changes.modificationTime.map {
-      JournalRecord.time(Self.resolve($0, now: now))
+      JournalRecord.time($0.resolved(now: now))
     }
     return try await commit(record, pinning: [RemotePath.parent(of: path)]).attributes!
   }
@@ -459,8 +458,6 @@ public final class WriteBackBackend: RemoteFilesystem {
     try await inner.synchronize(path, dataOnly: dataOnly)
   }
 
-  /// Applies everything journaled so far, then `operation` on the sandbox; the directories it
-  /// touched are listed again where the view holds them.
   /// A file the sandbox has (no directory, no other names) renamed there, in order: the view
   /// moves the name in the listings it holds, with the server's answer, instead of listing the
   /// folders again (which cost more than the rename). nil: not such a file.
@@ -472,10 +469,13 @@ public final class WriteBackBackend: RemoteFilesystem {
       guard state.view.pendingName(source) == nil, state.view.pendingName(destination) == nil,
         let entry = state.view.entry(source), entry.type != .directory,
         (entry.linkCount ?? 1) <= 1, state.links.otherNames(of: source).isEmpty,
-        state.links.otherNames(of: destination).isEmpty,
-        let replaced = Optional(state.view.entry(destination)),
-        replaced.map({ $0.type != .directory && ($0.linkCount ?? 1) <= 1 }) ?? true
+        state.links.otherNames(of: destination).isEmpty
       else { return nil }
+      if let replaced = state.view.entry(destination),
+        replaced.type == .directory || (replaced.linkCount ?? 1) > 1
+      {
+        return nil
+      }
       return entry
     }
     guard let moving else { return nil }
@@ -502,6 +502,8 @@ public final class WriteBackBackend: RemoteFilesystem {
     return answer
   }
 
+  /// Applies everything journaled so far, then `operation` on the sandbox; the directories it
+  /// touched are listed again where the view holds them.
   private func writeThrough<Result>(
     touching paths: [String], _ operation: @escaping @Sendable () async throws -> Result
   ) async throws -> Result {
@@ -703,6 +705,13 @@ public final class WriteBackBackend: RemoteFilesystem {
   /// Makes `directory`'s listing the view's to answer (one listing, the first time), and its
   /// parent's, so the directory's own attributes (mtime, nlink) change with its entries here.
   func pin(_ directory: String) async throws {
+    // Every change asks: a pinned folder whose own entry is held too (its parent pinned, for
+    // its mtime, nlink and setgid) answers at once, without a walk up to the root.
+    let held = state.withLock { state in
+      state.view.isPinned(directory)
+        && (directory == "/" || state.view.isPinned(RemotePath.parent(of: directory)))
+    }
+    if held { return }
     if directory != "/" { try await pin(RemotePath.parent(of: directory)) }
     let known = state.withLock { state -> Bool in
       if state.view.isPinned(directory) { return true }

@@ -43,10 +43,7 @@ extension WriteBackBackend {
   /// Returns when everything journaled before the call reached the sandbox. With
   /// `reportingFailures`, changes the sandbox refused are an EIO (fsync, `sync`).
   public func drain(reportingFailures: Bool = false) async throws {
-    let idle = state.withLock { state in
-      state.view.snapshot().allSatisfy { $0.pending.failure != nil }
-    }
-    if !idle {
+    if state.withLock({ $0.view.hasChangesToApply }) {
       try await withCheckedThrowingContinuation { continuation in
         state.withLock { $0.idleWaiters.append(continuation) }
         scheduleDrain()
@@ -74,7 +71,7 @@ extension WriteBackBackend {
     return progress.pendingChanges
   }
 
-  /// Parks every failed change for another try (`sync --retry-failed`).
+  /// Gives every refused change another try (`sync --retry-failed`).
   public func retryFailed() {
     state.withLock { state in
       for (path, pending) in state.view.snapshot() where pending.failure != nil {
