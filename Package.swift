@@ -45,7 +45,7 @@ let package = Package(
     // Data layer: staging files for writes, checked ranged reads.
     .target(
       name: "DataLayer",
-      dependencies: ["Backend", .product(name: "Logging", package: "swift-log")]),
+      dependencies: ["Backend", "CZlib", .product(name: "Logging", package: "swift-log")]),
     // Filesystem core: inodes, handles, attribute and directory caches.
     .target(
       name: "FilesystemCore",
@@ -53,7 +53,8 @@ let package = Package(
     // FUSE bridge: libfuse3 low-level callbacks to Swift, asynchronous replies.
     .target(
       name: "FuseBridge",
-      dependencies: ["CFuse", "FilesystemCore", .product(name: "Logging", package: "swift-log")]),
+      dependencies: [
+        "CFuse", "DataLayer", "FilesystemCore", .product(name: "Logging", package: "swift-log")]),
     .executableTarget(
       name: "SandboxMount",
       dependencies: [

@@ -1,4 +1,5 @@
 import CFuse
+import DataLayer
 import FilesystemCore
 import Glibc
 import Logging
@@ -45,7 +46,10 @@ final class RequestDispatcher: Sendable {
   }
 
   /// Answers `request` from a task: `work` replies on success; a thrown error is replied as its
-  /// errno. The callback that calls this returns at once.
+  /// errno. The task starts on the calling libfuse thread and leaves it at its first real
+  /// suspension: a change the write-back view answers (create, rename, chmod, …) is replied
+  /// without a thread hop, which is most of what a FUSE round trip costs here. Until then the
+  /// thread may block on local disk work (a close's journal fsync).
   func answer(
     _ request: fuse_req_t?, _ operation: StaticString, weight: Weight = .light,
     _ work: @escaping @Sendable (FuseRequest) async throws -> Void
@@ -53,12 +57,14 @@ final class RequestDispatcher: Sendable {
     let request = FuseRequest(raw: request!)
     inFlight.withLock { $0 += 1 }
     let executor = weight == .light ? lightRequestExecutor : nil
-    Task(executorPreference: executor) { [self] in
-      defer { inFlight.withLock { $0 -= 1 } }
-      do {
-        try await work(request)
-      } catch {
-        fail(request, error, operation)
+    BlockingThreads.allowing {
+      Task.immediate(executorPreference: executor) { [self] in
+        defer { inFlight.withLock { $0 -= 1 } }
+        do {
+          try await work(request)
+        } catch {
+          fail(request, error, operation)
+        }
       }
     }
   }

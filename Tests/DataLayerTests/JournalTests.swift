@@ -20,7 +20,8 @@ final class JournalTests: XCTestCase {
     do {
       let journal = try Journal(directory: folder.path)
       _ = try journal.append(framed: try JournalFraming.encode(first))
-      _ = try journal.append(framed: try JournalFraming.encode(second) + Array("hello".utf8))
+      _ = try journal.append(
+        framed: try JournalFraming.encode(second, content: Array("hello".utf8)))
       let framed = try JournalFraming.encode(third)
       // A crash in the middle of the third append.
       _ = try journal.append(framed: Array(framed.prefix(framed.count - 3)))
@@ -45,7 +46,8 @@ final class JournalTests: XCTestCase {
       _ = try journal.append(framed: try JournalFraming.encode(record))
     }
     var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: folder.path + "/journal")))
-    bytes[bytes.count - 2] ^= 0xFF
+    let frameSize = try JournalFraming.encode(record).count
+    bytes[Int(Journal.fileHeaderSize) + 2 * frameSize - 2] ^= 0xFF
     try Data(bytes).write(to: URL(fileURLWithPath: folder.path + "/journal"))
     XCTAssertEqual(try Journal(directory: folder.path).replay().map(\.record), [record])
   }
@@ -68,5 +70,80 @@ extension JournalTests {
     record.madeAt = [1, 2]
     let decoded = try JSONDecoder().decode(JournalRecord.self, from: Data(record.json))
     XCTAssertEqual(decoded, record)
+  }
+}
+
+extension JournalTests {
+  /// The tail is zeros written ahead: a record whose header reached the disk but whose content
+  /// did not must not replay as a file of zeros.
+  func testARecordWhoseContentIsMissingIsNotReplayed() throws {
+    let folder = try TemporaryDirectory(prefix: "journal-test")
+    defer { folder.remove() }
+    let first = JournalRecord(.mkdir, "/a")
+    var second = JournalRecord(.put, "/a/f")
+    second.inlineSize = 4096
+    let content = [UInt8](repeating: 7, count: 4096)
+    let secondStart: Int
+    do {
+      let journal = try Journal(directory: folder.path)
+      secondStart = Int(try journal.append(framed: try JournalFraming.encode(first)))
+      _ = try journal.append(framed: try JournalFraming.encode(second, content: content))
+    }
+    // The crash: the content's page never reached the disk.
+    let url = URL(fileURLWithPath: folder.path + "/journal")
+    var bytes = try [UInt8](Data(contentsOf: url))
+    let contentStart = secondStart + (try JournalFraming.encode(second).count)
+    for index in contentStart..<contentStart + content.count { bytes[index] = 0 }
+    try Data(bytes).write(to: url)
+    XCTAssertEqual(try Journal(directory: folder.path).replay().map(\.record), [first])
+  }
+
+  /// Emptying keeps the file (its zeros save the next fdatasync a size change); what it held
+  /// before never replays, whether or not new records follow.
+  func testRecordsFromBeforeAResetNeverReplay() throws {
+    let folder = try TemporaryDirectory(prefix: "journal-test")
+    defer { folder.remove() }
+    let old = [JournalRecord(.mkdir, "/old"), JournalRecord(.rmdir, "/older")]
+    let new = JournalRecord(.mkdir, "/new")
+    do {
+      let journal = try Journal(directory: folder.path)
+      for record in old { _ = try journal.append(framed: try JournalFraming.encode(record)) }
+      journal.reset()
+    }
+    XCTAssertEqual(try Journal(directory: folder.path).replay().map(\.record), [])
+    do {
+      let journal = try Journal(directory: folder.path)
+      _ = try journal.replay()
+      for record in old { _ = try journal.append(framed: try JournalFraming.encode(record)) }
+      journal.reset()
+      _ = try journal.append(framed: try JournalFraming.encode(new))
+    }
+    XCTAssertEqual(try Journal(directory: folder.path).replay().map(\.record), [new])
+  }
+
+  func testAppendsLandInZerosWrittenAhead() throws {
+    let folder = try TemporaryDirectory(prefix: "journal-test")
+    defer { folder.remove() }
+    let journal = try Journal(directory: folder.path)
+    _ = try journal.replay()
+    _ = try journal.append(framed: try JournalFraming.encode(JournalRecord(.mkdir, "/a")))
+    let size = try XCTUnwrap(
+      try FileManager.default.attributesOfItem(atPath: folder.path + "/journal")[.size] as? Int)
+    XCTAssertGreaterThanOrEqual(UInt64(size), Journal.preallocationStep)
+    for index in 0..<100 {
+      _ = try journal.append(framed: try JournalFraming.encode(JournalRecord(.mkdir, "/d\(index)")))
+    }
+    XCTAssertEqual(
+      try FileManager.default.attributesOfItem(atPath: folder.path + "/journal")[.size] as? Int,
+      size)
+  }
+
+  func testAFileThatIsNotAJournalIsRefused() throws {
+    let folder = try TemporaryDirectory(prefix: "journal-test")
+    defer { folder.remove() }
+    try Data("not a journal".utf8).write(to: URL(fileURLWithPath: folder.path + "/journal"))
+    XCTAssertThrowsError(try Journal(directory: folder.path)) { error in
+      XCTAssertTrue("\(error)".contains("not a journal"), "\(error)")
+    }
   }
 }

@@ -2,8 +2,12 @@ import Backend
 import Foundation
 import Synchronization
 
-/// The write-back journal: an append-only file of changes in the order they were made, with
-/// small files' bytes inline, in a state folder that outlives the daemon.
+/// The write-back journal: a file of changes in the order they were made, with small files'
+/// bytes inline, in a state folder that outlives the daemon.
+///
+/// Layout: a header (magic and generation), then framed records, then zeros. The tail is
+/// written with zeros ahead of time, so the fdatasync of a close writes the record's blocks
+/// only, not the file's size too (about a fifth of the cost on ext4).
 ///
 /// Invariants:
 /// - A change is in the journal (written to the kernel, so it survives `kill -9`) before the
@@ -11,6 +15,8 @@ import Synchronization
 ///   one fdatasync covers every append before it, so a burst of closes costs one.
 /// - The journal is emptied only when the view has nothing pending, so replay after a crash
 ///   rebuilds every change not yet applied (and harmlessly re-applies some that were).
+/// - Emptying starts a new generation instead of cutting the file: the records left behind
+///   fail the new generation's checksum, so replay never applies them.
 final class Journal: Sendable {
   let directory: String
   let path: String
@@ -19,15 +25,26 @@ final class Journal: Sendable {
   private let commitSignal = DispatchSemaphore(value: 0)
   /// Content up to this size goes inline; larger files get a data file.
   static let inlineLimit: UInt64 = 1 << 20
+  static let magic = Array("SMJ2".utf8)
+  static let fileHeaderSize: UInt64 = 16
+  /// Zeros written ahead of the end at a time.
+  static let preallocationStep: UInt64 = 4 << 20
+  /// A journal this big is cut back when it empties.
+  static let keptCapacity: UInt64 = 64 << 20
 
   private struct State {
+    var generation: UInt64
     var end: UInt64
+    /// Bytes of the file written (header, records, zeros): appends below it keep the size.
+    var capacity: UInt64
     var durable: UInt64
+    /// An fdatasync is running (on the commit thread or a request thread).
+    var syncing = false
     var waiters: [(offset: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
     var failure: Int32?
   }
 
-  /// Opens (or makes) the journal in `directory`; records after a cut end are dropped.
+  /// Opens (or makes) the journal in `directory`; `replay` reads what it holds.
   init(directory: String) throws {
     self.directory = directory
     self.path = directory + "/journal"
@@ -39,20 +56,40 @@ final class Journal: Sendable {
         errno: errno, "cannot open the journal \(path): \(String(cString: strerror(errno)))")
     }
     self.descriptor = descriptor
-    let end = UInt64(lseek(descriptor, 0, SEEK_END))
-    state = Mutex(State(end: end, durable: end))
+    let size = UInt64(lseek(descriptor, 0, SEEK_END))
+    var generation = Self.newGeneration()
+    if size == 0 {
+      try Self.writeHeader(descriptor, generation: generation, path: path)
+    } else {
+      var header = [UInt8](repeating: 0, count: Int(Self.fileHeaderSize))
+      guard pread(descriptor, &header, header.count, 0) == header.count,
+        Array(header[0..<4]) == Self.magic
+      else {
+        close(descriptor)
+        throw RemoteError(
+          errno: EINVAL,
+          "\(path) is not a journal this version reads; if it holds changes, sync them with the version that wrote it, else remove it"
+        )
+      }
+      generation = header[8..<16].enumerated().reduce(0) {
+        $0 | UInt64($1.element) << (8 * $1.offset)
+      }
+    }
+    let end = Self.fileHeaderSize
+    state = Mutex(State(generation: generation, end: end, capacity: max(size, end), durable: end))
     let thread = Thread { [self] in commitLoop() }
     thread.name = "sandbox-mount journal"
     thread.start()
   }
 
-  /// The records kept, with where each one's inline bytes start. A cut tail is cut off, so new
-  /// records follow the last whole one.
+  /// The records kept, with where each one's inline bytes start. What follows the last whole
+  /// record is cut off, so new records follow it and nothing stale can ever line up after them.
   func replay() throws -> [(record: JournalRecord, contentOffset: UInt64)] {
     let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+    let generation = state.withLock { $0.generation }
     var records: [(JournalRecord, UInt64)] = []
-    var offset = 0
-    while let (record, next) = JournalFraming.decode(bytes, at: offset) {
+    var offset = Int(Self.fileHeaderSize)
+    while let (record, next) = JournalFraming.decode(bytes, at: offset, generation: generation) {
       let bodyEnd = next - Int(record.inlineSize ?? 0)
       records.append((record, UInt64(bodyEnd)))
       offset = next
@@ -62,12 +99,13 @@ final class Journal: Sendable {
     }
     state.withLock {
       $0.end = UInt64(offset)
+      $0.capacity = UInt64(offset)
       $0.durable = UInt64(offset)
     }
     return records
   }
 
-  /// Appends a framed record (and its inline content); returns the journal's new end.
+  /// Appends a frame from `JournalFraming.encode`; returns the journal's new end.
   /// Blocking (one write to the page cache): callers hold the view's lock so that journal
   /// order is view order.
   func append(framed: [UInt8]) throws -> UInt64 {
@@ -75,30 +113,66 @@ final class Journal: Sendable {
       if let failure = state.failure {
         throw RemoteError(errno: failure, "the journal cannot be written")
       }
-      var written = 0
-      while written < framed.count {
-        let count = framed[written...].withUnsafeBytes {
-          pwrite(descriptor, $0.baseAddress, $0.count, off_t(state.end) + off_t(written))
-        }
-        guard count > 0 else {
-          let failure = errno
-          // A record cut short is dropped by the next replay; the journal stays as it was.
-          _ = ftruncate(descriptor, off_t(state.end))
-          throw RemoteError(
-            errno: failure == ENOSPC ? ENOSPC : EIO,
-            "cannot write the journal: \(String(cString: strerror(failure)))")
-        }
-        written += count
-      }
+      var framed = framed
+      JournalFraming.seal(&framed, generation: state.generation)
+      try preallocate(&state, through: state.end + UInt64(framed.count))
+      try writeFully(framed, at: state.end)
       state.end += UInt64(framed.count)
       return state.end
     }
   }
 
+  /// Writes zeros past `capacity` so the file covers `offset`: appends below it then change
+  /// no file size, and their fdatasync writes data blocks only.
+  private func preallocate(_ state: inout State, through offset: UInt64) throws {
+    guard offset > state.capacity else { return }
+    let target = max(offset, state.capacity + Self.preallocationStep)
+    let zeros = [UInt8](repeating: 0, count: 1 << 20)
+    var position = state.capacity
+    while position < target {
+      let count = min(UInt64(zeros.count), target - position)
+      try writeFully(Array(zeros[0..<Int(count)]), at: position)
+      position += count
+      state.capacity = position
+    }
+  }
+
+  private func writeFully(_ bytes: [UInt8], at offset: UInt64) throws {
+    var written = 0
+    while written < bytes.count {
+      let count = bytes[written...].withUnsafeBytes {
+        pwrite(descriptor, $0.baseAddress, $0.count, off_t(offset) + off_t(written))
+      }
+      guard count > 0 else {
+        // Bytes past the end are never read back: the next append overwrites them.
+        let failure = errno
+        throw RemoteError(
+          errno: failure == ENOSPC ? ENOSPC : EIO,
+          "cannot write the journal: \(String(cString: strerror(failure)))")
+      }
+      written += count
+    }
+  }
+
+  private static func writeHeader(_ descriptor: Int32, generation: UInt64, path: String) throws {
+    var header = magic + [0, 0, 0, 0]
+    for index in 0..<8 { header.append(UInt8(truncatingIfNeeded: generation >> (8 * index))) }
+    guard pwrite(descriptor, header, header.count, 0) == header.count else {
+      throw RemoteError(
+        errno: errno, "cannot write the journal \(path): \(String(cString: strerror(errno)))")
+    }
+  }
+
+  private static func newGeneration() -> UInt64 {
+    UInt64.random(in: 1...UInt64.max)
+  }
+
   var end: UInt64 { state.withLock { $0.end } }
 
-  /// Returns once everything up to `offset` is on disk (fdatasync), batched with others.
+  /// Returns once everything up to `offset` is on disk (fdatasync), batched with others. On a
+  /// thread that may block, the caller syncs itself unless a sync that covers it is running.
   func waitDurable(upTo offset: UInt64) async throws {
+    if BlockingThreads.currentMayBlock, try syncInline(upTo: offset) { return }
     try await withCheckedThrowingContinuation { continuation in
       let ready = state.withLock { state -> Bool in
         if state.durable >= offset { return true }
@@ -111,6 +185,23 @@ final class Journal: Sendable {
         commitSignal.signal()
       }
     }
+  }
+
+  /// fdatasync on the calling thread; false: someone else's sync is running, wait for it.
+  private func syncInline(upTo offset: UInt64) throws -> Bool {
+    let target = state.withLock { state -> UInt64? in
+      if state.durable >= offset { return 0 }
+      if state.syncing { return nil }
+      state.syncing = true
+      return state.end
+    }
+    guard let target else { return false }
+    if target == 0 { return true }
+    sync(upTo: target)
+    if let failure = state.withLock({ $0.failure }) {
+      throw RemoteError(errno: EIO, "fdatasync of the journal failed: errno \(failure)")
+    }
+    return true
   }
 
   /// Reads `count` bytes of inline content at `offset`.
@@ -131,13 +222,22 @@ final class Journal: Sendable {
   func reset() {
     // Whoever still waits for durability waits for changes the sandbox has applied.
     let waiters = state.withLock { state in
-      _ = ftruncate(descriptor, 0)
-      state.end = 0
-      state.durable = 0
+      let generation = Self.newGeneration()
+      if (try? Self.writeHeader(descriptor, generation: generation, path: path)) != nil {
+        state.generation = generation
+        if state.capacity > Self.keptCapacity {
+          _ = ftruncate(descriptor, off_t(Self.fileHeaderSize))
+          state.capacity = Self.fileHeaderSize
+        }
+        state.end = Self.fileHeaderSize
+        state.durable = Self.fileHeaderSize
+      }
       defer { state.waiters = [] }
       return state.waiters
     }
     for waiter in waiters { waiter.continuation.resume() }
+    // The new header to disk off the caller's thread, before a crash could replay the old.
+    commitSignal.signal()
     let data = directory + "/data"
     for name in (try? FileManager.default.contentsOfDirectory(atPath: data)) ?? [] {
       unlink(data + "/" + name)
@@ -152,27 +252,41 @@ final class Journal: Sendable {
   private func commitLoop() {
     while true {
       commitSignal.wait()
-      let target = state.withLock { $0.end }
-      let synced = fdatasync(descriptor) == 0
-      let failure = errno
-      let ready = state.withLock { state in
-        if synced {
-          state.durable = max(state.durable, target)
-        } else {
-          state.failure = failure
-        }
-        let done = state.waiters.filter { !synced || $0.offset <= state.durable }
-        state.waiters.removeAll { !synced || $0.offset <= state.durable }
-        return done
+      let target = state.withLock { state -> UInt64? in
+        if state.syncing || (state.waiters.isEmpty && state.durable >= state.end) { return nil }
+        state.syncing = true
+        return state.end
       }
-      for waiter in ready {
-        if synced {
-          waiter.continuation.resume()
-        } else {
-          waiter.continuation.resume(
-            throwing: RemoteError(errno: EIO, "fdatasync of the journal failed"))
-        }
+      // A sync on a request thread runs (it signals again for waiters it did not cover), or
+      // there is nothing to sync.
+      guard let target else { continue }
+      sync(upTo: target)
+    }
+  }
+
+  /// fdatasync, then wakes every waiter it covered; called with `syncing` set, which it clears.
+  private func sync(upTo target: UInt64) {
+    let synced = fdatasync(descriptor) == 0
+    let failure = errno
+    let (ready, more) = state.withLock { state in
+      state.syncing = false
+      if synced {
+        state.durable = max(state.durable, target)
+      } else {
+        state.failure = failure
+      }
+      let done = state.waiters.filter { !synced || $0.offset <= state.durable }
+      state.waiters.removeAll { !synced || $0.offset <= state.durable }
+      return (done, !state.waiters.isEmpty)
+    }
+    for waiter in ready {
+      if synced {
+        waiter.continuation.resume()
+      } else {
+        waiter.continuation.resume(
+          throwing: RemoteError(errno: EIO, "fdatasync of the journal failed"))
       }
     }
+    if more { commitSignal.signal() }
   }
 }

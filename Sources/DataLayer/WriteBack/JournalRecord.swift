@@ -1,4 +1,5 @@
 import Backend
+import CZlib
 import Foundation
 
 /// One change as the journal keeps it: enough to make it again on the local view after a crash.
@@ -115,42 +116,60 @@ extension JournalRecord {
   }
 }
 
-/// Frames records as `[UInt32 length][UInt32 checksum][JSON]`, little-endian: a record cut by a
-/// crash fails its length or checksum, and replay stops before it.
+/// Frames records as `[UInt32 length][UInt32 checksum][JSON][inline content]`, little-endian.
+/// The checksum (CRC-32 of JSON and content) covers the content too: the journal's tail is
+/// preallocated zeros, so a record whose content never reached the disk must fail it.
+/// `Journal` mixes its generation into the checksum when it appends: records a reset left
+/// behind in the file fail it, and replay stops before them.
 enum JournalFraming {
   static let headerSize = 8
 
-  static func encode(_ record: JournalRecord) throws -> [UInt8] {
+  static func encode(_ record: JournalRecord, content: [UInt8] = []) throws -> [UInt8] {
     let body = record.json
     var framed: [UInt8] = []
-    framed.reserveCapacity(headerSize + body.count)
+    framed.reserveCapacity(headerSize + body.count + content.count)
     append(UInt32(body.count), to: &framed)
-    append(checksum(body), to: &framed)
+    append(checksum(body, content[...]), to: &framed)
     framed += body
+    framed += content
     return framed
   }
 
-  /// The record at `offset` of `bytes` and where the next one starts, or nil at a cut end.
-  static func decode(_ bytes: [UInt8], at offset: Int) -> (JournalRecord, next: Int)? {
+  /// Mixes `generation` into a frame made by `encode`, in place.
+  static func seal(_ framed: inout [UInt8], generation: UInt64) {
+    let mixed = read(framed, at: 4) ^ mix(generation)
+    for index in 0..<4 { framed[4 + index] = UInt8(truncatingIfNeeded: mixed >> (8 * index)) }
+  }
+
+  /// The record at `offset` of `bytes` and where the next one starts, or nil at a cut end, a
+  /// torn record, zeros, or a record of another generation.
+  static func decode(_ bytes: [UInt8], at offset: Int, generation: UInt64)
+    -> (JournalRecord, next: Int)?
+  {
     guard offset + headerSize <= bytes.count else { return nil }
     let length = Int(read(bytes, at: offset))
-    let sum = read(bytes, at: offset + 4)
+    let sum = read(bytes, at: offset + 4) ^ mix(generation)
     let start = offset + headerSize
     guard length > 0, start + length <= bytes.count else { return nil }
     let body = Array(bytes[start..<start + length])
-    guard checksum(body) == sum,
-      let record = try? JSONDecoder().decode(JournalRecord.self, from: Data(body))
-    else { return nil }
+    guard let record = try? JSONDecoder().decode(JournalRecord.self, from: Data(body)) else {
+      return nil
+    }
     let next = start + length + Int(record.inlineSize ?? 0)
-    guard next <= bytes.count else { return nil }
+    guard next <= bytes.count, checksum(body, bytes[(start + length)..<next]) == sum else {
+      return nil
+    }
     return (record, next)
   }
 
-  /// FNV-1a: cheap, and enough to tell a torn write from a record.
-  static func checksum(_ bytes: [UInt8]) -> UInt32 {
-    var hash: UInt32 = 2_166_136_261
-    for byte in bytes { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
-    return hash
+  static func checksum(_ body: [UInt8], _ content: ArraySlice<UInt8>) -> UInt32 {
+    var crc = body.withUnsafeBufferPointer { crc32(0, $0.baseAddress, UInt32($0.count)) }
+    crc = content.withUnsafeBufferPointer { crc32(crc, $0.baseAddress, UInt32($0.count)) }
+    return UInt32(truncatingIfNeeded: crc)
+  }
+
+  private static func mix(_ generation: UInt64) -> UInt32 {
+    UInt32(truncatingIfNeeded: generation ^ (generation >> 32))
   }
 
   private static func append(_ value: UInt32, to bytes: inout [UInt8]) {
@@ -159,7 +178,7 @@ enum JournalFraming {
     }
   }
 
-  private static func read(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+  static func read(_ bytes: [UInt8], at offset: Int) -> UInt32 {
     var value: UInt32 = 0
     for index in 0..<4 { value |= UInt32(bytes[offset + index]) << (8 * index) }
     return value

@@ -618,15 +618,15 @@ public final class WriteBackBackend: RemoteFilesystem {
     var record = record
     record.madeAt = JournalRecord.time(Self.now())
     if !content.isEmpty { record.inlineSize = UInt64(content.count) }
-    let header = try JournalFraming.encode(record)
+    let framed = try JournalFraming.encode(record, content: content)
     let result = try state.withLock { state -> (RemoteAttributes?, UInt64, RemoteAttributes?) in
-      let contentOffset = journal.end + UInt64(header.count)
+      let contentOffset = journal.end + UInt64(framed.count - content.count)
       let stored = storedContent(of: record, inlineAt: contentOffset)
       let saved = state.view.save([record.path] + (record.destination.map { [$0] } ?? []))
       let attributes = try Self.change(for: record, content: stored)(&state.view)
       if requireResult && attributes == nil { return (nil, 0, nil) }
       do {
-        let end = try journal.append(framed: header + content)
+        let end = try journal.append(framed: framed)
         return (attributes, end, state.view.entry(RemotePath.parent(of: record.path)))
       } catch {
         state.view.restore(saved)
