@@ -9,6 +9,7 @@ public final class StagingArea: Sendable {
   private let backend: any RemoteFilesystem
   private let directory: String
   private let logger: Logger
+  private let spares = SpareStagingFiles()
   /// Bytes fetched per request when a whole upload completes a file from the remote.
   static let fillPiece = 8 << 20
   /// More changed ranges than this, covering most of a file, go as one whole upload instead.
@@ -25,13 +26,13 @@ public final class StagingArea: Sendable {
 
   /// An empty staging file, for `create` and `O_TRUNC` opens.
   public func makeEmpty() throws -> StagingFile {
-    try StagingFile(directory: directory, remote: nil)
+    try StagingFile(directory: directory, remote: nil, spares: spares)
   }
 
   /// A staging file over the remote content of `version`: nothing is downloaded; reads of
   /// unwritten ranges go to the remote.
   public func make(over version: RemoteFileVersion) throws -> StagingFile {
-    try StagingFile(directory: directory, remote: version)
+    try StagingFile(directory: directory, remote: version, spares: spares)
   }
 
   /// Sends what `file` changed to `path`. Returns the remote attributes afterwards when the

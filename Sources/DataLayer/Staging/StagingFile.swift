@@ -18,6 +18,7 @@ public final class StagingFile: Sendable {
   /// at birth, so a crash leaves nothing behind); `/proc/self/fd/N` reopens it.
   public let localPath: String
   private let descriptor: Int32
+  private let spares: SpareStagingFiles?
   private let state: Mutex<State>
 
   struct State {
@@ -30,7 +31,7 @@ public final class StagingFile: Sendable {
     /// The remote content is to be replaced as a whole, atomically (an `O_TRUNC` open of a
     /// file with content): a cut upload must leave the old content, not a prefix of the new.
     var replacesContent = false
-    var uploadInFlight: Task<Void, any Error>?
+    var uploadInFlight: UploadInFlight?
   }
 
   /// What one upload sends: taken out of the state when it starts.
@@ -44,17 +45,25 @@ public final class StagingFile: Sendable {
     public var replacesContent: Bool
   }
 
-  /// A file whose remote content is `remote` (nil: empty, e.g. just created or `O_TRUNC`).
-  init(directory: String, remote: RemoteFileVersion?) throws {
-    var template = Array((directory + "/sandbox-mount-staging.XXXXXX").utf8CString)
-    let descriptor = mkstemp(&template)
-    guard descriptor >= 0 else {
-      throw RemoteError(
-        errno: errno,
-        "cannot create a staging file in \(directory): \(String(cString: strerror(errno)))")
+  /// A file whose remote content is `remote` (nil: empty, e.g. just created or `O_TRUNC`),
+  /// on a descriptor from `spares` when one is kept.
+  init(directory: String, remote: RemoteFileVersion?, spares: SpareStagingFiles? = nil) throws {
+    let descriptor: Int32
+    if let spare = spares?.take() {
+      descriptor = spare
+      // Its times are from its last use; a file created now shows now.
+      _ = futimens(descriptor, nil)
+    } else {
+      var template = Array((directory + "/sandbox-mount-staging.XXXXXX").utf8CString)
+      descriptor = mkstemp(&template)
+      guard descriptor >= 0 else {
+        throw RemoteError(
+          errno: errno,
+          "cannot create a staging file in \(directory): \(String(cString: strerror(errno)))")
+      }
+      unlink(template)
+      _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
     }
-    unlink(template)
-    _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
     let size = remote?.size ?? 0
     if size > 0, ftruncate(descriptor, off_t(size)) != 0 {
       let failure = errno
@@ -62,11 +71,13 @@ public final class StagingFile: Sendable {
       throw RemoteError(errno: failure, "cannot size a staging file in \(directory)")
     }
     self.descriptor = descriptor
+    self.spares = spares
     self.localPath = "/proc/self/fd/\(descriptor)"
     state = Mutex(State(size: size, remoteLimit: size, remoteVersion: remote))
   }
 
   deinit {
+    if let spares, ftruncate(descriptor, 0) == 0, spares.keep(descriptor) { return }
     close(descriptor)
   }
 
@@ -194,11 +205,11 @@ public final class StagingFile: Sendable {
   /// the remote holds every byte the file had when the upload started, so later uploads send
   /// only what changes next.
   func uploadIfDirty(
-    _ upload: @escaping @Sendable (Changes) async throws -> RemoteFileVersion?
+    _ upload: @Sendable (Changes) async throws -> RemoteFileVersion?
   ) async throws {
     while true {
-      let step = state.withLock { state -> (task: Task<Void, any Error>, started: Bool)? in
-        if let running = state.uploadInFlight { return (running, false) }
+      let step = state.withLock { state -> (upload: UploadInFlight, changes: Changes?)? in
+        if let running = state.uploadInFlight { return (running, nil) }
         guard !state.dirty.isEmpty || state.truncatedTo != nil else { return nil }
         let changes = Changes(
           dirty: state.dirty, truncatedTo: state.truncatedTo, size: state.size,
@@ -207,47 +218,49 @@ public final class StagingFile: Sendable {
         state.dirty = ByteRanges()
         state.truncatedTo = nil
         state.replacesContent = false
-        // The task settles the state itself before its result is visible, so a waiter never
-        // finds a finished upload still marked in flight (it would spin on it).
-        let task = Task {
-          do {
-            let version = try await upload(changes)
-            self.state.withLock { state in
-              state.uploadInFlight = nil
-              // Bytes past the old limit were local (written, or holes): the remote has them
-              // now, at a version later reads can name.
-              // An emptied file stays to be replaced whole: a shell's `>` flushes the empty file
-              // before the command writes, and a cut upload must not leave a prefix then either.
-              if changes.replacesContent && changes.size == 0 { state.replacesContent = true }
-              if let version {
-                state.remoteVersion = version
-                state.remoteLimit = min(changes.size, state.size, state.truncatedTo ?? .max)
-              }
-            }
-          } catch {
-            self.state.withLock { state in
-              state.uploadInFlight = nil
-              state.dirty.formUnion(changes.dirty)
-              state.dirty.removeAll(from: state.size)
-              if let truncated = changes.truncatedTo {
-                state.truncatedTo = min(state.truncatedTo ?? truncated, truncated)
-              }
-              state.replacesContent = state.replacesContent || changes.replacesContent
-            }
-            throw error
-          }
-        }
-        state.uploadInFlight = task
-        return (task, true)
+        let running = UploadInFlight()
+        state.uploadInFlight = running
+        return (running, changes)
       }
       guard let step else { return }
-      if step.started {
-        try await step.task.value
-        return
+      guard let changes = step.changes else {
+        // Someone else's upload: whatever its result, check again (and upload ourselves if our
+        // writes are not covered), so our caller sees the result of an upload of its writes.
+        await step.upload.finished()
+        continue
       }
-      // Someone else's upload: whatever its result, check again (and upload ourselves if our
-      // writes are not covered), so our caller sees the result of an upload of its writes.
-      _ = try? await step.task.value
+      // Ours, run by this caller (no task of its own: a close answered on libfuse's thread
+      // stays there). The state is settled before waiters wake, so none finds a finished
+      // upload still marked in flight.
+      do {
+        let version = try await upload(changes)
+        state.withLock { state in
+          state.uploadInFlight = nil
+          // Bytes past the old limit were local (written, or holes): the remote has them
+          // now, at a version later reads can name.
+          // An emptied file stays to be replaced whole: a shell's `>` flushes the empty file
+          // before the command writes, and a cut upload must not leave a prefix then either.
+          if changes.replacesContent && changes.size == 0 { state.replacesContent = true }
+          if let version {
+            state.remoteVersion = version
+            state.remoteLimit = min(changes.size, state.size, state.truncatedTo ?? .max)
+          }
+        }
+        step.upload.finish()
+        return
+      } catch {
+        state.withLock { state in
+          state.uploadInFlight = nil
+          state.dirty.formUnion(changes.dirty)
+          state.dirty.removeAll(from: state.size)
+          if let truncated = changes.truncatedTo {
+            state.truncatedTo = min(state.truncatedTo ?? truncated, truncated)
+          }
+          state.replacesContent = state.replacesContent || changes.replacesContent
+        }
+        step.upload.finish()
+        throw error
+      }
     }
   }
 
@@ -262,5 +275,55 @@ public final class StagingFile: Sendable {
       }
       done += put
     }
+  }
+}
+
+/// An upload of a staging file in flight: other callers wait for its end, then look again.
+final class UploadInFlight: Sendable {
+  private let state = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>(
+    (false, []))
+
+  func finished() async {
+    await withCheckedContinuation { continuation in
+      let done = state.withLock { state in
+        if !state.done { state.waiters.append(continuation) }
+        return state.done
+      }
+      if done { continuation.resume() }
+    }
+  }
+
+  func finish() {
+    let waiters = state.withLock { state in
+      state.done = true
+      defer { state.waiters = [] }
+      return state.waiters
+    }
+    for waiter in waiters { waiter.resume() }
+  }
+}
+
+/// Emptied staging files kept for the next open: rsync and tar make one per file, and making
+/// and dropping an inode each time costs more than the write (ext4 without a journal scans
+/// past recently freed inodes).
+final class SpareStagingFiles: Sendable {
+  private let descriptors = Mutex<[Int32]>([])
+  static let limit = 32
+
+  func take() -> Int32? {
+    descriptors.withLock { $0.popLast() }
+  }
+
+  /// False: enough are kept, close it.
+  func keep(_ descriptor: Int32) -> Bool {
+    descriptors.withLock { descriptors in
+      guard descriptors.count < Self.limit else { return false }
+      descriptors.append(descriptor)
+      return true
+    }
+  }
+
+  deinit {
+    for descriptor in descriptors.withLock({ $0 }) { close(descriptor) }
   }
 }
