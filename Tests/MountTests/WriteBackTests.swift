@@ -11,6 +11,8 @@ final class WriteBackTests: MountTestCase {
   }
 
   override var syncsBeforeEachCommand: Bool { false }
+  // One line per request, for the counts below.
+  override var agentArguments: [String] { ["--log-level", "debug"] }
 
   var stateDirectory: String { mountpoint + ".state" }
 
@@ -74,6 +76,29 @@ final class WriteBackTests: MountTestCase {
         """), "same\n")
     XCTAssertEqual(try status()["pendingChanges"] as? Int, 0)
     XCTAssertEqual(try sh("find root -name '.*' | wc -l"), "0\n", "temporary files left")
+  }
+
+  /// Agent requests logged so far that contain `name`.
+  func agentRequests(_ name: String) -> Int {
+    Thread.sleep(forTimeInterval: 0.2)  // let the last log lines arrive
+    return agent.child.standardError.components(separatedBy: "\n")
+      .filter { $0.contains("POST /") && $0.contains(name) }.count
+  }
+
+  /// A rename of a file the sandbox has is one Rename there and nothing more: the folder's new
+  /// mtime comes with the answer. (It once also journaled an mtime change of the folder, which
+  /// the next rename waited to drain: three times the cost of a rename.)
+  func testRenameOfASandboxFileIsOneRequest() throws {
+    try sh("mkdir root/r && for i in $(seq 1 20); do echo $i > root/r/f$i; done")
+    try sh("ls -l mnt/r > /dev/null")
+    let (renames, batches) = (agentRequests("/Rename"), agentRequests("/Batch"))
+    try sh("for i in $(seq 1 20); do mv mnt/r/f$i mnt/r/g$i; done")
+    let synced = try sandboxMount(["sync", mountpoint])
+    XCTAssertEqual(synced.status, 0, synced.output)
+    XCTAssertEqual(agentRequests("/Rename") - renames, 20)
+    XCTAssertEqual(agentRequests("/Batch") - batches, 0)
+    XCTAssertEqual(
+      try sh("ls root/r | sort -V | tr '\\n' ' '"), (1...20).map { "g\($0) " }.joined())
   }
 
   /// kill -9 of the daemon right after rsync returns, before anything reached the agent: the

@@ -493,9 +493,11 @@ public final class WriteBackBackend: RemoteFilesystem {
       } else {
         state.view.touch(sourceParent, now: now)
       }
+      // One folder: the answer's `parent` was all of it. A touch here would journal an mtime
+      // change that the next rename then waits to drain.
       if let parent = answer.destinationParent {
         state.view.noteRemote(destinationParent, parent)
-      } else if destinationParent != sourceParent || answer.parent != nil {
+      } else if destinationParent != sourceParent {
         state.view.touch(destinationParent, now: now)
       }
     }
