@@ -2,13 +2,18 @@ import Backend
 import Foundation
 
 /// Batches through the extension's `Batch` method (docs/agent-extension.md §4.6): one request,
-/// an answer per change. Stock envd and agents without the method: EOPNOTSUPP.
+/// an answer per change. Stock envd: a multipart upload and processes (`stockBatch`).
 extension EnvdBackend {
   public func applyBatch(_ changes: [RemoteBatchChange]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]
   {
-    guard try await serverMode().offers("Batch") else {
-      throw RemoteError(errno: EOPNOTSUPP, "the sandbox has no batch method")
+    let mode = try await serverMode()
+    guard mode.offers("Batch") else {
+      if mode.hasExtension {
+        // An agent with the extension but no Batch: its one-call methods beat processes.
+        throw RemoteError(errno: EOPNOTSUPP, "the sandbox has no batch method")
+      }
+      return try await stockBatch(changes)
     }
     let context = "batch of \(changes.count) changes"
     let answer = try await extensionCall(

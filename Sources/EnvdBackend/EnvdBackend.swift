@@ -20,6 +20,9 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
   let logger = Logger(label: "sandbox-mount.envd")
   let knownMode = Mutex<ServerMode?>(nil)
   let knownDirectories = KnownDirectories()
+  /// Uploads of a stock batch whose process never ran (the agent went away): the next batch
+  /// removes them.
+  let orphanedUploads = Mutex<Set<String>>([])
   let recentStatistics = Mutex<(ContinuousClock.Instant, RemoteFilesystemStatistics)?>(nil)
   let fallback: FallbackRunner
 

@@ -91,6 +91,11 @@ final class EnvdClient: Sendable {
     baseURL + "/files?path=" + QueryEncoding.encode(protocolPath(mountPath)) + usernameQuery
   }
 
+  /// `POST /files` for a multipart body whose parts name their own paths.
+  var multipartFilesURL: String {
+    baseURL + "/files" + (usernameQuery.isEmpty ? "" : "?" + usernameQuery.dropFirst())
+  }
+
   // MARK: requests
 
   /// A GET or POST of `/files`, with the token header added.

@@ -4,7 +4,7 @@ import XCTest
 
 /// Write-back (the default): changes are done once journaled on local disk, reach the agent in
 /// the background, survive `kill -9` of the daemon and of the agent, and `sync` waits for them.
-final class WriteBackTests: MountTestCase {
+class WriteBackTests: MountTestCase {
   // Long cache timeouts: while the agent is stopped, nothing may need it but the drain.
   override var mountArguments: [String] {
     ["--attr-timeout", "60", "--entry-timeout", "60", "--negative-timeout", "60"]
@@ -258,5 +258,60 @@ final class WriteBackFullDiskTests: XCTestCase {
     // The sandbox keeps what it had: the empty file the create made, never a cut copy.
     let remote = try runCommand(["stat", "-c", "%s", sandbox.root + "/big"], timeout: 10)
     XCTAssertTrue(remote.status != 0 || remote.output == "0\n", remote.output)
+  }
+}
+
+/// Write-back against stock envd (`--envd-compat`): the drain batches there too, the small files'
+/// bytes in one multipart upload and the rest in processes of many changes each.
+/// Every write-back test above runs here too.
+final class StockWriteBackTests: WriteBackTests {
+  override var agentArguments: [String] { ["--log-level", "debug", "--envd-compat"] }
+
+  override func testRenameOfASandboxFileIsOneRequest() throws {
+    throw XCTSkip("counts the extension's Rename method")
+  }
+
+  private func requests(_ name: String) -> Int {
+    Thread.sleep(forTimeInterval: 0.2)  // let the last log lines arrive
+    return agent.child.standardError.components(separatedBy: "\n")
+      .filter { $0.contains("POST /") && $0.contains(name) }.count
+  }
+
+  func testRsyncDrainsInAFewRequests() throws {
+    try sh(
+      """
+      python3 - <<'PY'
+      import os, random
+      random.seed(11)
+      for i in range(300):
+          folder = "scratch/src/d%d" % (i // 10)
+          os.makedirs(folder, exist_ok=True)
+          with open("%s/f%d" % (folder, i), "wb") as f:
+              f.write(os.urandom(random.randint(0, 9000)))
+          os.chmod("%s/f%d" % (folder, i), 0o600 + (i % 2) * 0o44)
+          os.utime("%s/f%d" % (folder, i), (1500000000 + i, 1500000000 + i))
+      PY
+      """)
+    try sh("mkdir mnt/dst && ls mnt/dst")
+    let (uploads, processes) = (requests("POST /files "), requests("Process/Start"))
+    try sh("rsync -a scratch/src/ mnt/dst/", timeout: 120)
+    let synced = try runCommand(
+      [BuiltProducts.executable("sandbox-mount"), "sync", mountpoint], timeout: 120)
+    XCTAssertEqual(synced.status, 0, synced.output + synced.error)
+    XCTAssertEqual(
+      try sh(
+        """
+        diff -r scratch/src root/dst && \
+        (cd scratch/src && find . -type f -printf '%p %T@ %m\\n' | sort) > scratch/want && \
+        (cd root/dst && find . -type f -printf '%p %T@ %m\\n' | sort) > scratch/got && \
+        (cd mnt/dst && find . -printf '%p %y %T@ %m\\n' | sort) > scratch/mounted && \
+        (cd root/dst && find . -printf '%p %y %T@ %m\\n' | sort) > scratch/backing && \
+        diff scratch/want scratch/got && diff scratch/mounted scratch/backing && echo same
+        """), "same\n")
+    XCTAssertEqual(try sh("find root -name '.*' | wc -l"), "0\n", "temporary files left")
+    // One upload per drained batch, and processes of up to 64 changes (the drain runs beside
+    // rsync, so the passes vary). One by one, each file was an upload and two processes.
+    XCTAssertLessThanOrEqual(requests("POST /files ") - uploads, 12)
+    XCTAssertLessThanOrEqual(requests("Process/Start") - processes, 100)
   }
 }

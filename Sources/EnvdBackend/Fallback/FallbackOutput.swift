@@ -76,6 +76,7 @@ enum FallbackOutput {
     ("text file busy", ETXTBSY),
     ("file too large", EFBIG),
     ("invalid argument", EINVAL),
+    ("stale file handle", ESTALE),
   ]
 
   /// `%f %h %u %g %s %b %i %.9X %.9Y %.9Z %t %T` (hex mode, nlink, uid, gid, size, 512-byte

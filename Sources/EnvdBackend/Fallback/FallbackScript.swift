@@ -90,6 +90,18 @@ enum FallbackScript {
             if [ "$ok" = 1 ] && [ -n "$3" ]; then touch -c -m -d "$3" -- "${p%/*}/" 2>/dev/null || :; fi
           fi
           shift 3 ;;
+        expect)
+          # The file must still be the version this mount last saw (SIZE MTIME), else the
+          # upload at TEMP is dropped: someone else's change is not overwritten.
+          if [ "$ok" = 1 ] && [ -f "$p" ] && [ "$(stat -c '%s %.9Y' -- "$p")" != "$1 $2" ]; then
+            rm -f -- "$R$3"; fail 'Stale file handle'
+          fi
+          shift 3 ;;
+        unlink)
+          if [ "$ok" = 1 ] && [ -d "$p" ] && [ ! -L "$p" ]; then fail 'Is a directory'
+          else run unlink -- "$p"; fi ;;
+        rmdir) run rmdir -- "$p" ;;
+        discard) run rm -f -- "$p" ;;
         mkfifo) run mkfifo -m "$1" -- "$p"; shift ;;
         symlink) run ln -s -T -- "$1" "$p"; shift ;;
         link) run ln -P -T -- "$R$1" "$p"; shift ;;
@@ -142,6 +154,14 @@ enum FallbackScript {
     /// The uploaded file at this protocol path, of `size` bytes, replaces the job's path; its
     /// directory's mtime is then set back to `directoryTime`.
     case replace(from: String, size: UInt64, directoryTime: RemoteTime?)
+    /// The job's file must still be `version` (when it exists), else ESTALE and the upload at
+    /// `upload` is dropped.
+    case expect(RemoteFileVersion, upload: String)
+    /// unlink(2): EISDIR for a directory.
+    case unlink
+    case removeDirectory
+    /// Removes the job's path if it is there.
+    case discard
     case readLink
     case stat
     case statfs
@@ -166,6 +186,11 @@ enum FallbackScript {
         ["patch", String(offset), Data(bytes).base64EncodedString()]
       case .replace(let source, let size, let time):
         ["replace", source, String(size), time.map { FallbackScript.touchDate(.set($0)) } ?? ""]
+      case .expect(let version, let upload):
+        ["expect", String(version.size), FallbackScript.statTime(version.modificationTime), upload]
+      case .unlink: ["unlink"]
+      case .removeDirectory: ["rmdir"]
+      case .discard: ["discard"]
       case .readLink: ["readlink"]
       case .stat: ["stat"]
       case .statfs: ["statfs"]
@@ -202,17 +227,22 @@ enum FallbackScript {
   /// `touch -d` text: empty for now, `@SECONDS.NANOSECONDS` otherwise.
   static func touchDate(_ change: RemoteTimeChange) -> String {
     guard case .set(let time) = change else { return "" }
+    return "@" + statTime(time)
+  }
+
+  /// A time as `stat -c %.9Y` prints it (the inverse of `FallbackOutput.time`): -1 s + 0.25 s
+  /// is `-0.750000000`.
+  static func statTime(_ time: RemoteTime) -> String {
     var seconds = time.seconds
     var nanoseconds = Int64(time.nanoseconds)
     var sign = ""
     if seconds < 0 && nanoseconds > 0 {
-      // -1 s + 0.25 s is -0.75 s.
       seconds += 1
       nanoseconds = 1_000_000_000 - nanoseconds
       if seconds == 0 { sign = "-" }
     }
     let fraction = String(nanoseconds)
-    return "@\(sign)\(seconds)." + String(repeating: "0", count: max(0, 9 - fraction.count))
+    return "\(sign)\(seconds)." + String(repeating: "0", count: max(0, 9 - fraction.count))
       + fraction
   }
 
