@@ -138,10 +138,6 @@ def test_get_info_of_a_symlink_target(sandbox, folder, agent):
     assert info.symlink_target == f"{folder}/target.txt"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EntryInfo.isSymlink (field 12) not sent yet: a symlink shows as its target's type",
-)
 def test_get_info_reports_a_symlink(sandbox, folder, agent):
     sandbox.files.write(f"{folder}/target.txt", "t")
     os.symlink("target.txt", os.path.join(agent.root, folder.lstrip("/"), "link"))
@@ -156,15 +152,15 @@ def test_write_with_metadata(sandbox, folder):
     assert sandbox.files.get_info(f"{folder}/meta.txt").metadata == {"owner": "alice"}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="EntryInfo.metadata (field 11) is not sent yet"
-)
-def test_get_info_shows_user_e2b_xattrs(sandbox, folder, agent):
+def test_get_info_list_and_rename_show_user_e2b_xattrs(sandbox, folder, agent):
     sandbox.files.write(f"{folder}/x.txt", "x")
     os.setxattr(
         os.path.join(agent.root, folder.lstrip("/"), "x.txt"), "user.e2b.project", b"demo"
     )
     assert sandbox.files.get_info(f"{folder}/x.txt").metadata == {"project": "demo"}
+    assert [e.metadata for e in sandbox.files.list(folder)] == [{"project": "demo"}]
+    moved = sandbox.files.rename(f"{folder}/x.txt", f"{folder}/y.txt")
+    assert moved.metadata == {"project": "demo"}
 
 
 def test_make_dir(sandbox, folder):
