@@ -2,7 +2,7 @@
 // Layers, top to bottom (each target may import only the ones below it):
 //   SandboxMount (CLI) → FuseBridge → FilesystemCore → DataLayer → Backend ← EnvdBackend
 //   SandboxAgent (CLI) → AgentCore
-// C libraries are reached only through the system-library targets CFuse, CCurl and CZlib.
+// C libraries are reached only through the system-library targets CFuse, CCurl, CZlib and CXattr.
 import PackageDescription
 
 let package = Package(
@@ -30,6 +30,8 @@ let package = Package(
     .systemLibrary(
       name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
       providers: [.apt(["zlib1g-dev"])]),
+    // glibc's extended-attribute calls (sys/xattr.h).
+    .systemLibrary(name: "CXattr", path: "Sources/CXattr"),
 
     // Process-wide malloc settings both daemons apply at start (large buffers reused, not re-faulted).
     .target(name: "MemoryTuning"),
@@ -67,7 +69,7 @@ let package = Package(
     .target(
       name: "AgentCore",
       dependencies: [
-        "CZlib",
+        "CZlib", "CXattr",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "HummingbirdCore", package: "hummingbird"),
         .product(name: "MultipartKit", package: "multipart-kit"),

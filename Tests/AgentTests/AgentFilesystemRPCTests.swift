@@ -1,3 +1,4 @@
+import CXattr
 import Foundation
 import TestSupport
 import XCTest
@@ -75,6 +76,36 @@ final class AgentFilesystemRPCTests: AgentTestCase {
     XCTAssertNil(dangling["type"])
     XCTAssertNil(dangling["mode"])
     XCTAssertEqual(dangling["symlinkTarget"] as? String, "/dangling")
+
+    XCTAssertEqual(link["isSymlink"] as? Bool, true)
+    XCTAssertEqual(dangling["isSymlink"] as? Bool, true)
+    XCTAssertNil(directory["isSymlink"], "false is left out, as protojson does")
+  }
+
+  /// `user.e2b.*` xattrs are EntryInfo's metadata, prefix stripped; a symlink shows its target's.
+  func testMetadataFromUserE2BXattrs() throws {
+    let file = try put("m/file.txt", Data("x".utf8))
+    try put("m/plain.txt", Data())
+    XCTAssertEqual(setxattr(file, "user.e2b.owner", "alice", 5, 0), 0)
+    XCTAssertEqual(setxattr(file, "user.e2b.empty", "", 0, 0), 0)
+    XCTAssertEqual(setxattr(file, "user.other", "hidden", 6, 0), 0)
+    XCTAssertEqual(setxattr(file, "user.e2b.binary", [0xff, 0xfe], 2, 0), 0)
+    XCTAssertEqual(symlink("file.txt", hostPath("m/link")), 0)
+    let expected = ["owner": "alice", "empty": ""]
+
+    let stat = entry(try client.rpc("Stat", #"{"path":"/m/file.txt"}"#))
+    XCTAssertEqual(stat["metadata"] as? [String: String], expected)
+    XCTAssertNil(entry(try client.rpc("Stat", #"{"path":"/m/plain.txt"}"#))["metadata"])
+    let link = entry(try client.rpc("Stat", #"{"path":"/m/link"}"#))
+    XCTAssertEqual(link["metadata"] as? [String: String], expected)
+
+    let listed = try client.rpc("ListDir", #"{"path":"/m"}"#).json["entries"] as? [[String: Any]]
+    let byName = Dictionary(
+      uniqueKeysWithValues: (listed ?? []).map { ($0["name"] as? String ?? "", $0) })
+    XCTAssertEqual(byName["file.txt"]?["metadata"] as? [String: String], expected)
+    XCTAssertEqual(byName["link"]?["metadata"] as? [String: String], expected)
+    XCTAssertEqual(byName["link"]?["isSymlink"] as? Bool, true)
+    XCTAssertNil(byName["plain.txt"]?["metadata"])
   }
 
   func testStatMissingIsNotFound() throws {

@@ -73,9 +73,13 @@ extension ProtocolJSONWriterTests {
     directory.type = .directory
     directory.symlinkTarget = nil
     directory.size = Int64.max
+    var link = full
+    link.isSymlink = true
+    link.metadata = ["owner": "alice", "a \"quoted\"\n": "é", "b": ""]
+    try assertSameBytes(EntryResponse(entry: link))
     try assertSameBytes(EntryResponse(entry: full))
     try assertSameBytes(EntryResponse(entry: bare))
     try assertSameBytes(EntriesResponse(entries: []))
-    try assertSameBytes(EntriesResponse(entries: [full, bare, directory]))
+    try assertSameBytes(EntriesResponse(entries: [full, bare, directory, link]))
   }
 }

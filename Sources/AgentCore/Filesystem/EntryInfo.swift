@@ -18,9 +18,14 @@ public struct EntryInfo: Sendable, Equatable, Encodable {
   public var group: String
   public var modifiedTime: String?
   public var symlinkTarget: String?
+  /// `user.e2b.*` xattrs, prefix stripped (field 11, envd ≥ 0.6.2).
+  public var metadata: [String: String] = [:]
+  /// The entry itself is a symlink; `type` and `mode` describe its target (field 12).
+  public var isSymlink = false
 
   enum CodingKeys: String, CodingKey {
     case name, type, path, size, mode, permissions, owner, group, modifiedTime, symlinkTarget
+    case metadata, isSymlink
   }
 
   public func encode(to encoder: any Encoder) throws {
@@ -36,6 +41,8 @@ public struct EntryInfo: Sendable, Equatable, Encodable {
     try container.encodeIfPresent(modifiedTime, forKey: .modifiedTime)
     // An optional proto3 field: present whenever set, even if empty.
     try container.encodeIfPresent(symlinkTarget, forKey: .symlinkTarget)
+    if !metadata.isEmpty { try container.encode(metadata, forKey: .metadata) }
+    if isSymlink { try container.encode(true, forKey: .isSymlink) }
   }
 }
 
@@ -52,6 +59,21 @@ extension EntryInfo: ProtocolJSONWritable {
     if !group.isEmpty {
       key("group", &json)
       json.string(group)
+    }
+    if isSymlink {
+      key("isSymlink", &json)
+      json.raw("true")
+    }
+    if !metadata.isEmpty {
+      key("metadata", &json)
+      json.raw("{")
+      for (index, name) in metadata.keys.sorted().enumerated() {
+        if index > 0 { json.raw(",") }
+        json.string(name)
+        json.raw(":")
+        json.string(metadata[name]!)
+      }
+      json.raw("}")
     }
     if mode != 0 {
       key("mode", &json)
@@ -107,15 +129,18 @@ extension EntryInfo {
     }
   }
 
-  /// envd's `GetEntryInfo` for `path` whose `lstat` is `info`: for a symlink, `type`/`mode`
-  /// describe the target and `symlinkTarget` is the fully resolved protocol path (its own path
-  /// when dangling or looping); everything else describes the entry itself.
+  /// envd's `GetEntryFromPath` for `path` whose `lstat` is `info`: for a symlink, `type`/`mode`
+  /// and `metadata` describe the target and `symlinkTarget` is the fully resolved protocol path
+  /// (its own path when dangling or looping); everything else describes the entry itself.
+  /// `directory`, the open folder `path` is in, saves a lookup from the root when given.
   public static func make(
-    path: ProtocolPath, lstat info: stat, jail: RootJail, names: OwnerNames
+    path: ProtocolPath, lstat info: stat, jail: RootJail, names: OwnerNames,
+    in directory: FileDescriptor? = nil
   ) -> EntryInfo {
     var type = fileType(info.st_mode)
     var mode = UInt32(info.st_mode & 0o777)
     var symlinkTarget: String?
+    var metadata: [String: String] = [:]
     if info.isSymlink {
       type = nil
       mode = 0
@@ -126,7 +151,13 @@ extension EntryInfo {
         type = fileType(targetInfo.st_mode)
         mode = UInt32(targetInfo.st_mode & 0o777)
         symlinkTarget = jail.protocolPath(of: target) ?? path.requested
+        metadata = UserMetadata.read(hostPath: "/proc/self/fd/\(target.raw)", follow: true)
       }
+    } else if let directory, !path.isRoot {
+      metadata = UserMetadata.read(
+        hostPath: "/proc/self/fd/\(directory.raw)/\(path.name)", follow: false)
+    } else if let entry = try? jail.open(path, flags: LinuxFlags.openPath | O_NOFOLLOW) {
+      metadata = UserMetadata.read(hostPath: "/proc/self/fd/\(entry.raw)", follow: true)
     }
     let mtime = info.st_mtim
     return EntryInfo(
@@ -140,6 +171,6 @@ extension EntryInfo {
       group: names.group(info.st_gid),
       modifiedTime: mtime.tv_sec == 0 && mtime.tv_nsec == 0
         ? nil : ProtoTimestamp.string(seconds: mtime.tv_sec, nanoseconds: mtime.tv_nsec),
-      symlinkTarget: symlinkTarget)
+      symlinkTarget: symlinkTarget, metadata: metadata, isSymlink: info.isSymlink)
   }
 }

@@ -126,7 +126,9 @@ struct FilesystemService: Sendable {
         if errno == ENOENT { continue }  // Vanished during the walk (envd ≥ 0.4.2 skips it).
         throw SystemError("lstat", child.requested)
       }
-      entries.append(EntryInfo.make(path: child, lstat: info, jail: jail, names: services.names))
+      entries.append(
+        EntryInfo.make(
+          path: child, lstat: info, jail: jail, names: services.names, in: directory))
       guard depth > 1, info.isDirectory else { continue }
       let fd = openat(directory.raw, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
       if fd < 0 {

@@ -37,9 +37,12 @@ public func buildAgentApplication(
           configuration: .init(
             additionalChannelHandlers: [ExpectContinueHandler(), FlushCoalescingHandler()],
             idleTimeout: .seconds(300))),
-        lastHandler: {
-          InlineUnaryHandler(
-            routes: inlineRoutes, counters: counters, token: token, logger: logger)
+        lastHandlers: {
+          [
+            InputClosedHandler(),
+            InlineUnaryHandler(
+              routes: inlineRoutes, counters: counters, token: token, logger: logger),
+          ]
         })
     },
     configuration: .init(address: .hostname(host, port: configuration.port), serverName: nil),

@@ -7,19 +7,19 @@ import NIOCore
 /// box each wake-up is tens of microseconds, most of a small request's time. Blocking calls
 /// still go to the thread pool (`AgentServices.blocking`).
 ///
-/// `lastHandler` goes at the end of the HTTP pipeline, after Hummingbird's connection state
+/// `lastHandlers` go at the end of the HTTP pipeline, after Hummingbird's connection state
 /// handler (which so still sees every request for keep-alive, idle timeout and shutdown).
 struct EventLoopPinnedChannel<Inner: ServerChildChannel>: ServerChildChannel {
   let inner: Inner
-  var lastHandler: (@Sendable () -> any ChannelHandler)? = nil
+  var lastHandlers: (@Sendable () -> [any ChannelHandler])? = nil
 
   func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Inner.Value> {
     let setUp = inner.setup(channel: channel, logger: logger)
-    guard let lastHandler else { return setUp }
+    guard let lastHandlers else { return setUp }
     return setUp.flatMapThrowing { value in
       let pipeline = channel.pipeline.syncOperations
       let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
-      try pipeline.addHandler(lastHandler(), position: .after(state))
+      try pipeline.addHandlers(lastHandlers(), position: .after(state))
       return value
     }
   }

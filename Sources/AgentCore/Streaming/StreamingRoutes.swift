@@ -5,8 +5,7 @@ import Hummingbird
 /// and `process.Process/{Start,SendSignal,SendInput,CloseStdin,List}`.
 ///
 /// Auth is enforced by `AccessTokenMiddleware` before these handlers run. They read the request
-/// body themselves, so no middleware may replace it on these paths (Hummingbird's inbound-close
-/// detection needs the original body).
+/// body themselves, whole, before the response head goes out.
 func registerStreamingRoutes(on router: Router<AgentRequestContext>, services: AgentServices) {
   // Writing to the stdin pipe of a process that has exited must fail with EPIPE, not kill the
   // agent. Children get the default disposition back at spawn.

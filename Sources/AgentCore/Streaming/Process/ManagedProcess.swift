@@ -30,7 +30,7 @@ final class ManagedProcess: @unchecked Sendable {
   }
 
   /// Spawns the process and starts the threads that read its output and reap it.
-  /// `onEnd` runs once, after the end event was delivered.
+  /// `onEnd` runs once, after the process was reaped and just before its end event.
   static func start(
     plan: SpawnPlan, config: ProcessConfig, tag: String?,
     onEnd: @escaping @Sendable (ManagedProcess) -> Void

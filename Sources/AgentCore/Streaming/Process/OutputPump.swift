@@ -84,8 +84,10 @@ struct OutputPump: Sendable {
       process.markReaped()
       exitStatus.set(status)
     }
-    process.finish(ProcessExit(waitStatus: exitStatus.get()))
+    // envd drops the process from its table before the end event goes out: a client that saw
+    // the end must not find it in List, nor signal it.
     onEnd(process)
+    process.finish(ProcessExit(waitStatus: exitStatus.get()))
   }
 
   /// Reads until the pipe is empty (or `maxChunks` were read, so one busy stream cannot starve

@@ -12,7 +12,7 @@ func registerProcessRoutes(
   let launcher = ProcessLauncher(jail: services.jail)
 
   router.post("/process.Process/Start") { request, context in
-    ConnectStreamingCall.respond(to: request, logger: context.logger) {
+    await ConnectStreamingCall.respond(to: request, context: context) {
       payload, stream, shutdown in
       let user = try services.rpcUser(for: request)
       let options = try StreamCallOptions(headers: request.headers)

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Running processes by pid, as envd's `Service.processes`: added at start, removed once the
-/// process was reaped and its end event sent.
+/// process was reaped, before its end event is sent.
 final class ProcessTable: Sendable {
   private let lock = NSLock()
   nonisolated(unsafe) private var byPID: [pid_t: ManagedProcess] = [:]

@@ -8,7 +8,7 @@ import Logging
 func registerWatchRoutes(on router: Router<AgentRequestContext>, services: AgentServices) {
   registerPollingWatcherRoutes(on: router, services: services, watchers: PollingWatchers())
   router.post("/filesystem.Filesystem/WatchDir") { request, context in
-    ConnectStreamingCall.respond(to: request, logger: context.logger) {
+    await ConnectStreamingCall.respond(to: request, context: context) {
       payload, stream, shutdown in
       let user = try services.rpcUser(for: request)
       let options = try StreamCallOptions(headers: request.headers)
