@@ -55,11 +55,12 @@ final class E2BMountTests: XCTestCase {
 
   /// The SDK's variables, all set (empty counts as unset) so none leaks in from outside.
   private func e2bEnvironment(
-    api: String?, sandboxURL: String?, key: String? = apiKey, debug: Bool = false
+    api: String?, sandboxURL: String?, key: String? = apiKey, debug: Bool = false,
+    domain: String? = nil
   ) -> [String: String] {
     [
       "E2B_API_KEY": key ?? "", "E2B_API_URL": api ?? "", "E2B_SANDBOX_URL": sandboxURL ?? "",
-      "E2B_DEBUG": debug ? "true" : "", "E2B_DOMAIN": "", "SANDBOX_TOKEN": "",
+      "E2B_DEBUG": debug ? "true" : "", "E2B_DOMAIN": domain ?? "", "SANDBOX_TOKEN": "",
     ]
   }
 
@@ -228,31 +229,48 @@ final class E2BMountTests: XCTestCase {
     XCTAssertEqual(api.requests.count, 0)
   }
 
-  /// HTTPS through nginx with a self-signed certificate: refused without --ca-file, with a hint;
-  /// reads and writes with it, for e2b:// and for a plain https:// URL.
+  /// HTTPS as on E2B, through nginx with a self-signed certificate: E2B_DOMAIN alone gives the
+  /// API (`api.DOMAIN`) and envd (`49983-ID.DOMAIN`). Refused without --ca-file, with a hint;
+  /// reads and writes with it. Then a sandbox whose API answer names its own domain, and a plain
+  /// https:// URL.
   func testTLSWithAPrivateCA() throws {
     guard RunningTLSProxy.isAvailable else {
       throw XCTSkip("nginx and openssl are needed (Scripts/test installs them)")
     }
-    let proxy = try RunningTLSProxy(upstream: agent.url, folder: workDirectory.path)
-    self.proxy = proxy
     let api = try startAPI()
-    let environment = e2bEnvironment(api: api.url, sandboxURL: proxy.url)
+    let proxy = try RunningTLSProxy(
+      upstream: agent.url, hosts: ["api": api.url, "49983-\(Self.sandboxID)": agent.url],
+      folder: workDirectory.path)
+    self.proxy = proxy
+    let domain = "localhost:\(proxy.port)"
+    let environment = e2bEnvironment(api: nil, sandboxURL: nil, domain: domain)
     try assertRefused(
       ["e2b://\(Self.sandboxID)"], environment: environment,
-      mentioning: ["not trusted", "--ca-file"])
+      mentioning: ["https://api.\(domain)", "not trusted", "--ca-file"])
+    XCTAssertEqual(api.requests.count, 0)
 
     let e2b = try mount(arguments: ["--ca-file", proxy.certificate], environment: environment)
     try assertReadsAndWrites()
     e2b.unmount()
+    XCTAssertEqual(api.requests.count, 1)
+
+    // The API's `domain` wins over E2B_DOMAIN (here the default, e2b.app) for envd's host.
+    let elsewhere = try startAPI(["--domain", domain])
+    let moved = try mount(
+      arguments: ["--ca-file", proxy.certificate],
+      environment: e2bEnvironment(api: elsewhere.url, sandboxURL: nil))
+    XCTAssertEqual(
+      try String(contentsOfFile: mountpoint + "/hello.txt", encoding: .utf8),
+      "hello from the sandbox\n")
+    moved.unmount()
 
     let tokenFile = workDirectory.path + "/envd-token"
     let https = try mount(
       proxy.url, arguments: ["--ca-file", proxy.certificate, "--token-file", tokenFile],
       environment: e2bEnvironment(api: nil, sandboxURL: nil))
     XCTAssertEqual(
-      try String(contentsOfFile: mountpoint + "/notes.txt", encoding: .utf8).count,
-      (1...20000).map { "line \($0)\n" }.joined().count)
+      try String(contentsOfFile: mountpoint + "/notes.txt", encoding: .utf8),
+      (1...20000).map { "line \($0)\n" }.joined())
     https.unmount()
   }
 }

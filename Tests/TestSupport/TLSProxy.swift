@@ -1,27 +1,51 @@
 import Foundation
 
-/// nginx terminating TLS (HTTP/2 and HTTP/1.1) on a loopback port with a self-signed certificate
-/// for `localhost` and 127.0.0.1, proxying to `upstream`: a stand-in for E2B's HTTPS edge.
+/// nginx terminating TLS (HTTP/2 and HTTP/1.1) on a loopback port with a self-signed certificate,
+/// proxying to `upstream`, and by host name to `hosts`: a stand-in for E2B's HTTPS edge. curl
+/// resolves every `*.localhost` name to loopback, so `api.localhost:PORT` and
+/// `49983-ID.localhost:PORT` reach it as they would E2B's domain `localhost:PORT`.
 public final class RunningTLSProxy: @unchecked Sendable {
   public let child: ChildProcess
   /// `https://localhost:PORT`.
   public let url: String
+  public let port: Int
   /// The self-signed certificate, which is its own CA: what `--ca-file` takes.
   public let certificate: String
 
   public static var isAvailable: Bool { executableOnPath("nginx") && executableOnPath("openssl") }
 
   /// Makes the key, certificate and config in `folder`, then starts nginx in the foreground.
-  public init(upstream: String, folder: String) throws {
+  /// `hosts`: names under `localhost` (`api` for `api.localhost`) and their upstreams.
+  public init(upstream: String, hosts: [String: String] = [:], folder: String) throws {
     certificate = folder + "/cert.pem"
     let key = folder + "/key.pem"
+    let names = ["DNS:localhost", "IP:127.0.0.1"] + hosts.keys.map { "DNS:\($0).localhost" }
     let made = try runCommand([
       "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
       certificate, "-days", "2", "-subj", "/CN=localhost",
-      "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-addext", "subjectAltName=" + names.joined(separator: ","),
     ])
     guard made.status == 0 else { throw TestSupportError("openssl failed: \(made.error)") }
     let port = try freeLoopbackPort()
+    self.port = port
+    func server(_ name: String, _ upstream: String, isDefault: Bool) -> String {
+      """
+        server {
+          listen 127.0.0.1:\(port) ssl http2\(isDefault ? " default_server" : "");
+          server_name \(name);
+          location / {
+            proxy_pass \(upstream);
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_request_buffering off;
+            proxy_buffering off;
+          }
+        }
+      """
+    }
+    let servers =
+      [server("localhost", upstream, isDefault: true)]
+      + hosts.map { server("\($0.key).localhost", $0.value, isDefault: false) }
     // master_process off: one process, so stopping the child stops nginx.
     let configuration = """
       daemon off;
@@ -34,19 +58,10 @@ public final class RunningTLSProxy: @unchecked Sendable {
         access_log off;
         client_body_temp_path \(folder)/nginx-body;
         proxy_temp_path \(folder)/nginx-proxy;
-        server {
-          listen 127.0.0.1:\(port) ssl http2;
-          ssl_certificate \(certificate);
-          ssl_certificate_key \(key);
-          client_max_body_size 0;
-          location / {
-            proxy_pass \(upstream);
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_request_buffering off;
-            proxy_buffering off;
-          }
-        }
+        ssl_certificate \(certificate);
+        ssl_certificate_key \(key);
+        client_max_body_size 0;
+      \(servers.joined(separator: "\n"))
       }
       """
     try configuration.write(toFile: folder + "/nginx.conf", atomically: true, encoding: .utf8)
