@@ -51,7 +51,7 @@ struct MountCommand: AsyncParsableCommand {
   @Option(help: "A PEM file of the CA certificates to trust for https (a private CA).")
   var caFile: String?
 
-  @Option(help: "The sandbox user requests act as.")
+  @Option(help: "The sandbox user requests act as (default: the sandbox's own).")
   var user: String?
 
   @Option(help: "The remote folder to mount.")
