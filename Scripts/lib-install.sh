@@ -16,6 +16,22 @@ ensure_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# Like ensure_packages, for packages that ship a service: the tests start their own copy, so the
+# install must not start (or enable) the system's.
+ensure_services_packages() {
+  local policy=/usr/sbin/policy-rc.d
+  if [ -e "$policy" ]; then
+    ensure_packages "$@"
+    return
+  fi
+  printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+  as_root chmod +x "$policy"
+  local status=0
+  ensure_packages "$@" || status=$?
+  as_root rm -f "$policy"
+  return "$status"
+}
+
 ensure_swift() {
   if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
     export PATH="/opt/swift/usr/bin:$PATH"

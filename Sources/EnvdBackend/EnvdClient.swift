@@ -40,7 +40,11 @@ final class EnvdClient: Sendable {
     ] where !(value > 0) {
       throw RemoteError(errno: EINVAL, "the \(name) must be positive, not \(value)")
     }
-    var tokenHeaders: [String] = []
+    for header in configuration.extraHeaders
+    where header.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+      throw RemoteError(errno: EINVAL, "the header '\(header)' contains control characters")
+    }
+    var tokenHeaders = configuration.extraHeaders
     if let token = configuration.accessToken {
       guard !token.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
         throw RemoteError(errno: EINVAL, "the access token contains control characters")
@@ -68,7 +72,8 @@ final class EnvdClient: Sendable {
     self.authHeaders = authHeaders
     settings = TransferSettings(
       connectTimeout: configuration.connectTimeout, lowSpeedTime: configuration.lowSpeedTime,
-      lowSpeedLimit: configuration.lowSpeedLimit, userAgent: Self.userAgent)
+      lowSpeedLimit: configuration.lowSpeedLimit, userAgent: Self.userAgent,
+      caFile: configuration.caFile)
     loop = try CurlMultiLoop()
   }
 
@@ -178,6 +183,13 @@ final class EnvdClient: Sendable {
 
   /// One line saying why the server could not be reached or the exchange broke off.
   func describeFailure(_ response: HTTPResponse) -> String {
+    Self.describeFailure(response, of: baseURL, caFile: configuration.caFile)
+  }
+
+  /// The same, for any server (`url`) reached with these CA settings.
+  static func describeFailure(_ response: HTTPResponse, of baseURL: String, caFile: String?)
+    -> String
+  {
     let code = CURLcode(rawValue: response.curlCode)
     switch code {
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -190,6 +202,15 @@ final class EnvdClient: Sendable {
         "cannot connect to \(baseURL): \(response.osErrno != 0 ? reason : response.curlMessage)"
     case CURLE_OPERATION_TIMEDOUT:
       return "no answer from \(baseURL) in time: \(response.curlMessage)"
+    case CURLE_PEER_FAILED_VERIFICATION:
+      let trusted = caFile.map { "the CA file \($0)" } ?? "the system's CA store"
+      let hint = caFile == nil ? "; for a private CA, pass its certificate with --ca-file" : ""
+      return
+        "the TLS certificate of \(baseURL) is not trusted by \(trusted) (\(response.curlMessage))\(hint)"
+    case CURLE_SSL_CACERT_BADFILE:
+      return "cannot use the CA file \(caFile ?? ""): \(response.curlMessage)"
+    case CURLE_SSL_CONNECT_ERROR:
+      return "TLS handshake with \(baseURL) failed: \(response.curlMessage)"
     case CURLE_PARTIAL_FILE, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING:
       return "the connection to \(baseURL) broke: \(response.curlMessage)"
     default:

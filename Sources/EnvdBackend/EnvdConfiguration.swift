@@ -4,6 +4,10 @@ public struct EnvdConfiguration: Sendable {
   public var baseURL: String
   /// Sent as `X-Access-Token`.
   public var accessToken: String?
+  /// More headers for every request (E2B's `E2b-Sandbox-Id` and `E2b-Sandbox-Port`).
+  public var extraHeaders: [String] = []
+  /// PEM file of the CAs trusted for https, instead of the system's store (a private CA).
+  public var caFile: String?
   /// Basic auth (empty password) for RPCs, `?username=` for `/files`. nil: the server's default.
   public var user: String?
   /// The remote folder mounted: protocol paths are `remoteRoot` + the mount path. Absolute.

@@ -18,7 +18,10 @@ struct MountCommand: AsyncParsableCommand {
       sandbox-mount status MOUNTPOINT [--json] shows pending changes and failures.
       """)
 
-  @Argument(help: "The sandbox's file daemon, e.g. http://127.0.0.1:49983")
+  @Argument(
+    help:
+      "e2b://SANDBOX_ID (with E2B_API_KEY), or the sandbox's file daemon, e.g. http://127.0.0.1:49983"
+  )
   var url: String
 
   @Argument(help: "An existing, empty directory to mount on.")
@@ -35,10 +38,20 @@ struct MountCommand: AsyncParsableCommand {
   @Flag(name: .customShort("d"), help: "Debug: foreground, with libfuse's request log.")
   var debug = false
 
-  @Option(help: "A file holding the access token (else $SANDBOX_TOKEN).")
+  @Option(help: "A file holding the access token (else $SANDBOX_TOKEN); not for e2b://.")
   var tokenFile: String?
 
-  @Option(help: "The sandbox user requests act as.")
+  @Option(help: "With e2b://: a file holding the E2B API key (else $E2B_API_KEY).")
+  var apiKeyFile: String?
+
+  @Option(
+    help: "With e2b://: seconds the sandbox should stay alive from now (default: E2B's, 300).")
+  var sandboxTimeout: Int?
+
+  @Option(help: "A PEM file of the CA certificates to trust for https (a private CA).")
+  var caFile: String?
+
+  @Option(help: "The sandbox user requests act as (default: the sandbox's own).")
   var user: String?
 
   @Option(help: "The remote folder to mount.")
@@ -126,6 +139,9 @@ struct MountCommand: AsyncParsableCommand {
     guard prefetchMax.bytes <= 1 << 32 else { throw ValidationError("--prefetch-max is too big") }
     guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
     guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
+    guard (sandboxTimeout ?? 1) > 0 else {
+      throw ValidationError("--sandbox-timeout must be positive")
+    }
   }
 
   func run() async throws {
@@ -162,14 +178,19 @@ struct MountCommand: AsyncParsableCommand {
     TerminationSignals.handle { signal in shutdown.signalled(signal) }
 
     let mountOptions = try MountOptions(options)
-    try Preflight.checkURL(url)
-    let mountpoint = try Preflight.checkMountpoint(self.mountpoint)
-    let token = try Preflight.token(file: tokenFile)
     let readOnly = self.readOnly || mountOptions.readOnly
+    let sandboxID = try EnvdTarget.e2bSandboxID(url)
+    if sandboxID == nil { try Preflight.checkURL(url) }
+    let mountpoint = try Preflight.checkMountpoint(self.mountpoint)
+    if let caFile { try Preflight.checkReadable(caFile, what: "CA file") }
+    let target = try await envdTarget(sandboxID: sandboxID, readOnly: readOnly)
+    let envdURL = target.url
 
-    var remote = EnvdConfiguration(baseURL: url)
-    remote.accessToken = token
-    remote.user = user
+    var remote = EnvdConfiguration(baseURL: envdURL)
+    remote.accessToken = target.accessToken
+    remote.user = target.user
+    remote.extraHeaders = target.extraHeaders
+    remote.caFile = caFile
     remote.remoteRoot = root
     remote.connectTimeout = connectTimeout
     remote.lowSpeedTime = ioTimeout
@@ -178,7 +199,8 @@ struct MountCommand: AsyncParsableCommand {
       backend = try EnvdBackend(configuration: remote)
       try await backend.verifyConnection()
     } catch let error as RemoteError {
-      throw MountFailure("cannot use \(url): \(error.message)")
+      let shown = envdURL == url ? envdURL : "\(url) (\(envdURL))"
+      throw MountFailure("cannot use \(shown): \(error.message)")
     }
     // Not a defer: stopping awaits the transfer thread, which must not block a pool thread.
     do {
@@ -241,6 +263,25 @@ struct MountCommand: AsyncParsableCommand {
       throw error
     }
     await backend.shutdownWithoutBlocking()
+  }
+
+  /// Where the envd is: `url` itself, or the E2B sandbox it names.
+  private func envdTarget(sandboxID: String?, readOnly: Bool) async throws -> EnvdTarget {
+    guard let sandboxID else {
+      guard apiKeyFile == nil, sandboxTimeout == nil else {
+        throw MountFailure("--api-key-file and --sandbox-timeout are for e2b://SANDBOX_ID URLs")
+      }
+      return EnvdTarget(url: url, accessToken: try Preflight.token(file: tokenFile), user: user)
+    }
+    guard tokenFile == nil else {
+      throw MountFailure("--token-file is for http(s) URLs; e2b:// gets the token from E2B's API")
+    }
+    let environment = try E2BEnvironment(
+      ProcessInfo.processInfo.environment, apiKeyFile: apiKeyFile)
+    return try await EnvdTarget.e2b(
+      sandboxID: sandboxID, environment: environment, user: user, readOnly: readOnly,
+      caFile: caFile, sandboxTimeout: sandboxTimeout, connectTimeout: connectTimeout,
+      stallTimeout: ioTimeout)
   }
 
   /// The journal of this sandbox and root, replayed into the view before anything is served.

@@ -77,6 +77,12 @@ enum Preflight {
     return String(decoding: bytes, as: UTF8.self)
   }
 
+  static func checkReadable(_ path: String, what: String) throws {
+    guard access(path, R_OK) == 0 else {
+      throw MountFailure("cannot read the \(what) \(path): \(String(cString: strerror(errno)))")
+    }
+  }
+
   /// The access token from `--token-file`, else `$SANDBOX_TOKEN`, else none.
   static func token(file: String?) throws -> String? {
     if let file {

@@ -65,6 +65,7 @@ final class CurlTransfer: @unchecked Sendable {
     // On https, wait for the first connection to tell whether it multiplexes (HTTP/2) rather
     // than opening one connection per concurrent request.
     if request.url.hasPrefix("https:") { try set(CURLOPT_PIPEWAIT, 1) }
+    if let caFile = settings.caFile { try set(CURLOPT_CAINFO, caFile) }
     try check(sandbox_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer), "ERRORBUFFER")
 
     try check(

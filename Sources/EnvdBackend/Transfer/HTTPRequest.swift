@@ -48,6 +48,8 @@ struct TransferSettings: Sendable {
   var lowSpeedTime: Double
   var lowSpeedLimit: Int
   var userAgent: String
+  /// PEM file of the CAs trusted for https instead of the system's store.
+  var caFile: String? = nil
 }
 
 struct HTTPResponse: Sendable {
