@@ -95,27 +95,24 @@ extension EnvdBackend {
     }
     guard !body.isEmpty else { return }
     body += Array("--\(boundary)--\r\n".utf8)
-    let context = "upload of \(uploads.count) files"
-    let response = try await client.files(
-      HTTPRequest(
-        method: .post, url: client.multipartFilesURL,
-        headers: ["Content-Type: multipart/form-data; boundary=\(boundary)"], body: .bytes(body),
-        sink: .memory(expected: 0, limit: 1 << 20), bulk: true))
-    if let failure = client.transportError(response, context: context) { throw failure }
-    guard response.isSuccessStatus else {
-      throw EnvdErrorMapping.remoteError(
-        status: response.status, body: response.body, context: context)
-    }
+    try await postFiles(
+      url: client.multipartFilesURL, contentType: "multipart/form-data; boundary=\(boundary)",
+      body: body, context: "upload of \(uploads.count) files")
   }
 
   private func postBytes(_ content: [UInt8], toProtocolPath path: String) async throws {
-    let context = "upload \(path)"
+    let url = client.multipartFilesURL
+    try await postFiles(
+      url: url + (url.contains("?") ? "&" : "?") + "path=" + QueryEncoding.encode(path),
+      contentType: "application/octet-stream", body: content, context: "upload \(path)")
+  }
+
+  private func postFiles(url: String, contentType: String, body: [UInt8], context: String)
+    async throws
+  {
     let response = try await client.files(
       HTTPRequest(
-        method: .post,
-        url: client.multipartFilesURL + (client.multipartFilesURL.contains("?") ? "&" : "?")
-          + "path=" + QueryEncoding.encode(path),
-        headers: ["Content-Type: application/octet-stream"], body: .bytes(content),
+        method: .post, url: url, headers: ["Content-Type: \(contentType)"], body: .bytes(body),
         sink: .memory(expected: 0, limit: 1 << 20), bulk: true))
     if let failure = client.transportError(response, context: context) { throw failure }
     guard response.isSuccessStatus else {

@@ -490,14 +490,10 @@ extension WriteBackBackend {
         try await inner.upload(path, from: source)
       } else {
         if pending.remoteType != nil { try await removeRemote(path, wasDirectory: false) }
-        // A new name: the replace route wants a file to replace.
+        // A new name: the replace route wants a file to replace. Not a write in place: one
+        // cut by a full disk would leave a prefix under the name (and fill the disk).
         _ = try await inner.createFile(path, mode: 0o600, exclusive: false)
-        do {
-          _ = try await inner.writeRanges(
-            path, from: source, ranges: [0..<content.size], truncateFirst: 0, size: content.size)
-        } catch let error as RemoteError where error.errno == EOPNOTSUPP {
-          try await inner.upload(path, from: source)
-        }
+        try await inner.upload(path, from: source)
       }
       return try await inner.setAttributes(path, Self.contentChanges(pending))
     case .symlink(let target):
