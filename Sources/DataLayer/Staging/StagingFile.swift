@@ -77,7 +77,12 @@ public final class StagingFile: Sendable {
   }
 
   deinit {
-    if let spares, ftruncate(descriptor, 0) == 0, spares.keep(descriptor) { return }
+    // A large one is closed: emptying it would free its blocks here, on a request's thread.
+    if let spares, state.withLock({ $0.size }) <= SpareStagingFiles.largestKept,
+      ftruncate(descriptor, 0) == 0, spares.keep(descriptor)
+    {
+      return
+    }
     close(descriptor)
   }
 
@@ -309,6 +314,7 @@ final class UploadInFlight: Sendable {
 final class SpareStagingFiles: Sendable {
   private let descriptors = Mutex<[Int32]>([])
   static let limit = 32
+  static let largestKept: UInt64 = 8 << 20
 
   func take() -> Int32? {
     descriptors.withLock { $0.popLast() }
