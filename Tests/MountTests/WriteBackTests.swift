@@ -101,6 +101,23 @@ class WriteBackTests: MountTestCase {
       try sh("ls root/r | sort -V | tr '\\n' ' '"), (1...20).map { "g\($0) " }.joined())
   }
 
+  /// An edit of a file the sandbox has, in a folder this mount never listed (a fresh mount's
+  /// `dd conv=notrunc` or `>>`: O_CREAT opens), lists no folder: a stat and the write. (It once
+  /// listed every folder up to the root first: two round trips more at any latency.)
+  func testAnEditOfASandboxFileListsNoFolder() throws {
+    try sh("mkdir -p root/deep/er && head -c 1048576 /dev/urandom > root/deep/er/big")
+    try sh("cp root/deep/er/big scratch/expected && stat mnt/deep/er > /dev/null")
+    let listings = agentRequests("ListDir")
+    try sh(
+      """
+      printf 'abcd' | dd of=mnt/deep/er/big bs=1 seek=4096 conv=notrunc status=none
+      printf 'abcd' | dd of=scratch/expected bs=1 seek=4096 conv=notrunc status=none
+      echo more >> mnt/deep/er/big && echo more >> scratch/expected
+      """)
+    XCTAssertEqual(agentRequests("ListDir") - listings, 0)
+    XCTAssertEqual(try sh("cmp root/deep/er/big scratch/expected && echo same"), "same\n")
+  }
+
   /// kill -9 of the daemon right after rsync returns, before anything reached the agent: the
   /// next mount of the same sandbox replays the journal, and the result is whole, with nothing
   /// duplicated or left over.

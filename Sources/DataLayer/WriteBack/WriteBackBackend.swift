@@ -258,6 +258,13 @@ public final class WriteBackBackend: RemoteFilesystem {
   public func createFile(_ path: String, mode: UInt32, exclusive: Bool) async throws
     -> RemoteEntryState
   {
+    if exclusive, case .remote = state.withLock({ $0.view.resolve(path) }),
+      (try? await inner.attributes(of: path)) != nil
+    {
+      // Not in any folder this view holds, and the sandbox has it: an O_CREAT open of an
+      // existing file (a fresh mount's `>>` or dd) costs a stat, not listings up to the root.
+      throw RemoteError(errno: EEXIST, "\(path) exists")
+    }
     var record = JournalRecord(.create, path)
     record.mode = mode & 0o7777
     record.exclusive = exclusive
@@ -404,6 +411,24 @@ public final class WriteBackBackend: RemoteFilesystem {
     size: UInt64
   ) async throws -> RemoteAttributes? {
     let fromScratch = truncateFirst == 0 && ranges == [0..<size]
+    let heldNowhere = state.withLock { state in
+      if case .remote = state.view.resolve(path) {
+        return state.links.otherNames(of: path).isEmpty
+      }
+      return false
+    }
+    if !fromScratch && heldNowhere {
+      // Nothing of this file is pending (no folder of its is held): an edit in place, in
+      // order, without listing its folders first.
+      try await drain()
+      let attributes = try await inner.writeRanges(
+        path, from: localPath, ranges: ranges, truncateFirst: truncateFirst, size: size)
+      // Its other names, in folders this view holds, show the new size and mtime too.
+      if let attributes, (attributes.linkCount ?? 1) > 1, let inode = attributes.inode {
+        await refreshPinned(around: [path], linkedTo: [inode])
+      }
+      return attributes
+    }
     try await pin(RemotePath.parent(of: path))
     if fromScratch && size <= configuration.writeThroughSize && !hasOtherNames(path) {
       return try await put(path, from: localPath, size: size)
