@@ -355,6 +355,29 @@ struct LocalView: Sendable {
     pinned[directory]?.pending[name]?.failure = reason
   }
 
+  /// `change` to `path` failed in a way that may have applied it (the connection dropped after
+  /// the request went out): the sandbox may have the entry now. A later removal or rename away
+  /// must remove it there too, and one made meanwhile gets a removal now (removing a name that
+  /// is not there is harmless).
+  mutating func markMaybeApplied(_ path: String, _ change: PendingChange) {
+    let type: RemoteFileType
+    switch change {
+    case .file: type = .regular
+    case .directory: type = .directory
+    case .symlink: type = .symlink
+    case .attributes, .removed: return
+    }
+    let directory = RemotePath.parent(of: path)
+    let name = RemotePath.name(of: path)
+    guard let listing = pinned[directory], listing.remote[name] == nil else { return }
+    if let pending = listing.pending[name] {
+      if pending.remoteType == nil { pinned[directory]?.pending[name]?.remoteType = type }
+    } else {
+      set(path, .removed, attributes: nil)
+      pinned[directory]?.pending[name]?.remoteType = type
+    }
+  }
+
   mutating func discard(_ path: String) {
     pinned[RemotePath.parent(of: path)]?.pending[RemotePath.name(of: path)] = nil
   }

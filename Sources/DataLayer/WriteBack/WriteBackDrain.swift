@@ -275,7 +275,10 @@ extension WriteBackBackend {
       return await applyEach(items, step: step)
     } catch {
       let errno = (error as? RemoteError)?.errno ?? EIO
-      if Self.transientErrors.contains(errno) { return true }
+      if Self.transientErrors.contains(errno) {
+        maybeApplied(items)
+        return true
+      }
       logger.warning(
         "a batch of \(items.count) changes failed (\(error)); applying them one by one")
       return await applyEach(items, step: step)
@@ -292,7 +295,10 @@ extension WriteBackBackend {
       case .failure(let error) where error.errno == ESTALE:
         if await keepBoth(path, pending, changes[index]) { return true }
       case .failure(let error):
-        if Self.transientErrors.contains(error.errno) { return true }
+        if Self.transientErrors.contains(error.errno) {
+          maybeApplied([(path, pending)])
+          return true
+        }
         fail(path, pending, error)
       }
     }
@@ -410,10 +416,17 @@ extension WriteBackBackend {
     -> Bool
   {
     if let errno = (error as? RemoteError)?.errno, Self.transientErrors.contains(errno) {
+      maybeApplied([(path, pending)])
       return true
     }
     fail(path, pending, error)
     return false
+  }
+
+  private func maybeApplied(_ items: [(path: String, pending: PendingName)]) {
+    state.withLock { state in
+      for item in items { state.view.markMaybeApplied(item.path, item.pending.change) }
+    }
   }
 
   private func fail(_ path: String, _ pending: PendingName, _ error: any Error) {
