@@ -13,7 +13,7 @@ struct FileUpload {
     let query = QueryParameters(request.uri.query)
     if let malformed = FilesAccess.malformedExpiration(query) { return malformed }
     do {
-      try FilesAccess(services: services).authorize(request, query: query)
+      try FilesAccess(services: services).authorize(request, query: query, operation: .write)
       var body = request.body.makeAsyncIterator()
       let gzip = try contentEncodingIsGzip(request)
       var prefix: [ByteBuffer] = []
