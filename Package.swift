@@ -89,7 +89,7 @@ let package = Package(
     // Tests run the real binaries: an agent on loopback, and mounts through /dev/fuse.
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(
-      name: "AgentTests", dependencies: ["TestSupport", "SandboxAgent", "AgentCore"]),
+      name: "AgentTests", dependencies: ["TestSupport", "SandboxAgent", "AgentCore", "CXattr"]),
     .testTarget(
       name: "EnvdBackendTests",
       dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "Backend"]),
