@@ -18,6 +18,8 @@ let package = Package(
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     // Streaming multipart/form-data parser for the agent's uploads.
     .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+    // SHA-256 for envd's signed `/files` URLs.
+    .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
   ],
   targets: [
     // System libraries, with static inline shims for variadic functions and macros.
@@ -73,6 +75,7 @@ let package = Package(
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "HummingbirdCore", package: "hummingbird"),
         .product(name: "MultipartKit", package: "multipart-kit"),
+        .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
       ]),
     .executableTarget(
@@ -86,7 +89,7 @@ let package = Package(
     // Tests run the real binaries: an agent on loopback, and mounts through /dev/fuse.
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(
-      name: "AgentTests", dependencies: ["TestSupport", "SandboxAgent", "AgentCore"]),
+      name: "AgentTests", dependencies: ["TestSupport", "SandboxAgent", "AgentCore", "CXattr"]),
     .testTarget(
       name: "EnvdBackendTests",
       dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "Backend"]),

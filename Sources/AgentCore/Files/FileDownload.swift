@@ -12,7 +12,7 @@ struct FileDownload {
     if let malformed = FilesAccess.malformedExpiration(query) { return malformed }
     let rawPath = query["path"] ?? ""
     do {
-      try FilesAccess(services: services).authorize(request, query: query)
+      try FilesAccess(services: services).authorize(request, query: query, operation: .read)
       let user = try services.users.filesUser(username: query["username"])
       let path: ProtocolPath
       do {

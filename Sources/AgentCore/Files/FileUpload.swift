@@ -13,13 +13,16 @@ struct FileUpload {
     let query = QueryParameters(request.uri.query)
     if let malformed = FilesAccess.malformedExpiration(query) { return malformed }
     do {
-      try FilesAccess(services: services).authorize(request, query: query)
+      try FilesAccess(services: services).authorize(request, query: query, operation: .write)
       var body = request.body.makeAsyncIterator()
       let gzip = try contentEncodingIsGzip(request)
       var prefix: [ByteBuffer] = []
       if gzip { prefix = try await checkGzipHeader(&body) }
       let user = try services.users.filesUser(username: query["username"])
-      let sink = try await makeSink(request, query: query, user: user, gzip: gzip)
+      let metadata = UploadMetadata(request.headers)
+      try metadata.validate()
+      let sink = try await makeSink(
+        request, query: query, user: user, gzip: gzip, metadata: metadata)
       let entries = try await pump(
         prefix: prefix, body: &body, into: sink, counted: request.headers[.contentLength] != nil)
       return Self.answer(entries)
@@ -66,14 +69,16 @@ struct FileUpload {
     return prefix
   }
 
-  private func makeSink(_ request: Request, query: QueryParameters, user: AgentUser, gzip: Bool)
-    async throws -> any UploadSink
-  {
+  private func makeSink(
+    _ request: Request, query: QueryParameters, user: AgentUser, gzip: Bool,
+    metadata: UploadMetadata
+  ) async throws -> any UploadSink {
     let contentType = request.headers[.contentType] ?? ""
     let media = HeaderParameters(contentType)
     let decoder = BodyDecoder(gzip: gzip ? GzipDecompressor() : nil)
     let declaredLength = request.headers[.contentLength].flatMap { Int($0) }
     let jail = services.jail
+    let logger = services.logger
     if media.value == "application/octet-stream" {
       guard let rawPath = query["path"] else {
         throw EnvdHTTPError(status: 400, "path query parameter is required for raw body upload")
@@ -85,7 +90,9 @@ struct FileUpload {
         throw EnvdHTTPError(status: 400, "error resolving path: \(error.message)")
       }
       let target = try await services.blocking {
-        try UploadTarget(path: path, user: user, jail: jail, declaredLength: declaredLength)
+        try UploadTarget(
+          path: path, user: user, jail: jail, declaredLength: declaredLength, metadata: metadata,
+          logger: logger)
       }
       return RawUploadSink(target: target, decoder: decoder)
     }
@@ -96,7 +103,7 @@ struct FileUpload {
       }
       return MultipartUploadSink(
         boundary: boundary, queryPath: query["path"], user: user, jail: jail,
-        declaredLength: declaredLength, decoder: decoder)
+        declaredLength: declaredLength, decoder: decoder, metadata: metadata, logger: logger)
     }
     throw EnvdHTTPError(
       status: 400,
@@ -108,7 +115,7 @@ struct FileUpload {
   private func pump(
     prefix: [ByteBuffer], body: inout RequestBody.AsyncIterator, into sink: any UploadSink,
     counted: Bool
-  ) async throws -> [[String: String]] {
+  ) async throws -> [UploadEntry] {
     var batch = prefix
     var batchBytes = prefix.reduce(0) { $0 + $1.readableBytes }
     if !counted { services.counters.countReceived(batchBytes) }
@@ -132,9 +139,9 @@ struct FileUpload {
     return try await services.blocking { try sink.finish() }
   }
 
-  /// `[{"name":…,"path":…,"type":"file"}]`: oapi-codegen's struct has its fields in
-  /// alphabetical order. envd sets no Content-Type, so Go sniffs text/plain.
-  static func answer(_ entries: [[String: String]]) -> Response {
+  /// `[{"metadata":{…},"name":…,"path":…,"type":"file"}]`: oapi-codegen's struct has its fields
+  /// in alphabetical order. envd sets no Content-Type, so Go sniffs text/plain.
+  static func answer(_ entries: [UploadEntry]) -> Response {
     let data = (try? protocolJSONEncoder().encode(entries)) ?? Data("[]".utf8)
     return .json(data, contentType: "text/plain; charset=utf-8")
   }

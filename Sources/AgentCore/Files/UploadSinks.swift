@@ -1,3 +1,4 @@
+import Logging
 import MultipartKit
 import NIOCore
 
@@ -6,7 +7,7 @@ import NIOCore
 protocol UploadSink: AnyObject, Sendable {
   func consume(_ chunks: [ByteBuffer]) throws(UploadFailure)
   /// Called once the body ended; returns envd's answer entries.
-  func finish() throws(UploadFailure) -> [[String: String]]
+  func finish() throws(UploadFailure) -> [UploadEntry]
 }
 
 /// Shared gzip front end: decodes when the request said `Content-Encoding: gzip`.
@@ -54,9 +55,9 @@ final class RawUploadSink: UploadSink, @unchecked Sendable {
     try decoder.decode(chunks) { piece throws(UploadFailure) in try target.write(piece) }
   }
 
-  func finish() throws(UploadFailure) -> [[String: String]] {
+  func finish() throws(UploadFailure) -> [UploadEntry] {
     try decoder.finish()
-    return [target.entry]
+    return [try target.finish()]
   }
 }
 
@@ -81,20 +82,24 @@ final class MultipartUploadSink: UploadSink, @unchecked Sendable {
   private let user: AgentUser
   private let jail: RootJail
   private let declaredLength: Int?
+  private let metadata: UploadMetadata
+  private let logger: Logger
   private var events: [Event] = []
   private var part = Part.none
-  private var entries: [[String: String]] = []
+  private var entries: [UploadEntry] = []
   private var sawAnyPart = false
 
   init(
     boundary: String, queryPath: String?, user: AgentUser, jail: RootJail, declaredLength: Int?,
-    decoder: BodyDecoder
+    decoder: BodyDecoder, metadata: UploadMetadata, logger: Logger
   ) {
     self.parser = MultipartParser(boundary: boundary)
     self.queryPath = queryPath
     self.user = user
     self.jail = jail
     self.declaredLength = declaredLength
+    self.metadata = metadata
+    self.logger = logger
     self.decoder = decoder
     parser.onHeader = { [unowned self] name, value in events.append(.header(name, value)) }
     parser.onBody = { [unowned self] body in events.append(.body(body)) }
@@ -114,7 +119,7 @@ final class MultipartUploadSink: UploadSink, @unchecked Sendable {
     }
   }
 
-  func finish() throws(UploadFailure) -> [[String: String]] {
+  func finish() throws(UploadFailure) -> [UploadEntry] {
     try decoder.finish()
     switch part {
     case .writing, .skipping: throw UploadFailure(500, "error writing file: unexpected EOF")
@@ -141,7 +146,7 @@ final class MultipartUploadSink: UploadSink, @unchecked Sendable {
     case .partComplete:
       sawAnyPart = true
       if case .headers(let list) = part { part = try begin(headers: list) }
-      if case .writing(let target) = part { entries.append(target.entry) }
+      if case .writing(let target) = part { entries.append(try target.finish()) }
       part = .none
     }
   }
@@ -166,13 +171,15 @@ final class MultipartUploadSink: UploadSink, @unchecked Sendable {
     } catch {
       throw UploadFailure(400, "error resolving path: \(error.message)")
     }
-    if entries.contains(where: { $0["path"] == path.requested }) {
+    if entries.contains(where: { $0.path == path.requested }) {
       throw UploadFailure(
         400,
         "you cannot upload multiple files to the same path '\(path.requested)' in one upload request, only the first specified file was uploaded"
       )
     }
     return .writing(
-      try UploadTarget(path: path, user: user, jail: jail, declaredLength: declaredLength))
+      try UploadTarget(
+        path: path, user: user, jail: jail, declaredLength: declaredLength, metadata: metadata,
+        logger: logger))
   }
 }

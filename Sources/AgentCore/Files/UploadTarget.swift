@@ -1,5 +1,15 @@
 import Glibc
+import Logging
 import NIOCore
+
+/// One entry of envd's `POST /files` answer (`UploadSuccess`); no size or times.
+struct UploadEntry: Encodable, Sendable {
+  var name: String
+  var path: String
+  var type = "file"
+  /// The `user.e2b.*` set read back from the file; left out when empty.
+  var metadata: [String: String]?
+}
 
 /// One file being written by `POST /files`, as envd's `processFile` does it: parents created,
 /// an existing file chowned to the user and truncated in place (same inode), no fsync, no rename.
@@ -9,12 +19,17 @@ final class UploadTarget: @unchecked Sendable {
   private let file: FileDescriptor
   /// The request's Content-Length, for envd's ENOSPC message.
   private let declaredLength: Int?
+  private let metadata: UploadMetadata
+  private let logger: Logger
 
-  init(path: ProtocolPath, user: AgentUser, jail: RootJail, declaredLength: Int?)
-    throws(UploadFailure)
-  {
+  init(
+    path: ProtocolPath, user: AgentUser, jail: RootJail, declaredLength: Int?,
+    metadata: UploadMetadata, logger: Logger
+  ) throws(UploadFailure) {
     self.path = path
     self.declaredLength = declaredLength
+    self.metadata = metadata
+    self.logger = logger
     do {
       try jail.ensureDirectories(path.parent, owner: user)
     } catch {
@@ -69,6 +84,23 @@ final class UploadTarget: @unchecked Sendable {
       500, "error writing file: write \(path.requested): \(SystemError.reason(failure))")
   }
 
-  /// envd's answer entry for this file.
-  var entry: [String: String] { ["path": path.requested, "name": path.name, "type": "file"] }
+  /// After the body: envd replaces the file's metadata (even with none) and answers with what
+  /// the file then holds.
+  func finish() throws(UploadFailure) -> UploadEntry {
+    do {
+      try UserMetadata.replace(file.raw, with: metadata.values)
+    } catch  where error.unsupported {
+      // A file system without xattrs: envd keeps the body and drops the metadata.
+      logger.warning("metadata not stored on \(path.requested): no xattrs on its file system")
+    } catch  where error.code == ENOSPC || error.code == EDQUOT {
+      throw UploadFailure(
+        507, "not enough space for file metadata: \(error.message(path: path.requested))")
+    } catch {
+      throw UploadFailure(
+        500, "error writing file metadata: \(error.message(path: path.requested))")
+    }
+    let stored = UserMetadata.read(hostPath: "/proc/self/fd/\(file.raw)", follow: true)
+    return UploadEntry(
+      name: path.name, path: path.requested, metadata: stored.isEmpty ? nil : stored)
+  }
 }

@@ -56,7 +56,6 @@ def test_unsigned_download_url_without_a_token(sandbox, folder):
     assert httpx.get(url).text == "plain download"
 
 
-@pytest.mark.xfail(strict=True, reason="signed URLs (signature, signature_expiration) are not checked yet")
 def test_signed_download_and_upload_urls(api_environment):
     sbx = Sandbox.connect("isbx-agent")
     sbx.files.write("/token/signed.txt", "signed download")
@@ -64,6 +63,25 @@ def test_signed_download_and_upload_urls(api_environment):
     upload = sbx.upload_url("/token/uploaded.txt", use_signature_expiration=60)
     assert httpx.post(upload, files={"file": ("uploaded.txt", b"signed upload")}).status_code == 200
     assert sbx.files.read("/token/uploaded.txt") == "signed upload"
+    as_root = sbx.download_url("/token/signed.txt", user="root", use_signature_expiration=60)
+    assert httpx.get(as_root).text == "signed download"
+
+
+def test_signed_urls_are_refused_when_expired_or_for_another_use(api_environment):
+    sbx = Sandbox.connect("isbx-agent")
+    sbx.files.write("/token/signed.txt", "x")
+    expired = httpx.get(sbx.download_url("/token/signed.txt", use_signature_expiration=-5))
+    assert (expired.status_code, expired.json()) == (
+        401,
+        {"code": 401, "message": "signature is already expired"},
+    )
+    # A read signature does not sign a write, nor another path.
+    read_url = sbx.download_url("/token/signed.txt")
+    wrong_use = httpx.post(read_url, files={"file": ("f", b"y")})
+    assert (wrong_use.status_code, wrong_use.json()["message"]) == (401, "invalid signature")
+    other = httpx.get(read_url.replace("signed.txt", "other.txt"))
+    assert (other.status_code, other.json()["message"]) == (401, "invalid signature")
+    assert sbx.files.read("/token/signed.txt") == "x"
 
 
 def test_missing_file_through_the_token_path_is_not_found(api_environment):

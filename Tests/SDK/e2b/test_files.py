@@ -144,12 +144,39 @@ def test_get_info_reports_a_symlink(sandbox, folder, agent):
     assert sandbox.files.get_info(f"{folder}/link").type == FileType.SYMLINK
 
 
-@pytest.mark.xfail(
-    strict=True, reason="X-Metadata-* upload headers are not stored as user.e2b.* xattrs yet"
-)
-def test_write_with_metadata(sandbox, folder):
-    sandbox.files.write(f"{folder}/meta.txt", "m", metadata={"Owner": "alice"})
-    assert sandbox.files.get_info(f"{folder}/meta.txt").metadata == {"owner": "alice"}
+@pytest.mark.parametrize("octet_stream", [False, True])
+def test_write_with_metadata(sandbox, folder, agent, octet_stream):
+    path = f"{folder}/meta.txt"
+    info = sandbox.files.write(
+        path, "m", metadata={"Owner": "alice", "Note": "a b"}, use_octet_stream=octet_stream
+    )
+    assert info.metadata == {"owner": "alice", "note": "a b"}
+    assert sandbox.files.get_info(path).metadata == {"owner": "alice", "note": "a b"}
+    host = os.path.join(agent.root, path.lstrip("/"))
+    assert os.getxattr(host, "user.e2b.owner") == b"alice"
+    # Each upload replaces the whole set; one without metadata clears it.
+    assert sandbox.files.write(path, "n", metadata={"x": "1"}).metadata == {"x": "1"}
+    assert sandbox.files.get_info(path).metadata == {"x": "1"}
+    assert sandbox.files.write(path, "o").metadata is None
+    assert sandbox.files.get_info(path).metadata is None
+
+
+def test_write_files_applies_metadata_to_every_file(sandbox, folder):
+    infos = sandbox.files.write_files(
+        [{"path": f"{folder}/m1", "data": "1"}, {"path": f"{folder}/m2", "data": "2"}],
+        metadata={"batch": "7"},
+    )
+    assert [i.metadata for i in infos] == [{"batch": "7"}, {"batch": "7"}]
+    listed = {e.name: e.metadata for e in sandbox.files.list(folder)}
+    assert listed == {"m1": {"batch": "7"}, "m2": {"batch": "7"}}
+
+
+def test_metadata_over_envd_limits_is_invalid_argument(sandbox, folder):
+    with pytest.raises(InvalidArgumentException, match="exceeds 246 bytes"):
+        sandbox.files.write(f"{folder}/k", "x", metadata={"k" * 247: "v"})
+    with pytest.raises(InvalidArgumentException, match="total metadata size 4097 exceeds 4096"):
+        sandbox.files.write(f"{folder}/k", "x", metadata={"big": "v" * 4085})
+    assert not sandbox.files.exists(f"{folder}/k")
 
 
 def test_get_info_list_and_rename_show_user_e2b_xattrs(sandbox, folder, agent):
