@@ -2,7 +2,8 @@
 // Layers, top to bottom (each target may import only the ones below it):
 //   SandboxMount (CLI) → FuseBridge → FilesystemCore → DataLayer → Backend ← EnvdBackend
 //   SandboxAgent (CLI) → AgentCore
-// C libraries are reached only through the system-library targets CFuse, CCurl, CZlib and CXattr.
+// C libraries are reached only through the system-library targets CFuse, CCurl, CZlib, CXattr
+// and CPty.
 import PackageDescription
 
 let package = Package(
@@ -34,6 +35,8 @@ let package = Package(
       providers: [.apt(["zlib1g-dev"])]),
     // glibc's extended-attribute calls (sys/xattr.h).
     .systemLibrary(name: "CXattr", path: "Sources/CXattr"),
+    // Pseudo-terminals: openpty, a controlling-tty fork, TIOCSWINSZ (libutil on older glibc).
+    .systemLibrary(name: "CPty", path: "Sources/CPty"),
 
     // Process-wide malloc settings both daemons apply at start (large buffers reused, not re-faulted).
     .target(name: "MemoryTuning"),
@@ -71,7 +74,7 @@ let package = Package(
     .target(
       name: "AgentCore",
       dependencies: [
-        "CZlib", "CXattr",
+        "CZlib", "CXattr", "CPty",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "HummingbirdCore", package: "hummingbird"),
         .product(name: "MultipartKit", package: "multipart-kit"),

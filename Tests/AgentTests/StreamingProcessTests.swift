@@ -253,9 +253,4 @@ final class StreamingProcessTests: XCTestCase {
     XCTAssertGreaterThanOrEqual(keepalives, 1)
     XCTAssertNotNil(frames.end)
   }
-
-  func testPtyIsUnimplemented() throws {
-    let frames = try start(#"{"process":{"cmd":"sh"},"pty":{"size":{"cols":80,"rows":24}}}"#).frames
-    XCTAssertEqual(frames.endStream?.errorCode, "unimplemented")
-  }
 }

@@ -2,7 +2,7 @@ import Glibc
 import Hummingbird
 
 /// Connect server-streaming routes and their unary companions: `filesystem.Filesystem/WatchDir`
-/// and `process.Process/{Start,SendSignal,SendInput,CloseStdin,List}`.
+/// and `process.Process/{Start,Connect,StreamInput,SendSignal,SendInput,CloseStdin,Update,List}`.
 ///
 /// Auth is enforced by `AccessTokenMiddleware` before these handlers run. They read the request
 /// body themselves, whole, before the response head goes out.

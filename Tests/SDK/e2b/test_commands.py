@@ -118,7 +118,6 @@ def test_disconnect_leaves_the_command_running(sandbox, folder, agent):
     assert os.path.exists(marker)
 
 
-@pytest.mark.xfail(strict=True, reason="process.Process/Connect is not implemented yet")
 def test_connect_to_a_running_command(sandbox):
     handle = sandbox.commands.run("sleep 0.5; echo late", background=True)
     handle.disconnect()
@@ -126,7 +125,6 @@ def test_connect_to_a_running_command(sandbox):
     assert attached.wait().stdout == "late\n"
 
 
-@pytest.mark.xfail(strict=True, reason="process.Process/StreamInput is not implemented yet")
 def test_stream_input(sandbox):
     handle = sandbox.commands.run("cat", background=True, stdin=True)
     try:
@@ -137,7 +135,6 @@ def test_stream_input(sandbox):
         sandbox.commands.kill(handle.pid)
 
 
-@pytest.mark.xfail(strict=True, reason="PTYs (pty in Start, Update for resize) are not implemented yet")
 def test_pty(sandbox):
     terminal = sandbox.pty.create(PtySize(rows=24, cols=80), timeout=10)
     output = []
@@ -145,6 +142,49 @@ def test_pty(sandbox):
     sandbox.pty.resize(terminal.pid, PtySize(rows=30, cols=100))
     terminal.wait(on_pty=lambda data: output.append(bytes(data)))
     assert b"from-a-pty" in b"".join(output)
+
+
+def test_connect_to_an_unknown_pid_is_not_found(sandbox):
+    with pytest.raises(NotFoundException):
+        sandbox.commands.connect(999999)
+
+
+def test_connect_after_the_end_still_gets_the_exit_code(sandbox):
+    # envd keeps the end of a process for 30 s, for a client that attaches late.
+    handle = sandbox.commands.run("sleep 0.2; exit 3", background=True)
+    handle.disconnect()
+    time.sleep(1)
+    with pytest.raises(CommandExitException) as failure:
+        sandbox.commands.connect(handle.pid).wait()
+    assert failure.value.exit_code == 3
+
+
+def test_stream_input_to_an_unknown_process_is_not_found(sandbox):
+    with pytest.raises(NotFoundException):
+        sandbox.commands.stream_input(999999, [b"x"], timeout=5)
+
+
+def test_pty_connect_stream_input_and_kill(sandbox):
+    terminal = sandbox.pty.create(PtySize(rows=24, cols=80), timeout=20)
+    attached = sandbox.pty.connect(terminal.pid, timeout=20)
+    assert terminal.pid in [process.pid for process in sandbox.commands.list()]
+    # The terminal echoes what is typed: only the shell's answer reads "via-42".
+    sandbox.pty.stream_input(terminal.pid, [b"stty size; echo via-$((40", b"+2))\n"], timeout=5)
+    seen = b""
+    for _, _, pty in attached:
+        seen += bytes(pty or b"")
+        if b"via-42" in seen and b"24 80" in seen:
+            break
+    assert b"via-42" in seen and b"24 80" in seen
+    assert sandbox.pty.kill(terminal.pid)
+    with pytest.raises(CommandExitException):
+        terminal.wait()
+    assert not sandbox.pty.kill(terminal.pid)
+
+
+def test_pty_resize_of_an_unknown_pid_is_not_found(sandbox):
+    with pytest.raises(NotFoundException):
+        sandbox.pty.resize(999999, PtySize(rows=10, cols=10))
 
 
 def test_300_echo_calls_back_to_back(sandbox):

@@ -1,17 +1,32 @@
 import Foundation
 import Glibc
 
+/// Where a chunk of output came from, and how large envd's chunks from there are.
+enum OutputKind: Sendable {
+  case stdout, stderr, pty
+
+  /// envd reads pipes 32 KiB and the PTY 16 KiB at a time.
+  var chunkSize: Int { self == .pty ? 16 * 1024 : 32 * 1024 }
+
+  func event(_ chunk: Data) -> ProcessEvent {
+    switch self {
+    case .stdout: .stdout(chunk)
+    case .stderr: .stderr(chunk)
+    case .pty: .pty(chunk)
+    }
+  }
+}
+
 /// Two threads per process, so nothing blocks Swift's cooperative pool: one reaps the child with a
-/// blocking `waitpid`, the other `poll`s its stdout and stderr and forwards ≤32 KiB chunks.
+/// blocking `waitpid`, the other `poll`s its stdout and stderr (or its PTY) and forwards chunks.
 /// When the child has exited, the pump drains what is already in the pipes and then sends the end
 /// event, even if a grandchild still holds the pipes open (envd ends the stream at exit too).
 struct OutputPump: Sendable {
-  static let chunkSize = 32 * 1024
-
   let process: ManagedProcess
-  let stdout: Int32
-  let stderr: Int32
-  let onEnd: @Sendable (ManagedProcess) -> Void
+  /// Read ends the pump owns and closes; a PTY master's read end is a dup of it.
+  let outputs: [(fd: Int32, kind: OutputKind)]
+  /// Runs once the child was reaped, with its exit, just before the end event goes out.
+  let onEnd: @Sendable (ManagedProcess, ProcessExit) -> Void
 
   func start() {
     var wake: [Int32] = [-1, -1]
@@ -45,8 +60,8 @@ struct OutputPump: Sendable {
   }
 
   private func runPump(wakeFD: Int32, exitStatus: ExitStatusBox) {
-    var open: [(fd: Int32, isStdout: Bool)] = [(stdout, true), (stderr, false)]
-    var buffer = [UInt8](repeating: 0, count: Self.chunkSize)
+    var open = outputs
+    var buffer = [UInt8](repeating: 0, count: OutputKind.stdout.chunkSize)
     var exited = false
     while !open.isEmpty && !exited {
       var pollers = open.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
@@ -57,7 +72,7 @@ struct OutputPump: Sendable {
         break
       }
       if wakeFD >= 0, pollers.last!.revents != 0 { exited = true }
-      var stillOpen: [(fd: Int32, isStdout: Bool)] = []
+      var stillOpen: [(fd: Int32, kind: OutputKind)] = []
       for (index, stream) in open.enumerated() {
         if pollers[index].revents == 0 || readAvailable(stream, &buffer, maxChunks: 4) {
           stillOpen.append(stream)
@@ -86,20 +101,21 @@ struct OutputPump: Sendable {
     }
     // envd drops the process from its table before the end event goes out: a client that saw
     // the end must not find it in List, nor signal it.
-    onEnd(process)
-    process.finish(ProcessExit(waitStatus: exitStatus.get()))
+    let exit = ProcessExit(waitStatus: exitStatus.get())
+    onEnd(process, exit)
+    process.finish(exit)
   }
 
   /// Reads until the pipe is empty (or `maxChunks` were read, so one busy stream cannot starve
-  /// the other); false at end of file or on error.
+  /// the other); false at end of file or on error (a PTY whose terminal side is closed reads EIO).
   private func readAvailable(
-    _ stream: (fd: Int32, isStdout: Bool), _ buffer: inout [UInt8], maxChunks: Int
+    _ stream: (fd: Int32, kind: OutputKind), _ buffer: inout [UInt8], maxChunks: Int
   ) -> Bool {
+    let size = stream.kind.chunkSize
     for _ in 0..<maxChunks {
-      let count = buffer.withUnsafeMutableBytes { read(stream.fd, $0.baseAddress, $0.count) }
+      let count = buffer.withUnsafeMutableBytes { read(stream.fd, $0.baseAddress, size) }
       if count > 0 {
-        let chunk = Data(buffer[0..<count])
-        process.deliver(stream.isStdout ? .stdout(chunk) : .stderr(chunk))
+        process.deliver(stream.kind.event(Data(buffer[0..<count])))
         continue
       }
       if count < 0 && errno == EINTR { continue }

@@ -11,6 +11,7 @@ import Glibc
 ///   request's `envs` (later values win).
 /// - `cwd` is a protocol path opened through the root jail; empty means the user's home inside
 ///   the root, or else the root itself.
+/// - With `pty`, the process runs on a new pseudo-terminal of that size, its controlling tty.
 ///
 /// `SANDBOX_ROOT` is the served folder's host path (`--root`). Processes run on the host, not in a
 /// chroot, so a client that wants a process to touch protocol path `/a` passes
@@ -23,10 +24,7 @@ struct ProcessLauncher: Sendable {
 
   func launch(
     _ request: StartRequest, user: AgentUser, table: ProcessTable
-  ) throws(ConnectError) -> ManagedProcess {
-    if request.wantsPTY {
-      throw ConnectError(.unimplemented, "pty is not supported by sandbox-agent")
-    }
+  ) throws(ConnectError) -> (ManagedProcess, OutputSubscription) {
     let config = request.process ?? ProcessConfig()
     let directory = try workingDirectory(config.cwd ?? "", user: user)
     let userCommand = ([config.cmd] + config.args).joined(separator: " ")
@@ -49,16 +47,20 @@ struct ProcessLauncher: Sendable {
     let plan = SpawnPlan(
       executable: arguments[0], arguments: arguments,
       environment: environment(config, user: user),
-      directoryFD: directory.raw, stdinPipe: request.stdin ?? true)
+      directoryFD: directory.raw, stdinPipe: request.stdin ?? true, pty: request.pty)
     do {
-      let process = try withExtendedLifetime(directory) { () throws(SpawnError) in
-        try ManagedProcess.start(plan: plan, config: config, tag: request.tag) {
-          table.remove($0)
+      return try withExtendedLifetime(directory) { () throws(SpawnError) in
+        try ManagedProcess.start(plan: plan, config: config, tag: request.tag, table: table) {
+          table.remove($0, exit: $1)
         }
       }
-      table.insert(process)
-      return process
     } catch {
+      if let size = request.pty {
+        throw ConnectError(
+          .invalidArgument,
+          "error starting pty with command '\(userCommand)' in dir '\(config.cwd ?? "")' with '\(size.cols)' cols and '\(size.rows)' rows: \(error.description)"
+        )
+      }
       throw ConnectError(
         .invalidArgument, "error starting process '\(userCommand)': \(error.description)")
     }

@@ -31,20 +31,105 @@ struct ProcessConfig: Decodable, Encodable, Sendable {
 /// `StartRequest`.
 struct StartRequest: Decodable, Sendable {
   var process: ProcessConfig?
-  /// Present when a PTY was asked for; its size is not needed since PTYs are refused.
-  var wantsPTY: Bool
+  /// Present when the process gets a pseudo-terminal.
+  var pty: PTYSize?
   var tag: String?
-  /// Unset means a stdin pipe (envd's old behaviour); false means /dev/null.
+  /// Unset means a stdin pipe (envd's old behaviour); false means /dev/null. Ignored with a PTY.
   var stdin: Bool?
 
   init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: ProtoKey.self)
     process = try container.proto(ProcessConfig.self, "process")
-    wantsPTY =
-      container.contains(ProtoKey(stringValue: "pty"))
-      && (try? container.decodeNil(forKey: ProtoKey(stringValue: "pty"))) == false
+    pty = try container.proto(PTYMessage.self, "pty")?.size
     tag = try container.proto(String.self, "tag")
     stdin = try container.proto(Bool.self, "stdin")
+  }
+}
+
+/// `PTY.Size`: columns and rows (Go's `pty.Winsize` takes them as uint16).
+struct PTYSize: Decodable, Sendable, Equatable {
+  var cols: UInt32 = 0
+  var rows: UInt32 = 0
+
+  init(cols: UInt32, rows: UInt32) {
+    self.cols = cols
+    self.rows = rows
+  }
+
+  init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: ProtoKey.self)
+    cols = try container.protoUInt32("cols") ?? 0
+    rows = try container.protoUInt32("rows") ?? 0
+  }
+}
+
+/// `PTY`: `{"size":{"cols":80,"rows":24}}`; a missing size is 0×0, as in protobuf.
+struct PTYMessage: Decodable, Sendable {
+  var size: PTYSize
+
+  init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: ProtoKey.self)
+    size = try container.proto(PTYSize.self, "size") ?? PTYSize(cols: 0, rows: 0)
+  }
+}
+
+/// `ConnectRequest`: which running process to attach to.
+struct ConnectRequest: Decodable, Sendable {
+  var process: ProcessSelector
+
+  init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: ProtoKey.self)
+    process = try container.proto(ProcessSelector.self, "process") ?? .none
+  }
+}
+
+/// `UpdateRequest`: a new PTY size, or nothing.
+struct UpdateRequest: Decodable, Sendable {
+  var process: ProcessSelector
+  var pty: PTYSize?
+
+  init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: ProtoKey.self)
+    process = try container.proto(ProcessSelector.self, "process") ?? .none
+    pty = try container.proto(PTYMessage.self, "pty")?.size
+  }
+}
+
+/// `StreamInputRequest`, one message of the client stream: a oneof of start (the selector),
+/// data (a `ProcessInput`) and keepalive.
+enum StreamInputRequest: Decodable, Sendable {
+  case start(ProcessSelector)
+  case data(ProcessInput)
+  case keepalive
+  case none
+
+  init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: ProtoKey.self)
+    if let start = try container.proto(StartEvent.self, "start") {
+      self = .start(start.process)
+    } else if let data = try container.proto(DataEvent.self, "data") {
+      self = .data(data.input)
+    } else if try container.proto(EmptyMessage.self, "keepalive") != nil {
+      self = .keepalive
+    } else {
+      self = .none
+    }
+  }
+
+  private struct StartEvent: Decodable {
+    var process: ProcessSelector
+    init(from decoder: any Decoder) throws {
+      let container = try decoder.container(keyedBy: ProtoKey.self)
+      process = try container.proto(ProcessSelector.self, "process") ?? .none
+    }
+  }
+
+  private struct DataEvent: Decodable {
+    var input: ProcessInput
+    init(from decoder: any Decoder) throws {
+      let container = try decoder.container(keyedBy: ProtoKey.self)
+      input = try container.proto(ProcessInput.self, "input") ?? .none
+    }
   }
 }
 
@@ -83,28 +168,20 @@ struct SendSignalRequest: Decodable, Sendable {
   }
 }
 
-/// `SendInputRequest`: `{"process":…,"input":{"stdin":"<base64>"}}` (or `pty`).
-struct SendInputRequest: Decodable, Sendable {
-  enum Input: Sendable {
-    case stdin(Data)
-    case pty(Data)
-    case none
-  }
-  var process: ProcessSelector
-  var input: Input
+/// `ProcessInput`: `{"stdin":"<base64>"}` or `{"pty":"<base64>"}`.
+enum ProcessInput: Decodable, Sendable {
+  case stdin(Data)
+  case pty(Data)
+  case none
 
   init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: ProtoKey.self)
-    process = try container.proto(ProcessSelector.self, "process") ?? .none
-    input = .none
-    let inputKey = ProtoKey(stringValue: "input")
-    if container.contains(inputKey), try !container.decodeNil(forKey: inputKey) {
-      let nested = try container.nestedContainer(keyedBy: ProtoKey.self, forKey: inputKey)
-      if let text = try nested.proto(String.self, "stdin") {
-        input = .stdin(try Self.bytes(text, in: nested))
-      } else if let text = try nested.proto(String.self, "pty") {
-        input = .pty(try Self.bytes(text, in: nested))
-      }
+    if let text = try container.proto(String.self, "stdin") {
+      self = .stdin(try Self.bytes(text, in: container))
+    } else if let text = try container.proto(String.self, "pty") {
+      self = .pty(try Self.bytes(text, in: container))
+    } else {
+      self = .none
     }
   }
 
@@ -118,6 +195,18 @@ struct SendInputRequest: Decodable, Sendable {
         .init(codingPath: container.codingPath, debugDescription: "invalid base64 in bytes field"))
     }
     return data
+  }
+}
+
+/// `SendInputRequest`: `{"process":…,"input":{"stdin":"<base64>"}}` (or `pty`).
+struct SendInputRequest: Decodable, Sendable {
+  var process: ProcessSelector
+  var input: ProcessInput
+
+  init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: ProtoKey.self)
+    process = try container.proto(ProcessSelector.self, "process") ?? .none
+    input = try container.proto(ProcessInput.self, "input") ?? .none
   }
 }
 
@@ -151,7 +240,7 @@ struct ListResponse: Encodable, Sendable {
   }
 }
 
-/// `StartResponse`: `{"event":ProcessEvent}`.
+/// `StartResponse` and `ConnectResponse`: `{"event":ProcessEvent}`.
 struct StartResponse: Encodable, Sendable {
   var event: ProcessEvent
 }
@@ -161,6 +250,7 @@ enum ProcessEvent: Encodable, Sendable {
   case start(pid: UInt32)
   case stdout(Data)
   case stderr(Data)
+  case pty(Data)
   case end(ProcessExit)
   case keepalive
 
@@ -174,6 +264,8 @@ enum ProcessEvent: Encodable, Sendable {
       try container.encode(["stdout": bytes.base64EncodedString()], forKey: key("data"))
     case .stderr(let bytes):
       try container.encode(["stderr": bytes.base64EncodedString()], forKey: key("data"))
+    case .pty(let bytes):
+      try container.encode(["pty": bytes.base64EncodedString()], forKey: key("data"))
     case .end(let exit):
       try container.encode(exit, forKey: key("end"))
     case .keepalive:

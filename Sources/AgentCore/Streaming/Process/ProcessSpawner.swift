@@ -1,14 +1,16 @@
+import CPty
 import Foundation
 import Glibc
 
 /// A started child: its pid and the parent's ends of its standard streams.
 struct SpawnedChild: Sendable {
   var pid: pid_t
-  /// Write end of the child's stdin pipe; nil when stdin is /dev/null.
+  /// Write end of the child's stdin pipe; nil when stdin is /dev/null or a PTY.
   var stdin: Int32?
-  /// Read ends; all three parent ends are non-blocking.
-  var stdout: Int32
-  var stderr: Int32
+  /// Read ends for the pump: stdout and stderr, or a dup of the PTY master. All non-blocking.
+  var outputs: [(fd: Int32, kind: OutputKind)]
+  /// The PTY master, for input and resizing.
+  var pty: Int32?
 }
 
 /// What to run and how.
@@ -21,6 +23,8 @@ struct SpawnPlan: Sendable {
   /// An open directory (O_PATH is enough) the child `fchdir`s to before exec.
   var directoryFD: Int32
   var stdinPipe: Bool
+  /// Run on a new pseudo-terminal of this size (then `stdinPipe` does not apply).
+  var pty: PTYSize?
 }
 
 struct SpawnError: Error, CustomStringConvertible {
@@ -31,6 +35,7 @@ struct SpawnError: Error, CustomStringConvertible {
 /// starts with default signal dispositions (the agent ignores SIGPIPE; its children must not).
 enum ProcessSpawner {
   static func spawn(_ plan: SpawnPlan) throws(SpawnError) -> SpawnedChild {
+    if let size = plan.pty { return try spawnOnPTY(plan, size: size) }
     var stdinPipe: [Int32] = [-1, -1]
     var stdoutPipe: [Int32] = [-1, -1]
     var stderrPipe: [Int32] = [-1, -1]
@@ -93,8 +98,40 @@ enum ProcessSpawner {
       _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
     }
     return SpawnedChild(
-      pid: pid, stdin: plan.stdinPipe ? stdinPipe[1] : nil, stdout: stdoutPipe[0],
-      stderr: stderrPipe[0])
+      pid: pid, stdin: plan.stdinPipe ? stdinPipe[1] : nil,
+      outputs: [(stdoutPipe[0], .stdout), (stderrPipe[0], .stderr)], pty: nil)
+  }
+
+  /// fork and exec in C (`cpty_spawn`): the child becomes a session leader with the terminal as
+  /// its controlling tty and standard streams, as Go's `pty.StartWithSize` sets it up for envd.
+  private static func spawnOnPTY(_ plan: SpawnPlan, size: PTYSize) throws(SpawnError)
+    -> SpawnedChild
+  {
+    var master: Int32 = -1
+    var failure: Int32 = 0
+    let pid = withCStrings(plan.arguments) { argv in
+      withCStrings(plan.environment) { envp in
+        cpty_spawn(
+          &master, UInt16(truncatingIfNeeded: size.cols), UInt16(truncatingIfNeeded: size.rows),
+          plan.executable, argv, envp, plan.directoryFD, &failure)
+      }
+    }
+    guard pid > 0 else {
+      throw SpawnError(description: "fork/exec \(plan.executable): \(errnoText(failure))")
+    }
+    _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
+    // The pump reads (and closes) its own descriptor; the master stays for input and resizing.
+    let reader = fcntl(master, F_DUPFD_CLOEXEC, 3)
+    guard reader >= 0 else {
+      let reason = errnoText()
+      kill(pid, SIGKILL)
+      close(master)
+      // The reaper is not running yet: reap here so no zombie stays behind.
+      var status: Int32 = 0
+      while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+      throw SpawnError(description: "dup: \(reason)")
+    }
+    return SpawnedChild(pid: pid, stdin: nil, outputs: [(reader, .pty)], pty: master)
   }
 
   /// A pipe with close-on-exec on both ends (the spawn's dup2 clears it on the child's copies).

@@ -1,18 +1,41 @@
 import Foundation
 
 /// Running processes by pid, as envd's `Service.processes`: added at start, removed once the
-/// process was reaped, before its end event is sent.
+/// process was reaped, before its end event is sent. The end of a process is kept for 30 s after
+/// (envd 0.6.12's `terminated` cache), so a `Connect` that comes late still learns the exit.
 final class ProcessTable: Sendable {
-  private let lock = NSLock()
-  nonisolated(unsafe) private var byPID: [pid_t: ManagedProcess] = [:]
+  /// envd's `terminatedRetentionTTL`.
+  static let retention = Duration.seconds(30)
 
-  func insert(_ process: ManagedProcess) {
-    lock.withLock { byPID[process.pid] = process }
+  private struct Retained {
+    var tag: String?
+    var exit: ProcessExit
+    var expiry: ContinuousClock.Instant
   }
 
-  func remove(_ process: ManagedProcess) {
+  private let lock = NSLock()
+  nonisolated(unsafe) private var byPID: [pid_t: ManagedProcess] = [:]
+  nonisolated(unsafe) private var terminated: [pid_t: Retained] = [:]
+
+  /// A new process drops any retained end under its pid or its tag, so a `Connect` never gets
+  /// a predecessor's exit.
+  func insert(_ process: ManagedProcess) {
     lock.withLock {
-      if byPID[process.pid] === process { byPID[process.pid] = nil }
+      byPID[process.pid] = process
+      terminated[process.pid] = nil
+      if let tag = process.tag { terminated = terminated.filter { $0.value.tag != tag } }
+    }
+  }
+
+  /// The process has ended with `exit`: no longer listed, its end retained.
+  func remove(_ process: ManagedProcess, exit: ProcessExit) {
+    let now = ContinuousClock.now
+    lock.withLock {
+      guard byPID[process.pid] === process else { return }
+      byPID[process.pid] = nil
+      terminated = terminated.filter { $0.value.expiry > now }
+      terminated[process.pid] = Retained(
+        tag: process.tag, exit: exit, expiry: now + Self.retention)
     }
   }
 
@@ -35,6 +58,24 @@ final class ProcessTable: Sendable {
       return process
     case .none:
       throw ConnectError(.unimplemented, "invalid input type <nil>")
+    }
+  }
+
+  /// envd's `lookupTerminated`: the retained end of a process that ended less than 30 s ago.
+  func retainedEnd(_ selector: ProcessSelector) -> (pid: UInt32, exit: ProcessExit)? {
+    let now = ContinuousClock.now
+    return lock.withLock {
+      let match: (key: pid_t, value: Retained)?
+      switch selector {
+      case .pid(let pid):
+        match = terminated[pid_t(bitPattern: pid)].map { (pid_t(bitPattern: pid), $0) }
+      case .tag(let tag):
+        match = terminated.sorted { $0.key < $1.key }.first { $0.value.tag == tag }
+      case .none:
+        match = nil
+      }
+      guard let match, match.value.expiry > now else { return nil }
+      return (UInt32(bitPattern: match.key), match.value.exit)
     }
   }
 }
