@@ -15,13 +15,4 @@ enum KnownRoutes {
     "/process.Process/Update", "/process.Process/StreamInput", "/process.Process/SendInput",
     "/process.Process/SendSignal", "/process.Process/CloseStdin",
   ]
-
-  enum Streaming { case server, client }
-
-  /// The procedures that stream (connect-go's `NewServerStreamHandler`, `NewClientStreamHandler`);
-  /// the rest are unary.
-  static let streaming: [String: Streaming] = [
-    "/filesystem.Filesystem/WatchDir": .server, "/process.Process/Start": .server,
-    "/process.Process/Connect": .server, "/process.Process/StreamInput": .client,
-  ]
 }

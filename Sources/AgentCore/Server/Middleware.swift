@@ -86,42 +86,9 @@ struct FallbackMiddleware: RouterMiddleware {
         if request.method != .post {
           return Response(status: .methodNotAllowed, headers: [.allow: "POST"])
         }
-        return await Self.unimplemented(path, request: request, context: context)
+        return .connectError(ConnectError(.unimplemented, "\(path.dropFirst()) is not implemented"))
       }
       return .plainText("404 page not found", status: .notFound)
-    }
-  }
-
-  /// connect-go's generated `Unimplemented…Handler`, behind the handler its stream type gets: the
-  /// codec is checked first (415), a server stream reads its request message before failing,
-  /// and a stream's error is its end-stream envelope under HTTP 200.
-  private static func unimplemented(
-    _ path: String, request: Request, context: Context
-  ) async -> Response {
-    let procedure = path.dropFirst().replacingOccurrences(of: "/", with: ".")
-    let error = ConnectError(.unimplemented, "\(procedure) is not implemented")
-    switch KnownRoutes.streaming[path] {
-    case .server:
-      return await ConnectStreamingCall.respond(to: request, context: context) { _, _, _ in
-        throw error
-      }
-    case .client:
-      if let refusal = ConnectStreamingCall.unsupportedMediaType(request) { return refusal }
-      // The handler fails before reading a message; the end-stream goes out at once.
-      let endStream = ConnectStreamWriter.frame(
-        ConnectStreamWriter.endStreamPayload(error), flags: Envelope.endStreamFlag,
-        allocator: ByteBufferAllocator())
-      return Response(
-        status: .ok, headers: [.contentType: ConnectStreamingCall.contentType],
-        body: .init(byteBuffer: endStream))
-    case nil:
-      let media = HeaderParameters(request.headers[.contentType] ?? "").value
-      guard media == "application/json" else {
-        return Response(
-          status: .unsupportedMediaType,
-          headers: [HTTPField.Name("Accept-Post")!: "application/json"])
-      }
-      return .connectError(error)
     }
   }
 }
