@@ -1,4 +1,5 @@
 import Backend
+import Dispatch
 import Glibc
 import Synchronization
 
@@ -77,13 +78,20 @@ public final class StagingFile: Sendable {
   }
 
   deinit {
-    // A large one is closed: emptying it would free its blocks here, on a request's thread.
-    if let spares, state.withLock({ $0.size }) <= SpareStagingFiles.largestKept,
-      ftruncate(descriptor, 0) == 0, spares.keep(descriptor)
+    let size = state.withLock { $0.size }
+    if let spares, size <= SpareStagingFiles.largestKept, ftruncate(descriptor, 0) == 0,
+      spares.keep(descriptor)
     {
       return
     }
-    close(descriptor)
+    guard size > SpareStagingFiles.largestKept else {
+      close(descriptor)
+      return
+    }
+    // The last close of a large unlinked file frees its blocks, waiting for any writeback of
+    // them: on a thread of its own, not on a request's or the pool's.
+    let descriptor = descriptor
+    DispatchQueue.global(qos: .utility).async { close(descriptor) }
   }
 
   /// Whether the file has changes the remote has not acknowledged.
