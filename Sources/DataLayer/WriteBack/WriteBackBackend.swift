@@ -418,16 +418,9 @@ public final class WriteBackBackend: RemoteFilesystem {
       return false
     }
     if !fromScratch && heldNowhere {
-      // Nothing of this file is pending (no folder of its is held): an edit in place, in
-      // order, without listing its folders first.
-      try await drain()
-      let attributes = try await inner.writeRanges(
+      // Nothing of this file is pending (no folder of its is held): no listing first.
+      return try await writeInPlace(
         path, from: localPath, ranges: ranges, truncateFirst: truncateFirst, size: size)
-      // Its other names, in folders this view holds, show the new size and mtime too.
-      if let attributes, (attributes.linkCount ?? 1) > 1, let inode = attributes.inode {
-        await refreshPinned(around: [path], linkedTo: [inode])
-      }
-      return attributes
     }
     try await pin(RemotePath.parent(of: path))
     if fromScratch && size <= configuration.writeThroughSize && !hasOtherNames(path) {
@@ -438,23 +431,35 @@ public final class WriteBackBackend: RemoteFilesystem {
       throw RemoteError(errno: EOPNOTSUPP, "\(path) is staged whole")
     }
     if !hasOtherNames(path) {
-      // In place, in order: the answer is the file's new entry; its folder did not change.
-      try await drain()
-      let attributes = try await inner.writeRanges(
+      return try await writeInPlace(
         path, from: localPath, ranges: ranges, truncateFirst: truncateFirst, size: size)
-      if let attributes {
-        state.withLock { state in
-          if state.view.pendingName(path) == nil { state.view.noteRemote(path, attributes) }
-        }
-      } else {
-        await refreshPinned(around: [path])
-      }
-      return attributes
     }
     return try await writeThrough(touching: [path]) {
       try await self.inner.writeRanges(
         path, from: localPath, ranges: ranges, truncateFirst: truncateFirst, size: size)
     }
+  }
+
+  /// In place, in order, after everything journaled before: the answer is the file's new entry
+  /// (its folder did not change), which the view and its other names' held listings take.
+  private func writeInPlace(
+    _ path: String, from localPath: String, ranges: [Range<UInt64>], truncateFirst: UInt64?,
+    size: UInt64
+  ) async throws -> RemoteAttributes? {
+    try await drain()
+    let attributes = try await inner.writeRanges(
+      path, from: localPath, ranges: ranges, truncateFirst: truncateFirst, size: size)
+    guard let attributes else {
+      await refreshPinned(around: [path])
+      return nil
+    }
+    state.withLock { state in
+      if state.view.pendingName(path) == nil { state.view.noteRemote(path, attributes) }
+    }
+    if (attributes.linkCount ?? 1) > 1, let inode = attributes.inode {
+      await refreshPinned(around: [path], linkedTo: [inode])
+    }
+    return attributes
   }
 
   // MARK: - Changes that go to the sandbox in order
