@@ -10,6 +10,7 @@ final class ExtensionDiscoveryTests: ExtensionTestCase {
     XCTAssertEqual(reply.headers["content-type"], "application/json")
     XCTAssertEqual(reply.json["version"] as? Int, 1)
     XCTAssertEqual(reply.json["write"] as? String, "/sandboxagent/v1/files")
+    XCTAssertEqual(reply.json["actsAsCaller"] as? Bool, geteuid() == 0)
     XCTAssertEqual(
       Set(reply.json["methods"] as? [String] ?? []),
       [

@@ -6,8 +6,9 @@ import Foundation
 /// path is an errno rather than a decoding error.
 
 /// `Stat`, `ListDir`, `Readlink`, `Unlink`, `Rmdir`.
-struct ExtensionPathRequest: Decodable, Sendable {
+struct ExtensionPathRequest: Decodable, Sendable, CallerCarrying {
   var path: RawPath?
+  var caller: ExtensionCaller?
 
   init(path: RawPath?) {
     self.path = path
@@ -16,16 +17,28 @@ struct ExtensionPathRequest: Decodable, Sendable {
   init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: ProtoKey.self)
     path = try container.rawPath("path")
+    caller = try container.caller()
   }
 }
 
+/// A request that may name its caller (`"caller"`): the agent acts with that caller's
+/// credentials when it can (`CallerCredentials`).
+protocol CallerCarrying {
+  var caller: ExtensionCaller? { get }
+}
+
 /// `Capabilities`, `Statfs`: no fields.
-struct ExtensionEmptyRequest: Decodable, Sendable {
-  init(from decoder: any Decoder) throws {}
+struct ExtensionEmptyRequest: Decodable, Sendable, CallerCarrying {
+  var caller: ExtensionCaller?
+
+  init(from decoder: any Decoder) throws {
+    let container = try? decoder.container(keyedBy: ProtoKey.self)
+    caller = try container?.caller()
+  }
 }
 
 /// `Mkdir`, `Mknod`, `Create`, `Symlink`: a new entry, its mode and owner.
-struct ExtensionCreateRequest: Decodable, Sendable {
+struct ExtensionCreateRequest: Decodable, Sendable, CallerCarrying {
   var path: RawPath?
   var mode: UInt32?
   var uid: UInt32?
@@ -34,6 +47,7 @@ struct ExtensionCreateRequest: Decodable, Sendable {
   var exclusive: Bool?
   /// `Symlink`: the link text.
   var target: RawPath?
+  var caller: ExtensionCaller?
 
   init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: ProtoKey.self)
@@ -44,25 +58,28 @@ struct ExtensionCreateRequest: Decodable, Sendable {
     rdev = try container.protoInt64("rdev")
     exclusive = try container.proto(Bool.self, "exclusive")
     target = try container.rawPath("target")
+    caller = try container.caller()
   }
 }
 
 /// `Link`, `Rename`.
-struct ExtensionTwoPathRequest: Decodable, Sendable {
+struct ExtensionTwoPathRequest: Decodable, Sendable, CallerCarrying {
   var from: RawPath?
   var to: RawPath?
   var flags: UInt32?
+  var caller: ExtensionCaller?
 
   init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: ProtoKey.self)
     from = try container.rawPath("from")
     to = try container.rawPath("to")
     flags = try container.protoUInt32("flags")
+    caller = try container.caller()
   }
 }
 
 /// `Setattr`: every change optional.
-struct ExtensionSetattrRequest: Decodable, Sendable {
+struct ExtensionSetattrRequest: Decodable, Sendable, CallerCarrying {
   struct Time: Sendable, Equatable {
     var seconds: Int64
     var nanoseconds: UInt32
@@ -80,6 +97,7 @@ struct ExtensionSetattrRequest: Decodable, Sendable {
   var size: Int64?
   var atime: TimeChange
   var mtime: TimeChange
+  var caller: ExtensionCaller?
 
   init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: ProtoKey.self)
@@ -90,6 +108,7 @@ struct ExtensionSetattrRequest: Decodable, Sendable {
     size = try container.protoInt64("size")
     atime = try Self.time(container, "atime")
     mtime = try Self.time(container, "mtime")
+    caller = try container.caller()
   }
 
   private static func time(_ container: KeyedDecodingContainer<ProtoKey>, _ name: String) throws
@@ -103,14 +122,16 @@ struct ExtensionSetattrRequest: Decodable, Sendable {
 }
 
 /// `Fsync`.
-struct ExtensionFsyncRequest: Decodable, Sendable {
+struct ExtensionFsyncRequest: Decodable, Sendable, CallerCarrying {
   var path: RawPath?
   var dataOnly: Bool
+  var caller: ExtensionCaller?
 
   init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: ProtoKey.self)
     path = try container.rawPath("path")
     dataOnly = try container.proto(Bool.self, "dataOnly", "data_only") ?? false
+    caller = try container.caller()
   }
 }
 
@@ -203,6 +224,8 @@ struct ExtensionCapabilitiesResponse: Encodable, Sendable {
   var version: Int
   var methods: [String]
   var write: String
+  /// Whether the agent makes changes with a request's `caller` credentials (it runs as root).
+  var actsAsCaller: Bool
 }
 
 extension KeyedDecodingContainer where Key == ProtoKey {

@@ -7,19 +7,33 @@ func registerExtensionRoutes(on router: Router<AgentRequestContext>, services: A
   guard !services.configuration.envdCompat else { return }
   let service = ExtensionService(services: services)
   var methods: [String] = []
+  if !CallerCredentials.honoured {
+    services.logger.notice(
+      "not running as root: extension calls act as the agent's own user, whatever caller they name"
+    )
+  }
 
-  func add<Input: Decodable & Sendable, Output: Encodable & Sendable>(
+  /// A call naming a caller runs on the thread pool, where its thread's credentials are switched
+  /// for exactly its syscalls; `switchesItself`: the handler does that per part (Batch).
+  func add<Input: Decodable & Sendable & CallerCarrying, Output: Encodable & Sendable>(
     _ method: String, runsInline: (@Sendable (Input) -> Bool)? = nil,
+    switchesItself: Bool = false,
     _ handler: @escaping @Sendable (Input, AgentUser) throws(ErrnoError) -> Output
   ) {
     methods.append(method)
     let inline = ExtensionRoutes.inlineMethods.contains(method)
+    let light = runsInline ?? { _ in inline }
     ConnectUnary.register(
       ExtensionRoutes.service + "/" + method, on: router, services: services,
-      runsInline: runsInline ?? { _ in inline }
+      runsInline: { input in
+        (input.caller == nil || !CallerCredentials.honoured) && light(input)
+      }
     ) { (input: Input, user: AgentUser) throws -> Output in
       do throws(ErrnoError) {
-        return try handler(input, user)
+        if switchesItself { return try handler(input, user) }
+        return try CallerCredentials.perform(as: input.caller) { () throws(ErrnoError) in
+          try handler(input, user)
+        }
       } catch {
         throw error.connectError
       }
@@ -68,7 +82,7 @@ func registerExtensionRoutes(on router: Router<AgentRequestContext>, services: A
   add("Fsync") { (request: ExtensionFsyncRequest, _) throws(ErrnoError) in
     try service.fsync(request)
   }
-  add("Batch") { (request: ExtensionBatchRequest, user) throws(ErrnoError) in
+  add("Batch", switchesItself: true) { (request: ExtensionBatchRequest, user) throws(ErrnoError) in
     service.batch(request, user: user)
   }
   add("Counters") { (_: ExtensionEmptyRequest, _) throws(ErrnoError) in
@@ -77,7 +91,7 @@ func registerExtensionRoutes(on router: Router<AgentRequestContext>, services: A
   }
   let capabilities = ExtensionCapabilitiesResponse(
     version: ExtensionRoutes.version, methods: (methods + ["Capabilities"]).sorted(),
-    write: ExtensionRoutes.writePath)
+    write: ExtensionRoutes.writePath, actsAsCaller: CallerCredentials.honoured)
   add("Capabilities") { (_: ExtensionEmptyRequest, _) throws(ErrnoError) in capabilities }
 
   router.post(RouterPath(stringLiteral: ExtensionRoutes.writePath)) { request, _ in

@@ -89,7 +89,8 @@ extension ExtensionService {
   ) throws(ErrnoError) -> ExtensionChangeResponse {
     do {
       let fd = try entry.openPath()
-      try applyOwner(fd, in: entry, uid: request.uid, gid: request.gid, user: user)
+      try applyOwner(
+        fd, in: entry, uid: request.uid, gid: request.gid, user: user, caller: request.caller)
       var info = Glibc.stat()
       try checked(fstat(fd.raw, &info), entry.path.description)
       if let mode, !info.isSymlink {
@@ -97,7 +98,7 @@ extension ExtensionService {
         // mkdir in a setgid directory inherits setgid; Linux keeps that whatever the mode says.
         if info.isDirectory { wanted |= info.st_mode & S_ISGID }
         if info.st_mode & 0o7777 != wanted {
-          try checked(chmod(procPath(fd), wanted), entry.path.description)
+          try setCreationMode(wanted, of: fd, info: info, in: entry, caller: request.caller)
         }
       }
       return ExtensionChangeResponse(
@@ -109,14 +110,43 @@ extension ExtensionService {
     }
   }
 
+  /// The mode a creating call gives, which a caller's own chmod could not always set (the
+  /// kernel strips setgid from a chmod by a non-member): the agent sets it on the caller's new
+  /// entry, with Linux's creation rule instead (no setgid on a group-executable file made in a
+  /// setgid directory by a non-member).
+  private func setCreationMode(
+    _ wanted: mode_t, of fd: FileDescriptor, info: Glibc.stat, in entry: ResolvedEntry,
+    caller: ExtensionCaller?
+  ) throws(ErrnoError) {
+    guard let caller, CallerCredentials.honoured, info.st_uid == caller.uid else {
+      try checked(chmod(procPath(fd), wanted), entry.path.description)
+      return
+    }
+    var mode = wanted
+    var parent = Glibc.stat()
+    if !info.isDirectory, mode & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP,
+      fstat(entry.parent.raw, &parent) == 0, parent.st_mode & S_ISGID != 0,
+      !CallerCredentials.isMember(caller, of: parent.st_gid)
+    {
+      mode &= ~S_ISGID
+    }
+    try CallerCredentials.asAgent(suspending: caller) { () throws(ErrnoError) in
+      try checked(chmod(procPath(fd), mode), entry.path.description)
+    }
+  }
+
   /// Explicit ids win; otherwise the request user, when the agent may chown at all. In a setgid
-  /// directory the group the kernel gave (the directory's) stays, as on Linux.
+  /// directory the group the kernel gave (the directory's) stays, as on Linux. Made as a
+  /// caller, the entry keeps the owner the kernel gave it (the caller's fsuid and fsgid, or the
+  /// setgid directory's group).
   func applyOwner(
-    _ fd: FileDescriptor, in entry: ResolvedEntry, uid: UInt32?, gid: UInt32?, user: AgentUser
+    _ fd: FileDescriptor, in entry: ResolvedEntry, uid: UInt32?, gid: UInt32?, user: AgentUser,
+    caller: ExtensionCaller?
   ) throws(ErrnoError) {
     var uid = uid
     var gid = gid
-    if RootJail.mayChown(to: user) {
+    let kernelAssigned = caller != nil && CallerCredentials.honoured
+    if RootJail.mayChown(to: user), !kernelAssigned {
       uid = uid ?? user.uid
       var parent = Glibc.stat()
       let inheritsGroup = fstat(entry.parent.raw, &parent) == 0 && parent.st_mode & S_ISGID != 0

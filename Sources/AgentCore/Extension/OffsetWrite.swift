@@ -27,8 +27,10 @@ struct OffsetWrite {
     var replace: Bool
     var length: Int64?
     var gzip: Bool
+    /// `Sandbox-Agent-Caller`: who writes (docs/agent-extension.md §5).
+    var caller: ExtensionCaller?
 
-    init(query: String?, contentEncoding: String?) throws(ErrnoError) {
+    init(query: String?, contentEncoding: String?, caller: String?) throws(ErrnoError) {
       let query = RawQuery(query)
       guard let rawPath = query["path"] else { throw ErrnoError(EINVAL, "path is required") }
       path = try ExtensionPath(rawPath)
@@ -40,11 +42,14 @@ struct OffsetWrite {
         throw ErrnoError(EINVAL, "replace takes neither offset nor size")
       }
       gzip = try OffsetWrite.isGzip(contentEncoding)
+      self.caller = try caller.map { (text) throws(ErrnoError) in try ExtensionCaller(header: text)
+      }
     }
 
     func open(in jail: RootJail) throws(ErrnoError) -> OffsetWriteTarget {
       try OffsetWriteTarget(
-        path: path, jail: jail, offset: offset, size: size, replace: replace, gzip: gzip)
+        path: path, jail: jail, offset: offset, size: size, replace: replace, gzip: gzip,
+        caller: caller)
     }
 
     func finish(_ target: OffsetWriteTarget) throws -> UnaryAnswer {
@@ -62,7 +67,8 @@ struct OffsetWrite {
     do {
       _ = try services.rpcUser(for: request)
       let parameters = try Parameters(
-        query: request.uri.query, contentEncoding: request.headers[.contentEncoding])
+        query: request.uri.query, contentEncoding: request.headers[.contentEncoding],
+        caller: request.headers[callerHeader])
       let jail = services.jail
       let target = try await services.blocking { try parameters.open(in: jail) }
       started = target
@@ -85,7 +91,8 @@ struct OffsetWrite {
     let parameters: Parameters
     do {
       _ = try services.users.rpcUser(authorization: request.authorization)
-      parameters = try Parameters(query: request.query, contentEncoding: request.contentEncoding)
+      parameters = try Parameters(
+        query: request.query, contentEncoding: request.contentEncoding, caller: request.caller)
     } catch {
       return .answered(failure(error))
     }
@@ -175,22 +182,35 @@ final class OffsetWriteTarget: @unchecked Sendable {
   /// else changed the directory meanwhile.
   private var directoryTimes: (original: timespec, withTemporary: timespec)?
   private var finished = false
+  /// Who writes: the open and every write run with these credentials (a write by anyone but
+  /// root clears setuid, as on Linux); a replace's temporary file and rename are the agent's.
+  private let caller: ExtensionCaller?
 
   init(
     path: ExtensionPath, jail: RootJail, offset: Int64, size: Int64?, replace: Bool = false,
-    gzip: Bool
+    gzip: Bool, caller: ExtensionCaller? = nil
   ) throws(ErrnoError) {
     self.path = path
     self.position = offset
     self.gzip = gzip ? GzipDecompressor() : nil
-    let entry = try ResolvedEntry(path, in: jail)
-    let handle = try entry.openPath()
+    self.caller = CallerCredentials.honoured ? caller : nil
+    let (entry, handle) = try CallerCredentials.perform(as: caller) {
+      () throws(ErrnoError) -> (ResolvedEntry, FileDescriptor) in
+      let entry = try ResolvedEntry(path, in: jail)
+      return (entry, try entry.openPath())
+    }
     var info = stat()
     try checked(fstat(handle.raw, &info), path.description)
     if info.isSymlink { throw ErrnoError(ELOOP, path.description) }
     if info.isDirectory { throw ErrnoError(EISDIR, path.description) }
     guard info.isRegular else { throw ErrnoError(EINVAL, "not a regular file: \(path)") }
     if replace && info.st_nlink <= 1 {
+      // The caller must be allowed to write the file it replaces.
+      if caller != nil {
+        try CallerCredentials.perform(as: caller) { () throws(ErrnoError) in
+          _ = try reopen(handle, flags: O_WRONLY | O_NONBLOCK, detail: path.description)
+        }
+      }
       let original = Self.modificationTime(of: entry.parent)
       let (fd, temporary) = try Self.makeTemporary(
         next: entry, owner: (info.st_uid, info.st_gid), mode: info.st_mode & 0o7777)
@@ -202,9 +222,12 @@ final class OffsetWriteTarget: @unchecked Sendable {
       return
     }
     replacement = nil
-    file = try reopen(handle, flags: O_WRONLY, detail: path.description)
-    if let size = replace ? 0 : size {
-      try checked(ftruncate(file.raw, off_t(size)), path.description)
+    file = try CallerCredentials.perform(as: caller) { () throws(ErrnoError) in
+      let file = try reopen(handle, flags: O_WRONLY, detail: path.description)
+      if let size = replace ? 0 : size {
+        try checked(ftruncate(file.raw, off_t(size)), path.description)
+      }
+      return file
     }
   }
 
@@ -273,6 +296,12 @@ final class OffsetWriteTarget: @unchecked Sendable {
   }
 
   func consume(_ chunks: [ByteBuffer]) throws(ErrnoError) {
+    try CallerCredentials.perform(as: caller) { () throws(ErrnoError) in
+      try consumeAsWriter(chunks)
+    }
+  }
+
+  private func consumeAsWriter(_ chunks: [ByteBuffer]) throws(ErrnoError) {
     for chunk in chunks {
       guard let gzip else {
         try write(chunk)
@@ -321,6 +350,9 @@ final class OffsetWriteTarget: @unchecked Sendable {
     if failure != 0 { throw ErrnoError(failure, path.description) }
   }
 }
+
+/// `uid=N;gid=N;groups=N,N`: the caller of an offset write.
+let callerHeader = HTTPField.Name("Sandbox-Agent-Caller")!
 
 /// A query string whose values are percent-decoded to raw bytes (`%FF` stays one byte), so a
 /// path need not be UTF-8. `+` is a space and the first value wins, as in Go's `ParseQuery`.

@@ -24,6 +24,8 @@ struct InlineRequest: Sendable {
   var query: String?
   var authorization: String?
   var contentEncoding: String?
+  /// `Sandbox-Agent-Caller`, read by the offset-write route.
+  var caller: String? = nil
   var body: ByteBuffer
 }
 
@@ -115,7 +117,7 @@ final class InlineUnaryHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let query = target.firstIndex(of: "?").map { String(target[target.index(after: $0)...]) }
         let request = InlineRequest(
           query: query, authorization: fields[.authorization],
-          contentEncoding: fields[.contentEncoding],
+          contentEncoding: fields[.contentEncoding], caller: fields[callerHeader],
           body: context.channel.allocator.buffer(capacity: length))
         call = Call(
           route: route, path: String(target.prefix { $0 != "?" }), request: request, start: .now)
