@@ -13,8 +13,9 @@ extension ExtensionService {
     return try finishCreation(entry, request, user: user, mode: request.mode ?? 0o755)
   }
 
-  /// FIFOs, sockets and regular files. Device nodes are refused: through `GET /files` they would
-  /// open the host's devices.
+  /// FIFOs, sockets, regular files and device nodes, made for real in the root's folder (the
+  /// kernel alone decides: EPERM without CAP_MKNOD, or where the mount is `nodev`). A token
+  /// holder may already run anything as the agent's user, so this grants nothing more.
   func mknod(_ request: ExtensionCreateRequest, user: AgentUser) throws(ErrnoError)
     -> ExtensionChangeResponse
   {
@@ -22,12 +23,15 @@ extension ExtensionService {
     let mode = request.mode ?? 0
     let type = mode_t(mode) & S_IFMT
     switch type {
-    case S_IFIFO, S_IFREG, S_IFSOCK: break
-    case S_IFCHR, S_IFBLK: throw ErrnoError(EPERM, "device nodes are not allowed")
-    default: throw ErrnoError(EINVAL, "mode must hold S_IFIFO, S_IFREG or S_IFSOCK")
+    case S_IFIFO, S_IFREG, S_IFSOCK, S_IFCHR, S_IFBLK: break
+    default:
+      throw ErrnoError(EINVAL, "mode must hold S_IFIFO, S_IFREG, S_IFSOCK, S_IFCHR or S_IFBLK")
     }
     if entry.isRoot { throw ErrnoError(EEXIST, "/") }
-    try checked(mknodat(entry.parent.raw, entry.name, type | 0o600, 0), entry.path.description)
+    let device =
+      type == S_IFCHR || type == S_IFBLK ? dev_t(truncatingIfNeeded: request.rdev ?? 0) : 0
+    try checked(
+      mknodat(entry.parent.raw, entry.name, type | 0o600, device), entry.path.description)
     return try finishCreation(entry, request, user: user, mode: mode)
   }
 
