@@ -38,4 +38,40 @@ final class ExtensionLimitsTests: ExtensionTestCase {
       ),
       "EPERM")
   }
+
+  /// 15 folders of 255 bytes and a 255-byte name: 4095 bytes relative to the root.
+  func testPathsUpToLinuxsLimitWork() throws {
+    let folders = (0..<15).map {
+      String(repeating: String(UnicodeScalar(UInt8(97 + $0))), count: 255)
+    }
+    var path = ""
+    for folder in folders {
+      path += "/" + folder
+      let reply = try client.ext("Mkdir", "{\"path\":\"\(path)\"}")
+      XCTAssertEqual(reply.status, 200, reply.text)
+    }
+    let file = path + "/" + String(repeating: "z", count: 255)
+    XCTAssertEqual(file.utf8.count, 4096)  // With the protocol's leading "/".
+    let created = try client.ext("Create", "{\"path\":\"\(file)\"}")
+    XCTAssertEqual(created.status, 200, created.text)
+    XCTAssertEqual(try client.ext("Stat", "{\"path\":\"\(file)\"}").status, 200)
+    let written = try client.writeAt(file, Data("deep".utf8))
+    XCTAssertEqual(written.status, 200, written.text)
+    XCTAssertEqual(try client.download(file).body, Data("deep".utf8))
+    let uploaded = try client.upload(file, Data("envd".utf8))
+    XCTAssertEqual(uploaded.status, 200, uploaded.text)
+    XCTAssertEqual(try client.download(file).body, Data("envd".utf8))
+    let envdStat = try client.rpc("Stat", "{\"path\":\"\(file)\"}")
+    XCTAssertEqual(envdStat.status, 200, envdStat.text)
+    // One byte more, with no component over 255: ENAMETOOLONG, as Linux.
+    XCTAssertEqual(try client.ext("Mkdir", "{\"path\":\"\(path)/y\"}").status, 200)
+    let over = path + "/y/" + String(repeating: "z", count: 254)
+    XCTAssertEqual(over.utf8.count, 4097)
+    assertErrno(try client.ext("Create", "{\"path\":\"\(over)\"}"), "ENAMETOOLONG")
+    let limit = path + "/y/" + String(repeating: "z", count: 253)
+    XCTAssertEqual(try client.ext("Create", "{\"path\":\"\(limit)\"}").status, 200)
+    assertErrno(
+      try client.ext("Create", "{\"path\":\"/\(String(repeating: "n", count: 256))\"}"),
+      "ENAMETOOLONG")
+  }
 }

@@ -16,8 +16,10 @@ struct ExtensionPath: Sendable, Equatable, CustomStringConvertible {
       throw ErrnoError(EINVAL, "path must be absolute: \(shown)")
     }
     guard !bytes.contains(0) else { throw ErrnoError(EINVAL, "path contains a NUL byte") }
-    // Linux refuses a path whose length with its NUL exceeds PATH_MAX.
-    guard bytes.count < Int(PATH_MAX) else { throw ErrnoError(ENAMETOOLONG, shown) }
+    // Linux refuses a path whose length with its NUL exceeds PATH_MAX. The kernel gets it
+    // relative to the root, without the protocol's leading "/"; components over NAME_MAX are
+    // the kernel's to refuse.
+    guard bytes.count - 1 < Int(PATH_MAX) else { throw ErrnoError(ENAMETOOLONG, shown) }
     var parts: [[UInt8]] = []
     for part in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
       switch Array(part) {
