@@ -61,6 +61,13 @@ final class ExtensionLimitsTests: ExtensionTestCase {
     let uploaded = try client.upload(file, Data("envd".utf8))
     XCTAssertEqual(uploaded.status, 200, uploaded.text)
     XCTAssertEqual(try client.download(file).body, Data("envd".utf8))
+    // Every byte percent-encoded: a 12 KB request target still fits the HTTP head.
+    let encoded = file.utf8.map { String(format: "%%%02X", $0) }.joined()
+    let viaEncodedQuery = try client.request(
+      "/sandboxagent/v1/files?path=\(encoded)", method: "POST",
+      headers: ["Content-Type: application/octet-stream"], body: Data("encoded".utf8))
+    XCTAssertEqual(viaEncodedQuery.status, 200, viaEncodedQuery.text)
+    XCTAssertEqual(try client.request("/files?path=\(encoded)").body, Data("encoded".utf8))
     let envdStat = try client.rpc("Stat", "{\"path\":\"\(file)\"}")
     XCTAssertEqual(envdStat.status, 200, envdStat.text)
     // One byte more, with no component over 255: ENAMETOOLONG, as Linux.
