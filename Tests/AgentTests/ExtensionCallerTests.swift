@@ -157,4 +157,45 @@ final class ExtensionCallerTests: ExtensionTestCase {
       XCTAssertEqual(hostLstat("closed/r\(round)").st_gid, 0)
     }
   }
+
+  /// An agent not run as root says so, answers `actsAsCaller: false`, and makes what a
+  /// caller asks for as itself.
+  func testANonRootAgentActsAsItself() throws {
+    let folder = try TemporaryDirectory(prefix: "agent-nonroot")
+    defer { folder.remove() }
+    XCTAssertEqual(chown(folder.path, 65534, 65534), 0)
+    let child = try ChildProcess(
+      executable: "/usr/bin/setpriv",
+      arguments: [
+        "--reuid=65534", "--regid=65534", "--clear-groups",
+        BuiltProducts.executable("sandbox-agent"), "--listen", "127.0.0.1:0", "--root",
+        folder.path,
+      ])
+    defer { child.stop(grace: 1) }
+    var url: String?
+    _ = child.waitFor(timeout: 30) {
+      if let range = child.standardOutput.range(of: "listening on "),
+        let end = child.standardOutput[range.upperBound...].firstIndex(of: "\n")
+      {
+        url = String(child.standardOutput[range.upperBound..<end])
+      }
+      return url != nil || !child.isRunning
+    }
+    let base = try XCTUnwrap(url, child.standardError)
+    XCTAssertTrue(
+      (child.standardOutput + child.standardError).contains("not running as root"),
+      child.standardError)
+    func call(_ method: String, _ json: String) throws -> String {
+      try runCommand([
+        "curl", "-sS", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
+        json, "\(base)/sandboxagent.v1.Extension/\(method)",
+      ]).output
+    }
+    XCTAssertTrue(try call("Capabilities", "{}").contains(#""actsAsCaller":false"#))
+    let created = try call("Create", #"{"path":"/x","caller":{"uid":1234,"gid":1234}}"#)
+    XCTAssertTrue(created.contains(#""uid":65534"#), created)
+    var info = stat()
+    XCTAssertEqual(lstat(folder.path + "/x", &info), 0)
+    XCTAssertEqual(info.st_uid, 65534)
+  }
 }
