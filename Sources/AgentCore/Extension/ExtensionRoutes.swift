@@ -23,11 +23,12 @@ func registerExtensionRoutes(on router: Router<AgentRequestContext>, services: A
     methods.append(method)
     let inline = ExtensionRoutes.inlineMethods.contains(method)
     let light = runsInline ?? { _ in inline }
+    let inlineWithoutCaller: @Sendable (Input) -> Bool = { input in
+      (input.caller == nil || !CallerCredentials.honoured) && light(input)
+    }
     ConnectUnary.register(
       ExtensionRoutes.service + "/" + method, on: router, services: services,
-      runsInline: { input in
-        (input.caller == nil || !CallerCredentials.honoured) && light(input)
-      }
+      runsInline: inlineWithoutCaller
     ) { (input: Input, user: AgentUser) throws -> Output in
       do throws(ErrnoError) {
         if switchesItself { return try handler(input, user) }
