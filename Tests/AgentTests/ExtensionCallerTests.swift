@@ -144,10 +144,11 @@ final class ExtensionCallerTests: ExtensionTestCase {
   /// The pool threads a caller's calls ran on are root's again: later calls without a caller
   /// may create in a root-only folder, and own what they make.
   func testPoolThreadsAreRootAgainAfterACallersCall() throws {
+    let caller = #""caller":{"uid":65534,"gid":65534,"groups":[4242,4343]}"#
     for round in 0..<12 {
       assertErrno(
-        try client.ext("Create", "{\"path\":\"/closed/n\(round)\",\(Self.nobody)}"), "EACCES")
-      let fine = try client.ext("Create", "{\"path\":\"/open/n\(round)\",\(Self.nobody)}")
+        try client.ext("Create", "{\"path\":\"/closed/n\(round)\",\(caller)}"), "EACCES")
+      let fine = try client.ext("Create", "{\"path\":\"/open/n\(round)\",\(caller)}")
       XCTAssertEqual(fine.status, 200, fine.text)
       // A batch runs on the pool, as every call naming a caller does.
       let plain = try client.ext(
@@ -155,6 +156,20 @@ final class ExtensionCallerTests: ExtensionTestCase {
       XCTAssertEqual(plain.status, 200, plain.text)
       XCTAssertEqual(hostLstat("closed/r\(round)").st_uid, 0)
       XCTAssertEqual(hostLstat("closed/r\(round)").st_gid, 0)
+    }
+    // Every thread of the agent has the process's credentials again: fsuid and fsgid (the
+    // last of each line) and the supplementary groups.
+    let tasks = "/proc/\(agent.child.process.processIdentifier)/task"
+    func credentials(_ task: String) throws -> [String] {
+      try String(contentsOfFile: "\(tasks)/\(task)/status", encoding: .utf8)
+        .split(separator: "\n").filter {
+          $0.hasPrefix("Uid:") || $0.hasPrefix("Gid:") || $0.hasPrefix("Groups:")
+        }.map(String.init)
+    }
+    let main = try credentials(String(agent.child.process.processIdentifier))
+    XCTAssertEqual(main.count, 3)
+    for task in try FileManager.default.contentsOfDirectory(atPath: tasks) {
+      XCTAssertEqual(try credentials(task), main, "thread \(task)")
     }
   }
 

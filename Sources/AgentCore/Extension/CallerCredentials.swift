@@ -126,6 +126,8 @@ enum CallerCredentials {
   }
 
   private static func become(_ caller: ExtensionCaller) throws(ErrnoError) {
+    // Read before the first switch: getgroups would answer this thread's switched groups.
+    _ = agent
     _ = LinuxCredentials.setfsgid(caller.gid)
     guard LinuxCredentials.setfsgid(UInt32.max) == caller.gid else {
       restore()
