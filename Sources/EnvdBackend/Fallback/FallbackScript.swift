@@ -24,14 +24,24 @@ enum FallbackScript {
     R=${SANDBOX_ROOT:-}
     S=$(printf '\001')
     fail() { ok=0; printf '%sF%s\n%s\n' "$S" "$id" "$1"; }
-    run() { [ "$ok" = 1 ] || return 0; e=$("$@" 2>&1) || fail "$e"; }
+    # A job's commands run as its caller ($W, set by `as`); `own_run` as envd's user.
+    run() { [ "$ok" = 1 ] || return 0; e=$($W "$@" 2>&1) || fail "$e"; }
+    own_run() { [ "$ok" = 1 ] || return 0; e=$("$@" 2>&1) || fail "$e"; }
     while [ $# -gt 1 ]; do
-      id=$1 p=$R$2 ok=1
+      id=$1 p=$R$2 ok=1 W= CU= CG=
       shift 2
       while [ $# -gt 0 ] && [ "$1" != end ]; do
         op=$1
         shift
         case $op in
+        as)
+          # The caller's uid, gid and groups. Without setpriv: envd's user (documented).
+          if command -v setpriv >/dev/null 2>&1; then
+            if [ -n "$3" ]; then W="setpriv --reuid=$1 --regid=$2 --groups=$3 --"
+            else W="setpriv --reuid=$1 --regid=$2 --clear-groups --"; fi
+            CU=$1 CG=$2
+          fi
+          shift 3 ;;
         size)
           if [ "$ok" != 1 ]; then :
           elif [ -d "$p" ]; then fail 'Is a directory'
@@ -80,11 +90,20 @@ enum FallbackScript {
             if [ "$(stat -c %s -- "$s" 2>/dev/null)" != "$2" ]; then
               rm -f -- "$s"; fail "Input/output error: the upload is not $2 bytes"
             elif [ -f "$p" ] && [ ! -L "$p" ] && [ "$(stat -c %h -- "$p")" -gt 1 ]; then
-              run dd if="$s" of="$p" bs=1M status=none
+              own_run dd if="$s" of="$p" bs=1M status=none
               rm -f -- "$s"
             else
-              if [ -f "$p" ] && [ ! -L "$p" ]; then run chmod -- "$(stat -c %a -- "$p")" "$s"; fi
-              run mv -f -T -- "$s" "$p"
+              # The upload is envd's user's: it takes the target's owner (before its mode: a
+              # chown clears setuid), or a new file's caller's (the folder's group if setgid).
+              if [ -f "$p" ] && [ ! -L "$p" ]; then
+                own_run chown --reference="$p" -- "$s"
+                own_run chmod -- "$(stat -c %a -- "$p")" "$s"
+              elif [ -n "$CU" ] && [ ! -e "$p" ]; then
+                d=${p%/*}
+                if [ -g "${d:-/}" ]; then own_run chown "$CU:$(stat -c %g -- "${d:-/}")" -- "$s"
+                else own_run chown "$CU:$CG" -- "$s"; fi
+              fi
+              own_run mv -f -T -- "$s" "$p"
               [ "$ok" = 1 ] || rm -f -- "$s"
             fi
             if [ "$ok" = 1 ] && [ -n "$3" ]; then touch -c -m -d "$3" -- "${p%/*}/" 2>/dev/null || :; fi
@@ -103,6 +122,30 @@ enum FallbackScript {
         rmdir) run rmdir -- "$p" ;;
         discard) run rm -f -- "$p" ;;
         mkfifo) run mkfifo -m "$1" -- "$p"; shift ;;
+        mknod) run mknod -m "$4" -- "$p" "$1" "$2" "$3"; shift 4 ;;
+        socket)
+          # A bound unix socket, made by whatever can bind one (no coreutils tool can).
+          if [ "$ok" != 1 ]; then :
+          elif [ -e "$p" ] || [ -L "$p" ]; then fail 'File exists'
+          elif command -v perl >/dev/null 2>&1; then
+            run perl -MSocket -e 'my ($d, $n) = $ARGV[0] =~ m{^(.*/)?([^/]*)$}; chdir($d) or die "$!\n" if defined $d; socket(my $s, PF_UNIX, SOCK_STREAM, 0) or die "$!\n"; bind($s, pack_sockaddr_un($n)) or die "$!\n"' "$p"
+            run chmod -- "$1" "$p"
+          elif command -v python3 >/dev/null 2>&1; then
+            run python3 -c 'import os, socket, sys
+    d, n = os.path.split(sys.argv[1])
+    try:
+        os.chdir(d or "/"); socket.socket(socket.AF_UNIX).bind(n)
+    except OSError as e:
+        sys.exit(e.strerror)' "$p"
+            run chmod -- "$1" "$p"
+          else fail 'Operation not supported: no perl or python3 to bind a socket'; fi
+          shift ;;
+        rename)
+          # rename(2) itself where perl is, for its exact errors; else mv.
+          if [ "$ok" = 1 ] && command -v perl >/dev/null 2>&1; then
+            run perl -e 'rename($ARGV[0], $ARGV[1]) or die "$!\n"' "$p" "$R$1"
+          else run mv -f -T -- "$p" "$R$1"; fi
+          shift ;;
         symlink) run ln -s -T -- "$1" "$p"; shift ;;
         link) run ln -P -T -- "$R$1" "$p"; shift ;;
         fsync)
@@ -145,6 +188,13 @@ enum FallbackScript {
     case create(mode: UInt32, exclusive: Bool)
     case makeDirectory(mode: UInt32)
     case makeFifo(mode: UInt32)
+    /// A block (`b`) or character (`c`) device.
+    case makeDevice(kind: Character, major: UInt32, minor: UInt32, mode: UInt32)
+    case makeSocket(mode: UInt32)
+    /// rename(2) of the job's path to this protocol path.
+    case rename(to: String)
+    /// First in a job: its commands run as this caller (`setpriv`), so the kernel checks.
+    case actAs(CallerIdentity)
     case symlink(target: String)
     /// A hard link at the job's path to this protocol path.
     case link(from: String)
@@ -179,6 +229,15 @@ enum FallbackScript {
         ["create", FallbackScript.octal(mode), exclusive ? "1" : "0"]
       case .makeDirectory(let mode): ["mkdir", FallbackScript.octal(mode)]
       case .makeFifo(let mode): ["mkfifo", FallbackScript.octal(mode)]
+      case .makeDevice(let kind, let major, let minor, let mode):
+        ["mknod", String(kind), String(major), String(minor), FallbackScript.octal(mode)]
+      case .makeSocket(let mode): ["socket", FallbackScript.octal(mode)]
+      case .rename(let destination): ["rename", destination]
+      case .actAs(let caller):
+        [
+          "as", String(caller.uid), String(caller.gid),
+          caller.groups.map(String.init).joined(separator: ","),
+        ]
       case .symlink(let target): ["symlink", target]
       case .link(let source): ["link", source]
       case .fsync(let dataOnly): ["fsync", dataOnly ? "1" : "0"]
@@ -216,6 +275,13 @@ enum FallbackScript {
     }
     steps.append(.stat)
     return steps
+  }
+
+  /// The first step of a job made for `CallerIdentity.current`: none for root or no caller
+  /// (envd's user then acts, as envd does).
+  static func asCaller() -> [Step] {
+    guard let caller = CallerIdentity.current, caller.uid != 0 else { return [] }
+    return [.actAs(caller)]
   }
 
   /// Five octal digits: GNU chmod keeps a directory's setuid/setgid for shorter numeric modes.
