@@ -51,15 +51,25 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
 
   public func attributes(of path: String) async throws -> RemoteAttributes {
     if try await serverMode().hasExtension { return try await extensionStat(path) }
-    return await ownerIds.resolve(try await stat(path).attributes)
+    let attributes = await ownerIds.resolve(try await stat(path).attributes)
+    if attributes.type == .characterDevice || attributes.type == .blockDevice {
+      // envd tells no device number: a process does (devices are rare).
+      return try await runFallback(path, [.stat], context: "stat \(path)")
+    }
+    return attributes
   }
 
   public func listDirectory(_ path: String) async throws -> [RemoteEntry] {
     if try await serverMode().hasExtension { return try await extensionList(path) }
     var entries: [RemoteEntry] = []
     for entry in try await list(path) {
-      entries.append(
-        RemoteEntry(name: entry.baseName, attributes: await ownerIds.resolve(entry.attributes)))
+      var attributes = await ownerIds.resolve(entry.attributes)
+      if attributes.type == .characterDevice || attributes.type == .blockDevice {
+        let child = RemotePath.join(path, entry.baseName)
+        attributes =
+          (try? await runFallback(child, [.stat], context: "stat \(child)")) ?? attributes
+      }
+      entries.append(RemoteEntry(name: entry.baseName, attributes: attributes))
     }
     return entries
   }

@@ -87,6 +87,27 @@ final class FallbackMetadataTests: XCTestCase {
     }
   }
 
+  /// A 4095-byte path below the mount root (the most Linux takes) is longer than PATH_MAX with
+  /// the agent's root before it: the processes work relative to the root.
+  func testPathsOfLinuxsFullLength() async throws {
+    let backend = checks.backend
+    let component = String(repeating: "d", count: 255)
+    var folder = ""
+    for _ in 0..<15 {
+      folder += "/" + component
+      _ = try await backend.createDirectory(folder, mode: 0o755)
+    }
+    let deepest = folder + "/" + String(repeating: "f", count: 255)
+    XCTAssertEqual(deepest.utf8.count, 4096)
+    _ = try await backend.makeNode(deepest, mode: S_IFIFO | 0o644, device: 0)
+    let linked = try await backend.link(from: deepest, to: "/short").attributes
+    XCTAssertEqual(linked.linkCount, 2)
+    XCTAssertEqual(checks.diskStat("/short").st_mode, S_IFIFO | 0o644)
+    _ = try await backend.createSymlink(folder + "/l", target: "x")
+    let text = try await backend.readLink(folder + "/l")
+    XCTAssertEqual(text, "x")
+  }
+
   /// With a non-root caller bound, changes run as that caller: the kernel's ownership and
   /// permission rules, including the sticky bit, which envd's own RPCs (as root) skip.
   func testChangesRunAsTheCaller() async throws {

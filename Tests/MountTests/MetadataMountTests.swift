@@ -53,7 +53,11 @@ final class IdmapNoneStockMountTests: MountTestCase {
       try sh("stat -c '%F %t %T' root/null root/loop root/fifo"),
       "character special file 1 3\nblock special file 7 0\nfifo 0 0\n")
     XCTAssertEqual(
-      try sh("stat -c %F mnt/null mnt/loop"), "character special file\nblock special file\n")
+      try sh("stat -c '%F %t %T' mnt/null mnt/loop"),
+      "character special file 1 3\nblock special file 7 0\n")
+    // A listing's answer carries the device number too.
+    XCTAssertEqual(
+      try sh("ls -ln mnt | grep null | tr -s ' ' | cut -d' ' -f1,5,6"), "crw-r--r-- 1, 3\n")
   }
 }
 

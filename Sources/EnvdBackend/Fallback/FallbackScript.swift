@@ -11,9 +11,9 @@ import Backend
 /// The script is a constant: a small interpreter of its positional arguments, so no shell text
 /// is ever built from paths (protocol doc §7 passes argv verbatim). Arguments are jobs:
 /// `ID PATH STEP… end`, each step a keyword with a fixed number of arguments. Paths are
-/// protocol paths; `$SANDBOX_ROOT` (set by sandbox-agent, whose processes run on the host;
-/// absent on a real envd) is prefixed inside the script. A job stops at its first failing step.
-/// An exclusive create is `dd conv=excl` (O_CREAT|O_EXCL with exact errors; dash's noclobber
+/// protocol paths, taken relative to `$SANDBOX_ROOT` (set by sandbox-agent, whose processes run
+/// on the host; absent on a real envd: `/`), the script's working folder. A job stops at its
+/// first failing step. An exclusive create is `dd conv=excl` (O_CREAT|O_EXCL with exact errors; dash's noclobber
 /// reports ENOTDIR as "Directory nonexistent").
 ///
 /// Output records on stdout: `\u{1}` + kind + job id, a newline, then the payload up to the next
@@ -22,13 +22,21 @@ import Backend
 enum FallbackScript {
   static let text = #"""
     R=${SANDBOX_ROOT:-}
+    # Paths are relative to the root, the working folder: a 4095-byte protocol path stays within
+    # PATH_MAX, which the root's prefix would overflow. `./` keeps a name from reading as an
+    # option where there is room for it.
+    cd -- "${R:-/}" || exit 1
+    # (Results in variables: a command substitution would drop a name's trailing newlines.)
+    rel() { r=${1#/}; if [ ${#r} -lt 4000 ]; then r=./$r; fi; [ -n "$r" ] || r=.; }
+    dir() { case $1 in */*) d=${1%/*} ;; *) d=. ;; esac; }
     S=$(printf '\001')
     fail() { ok=0; printf '%sF%s\n%s\n' "$S" "$id" "$1"; }
     # A job's commands run as its caller ($W, set by `as`); `own_run` as envd's user.
     run() { [ "$ok" = 1 ] || return 0; e=$($W "$@" 2>&1) || fail "$e"; }
     own_run() { [ "$ok" = 1 ] || return 0; e=$("$@" 2>&1) || fail "$e"; }
     while [ $# -gt 1 ]; do
-      id=$1 p=$R$2 ok=1 W= CU= CG=
+      rel "$2"
+      id=$1 p=$r ok=1 W= CU= CG=
       shift 2
       while [ $# -gt 0 ] && [ "$1" != end ]; do
         op=$1
@@ -72,8 +80,8 @@ enum FallbackScript {
           # `mkdir -m` chmods a mode with special bits, dropping the setgid a directory inherits
           # from a setgid parent (Linux's rule, which the kernel applies before FUSE sees the mode).
           run mkdir -m "$1" -- "$p"
-          d=${p%/*}
-          if [ "$ok" = 1 ] && [ -g "${d:-/}" ]; then run chmod g+s -- "$p"; fi
+          dir "$p"
+          if [ "$ok" = 1 ] && [ -g "$d" ]; then run chmod g+s -- "$p"; fi
           shift ;;
         patch)
           # Bytes at an offset of an existing file, in place; base64 keeps them argv-safe.
@@ -86,7 +94,7 @@ enum FallbackScript {
           # mode, or copied into it when it has other hard links (so they keep sharing it). The
           # directory's mtime goes back to DIRTIME: writing a file leaves its directory alone.
           if [ "$ok" = 1 ]; then
-            s=$R$1
+            rel "$1"; s=$r
             if [ "$(stat -c %s -- "$s" 2>/dev/null)" != "$2" ]; then
               rm -f -- "$s"; fail "Input/output error: the upload is not $2 bytes"
             elif [ -f "$p" ] && [ ! -L "$p" ] && [ "$(stat -c %h -- "$p")" -gt 1 ]; then
@@ -99,21 +107,21 @@ enum FallbackScript {
                 own_run chown --reference="$p" -- "$s"
                 own_run chmod -- "$(stat -c %a -- "$p")" "$s"
               elif [ -n "$CU" ] && [ ! -e "$p" ]; then
-                d=${p%/*}
-                if [ -g "${d:-/}" ]; then own_run chown "$CU:$(stat -c %g -- "${d:-/}")" -- "$s"
+                dir "$p"
+                if [ -g "$d" ]; then own_run chown "$CU:$(stat -c %g -- "$d")" -- "$s"
                 else own_run chown "$CU:$CG" -- "$s"; fi
               fi
               own_run mv -f -T -- "$s" "$p"
               [ "$ok" = 1 ] || rm -f -- "$s"
             fi
-            if [ "$ok" = 1 ] && [ -n "$3" ]; then touch -c -m -d "$3" -- "${p%/*}/" 2>/dev/null || :; fi
+            if [ "$ok" = 1 ] && [ -n "$3" ]; then dir "$p"; touch -c -m -d "$3" -- "$d/" 2>/dev/null || :; fi
           fi
           shift 3 ;;
         expect)
           # The file must still be the version this mount last saw (SIZE MTIME), else the
           # upload at TEMP is dropped: someone else's change is not overwritten.
           if [ "$ok" = 1 ] && [ -f "$p" ] && [ "$(stat -c '%s %.9Y' -- "$p")" != "$1 $2" ]; then
-            rm -f -- "$R$3"; fail 'Stale file handle'
+            rel "$3"; rm -f -- "$r"; fail 'Stale file handle'
           fi
           shift 3 ;;
         unlink)
@@ -142,12 +150,13 @@ enum FallbackScript {
           shift ;;
         rename)
           # rename(2) itself where perl is, for its exact errors; else mv.
+          rel "$1"
           if [ "$ok" = 1 ] && command -v perl >/dev/null 2>&1; then
-            run perl -e 'rename($ARGV[0], $ARGV[1]) or die "$!\n"' "$p" "$R$1"
-          else run mv -f -T -- "$p" "$R$1"; fi
+            run perl -e 'rename($ARGV[0], $ARGV[1]) or die "$!\n"' "$p" "$r"
+          else run mv -f -T -- "$p" "$r"; fi
           shift ;;
         symlink) run ln -s -T -- "$1" "$p"; shift ;;
-        link) run ln -P -T -- "$R$1" "$p"; shift ;;
+        link) rel "$1"; run ln -P -T -- "$r" "$p"; shift ;;
         fsync)
           if [ "$1" = 1 ]; then run sync -d -- "$p"; else run sync -- "$p"; fi
           shift ;;
