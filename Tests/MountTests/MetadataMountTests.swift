@@ -61,6 +61,19 @@ final class IdmapNoneStockMountTests: MountTestCase {
   }
 }
 
+/// Without write-back on stock envd a rewrite is envd's in-place upload, which chowns the file
+/// to envd's user: the owner and mode are put back.
+final class StockWriteThroughOwnerTests: MountTestCase {
+  override var agentArguments: [String] { ["--envd-compat"] }
+  override var mountArguments: [String] { ["--write-back", "off"] }
+
+  func testARewrittenFileKeepsItsOwner() throws {
+    try sh("echo old > root/f && chown 4321:8765 root/f && chmod 6750 root/f && cat mnt/f")
+    try sh("echo new > mnt/f")
+    XCTAssertEqual(try sh("cat root/f && stat -c '%u %g %a' root/f"), "new\n4321 8765 6750\n")
+  }
+}
+
 extension MountTestCase {
   func modesOwnersAndTimes() throws {
     try sh(
