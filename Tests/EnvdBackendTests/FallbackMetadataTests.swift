@@ -117,6 +117,8 @@ final class FallbackMetadataTests: XCTestCase {
     chmod(fixture.path("/open"), 0o1777)
     try fixture.makeDirectory("/closed")
     try fixture.write("/open/roots", [1])
+    try fixture.write("/open/shared", [1])
+    chmod(fixture.path("/open/shared"), 0o6777)
     let nobody = CallerIdentity(uid: 65534, gid: 65534)
     try await CallerIdentity.$current.withValue(nobody) {
       let made = try await backend.createFile("/open/mine", mode: 0o644, exclusive: true)
@@ -132,6 +134,14 @@ final class FallbackMetadataTests: XCTestCase {
       }
       await assertRemoteError(EPERM) {
         try await backend.setAttributes("/open/mine", RemoteAttributeChanges(uid: 0))
+      }
+      // The kernel's clearing of setuid/setgid after another user's write reaches us as a
+      // chmod: allowed, where a chmod would not be.
+      let cleared = try await backend.setAttributes(
+        "/open/shared", RemoteAttributeChanges(mode: 0o777))
+      XCTAssertEqual(cleared.permissions, 0o777)
+      await assertRemoteError(EPERM) {
+        try await backend.setAttributes("/open/shared", RemoteAttributeChanges(mode: 0o700))
       }
       // Sticky folder: not the owner's file.
       await assertRemoteError(EPERM) { try await backend.removeFile("/open/roots") }

@@ -34,6 +34,15 @@ enum FallbackScript {
     # A job's commands run as its caller ($W, set by `as`); `own_run` as envd's user.
     run() { [ "$ok" = 1 ] || return 0; e=$($W "$@" 2>&1) || fail "$e"; }
     own_run() { [ "$ok" = 1 ] || return 0; e=$("$@" 2>&1) || fail "$e"; }
+    # A mode from a caller who may write the file but does not own it, that only clears
+    # setuid/setgid: the kernel's own change after a write by another user, which that caller
+    # may not make as a chmod.
+    drops_privileges() {
+      o=$(stat -c '%u %a' -- "$p" 2>/dev/null) || return 1
+      [ "${o%% *}" != "$CU" ] && $W test -w "$p" || return 1
+      old=$((0${o#* })) new=$((0$1))
+      [ "$new" -ne "$old" ] && [ $((old & ~06000)) -eq $((new & ~06000)) ] && [ $((new & ~old)) -eq 0 ]
+    }
     while [ $# -gt 1 ]; do
       rel "$2"
       id=$1 p=$r ok=1 W= CU= CG=
@@ -59,6 +68,7 @@ enum FallbackScript {
         own) run chown -h -- "$1" "$p"; shift ;;
         mode)
           if [ "$ok" = 1 ] && [ -L "$p" ]; then fail 'Operation not supported'
+          elif [ "$ok" = 1 ] && [ -n "$W" ] && drops_privileges "$1"; then own_run chmod -- "$1" "$p"
           else run chmod -- "$1" "$p"; fi
           shift ;;
         atime|mtime|times)
