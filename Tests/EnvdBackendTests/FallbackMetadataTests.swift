@@ -148,6 +148,9 @@ final class FallbackMetadataTests: XCTestCase {
       await assertRemoteError(EPERM) {
         try await backend.rename(from: "/open/roots", to: "/open/moved")
       }
+      // fsync(2) of an open file checks no permission.
+      _ = try await backend.setAttributes("/open/mine", RemoteAttributeChanges(mode: 0))
+      try await backend.synchronize("/open/mine", dataOnly: false)
       try await backend.rename(from: "/open/mine", to: "/open/moved")
       _ = try await backend.createDirectory("/open/full", mode: 0o755)
       _ = try await backend.createFile("/open/full/f", mode: 0o644, exclusive: true)
