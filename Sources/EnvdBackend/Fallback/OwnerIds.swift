@@ -4,9 +4,9 @@ import Synchronization
 /// Owner and group names (what stock envd's EntryInfo gives) to numeric ids, from the sandbox's
 /// own user and group databases, read through a process (`getent`, else /etc/passwd and
 /// /etc/group). The process sees what envd's name lookup sees, where envd's file routes may be
-/// confined to a folder (`--root`). A name missing from the map reads them again, at most once a
-/// second (a user added since). A name that is all digits and not in the map is the id itself:
-/// envd prints the number for an id with no name.
+/// confined to a folder (`--root`). A name that is all digits and not in the tables is the id
+/// itself: envd prints the number for an id with no name. Another name missing from the tables
+/// reads them again, at most once a second (a user added since).
 final class OwnerIds: Sendable {
   private struct Tables {
     var users: [String: UInt32] = [:]
@@ -55,11 +55,13 @@ final class OwnerIds: Sendable {
       )
     }
     if let known { return known }
+    // A number not in the tables is an id without a name (a reading would not help).
+    if let number = UInt32(name) { return number }
     if stale {
       await reread()
       if let known = tables.withLock({ $0[keyPath: table][name] }) { return known }
     }
-    return UInt32(name)
+    return nil
   }
 
   private func reread() async {
