@@ -21,7 +21,7 @@ import Backend
 /// line, `L` readlink's exact text, `V` a `stat -f` line.
 enum FallbackScript {
   static let text = #"""
-    R=${SANDBOX_ROOT:-}
+    R=${SANDBOX_ROOT:-} ME=
     # Paths are relative to the root, the working folder: a 4095-byte protocol path stays within
     # PATH_MAX, which the root's prefix would overflow. `./` keeps a name from reading as an
     # option where there is room for it.
@@ -52,8 +52,10 @@ enum FallbackScript {
         shift
         case $op in
         as)
-          # The caller's uid, gid and groups. Without setpriv: envd's user (documented).
-          if command -v setpriv >/dev/null 2>&1; then
+          # The caller's uid, gid and groups. Only root may become another user: otherwise, or
+          # without setpriv, envd's user acts (as envd does).
+          [ -n "$ME" ] || ME=$(id -u)
+          if [ "$ME" = 0 ] && command -v setpriv >/dev/null 2>&1; then
             if [ -n "$3" ]; then W="setpriv --reuid=$1 --regid=$2 --groups=$3 --"
             else W="setpriv --reuid=$1 --regid=$2 --clear-groups --"; fi
             CU=$1 CG=$2
