@@ -85,7 +85,8 @@ public protocol RemoteFilesystem: Sendable {
   /// mkdir(2) with exactly `mode` (07777). EEXIST, ENOENT as `makeDirectory`.
   func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteEntryState
 
-  /// mknod(2): `mode` holds the type (S_IFIFO, S_IFREG, S_IFSOCK) and 07777. Devices: EPERM;
+  /// mknod(2): `mode` holds the type (S_IFIFO, S_IFREG, S_IFSOCK, S_IFCHR, S_IFBLK) and 07777.
+  /// Devices: EPERM where the remote refuses them;
   /// a type the backend cannot make: EOPNOTSUPP. EEXIST, ENOENT.
   func makeNode(_ path: String, mode: UInt32, device: UInt64) async throws -> RemoteEntryState
 

@@ -59,22 +59,37 @@ extension EnvdBackend {
     -> RemoteEntryState
   {
     let context = "mknod \(path)"
-    let type = mode & 0o170000
-    if type == 0o020000 || type == 0o060000 {
-      throw RemoteError(errno: EPERM, "\(context): device nodes are not allowed")
-    }
     if try await serverMode().hasExtension {
       return try await extensionCreate("Mknod", path, mode: mode, device: device)
     }
-    switch type {
+    let permissions = mode & 0o7777
+    switch mode & 0o170000 {
     case 0o010000:
       return RemoteEntryState(
-        try await runFallback(path, [.makeFifo(mode: mode), .stat], context: context))
+        try await runFallback(path, [.makeFifo(mode: permissions), .stat], context: context))
+    case 0o020000, 0o060000:
+      // mknod(1) as the caller: EPERM only where the sandbox refuses (no CAP_MKNOD).
+      let step = FallbackScript.Step.makeDevice(
+        kind: mode & 0o170000 == 0o020000 ? "c" : "b", major: Self.major(device),
+        minor: Self.minor(device), mode: permissions)
+      return RemoteEntryState(try await runFallback(path, [step, .stat], context: context))
+    case 0o140000:
+      return RemoteEntryState(
+        try await runFallback(path, [.makeSocket(mode: permissions), .stat], context: context))
     case 0o100000, 0:
       return try await createFile(path, mode: mode, exclusive: true)
     default:
-      throw RemoteError(errno: EOPNOTSUPP, "\(context): stock envd cannot make this node type")
+      throw RemoteError(errno: EINVAL, "\(context): unknown file type")
     }
+  }
+
+  /// glibc's `major`/`minor` of a 64-bit dev_t.
+  static func major(_ device: UInt64) -> UInt32 {
+    UInt32(truncatingIfNeeded: ((device >> 8) & 0xFFF) | ((device >> 32) & ~0xFFF))
+  }
+
+  static func minor(_ device: UInt64) -> UInt32 {
+    UInt32(truncatingIfNeeded: (device & 0xFF) | ((device >> 12) & ~0xFF))
   }
 
   public func createSymlink(_ path: String, target: String) async throws -> RemoteEntryState {

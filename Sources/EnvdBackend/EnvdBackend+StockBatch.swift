@@ -34,9 +34,10 @@ extension EnvdBackend {
       jobs.append(
         (
           client.protocolPath(change.path),
-          steps(
-            for: change, upload: uploads[index],
-            folderTime: folderTimes[RemotePath.parent(of: change.path)])
+          FallbackScript.asCaller()
+            + steps(
+              for: change, upload: uploads[index],
+              folderTime: folderTimes[RemotePath.parent(of: change.path)])
         ))
     }
     var results: [Result<RemoteAttributes?, RemoteError>] = []

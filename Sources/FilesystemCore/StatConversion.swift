@@ -25,7 +25,8 @@ extension FilesystemConfiguration {
     let derivedBlocks = (attributes.size + 511) / 512
     result.st_blocks = blkcnt_t(clamping: rich ? attributes.blocks ?? derivedBlocks : derivedBlocks)
     result.st_blksize = 4096
-    if rich, let device = attributes.deviceNumber { result.st_rdev = dev_t(device) }
+    // Stock envd's stat of a device is a process's, with the number, as the extension's.
+    if let device = attributes.deviceNumber { result.st_rdev = dev_t(device) }
     let modified = Self.timespec(attributes.modificationTime)
     result.st_mtim = modified
     result.st_atim = rich ? attributes.accessTime.map(Self.timespec) ?? modified : modified

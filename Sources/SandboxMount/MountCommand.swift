@@ -211,11 +211,9 @@ struct MountCommand: AsyncParsableCommand {
         stagingParent: cacheDir ?? ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
       let capabilities = await backend.capabilities()
       configuration.richAttributes = capabilities.richAttributes
-      configuration.showRemoteOwners = mountOptions.showRemoteOwners && capabilities.richAttributes
-      if mountOptions.showRemoteOwners && !capabilities.richAttributes {
-        logger.warning(
-          "idmap=none needs numeric ids (the agent extension); files show as uid=/gid=")
-      }
+      // Numeric ids come from the extension, or on stock envd from the owner names it gives,
+      // mapped with the sandbox's own /etc/passwd and /etc/group.
+      configuration.showRemoteOwners = mountOptions.showRemoteOwners
       let writeBack =
         readOnly || self.writeBack == .off ? nil : try await startWriteBack(backend, logger)
       let remote: any RemoteFilesystem = writeBack?.backend ?? backend

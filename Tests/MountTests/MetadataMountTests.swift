@@ -28,6 +28,52 @@ final class IdmapNoneMountTests: MountTestCase {
   }
 }
 
+/// `-o idmap=none` on stock envd: the owner names envd gives become ids through the sandbox's
+/// /etc/passwd and /etc/group (a number for an id without a name); chown shows; devices are made.
+final class IdmapNoneStockMountTests: MountTestCase {
+  override var agentArguments: [String] { ["--envd-compat"] }
+  override var mountArguments: [String] { ["-o", "idmap=none,allow_other,default_permissions"] }
+
+  func testRemoteOwnersShow() throws {
+    try sh("echo x > root/owned && chown 4321:8765 root/owned && echo y > root/daemon")
+    try sh("chown 1:1 root/daemon")  // daemon:daemon, a name envd gives
+    XCTAssertEqual(try sh("stat -c '%u %g' mnt/owned mnt/daemon"), "4321 8765\n1 1\n")
+    try sh("chown 1111:2222 mnt/owned && chgrp 1 mnt/daemon")
+    XCTAssertEqual(try sh("stat -c '%u %g' root/owned root/daemon"), "1111 2222\n1 1\n")
+    XCTAssertEqual(try sh("stat -c '%u %g' mnt/owned"), "1111 2222\n")
+    // A non-owner's chmod is refused by the kernel, from the owner it now sees.
+    try sh("chmod 755 . root")
+    let refused = try shStatus("setpriv --reuid=4 --regid=4 --clear-groups chmod 600 mnt/owned")
+    XCTAssertTrue(refused.error.contains("Operation not permitted"), refused.error)
+  }
+
+  func testDeviceNodes() throws {
+    try sh("mknod mnt/null c 1 3 && mknod mnt/loop b 7 0 && mkfifo mnt/fifo")
+    XCTAssertEqual(
+      try sh("stat -c '%F %t %T' root/null root/loop root/fifo"),
+      "character special file 1 3\nblock special file 7 0\nfifo 0 0\n")
+    XCTAssertEqual(
+      try sh("stat -c '%F %t %T' mnt/null mnt/loop"),
+      "character special file 1 3\nblock special file 7 0\n")
+    // A listing's answer carries the device number too.
+    XCTAssertEqual(
+      try sh("ls -ln mnt | grep null | tr -s ' ' | cut -d' ' -f1,5,6"), "crw-r--r-- 1, 3\n")
+  }
+}
+
+/// Without write-back on stock envd a rewrite is envd's in-place upload, which chowns the file
+/// to envd's user: the owner and mode are put back.
+final class StockWriteThroughOwnerTests: MountTestCase {
+  override var agentArguments: [String] { ["--envd-compat"] }
+  override var mountArguments: [String] { ["--write-back", "off"] }
+
+  func testARewrittenFileKeepsItsOwner() throws {
+    try sh("echo old > root/f && chown 4321:8765 root/f && chmod 6750 root/f && cat mnt/f")
+    try sh("echo new > mnt/f")
+    XCTAssertEqual(try sh("cat root/f && stat -c '%u %g %a' root/f"), "new\n4321 8765 6750\n")
+  }
+}
+
 extension MountTestCase {
   func modesOwnersAndTimes() throws {
     try sh(

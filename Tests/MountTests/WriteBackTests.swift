@@ -294,6 +294,17 @@ final class StockWriteBackTests: WriteBackTests {
       .filter { $0.contains("POST /") && $0.contains(name) }.count
   }
 
+  /// A small file rewritten through the mount is uploaded beside it and renamed over it: it
+  /// keeps its owner and group (it once became envd's user's).
+  func testARewrittenFileKeepsItsOwner() throws {
+    try sh("echo old > root/f && chown 4321:8765 root/f && chmod 4750 root/f && cat mnt/f")
+    try sh("echo new > mnt/f")
+    let synced = try runCommand(
+      [BuiltProducts.executable("sandbox-mount"), "sync", mountpoint], timeout: 60)
+    XCTAssertEqual(synced.status, 0, synced.output + synced.error)
+    XCTAssertEqual(try sh("cat root/f && stat -c '%u %g %a' root/f"), "new\n4321 8765 4750\n")
+  }
+
   func testRsyncDrainsInAFewRequests() throws {
     try sh(
       """

@@ -179,8 +179,25 @@ extension EnvdBackend {
   private func stockWriteInPlace(_ path: String, descriptor: Int32, size: Int64) async throws {
     let context = "write \(path)"
     try await requireDirectory(RemotePath.parent(of: path), for: context)
+    let before = try await statIfPresent(path, context: context)?.attributes
     try await postFiles(
       to: path, descriptor: size > 0 ? descriptor : -1, size: size, context: context)
+    // envd's upload chowns an existing file to its user (and so drops setuid/setgid): a write
+    // leaves both alone on Linux, so they are put back.
+    guard let before else { return }
+    let after = try await stat(path, context: context).attributes
+    guard
+      after.owner != before.owner || after.group != before.group
+        || after.permissions != before.permissions
+    else { return }
+    let owner = await ownerIds.resolve(before)
+    var changes = RemoteAttributeChanges(mode: before.permissions)
+    if after.owner != before.owner { changes.uid = owner.uid }
+    if after.group != before.group { changes.gid = owner.gid }
+    // As envd's user: the caller's rights do not cover a chown back.
+    _ = try await CallerIdentity.$current.withValue(nil) {
+      try await runFallback(path, FallbackScript.steps(for: changes), context: context)
+    }
   }
 
   /// envd's `POST /files` of the local file (-1: empty) to `path`.

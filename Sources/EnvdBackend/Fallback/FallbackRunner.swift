@@ -34,8 +34,10 @@ final class FallbackRunner: Sendable {
   }
 
   /// Runs `steps` on the protocol path `path`; returns what the job printed.
+  /// Under a non-root `CallerIdentity.current`, the job's commands run as that caller.
   func run(_ path: String, _ steps: [FallbackScript.Step]) async throws -> FallbackResult {
-    try await withCheckedThrowingContinuation { continuation in
+    let steps = FallbackScript.asCaller() + steps
+    return try await withCheckedThrowingContinuation { continuation in
       let starts = state.withLock { state in
         state.queue.append(Pending(path: path, steps: steps, continuation: continuation))
         if state.running { return false }

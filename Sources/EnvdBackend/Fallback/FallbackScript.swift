@@ -11,9 +11,9 @@ import Backend
 /// The script is a constant: a small interpreter of its positional arguments, so no shell text
 /// is ever built from paths (protocol doc §7 passes argv verbatim). Arguments are jobs:
 /// `ID PATH STEP… end`, each step a keyword with a fixed number of arguments. Paths are
-/// protocol paths; `$SANDBOX_ROOT` (set by sandbox-agent, whose processes run on the host;
-/// absent on a real envd) is prefixed inside the script. A job stops at its first failing step.
-/// An exclusive create is `dd conv=excl` (O_CREAT|O_EXCL with exact errors; dash's noclobber
+/// protocol paths, taken relative to `$SANDBOX_ROOT` (set by sandbox-agent, whose processes run
+/// on the host; absent on a real envd: `/`), the script's working folder. A job stops at its
+/// first failing step. An exclusive create is `dd conv=excl` (O_CREAT|O_EXCL with exact errors; dash's noclobber
 /// reports ENOTDIR as "Directory nonexistent").
 ///
 /// Output records on stdout: `\u{1}` + kind + job id, a newline, then the payload up to the next
@@ -21,17 +21,46 @@ import Backend
 /// line, `L` readlink's exact text, `V` a `stat -f` line.
 enum FallbackScript {
   static let text = #"""
-    R=${SANDBOX_ROOT:-}
+    R=${SANDBOX_ROOT:-} ME=
+    # Paths are relative to the root, the working folder: a 4095-byte protocol path stays within
+    # PATH_MAX, which the root's prefix would overflow. `./` keeps a name from reading as an
+    # option where there is room for it.
+    cd -- "${R:-/}" || exit 1
+    # (Results in variables: a command substitution would drop a name's trailing newlines.)
+    rel() { r=${1#/}; if [ ${#r} -lt 4000 ]; then r=./$r; fi; [ -n "$r" ] || r=.; }
+    dir() { case $1 in */*) d=${1%/*} ;; *) d=. ;; esac; }
     S=$(printf '\001')
     fail() { ok=0; printf '%sF%s\n%s\n' "$S" "$id" "$1"; }
-    run() { [ "$ok" = 1 ] || return 0; e=$("$@" 2>&1) || fail "$e"; }
+    # A job's commands run as its caller ($W, set by `as`); `own_run` as envd's user.
+    run() { [ "$ok" = 1 ] || return 0; e=$($W "$@" 2>&1) || fail "$e"; }
+    own_run() { [ "$ok" = 1 ] || return 0; e=$("$@" 2>&1) || fail "$e"; }
+    # A mode from a caller who may write the file but does not own it, that only clears
+    # setuid/setgid: the kernel's own change after a write by another user, which that caller
+    # may not make as a chmod.
+    drops_privileges() {
+      o=$(stat -c '%u %a' -- "$p" 2>/dev/null) || return 1
+      [ "${o%% *}" != "$CU" ] && $W test -w "$p" || return 1
+      old=$((0${o#* })) new=$((0$1))
+      [ "$new" -ne "$old" ] && [ $((old & ~06000)) -eq $((new & ~06000)) ] && [ $((new & ~old)) -eq 0 ]
+    }
     while [ $# -gt 1 ]; do
-      id=$1 p=$R$2 ok=1
+      rel "$2"
+      id=$1 p=$r ok=1 W= CU= CG=
       shift 2
       while [ $# -gt 0 ] && [ "$1" != end ]; do
         op=$1
         shift
         case $op in
+        as)
+          # The caller's uid, gid and groups. Only root may become another user: otherwise, or
+          # without setpriv, envd's user acts (as envd does).
+          [ -n "$ME" ] || ME=$(id -u)
+          if [ "$ME" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+            if [ -n "$3" ]; then W="setpriv --reuid=$1 --regid=$2 --groups=$3 --"
+            else W="setpriv --reuid=$1 --regid=$2 --clear-groups --"; fi
+            CU=$1 CG=$2
+          fi
+          shift 3 ;;
         size)
           if [ "$ok" != 1 ]; then :
           elif [ -d "$p" ]; then fail 'Is a directory'
@@ -41,6 +70,7 @@ enum FallbackScript {
         own) run chown -h -- "$1" "$p"; shift ;;
         mode)
           if [ "$ok" = 1 ] && [ -L "$p" ]; then fail 'Operation not supported'
+          elif [ "$ok" = 1 ] && [ -n "$W" ] && drops_privileges "$1"; then own_run chmod -- "$1" "$p"
           else run chmod -- "$1" "$p"; fi
           shift ;;
         atime|mtime|times)
@@ -62,8 +92,8 @@ enum FallbackScript {
           # `mkdir -m` chmods a mode with special bits, dropping the setgid a directory inherits
           # from a setgid parent (Linux's rule, which the kernel applies before FUSE sees the mode).
           run mkdir -m "$1" -- "$p"
-          d=${p%/*}
-          if [ "$ok" = 1 ] && [ -g "${d:-/}" ]; then run chmod g+s -- "$p"; fi
+          dir "$p"
+          if [ "$ok" = 1 ] && [ -g "$d" ]; then run chmod g+s -- "$p"; fi
           shift ;;
         patch)
           # Bytes at an offset of an existing file, in place; base64 keeps them argv-safe.
@@ -76,25 +106,34 @@ enum FallbackScript {
           # mode, or copied into it when it has other hard links (so they keep sharing it). The
           # directory's mtime goes back to DIRTIME: writing a file leaves its directory alone.
           if [ "$ok" = 1 ]; then
-            s=$R$1
+            rel "$1"; s=$r
             if [ "$(stat -c %s -- "$s" 2>/dev/null)" != "$2" ]; then
               rm -f -- "$s"; fail "Input/output error: the upload is not $2 bytes"
             elif [ -f "$p" ] && [ ! -L "$p" ] && [ "$(stat -c %h -- "$p")" -gt 1 ]; then
-              run dd if="$s" of="$p" bs=1M status=none
+              own_run dd if="$s" of="$p" bs=1M status=none
               rm -f -- "$s"
             else
-              if [ -f "$p" ] && [ ! -L "$p" ]; then run chmod -- "$(stat -c %a -- "$p")" "$s"; fi
-              run mv -f -T -- "$s" "$p"
+              # The upload is envd's user's: it takes the target's owner (before its mode: a
+              # chown clears setuid), or a new file's caller's (the folder's group if setgid).
+              if [ -f "$p" ] && [ ! -L "$p" ]; then
+                own_run chown --reference="$p" -- "$s"
+                own_run chmod -- "$(stat -c %a -- "$p")" "$s"
+              elif [ -n "$CU" ] && [ ! -e "$p" ]; then
+                dir "$p"
+                if [ -g "$d" ]; then own_run chown "$CU:$(stat -c %g -- "$d")" -- "$s"
+                else own_run chown "$CU:$CG" -- "$s"; fi
+              fi
+              own_run mv -f -T -- "$s" "$p"
               [ "$ok" = 1 ] || rm -f -- "$s"
             fi
-            if [ "$ok" = 1 ] && [ -n "$3" ]; then touch -c -m -d "$3" -- "${p%/*}/" 2>/dev/null || :; fi
+            if [ "$ok" = 1 ] && [ -n "$3" ]; then dir "$p"; touch -c -m -d "$3" -- "$d/" 2>/dev/null || :; fi
           fi
           shift 3 ;;
         expect)
           # The file must still be the version this mount last saw (SIZE MTIME), else the
           # upload at TEMP is dropped: someone else's change is not overwritten.
           if [ "$ok" = 1 ] && [ -f "$p" ] && [ "$(stat -c '%s %.9Y' -- "$p")" != "$1 $2" ]; then
-            rm -f -- "$R$3"; fail 'Stale file handle'
+            rel "$3"; rm -f -- "$r"; fail 'Stale file handle'
           fi
           shift 3 ;;
         unlink)
@@ -103,10 +142,36 @@ enum FallbackScript {
         rmdir) run rmdir -- "$p" ;;
         discard) run rm -f -- "$p" ;;
         mkfifo) run mkfifo -m "$1" -- "$p"; shift ;;
+        mknod) run mknod -m "$4" -- "$p" "$1" "$2" "$3"; shift 4 ;;
+        socket)
+          # A bound unix socket, made by whatever can bind one (no coreutils tool can).
+          if [ "$ok" != 1 ]; then :
+          elif [ -e "$p" ] || [ -L "$p" ]; then fail 'File exists'
+          elif command -v perl >/dev/null 2>&1; then
+            run perl -MSocket -e 'my ($d, $n) = $ARGV[0] =~ m{^(.*/)?([^/]*)$}; chdir($d) or die "$!\n" if defined $d; socket(my $s, PF_UNIX, SOCK_STREAM, 0) or die "$!\n"; bind($s, pack_sockaddr_un($n)) or die "$!\n"' "$p"
+            run chmod -- "$1" "$p"
+          elif command -v python3 >/dev/null 2>&1; then
+            run python3 -c 'import os, socket, sys
+    d, n = os.path.split(sys.argv[1])
+    try:
+        os.chdir(d or "/"); socket.socket(socket.AF_UNIX).bind(n)
+    except OSError as e:
+        sys.exit(e.strerror)' "$p"
+            run chmod -- "$1" "$p"
+          else fail 'Operation not supported: no perl or python3 to bind a socket'; fi
+          shift ;;
+        rename)
+          # rename(2) itself where perl is, for its exact errors; else mv.
+          rel "$1"
+          if [ "$ok" = 1 ] && command -v perl >/dev/null 2>&1; then
+            run perl -e 'rename($ARGV[0], $ARGV[1]) or die "$!\n"' "$p" "$r"
+          else run mv -f -T -- "$p" "$r"; fi
+          shift ;;
         symlink) run ln -s -T -- "$1" "$p"; shift ;;
-        link) run ln -P -T -- "$R$1" "$p"; shift ;;
+        link) rel "$1"; run ln -P -T -- "$r" "$p"; shift ;;
         fsync)
-          if [ "$1" = 1 ]; then run sync -d -- "$p"; else run sync -- "$p"; fi
+          # As envd's user: fsync(2) checks no permission, where sync(1) must open the file.
+          if [ "$1" = 1 ]; then own_run sync -d -- "$p"; else own_run sync -- "$p"; fi
           shift ;;
         readlink)
           if [ "$ok" = 1 ]; then
@@ -145,6 +210,13 @@ enum FallbackScript {
     case create(mode: UInt32, exclusive: Bool)
     case makeDirectory(mode: UInt32)
     case makeFifo(mode: UInt32)
+    /// A block (`b`) or character (`c`) device.
+    case makeDevice(kind: Character, major: UInt32, minor: UInt32, mode: UInt32)
+    case makeSocket(mode: UInt32)
+    /// rename(2) of the job's path to this protocol path.
+    case rename(to: String)
+    /// First in a job: its commands run as this caller (`setpriv`), so the kernel checks.
+    case actAs(CallerIdentity)
     case symlink(target: String)
     /// A hard link at the job's path to this protocol path.
     case link(from: String)
@@ -179,6 +251,15 @@ enum FallbackScript {
         ["create", FallbackScript.octal(mode), exclusive ? "1" : "0"]
       case .makeDirectory(let mode): ["mkdir", FallbackScript.octal(mode)]
       case .makeFifo(let mode): ["mkfifo", FallbackScript.octal(mode)]
+      case .makeDevice(let kind, let major, let minor, let mode):
+        ["mknod", String(kind), String(major), String(minor), FallbackScript.octal(mode)]
+      case .makeSocket(let mode): ["socket", FallbackScript.octal(mode)]
+      case .rename(let destination): ["rename", destination]
+      case .actAs(let caller):
+        [
+          "as", String(caller.uid), String(caller.gid),
+          caller.groups.map(String.init).joined(separator: ","),
+        ]
       case .symlink(let target): ["symlink", target]
       case .link(let source): ["link", source]
       case .fsync(let dataOnly): ["fsync", dataOnly ? "1" : "0"]
@@ -216,6 +297,13 @@ enum FallbackScript {
     }
     steps.append(.stat)
     return steps
+  }
+
+  /// The first step of a job made for `CallerIdentity.current`: none for root or no caller
+  /// (envd's user then acts, as envd does).
+  static func asCaller() -> [Step] {
+    guard let caller = CallerIdentity.current, caller.uid != 0 else { return [] }
+    return [.actAs(caller)]
   }
 
   /// Five octal digits: GNU chmod keeps a directory's setuid/setgid for shorter numeric modes.
