@@ -114,6 +114,10 @@ public protocol RemoteFilesystem: Sendable {
   /// Several changes in one round trip (`RemoteBatch.swift`); EOPNOTSUPP without.
   func applyBatch(_ changes: [RemoteBatchChange]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]
+
+  /// A batch whose changes are made as different callers (`callers[i]` for `changes[i]`).
+  func applyBatch(_ changes: [RemoteBatchChange], callers: [CallerIdentity?]) async throws
+    -> [Result<RemoteAttributes?, RemoteError>]
 }
 
 extension RemoteFilesystem {

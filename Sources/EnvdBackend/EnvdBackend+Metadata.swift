@@ -14,7 +14,7 @@ extension EnvdBackend {
     if mode.hasExtension {
       return RemoteCapabilities(
         richAttributes: true, hardLinks: true, atomicRenameFlags: true,
-        description: mode.description)
+        actsAsCaller: mode.actsAsCaller, description: mode.description)
     }
     return RemoteCapabilities(
       richAttributes: false, hardLinks: true, atomicRenameFlags: false,
