@@ -216,6 +216,12 @@ struct MountCommand: AsyncParsableCommand {
         logger.warning(
           "idmap=none needs numeric ids (the agent extension); files show as uid=/gid=")
       }
+      configuration.actAsCaller = configuration.showRemoteOwners && capabilities.actsAsCaller
+      if configuration.showRemoteOwners && !capabilities.actsAsCaller {
+        logger.notice(
+          "idmap=none: the sandbox cannot act as each caller (its agent does not run as root); changes are made as its own user"
+        )
+      }
       let writeBack =
         readOnly || self.writeBack == .off ? nil : try await startWriteBack(backend, logger)
       let remote: any RemoteFilesystem = writeBack?.backend ?? backend
