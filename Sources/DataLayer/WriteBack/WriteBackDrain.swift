@@ -99,7 +99,8 @@ extension WriteBackBackend {
       return true
     }
     guard start else { return }
-    Task { await drainLoop() }
+    // Not as the caller whose change scheduled it: each change is made as its own.
+    Task { await CallerIdentity.$current.withValue(nil) { await drainLoop() } }
   }
 
   private func drainLoop() async {
@@ -269,7 +270,8 @@ extension WriteBackBackend {
     }
     let results: [Result<RemoteAttributes?, RemoteError>]
     do {
-      results = try await inner.applyBatch(changes)
+      results = try await inner.applyBatch(
+        changes, callers: items.map { Self.caller(of: $0.pending, step: step) })
     } catch let error as RemoteError where error.errno == EOPNOTSUPP {
       state.withLock { $0.batches = false }
       return await applyEach(items, step: step)
@@ -435,8 +437,20 @@ extension WriteBackBackend {
     state.withLock { $0.view.markFailed(path, revision: pending.revision, reason: reason) }
   }
 
+  /// Who a step of `pending` is made as: its creator makes it (and so owns it); removals and
+  /// changes to existing entries go as the sandbox's user, the kernel having checked them.
+  static func caller(of pending: PendingName, step: Step) -> CallerIdentity? {
+    step == .remove ? nil : pending.caller
+  }
+
   /// True at a transient error.
   private func applyOne(_ path: String, _ pending: PendingName, step: Step) async -> Bool {
+    await CallerIdentity.$current.withValue(Self.caller(of: pending, step: step)) {
+      await applyOneAsCaller(path, pending, step: step)
+    }
+  }
+
+  private func applyOneAsCaller(_ path: String, _ pending: PendingName, step: Step) async -> Bool {
     do {
       let result: RemoteAttributes?
       switch step {
