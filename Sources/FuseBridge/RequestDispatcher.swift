@@ -62,7 +62,7 @@ final class RequestDispatcher: Sendable {
     let caller = callers?.identity(of: request.raw)
     inFlight.withLock { $0 += 1 }
     let executor = weight == .light ? lightRequestExecutor : nil
-    BlockingThreads.allowing {
+    _ = BlockingThreads.allowing {
       Task.immediate(executorPreference: executor) { [self] in
         defer { inFlight.withLock { $0 -= 1 } }
         do {

@@ -1,0 +1,107 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Changes made as the process that asked them (`-o idmap=none` with `allow_other` and
+/// `default_permissions`, the agent running as root): owners of new entries, permission errors
+/// and setgid folders as on Linux, in the mount and in the agent's folder.
+class CallerIdentityMountTests: MountTestCase {
+  override var mountArguments: [String] { ["-o", "allow_other,default_permissions,idmap=none"] }
+
+  /// `script` as `uid` (gid the same), with `groups` as its only supplementary groups.
+  func shAs(_ uid: Int, groups: [Int] = [], _ script: String) throws -> (
+    status: Int32, output: String, error: String
+  ) {
+    let groupOption =
+      groups.isEmpty
+      ? "--clear-groups" : "--groups " + groups.map(String.init).joined(separator: ",")
+    let quoted = "'" + script.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    return try shStatus(
+      "umask 022; setpriv --reuid \(uid) --regid \(uid) \(groupOption) sh -c \(quoted)")
+  }
+
+  override func setUpWithError() throws {
+    try super.setUpWithError()
+    // Others reach `mnt` through the work folder.
+    try sh("chmod 755 . mnt")
+  }
+
+  /// A folder everyone may write into.
+  func makePublicFolder() throws {
+    try sh("mkdir mnt/pub && chmod 777 mnt/pub")
+  }
+
+  func testNewEntriesBelongToTheirCaller() throws {
+    try makePublicFolder()
+    let made = try shAs(
+      65534,
+      """
+      set -e
+      echo x > mnt/pub/f && mkdir mnt/pub/d && ln -s f mnt/pub/l && mkfifo mnt/pub/p
+      stat -c '%n %u %g' mnt/pub/f mnt/pub/d mnt/pub/l mnt/pub/p
+      """)
+    XCTAssertEqual(made.status, 0, made.error)
+    let expected = ["f", "d", "l", "p"].map { "mnt/pub/\($0) 65534 65534\n" }.joined()
+    // Right after the calls: what the mount answers before its changes reached the agent.
+    XCTAssertEqual(made.output, expected)
+    // The agent's folder, once they did (`sh` syncs the mount first).
+    XCTAssertEqual(
+      try sh("cd root && stat -c '%n %u %g' pub/f pub/d pub/l pub/p"),
+      expected.replacingOccurrences(of: "mnt/", with: ""))
+  }
+
+  func testOnlyTheOwnerMayChmod() throws {
+    try makePublicFolder()
+    let owner = try shAs(65534, "echo x > mnt/pub/f && chmod 600 mnt/pub/f")
+    XCTAssertEqual(owner.status, 0, "the owner's chmod: \(owner.error)")
+    let other = try shAs(65533, "chmod 644 mnt/pub/f")
+    XCTAssertNotEqual(other.status, 0)
+    XCTAssertTrue(other.error.contains("Operation not permitted"), other.error)
+    XCTAssertEqual(try sh("stat -c '%a %u' mnt/pub/f root/pub/f"), "600 65534\n600 65534\n")
+  }
+
+  func testSetgidFolderGivesItsGroup() throws {
+    try sh("mkdir mnt/g && chown 0:4242 mnt/g && chmod 2777 mnt/g")
+    let made = try shAs(
+      65534, "touch mnt/g/f && mkdir mnt/g/sub && stat -c '%n %u %g %a' mnt/g/f mnt/g/sub")
+    XCTAssertEqual(made.status, 0, made.error)
+    let expected = "mnt/g/f 65534 4242 644\nmnt/g/sub 65534 4242 2755\n"
+    XCTAssertEqual(made.output, expected)
+    XCTAssertEqual(
+      try sh("cd root && stat -c '%n %u %g %a' g/f g/sub"),
+      expected.replacingOccurrences(of: "mnt/", with: ""))
+  }
+
+  /// ctime moves on chmod and on a truncate through an open file, and not on a refused chmod.
+  func testChangeTimeMovesOnChangesOnly() throws {
+    let result = try shStatus(
+      """
+      set -e
+      cd mnt
+      echo hello > f
+      a=$(stat -c %z f); sleep 0.05
+      chmod 600 f
+      b=$(stat -c %z f); sleep 0.05
+      test "$a" != "$b" || { echo "chmod left ctime $a"; exit 1; }
+      truncate -s 2 f
+      c=$(stat -c %z f); sleep 0.05
+      test "$b" != "$c" || { echo "truncate left ctime $b"; exit 1; }
+      if setpriv --reuid 65533 --regid 65533 --clear-groups chmod 777 f 2>/dev/null; then
+        echo "a stranger's chmod worked"; exit 1
+      fi
+      d=$(stat -c %z f)
+      test "$c" = "$d" || { echo "a refused chmod moved ctime from $c to $d"; exit 1; }
+      """)
+    XCTAssertEqual(result.status, 0, result.output + result.error)
+  }
+}
+
+/// The same without write-back: every change goes to the agent as it is made.
+final class CallerIdentityWriteThroughMountTests: CallerIdentityMountTests {
+  override var mountArguments: [String] { super.mountArguments + ["--write-back", "off"] }
+
+  // Declared here too: test discovery lists a subclass by the tests it declares.
+  override func testNewEntriesBelongToTheirCaller() throws {
+    try super.testNewEntriesBelongToTheirCaller()
+  }
+}
