@@ -437,10 +437,15 @@ extension WriteBackBackend {
     state.withLock { $0.view.markFailed(path, revision: pending.revision, reason: reason) }
   }
 
-  /// Who a step of `pending` is made as: its creator makes it (and so owns it); removals and
-  /// changes to existing entries go as the sandbox's user, the kernel having checked them.
+  /// Who a step of `pending` is made as: its creator makes it (and so owns it, with the group
+  /// a setgid folder gives); removals and a folder's own attributes go as the sandbox's user,
+  /// the kernel having checked them here: as the creator, a chmod keeping a setgid folder's
+  /// setgid would lose it when the creator is not in the folder's group.
   static func caller(of pending: PendingName, step: Step) -> CallerIdentity? {
-    step == .remove ? nil : pending.caller
+    switch step {
+    case .makeDirectory, .content: pending.caller
+    case .remove, .directoryAttributes: nil
+    }
   }
 
   /// True at a transient error.
