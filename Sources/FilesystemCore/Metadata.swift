@@ -160,7 +160,7 @@ extension Filesystem {
     return entry(for: destination, attributes: linked.attributes)
   }
 
-  /// mknod(2): regular files and FIFOs (sockets where the backend can); devices are EPERM.
+  /// mknod(2): regular files, FIFOs, sockets and devices, as far as the backend can make them.
   public func makeNode(parent: UInt64, name: String, mode: UInt32, device: UInt64) async throws
     -> Entry
   {
