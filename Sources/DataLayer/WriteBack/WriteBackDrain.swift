@@ -139,6 +139,11 @@ extension WriteBackBackend {
 
   /// One pass; true when it stopped at a transient error (the rest waits for a retry).
   private func applyPass(_ items: [(path: String, pending: PendingName)]) async -> Bool {
+    let items = state.withLock { state in
+      items.map { item -> (path: String, pending: PendingName) in
+        (item.path, Self.ownedExplicitly(item.pending, in: state.view, at: item.path))
+      }
+    }
     func depth(_ path: String) -> Int {
       path.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: "/") ? 1 : 0) }
     }
@@ -435,6 +440,25 @@ extension WriteBackBackend {
     let reason = (error as? RemoteError)?.message ?? "\(error)"
     logger.error("the sandbox refused a change to \(path): \(reason)")
     state.withLock { $0.view.markFailed(path, revision: pending.revision, reason: reason) }
+  }
+
+  /// An entry made by a caller inside a folder whose own change (made here, or its mode or
+  /// owner changed) has not reached the sandbox yet: the sandbox's folder may not let the caller
+  /// in until the pass's last step, so the sandbox's user makes the entry and gives it the
+  /// owner the view shows (the kernel here checked the caller's right to make it).
+  static func ownedExplicitly(_ pending: PendingName, in view: LocalView, at path: String)
+    -> PendingName
+  {
+    guard pending.caller != nil, let attributes = pending.attributes,
+      let folder = view.pendingName(RemotePath.parent(of: path)),
+      folder.change == .directory || folder.changes.mode != nil || folder.changes.uid != nil
+        || folder.changes.gid != nil
+    else { return pending }
+    var owned = pending
+    owned.caller = nil
+    owned.changes.uid = attributes.uid
+    owned.changes.gid = attributes.gid
+    return owned
   }
 
   /// Who a step of `pending` is made as: its creator makes it (and so owns it, with the group
