@@ -96,6 +96,21 @@ class CallerIdentityMountTests: MountTestCase {
   }
 }
 
+extension CallerIdentityMountTests {
+  /// fstat of a file still open after its only name is gone says nlink 0, as on Linux.
+  func testAnOpenFileUnlinkedHasNoLinks() throws {
+    let result = try shStatus(
+      """
+      cd mnt && echo x > f && python3 -c '
+      import os
+      fd = os.open("f", os.O_RDONLY)
+      os.unlink("f")
+      print(os.fstat(fd).st_nlink)'
+      """)
+    XCTAssertEqual(result.output, "0\n", result.error)
+  }
+}
+
 /// The same without write-back: every change goes to the agent as it is made.
 final class CallerIdentityWriteThroughMountTests: CallerIdentityMountTests {
   override var mountArguments: [String] { super.mountArguments + ["--write-back", "off"] }
