@@ -624,8 +624,12 @@ public final class WriteBackBackend: RemoteFilesystem {
       guard let pending = state.view.pendingName(path), pending.failure == nil else {
         return false
       }
-      // A removal, or a creation by someone else.
-      return pending.change == .removed || (pending.caller != nil && pending.caller != caller)
+      // A creation by someone else, or a removal of someone else's entry: the drain would put
+      // ours in its place as the caller, over a file the caller may not write.
+      if pending.change == .removed {
+        return state.view.remoteEntry(path).map { $0.uid != caller.uid } ?? false
+      }
+      return pending.caller != nil && pending.caller != caller
     }
     if other { try await drain() }
   }
