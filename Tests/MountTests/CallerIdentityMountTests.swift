@@ -8,18 +8,6 @@ import XCTest
 class CallerIdentityMountTests: MountTestCase {
   override var mountArguments: [String] { ["-o", "allow_other,default_permissions,idmap=none"] }
 
-  /// `script` as `uid` (gid the same), with `groups` as its only supplementary groups.
-  func shAs(_ uid: Int, groups: [Int] = [], _ script: String) throws -> (
-    status: Int32, output: String, error: String
-  ) {
-    let groupOption =
-      groups.isEmpty
-      ? "--clear-groups" : "--groups " + groups.map(String.init).joined(separator: ",")
-    let quoted = "'" + script.replacingOccurrences(of: "'", with: "'\\''") + "'"
-    return try shStatus(
-      "umask 022; setpriv --reuid \(uid) --regid \(uid) \(groupOption) sh -c \(quoted)")
-  }
-
   override func setUpWithError() throws {
     try super.setUpWithError()
     // Others reach `mnt` through the work folder.
@@ -118,5 +106,56 @@ final class CallerIdentityWriteThroughMountTests: CallerIdentityMountTests {
   // Declared here too: test discovery lists a subclass by the tests it declares.
   override func testNewEntriesBelongToTheirCaller() throws {
     try super.testNewEntriesBelongToTheirCaller()
+  }
+}
+
+extension MountTestCase {
+  /// `script` as `uid` (gid the same), with `groups` as its only supplementary groups.
+  func shAs(_ uid: Int, groups: [Int] = [], _ script: String) throws -> (
+    status: Int32, output: String, error: String
+  ) {
+    let groupOption =
+      groups.isEmpty
+      ? "--clear-groups" : "--groups " + groups.map(String.init).joined(separator: ",")
+    let quoted = "'" + script.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    return try shStatus(
+      "umask 022; setpriv --reuid \(uid) --regid \(uid) \(groupOption) sh -c \(quoted)")
+  }
+}
+
+/// A journal of changes by several callers, replayed by the next mount after a `kill -9`: each
+/// change is still made as its caller.
+final class CallerIdentityReplayTests: MountTestCase {
+  // Long cache timeouts: while the agent is stopped, nothing may need it but the drain.
+  override var mountArguments: [String] {
+    [
+      "-o", "allow_other,default_permissions,idmap=none", "--attr-timeout", "60",
+      "--entry-timeout", "60", "--negative-timeout", "60",
+    ]
+  }
+  override var syncsBeforeEachCommand: Bool { false }
+
+  func testReplayMakesEachChangeAsItsCaller() throws {
+    try sh("chmod 755 . mnt && mkdir mnt/pub && chmod 777 mnt/pub && sync mnt && ls mnt/pub")
+    kill(agent.child.process.processIdentifier, SIGSTOP)
+    var resumed = false
+    defer { if !resumed { kill(agent.child.process.processIdentifier, SIGCONT) } }
+    let made = try shAs(65534, "echo x > mnt/pub/f && mkdir mnt/pub/d && touch mnt/pub/d/g")
+    XCTAssertEqual(made.status, 0, made.error)
+    try sh("echo y > mnt/pub/r")
+    kill(mount.child.process.processIdentifier, SIGKILL)
+    _ = mount.child.waitForExit(timeout: 10)
+    _ = try runCommand(["fusermount3", "-uz", mountpoint], timeout: 20)
+    kill(agent.child.process.processIdentifier, SIGCONT)
+    resumed = true
+    XCTAssertNotEqual(try shStatus("test -e root/pub/f").status, 0)
+
+    mount = nil
+    mount = try RunningMount(url: agent.url, mountpoint: mountpoint, arguments: mountArguments)
+    XCTAssertTrue(mount.child.standardError.contains("replaying"), mount.child.standardError)
+    try sh("sync mnt")
+    XCTAssertEqual(
+      try sh("cd root/pub && stat -c '%n %u %g' f d d/g r"),
+      "f 65534 65534\nd 65534 65534\nd/g 65534 65534\nr 0 0\n")
   }
 }
