@@ -85,6 +85,17 @@ class CallerIdentityMountTests: MountTestCase {
 }
 
 extension CallerIdentityMountTests {
+  /// A write by someone other than the owner clears setuid and setgid: the kernel asks it with
+  /// the writer's credentials, and the sandbox's user makes it.
+  func testAWriteByAnotherUserClearsSetuid() throws {
+    try makePublicFolder()
+    try sh("echo x > mnt/pub/f && chmod 6777 mnt/pub/f")
+    let wrote = try shAs(65534, "echo more >> mnt/pub/f && stat -c %a mnt/pub/f")
+    XCTAssertEqual(wrote.status, 0, wrote.error)
+    XCTAssertEqual(wrote.output, "777\n")
+    XCTAssertEqual(try sh("stat -c %a root/pub/f"), "777\n")
+  }
+
   /// fstat of a file still open after its only name is gone says nlink 0, as on Linux.
   func testAnOpenFileUnlinkedHasNoLinks() throws {
     let result = try shStatus(
