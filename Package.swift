@@ -61,7 +61,9 @@ let package = Package(
     .target(
       name: "FuseBridge",
       dependencies: [
-        "CFuse", "DataLayer", "FilesystemCore", .product(name: "Logging", package: "swift-log")]),
+        "CFuse", "Backend", "DataLayer", "FilesystemCore",
+        .product(name: "Logging", package: "swift-log"),
+      ]),
     .executableTarget(
       name: "SandboxMount",
       dependencies: [
@@ -100,7 +102,9 @@ let package = Package(
       name: "DataLayerTests", dependencies: ["DataLayer", "Backend", "TestSupport"]),
     .testTarget(
       name: "MountTests",
-      dependencies: ["TestSupport", "SandboxAgent", "SandboxMount", "FilesystemCore", "DataLayer", "Backend"]),
+      dependencies: [
+        "TestSupport", "SandboxAgent", "SandboxMount", "FilesystemCore", "DataLayer", "Backend",
+      ]),
   ],
   swiftLanguageModes: [.v6]
 )

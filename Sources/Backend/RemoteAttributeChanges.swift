@@ -49,16 +49,19 @@ public struct RemoteCapabilities: Sendable, Equatable {
   public var hardLinks: Bool
   /// `rename` honours RENAME_NOREPLACE atomically and RENAME_EXCHANGE.
   public var atomicRenameFlags: Bool
+  /// Changes are made under `CallerIdentity.current` when it is set (an agent running as root).
+  public var actsAsCaller: Bool
   /// A short name for logs, e.g. "sandbox-agent extension v1" or "stock envd".
   public var description: String
 
   public init(
     richAttributes: Bool = false, hardLinks: Bool = false, atomicRenameFlags: Bool = false,
-    description: String = "basic"
+    actsAsCaller: Bool = false, description: String = "basic"
   ) {
     self.richAttributes = richAttributes
     self.hardLinks = hardLinks
     self.atomicRenameFlags = atomicRenameFlags
+    self.actsAsCaller = actsAsCaller
     self.description = description
   }
 }

@@ -35,4 +35,24 @@ extension RemoteFilesystem {
   {
     throw RemoteError(errno: EOPNOTSUPP, "batches are not supported")
   }
+
+  /// `applyBatch` with each change made as its own caller (nil: as the backend itself). This
+  /// default sends each run of one caller as a batch of its own, under that caller.
+  public func applyBatch(_ changes: [RemoteBatchChange], callers: [CallerIdentity?]) async throws
+    -> [Result<RemoteAttributes?, RemoteError>]
+  {
+    precondition(changes.count == callers.count)
+    var results: [Result<RemoteAttributes?, RemoteError>] = []
+    var start = 0
+    while start < changes.count {
+      var end = start + 1
+      while end < changes.count && callers[end] == callers[start] { end += 1 }
+      let run = Array(changes[start..<end])
+      results += try await CallerIdentity.$current.withValue(callers[start]) {
+        try await applyBatch(run)
+      }
+      start = end
+    }
+    return results
+  }
 }

@@ -85,9 +85,8 @@ public protocol RemoteFilesystem: Sendable {
   /// mkdir(2) with exactly `mode` (07777). EEXIST, ENOENT as `makeDirectory`.
   func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteEntryState
 
-  /// mknod(2): `mode` holds the type (S_IFIFO, S_IFREG, S_IFSOCK, S_IFCHR, S_IFBLK) and 07777.
-  /// Devices: EPERM where the remote refuses them;
-  /// a type the backend cannot make: EOPNOTSUPP. EEXIST, ENOENT.
+  /// mknod(2): `mode` holds the type (S_IFIFO, S_IFREG, S_IFSOCK, S_IFBLK, S_IFCHR) and 07777.
+  /// A device the backend may not make: EPERM; a type it cannot make: EOPNOTSUPP. EEXIST, ENOENT.
   func makeNode(_ path: String, mode: UInt32, device: UInt64) async throws -> RemoteEntryState
 
   /// symlink(2): `path` holding exactly `target`. EEXIST, ENOENT.
@@ -114,6 +113,10 @@ public protocol RemoteFilesystem: Sendable {
 
   /// Several changes in one round trip (`RemoteBatch.swift`); EOPNOTSUPP without.
   func applyBatch(_ changes: [RemoteBatchChange]) async throws
+    -> [Result<RemoteAttributes?, RemoteError>]
+
+  /// A batch whose changes are made as different callers (`callers[i]` for `changes[i]`).
+  func applyBatch(_ changes: [RemoteBatchChange], callers: [CallerIdentity?]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]
 }
 

@@ -7,18 +7,34 @@ extension EnvdBackend {
   public func applyBatch(_ changes: [RemoteBatchChange]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]
   {
+    try await applyBatch(
+      changes, callers: Array(repeating: CallerIdentity.current, count: changes.count))
+  }
+
+  /// Each change names its own caller (`"caller"` of the change), when the agent honours it.
+  public func applyBatch(_ changes: [RemoteBatchChange], callers: [CallerIdentity?]) async throws
+    -> [Result<RemoteAttributes?, RemoteError>]
+  {
     let mode = try await serverMode()
     guard mode.offers("Batch") else {
       if mode.hasExtension {
         // An agent with the extension but no Batch: its one-call methods beat processes.
         throw RemoteError(errno: EOPNOTSUPP, "the sandbox has no batch method")
       }
-      return try await stockBatch(changes)
+      return try await stockBatchAsCallers(changes, callers: callers)
     }
     let context = "batch of \(changes.count) changes"
-    let answer = try await extensionCall(
-      "Batch", ExtensionBatch(changes: changes.map { ExtensionBatchChange($0, client: client) }),
-      as: ExtensionBatchResponse.self, context: context)
+    let sendCallers = mode.actsAsCaller
+    let batch = ExtensionBatch(
+      changes: zip(changes, callers).map { change, caller in
+        var message = ExtensionBatchChange(change, client: client)
+        message.caller = sendCallers ? caller : nil
+        return message
+      })
+    // The top-level caller stays out: each change says its own (none: the agent itself).
+    let answer = try await CallerIdentity.$current.withValue(nil) {
+      try await extensionCall("Batch", batch, as: ExtensionBatchResponse.self, context: context)
+    }
     guard answer.results.count == changes.count else {
       throw RemoteError(
         errno: EIO, "\(context): \(answer.results.count) answers for \(changes.count) changes")
@@ -65,6 +81,7 @@ struct ExtensionBatchChange: JSONObjectEncodable {
   var expectedSize: String?
   var expectedTime: String?
   var expectedTimeNanoseconds: UInt32?
+  var caller: CallerIdentity?
 
   init(_ change: RemoteBatchChange, client: EnvdClient) {
     switch change {
@@ -115,6 +132,27 @@ struct ExtensionBatchChange: JSONObjectEncodable {
     json.add("expectSize", expectedSize)
     json.add("expectMtime", expectedTime)
     json.add("expectMtimeNsec", expectedTimeNanoseconds)
+    if let caller { json.addRaw("caller", caller.json) }
+  }
+}
+
+extension EnvdBackend {
+  /// Stock envd: each run of one caller is a batch of its own, under that caller.
+  private func stockBatchAsCallers(_ changes: [RemoteBatchChange], callers: [CallerIdentity?])
+    async throws -> [Result<RemoteAttributes?, RemoteError>]
+  {
+    var results: [Result<RemoteAttributes?, RemoteError>] = []
+    var start = 0
+    while start < changes.count {
+      var end = start + 1
+      while end < changes.count && callers[end] == callers[start] { end += 1 }
+      let run = Array(changes[start..<end])
+      results += try await CallerIdentity.$current.withValue(callers[start]) {
+        try await stockBatch(run)
+      }
+      start = end
+    }
+    return results
   }
 }
 

@@ -14,10 +14,12 @@ extension EnvdBackend {
     if mode.hasExtension {
       return RemoteCapabilities(
         richAttributes: true, hardLinks: true, atomicRenameFlags: true,
-        description: mode.description)
+        actsAsCaller: mode.actsAsCaller, description: mode.description)
     }
+    // Its processes act as the caller when envd's user is root and the sandbox has setpriv;
+    // otherwise as envd's user (FallbackScript decides, in the sandbox).
     return RemoteCapabilities(
-      richAttributes: false, hardLinks: true, atomicRenameFlags: false,
+      richAttributes: false, hardLinks: true, atomicRenameFlags: false, actsAsCaller: true,
       description: mode.description)
   }
 

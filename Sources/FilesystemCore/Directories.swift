@@ -109,6 +109,9 @@ extension Filesystem {
       if let staging = openFiles.staging(of: childInode), let local = try? staging.status() {
         attributes.size = local.size
         attributes.modificationTime = local.modificationTime
+        if staging.isDirty {
+          attributes.changeTime = later(attributes.changeTime, local.changeTime)
+        }
       }
       entries.append(
         DirectoryEntry(

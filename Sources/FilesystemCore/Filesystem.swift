@@ -101,6 +101,7 @@ public final class Filesystem: Sendable {
       let local = try staging.status()
       attributes.size = local.size
       attributes.modificationTime = local.modificationTime
+      if staging.isDirty { attributes.changeTime = later(attributes.changeTime, local.changeTime) }
       return attributes
     }
     if let fresh = inodes.attributes(of: inode, maxAge: configuration.attributeLifetime) {
@@ -196,6 +197,7 @@ public final class Filesystem: Sendable {
   /// `path` was removed; `parentNow`: its directory's attributes after that, when known.
   func forgetRemoved(_ path: String, parentNow: RemoteAttributes?, wasDirectory: Bool) {
     otherLinksChanged(path)
+    if !wasDirectory { inodes.lastNameRemoved(path, at: currentTime()) }
     inodes.removeTree(at: path)
     entryChanged(path, to: nil, parent: parentNow)
     // A removed directory was empty, so listings cached below it were stale already and
@@ -206,4 +208,17 @@ public final class Filesystem: Sendable {
   func requireWritable() throws {
     if configuration.readOnly { throw FilesystemError.readOnly }
   }
+}
+
+/// The later of a known ctime and a staging file's: a write or truncate there moves ctime.
+func later(_ known: RemoteTime?, _ local: RemoteTime) -> RemoteTime {
+  guard let known else { return local }
+  return max(known, local)
+}
+
+/// The wall clock, as a remote time (what a change made here stamps).
+func currentTime() -> RemoteTime {
+  var time = timespec()
+  clock_gettime(CLOCK_REALTIME, &time)
+  return RemoteTime(seconds: Int64(time.tv_sec), nanoseconds: Int32(time.tv_nsec))
 }

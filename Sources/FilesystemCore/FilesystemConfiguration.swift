@@ -9,6 +9,9 @@ public struct FilesystemConfiguration: Sendable {
   /// `-o idmap=none`: show the remote numeric uid/gid (when the backend knows them) instead of
   /// `ownerUID`/`ownerGID`.
   public var showRemoteOwners = false
+  /// `-o idmap=none` with a backend that makes changes as their caller (the agent as root):
+  /// each request's uid, gid and groups go with the changes it makes (`CallerIdentity`).
+  public var actAsCaller = false
   /// The backend's attributes carry inode numbers, nlink, numeric ids, atime, ctime and blocks
   /// for every stat (the agent extension). Without it those fields are derived, so a value
   /// never flips between a rich answer (e.g. a fallback's stat) and a plain one.

@@ -210,6 +210,20 @@ final class InodeTable: Sendable {
     store(attributes, for: inode)
   }
 
+  /// The file at `path` lost this name, its only one: a descriptor still open on it says
+  /// nlink 0 (fstat after unlink), and its ctime is the unlink's.
+  func lastNameRemoved(_ path: String, at time: RemoteTime) {
+    state.withLock { state in
+      guard let inode = state.inodeByPath[path], let record = state.records[inode],
+        record.names <= 1, var attributes = record.attributes, attributes.type != .directory,
+        attributes.linkCount ?? 1 <= 1
+      else { return }
+      attributes.linkCount = 0
+      attributes.changeTime = time
+      record.attributes = attributes
+    }
+  }
+
   /// `path` and everything under it are gone: their inodes become orphans.
   func removeTree(at path: String) {
     state.withLock { state in detach(path, in: &state) }

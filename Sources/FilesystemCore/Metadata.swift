@@ -23,7 +23,17 @@ extension Filesystem {
     if remote.isEmpty || isUnchangedMode(remote, of: inode) {
       return try await attributes(of: inode)
     }
-    let attributes = try await backend.setAttributes(path, remote)
+    let attributes: RemoteAttributes
+    if Self.isKernelPrivilegeDrop(remote, of: inodes.attributes(of: inode, maxAge: nil)) {
+      // The kernel clearing setuid/setgid after a write by someone else: its own decision,
+      // made with the writer's credentials, which may not chmod the file. The sandbox's user
+      // makes it.
+      attributes = try await CallerIdentity.$current.withValue(nil) {
+        try await backend.setAttributes(path, remote)
+      }
+    } else {
+      attributes = try await backend.setAttributes(path, remote)
+    }
     otherLinksChanged(path)
     inodes.store(attributes, for: inode)
     if remote.modificationTime != nil, let staging = openFiles.staging(of: inode) {
@@ -40,6 +50,21 @@ extension Filesystem {
       RemotePath.parent(of: path), name: RemotePath.name(of: path), attributes: attributes)
     // Through `attributes(of:)`, so a staging file's size and mtime still show.
     return try await self.attributes(of: inode)
+  }
+
+  /// A mode change alone that only clears setuid/setgid, asked by someone other than the owner
+  /// (and not root): only the kernel asks that (a write, or a truncate, by a non-owner).
+  static func isKernelPrivilegeDrop(_ changes: RemoteAttributeChanges, of known: RemoteAttributes?)
+    -> Bool
+  {
+    guard let caller = CallerIdentity.current, caller.uid != 0, let known,
+      let owner = known.uid, owner != caller.uid, let mode = changes.mode, changes.uid == nil,
+      changes.gid == nil, changes.size == nil, changes.accessTime == nil,
+      changes.modificationTime == nil
+    else { return false }
+    let before = known.permissions & 0o7777
+    let after = mode & 0o7777
+    return after != before && after == before & ~(after ^ before) && (after ^ before) & ~0o6000 == 0
   }
 
   /// A chmod to the mode the file has, by attributes fresh within the attribute timeout, changes
@@ -160,7 +185,7 @@ extension Filesystem {
     return entry(for: destination, attributes: linked.attributes)
   }
 
-  /// mknod(2): regular files and FIFOs (sockets where the backend can); devices are EPERM.
+  /// mknod(2): regular files, FIFOs, sockets and devices, as far as the backend can make them.
   public func makeNode(parent: UInt64, name: String, mode: UInt32, device: UInt64) async throws
     -> Entry
   {

@@ -1,3 +1,4 @@
+import Backend
 import CFuse
 import DataLayer
 import FilesystemCore
@@ -17,6 +18,8 @@ final class RequestDispatcher: Sendable {
   let readaheadBytes: UInt32
   private let lightRequestExecutor: (any TaskExecutor)?
   private let inFlight = Mutex(0)
+  /// Set when changes are made as their caller (`FilesystemConfiguration.actAsCaller`).
+  private let callers: CallerCredentials?
 
   init(
     filesystem: Filesystem, readaheadBytes: UInt32, lightRequestExecutor: (any TaskExecutor)?,
@@ -29,6 +32,7 @@ final class RequestDispatcher: Sendable {
     self.entryTimeout = filesystem.configuration.entryTimeout
     self.attributeTimeout = filesystem.configuration.attributeTimeout
     self.negativeTimeout = filesystem.configuration.negativeTimeout
+    self.callers = filesystem.configuration.actAsCaller ? CallerCredentials() : nil
   }
 
   /// The dispatcher behind a request; it lives as long as the session.
@@ -55,13 +59,18 @@ final class RequestDispatcher: Sendable {
     _ work: @escaping @Sendable (FuseRequest) async throws -> Void
   ) {
     let request = FuseRequest(raw: request!)
+    let caller = callers?.identity(of: request.raw)
     inFlight.withLock { $0 += 1 }
     let executor = weight == .light ? lightRequestExecutor : nil
-    BlockingThreads.allowing {
+    _ = BlockingThreads.allowing {
       Task.immediate(executorPreference: executor) { [self] in
         defer { inFlight.withLock { $0 -= 1 } }
         do {
-          try await work(request)
+          if let caller {
+            try await CallerIdentity.$current.withValue(caller) { try await work(request) }
+          } else {
+            try await work(request)
+          }
         } catch {
           fail(request, error, operation)
         }
@@ -76,6 +85,7 @@ final class RequestDispatcher: Sendable {
   ) {
     let request = FuseRequest(raw: request!)
     do {
+      // No caller bound: what is answered here (a local pwrite, opendir) changes nothing remote.
       try work(request)
     } catch {
       fail(request, error, operation)

@@ -214,6 +214,12 @@ struct MountCommand: AsyncParsableCommand {
       // Numeric ids come from the extension, or on stock envd from the owner names it gives,
       // mapped with the sandbox's own /etc/passwd and /etc/group.
       configuration.showRemoteOwners = mountOptions.showRemoteOwners
+      configuration.actAsCaller = configuration.showRemoteOwners && capabilities.actsAsCaller
+      if configuration.showRemoteOwners && !capabilities.actsAsCaller {
+        logger.notice(
+          "idmap=none: the sandbox cannot act as each caller (its agent does not run as root); changes are made as its own user"
+        )
+      }
       let writeBack =
         readOnly || self.writeBack == .off ? nil : try await startWriteBack(backend, logger)
       let remote: any RemoteFilesystem = writeBack?.backend ?? backend

@@ -147,3 +147,17 @@ extension JournalTests {
     }
   }
 }
+
+extension JournalTests {
+  /// A record keeps who made the change; one written before callers were journaled replays as
+  /// made by the sandbox's own user.
+  func testRecordsKeepTheirCaller() throws {
+    var record = JournalRecord(.create, "/f")
+    record.caller = CallerIdentity(uid: 65534, gid: 100, groups: [5, 6])
+    let decoded = try JSONDecoder().decode(JournalRecord.self, from: Data(record.json))
+    XCTAssertEqual(decoded.caller, CallerIdentity(uid: 65534, gid: 100, groups: [5, 6]))
+    let older = #"{"operation":"create","path":"/f","mode":420,"madeAt":[1,2]}"#
+    let old = try JSONDecoder().decode(JournalRecord.self, from: Data(older.utf8))
+    XCTAssertNil(old.caller)
+  }
+}

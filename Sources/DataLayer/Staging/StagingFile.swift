@@ -200,14 +200,18 @@ public final class StagingFile: Sendable {
   }
 
   /// Size and modification time of the local content.
-  public func status() throws -> (size: UInt64, modificationTime: RemoteTime) {
+  /// Size, mtime and ctime of the staged copy: a write or truncate moves both times here.
+  public func status() throws -> (
+    size: UInt64, modificationTime: RemoteTime, changeTime: RemoteTime
+  ) {
     var info = stat()
     guard fstat(descriptor, &info) == 0 else {
       throw RemoteError(errno: errno, "staging stat failed")
     }
     return (
       UInt64(info.st_size),
-      RemoteTime(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: Int32(info.st_mtim.tv_nsec))
+      RemoteTime(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: Int32(info.st_mtim.tv_nsec)),
+      RemoteTime(seconds: Int64(info.st_ctim.tv_sec), nanoseconds: Int32(info.st_ctim.tv_nsec))
     )
   }
 

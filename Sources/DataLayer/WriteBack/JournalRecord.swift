@@ -27,10 +27,27 @@ struct JournalRecord: Codable, Sendable, Equatable {
   var contentSize: UInt64?
   /// When the change was made: the new entry's times, and ctime.
   var madeAt: [Int64]?
+  /// Who made it (`CallerIdentity`); absent in records of older versions and when changes are
+  /// made as the sandbox's own user.
+  var callerUID: UInt32?
+  var callerGID: UInt32?
+  var callerGroups: [UInt32]?
 
   init(_ operation: Operation, _ path: String) {
     self.operation = operation
     self.path = path
+  }
+
+  var caller: CallerIdentity? {
+    get {
+      guard let callerUID, let callerGID else { return nil }
+      return CallerIdentity(uid: callerUID, gid: callerGID, groups: callerGroups ?? [])
+    }
+    set {
+      callerUID = newValue?.uid
+      callerGID = newValue?.gid
+      callerGroups = newValue.map(\.groups)
+    }
   }
 
   static func time(_ time: RemoteTime) -> [Int64] { [time.seconds, Int64(time.nanoseconds)] }
@@ -111,6 +128,13 @@ extension JournalRecord {
     string("dataFile", dataFile)
     number("contentSize", contentSize)
     pair("madeAt", madeAt)
+    number("callerUID", callerUID)
+    number("callerGID", callerGID)
+    if let callerGroups {
+      key("callerGroups")
+      out.append(
+        contentsOf: Array(("[" + callerGroups.map(String.init).joined(separator: ",") + "]").utf8))
+    }
     out.append(UInt8(ascii: "}"))
     return out
   }

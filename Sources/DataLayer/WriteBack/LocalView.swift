@@ -38,6 +38,10 @@ struct PendingName: Sendable {
   var revision: UInt64
   /// Refused by the sandbox for good: kept (and shown) until a retry succeeds.
   var failure: String?
+  /// Who made the entry here (create, mkdir, symlink): the sandbox makes it as them, so it gets
+  /// their owner. nil: as the sandbox's own user (changes to existing entries, whose permission
+  /// the kernel checked already, and every change when callers are not acted as).
+  var caller: CallerIdentity?
 }
 
 /// A directory whose listing this mount answers itself while it has changes in flight: the
@@ -83,6 +87,8 @@ struct PinnedDirectory: Sendable {
 struct LocalView: Sendable {
   private(set) var pinned: [String: PinnedDirectory] = [:]
   private var nextRevision: UInt64 = 1
+  /// The caller of the change being applied (`JournalRecord.caller`): new entries are theirs.
+  var caller: CallerIdentity?
 
   enum Resolution {
     /// The sandbox decides.
@@ -188,7 +194,8 @@ struct LocalView: Sendable {
       }
       return existing
     }
-    set(path, .file(.empty), attributes: attributes)
+    let attributes = owned(attributes, in: RemotePath.parent(of: path))
+    set(path, .file(.empty), attributes: attributes, caller: caller)
     touch(RemotePath.parent(of: path), now: attributes.modificationTime)
     return attributes
   }
@@ -208,8 +215,10 @@ struct LocalView: Sendable {
     attributes.modificationTime = modificationTime
     attributes.changeTime = modificationTime
     attributes.blocks = (content.size + 511) / 512
-    let changes = pendingName(path)?.changes ?? RemoteAttributeChanges()
-    set(path, .file(content), attributes: attributes, changes: changes)
+    let previous = pendingName(path)
+    set(
+      path, .file(content), attributes: attributes,
+      changes: previous?.changes ?? RemoteAttributeChanges(), caller: previous?.caller)
     return attributes
   }
 
@@ -217,12 +226,12 @@ struct LocalView: Sendable {
     -> RemoteAttributes
   {
     if try existingEntry(path) != nil { throw RemoteError(errno: EEXIST, "\(path) exists") }
-    var attributes = attributes
+    var attributes = owned(attributes, in: RemotePath.parent(of: path))
     // Linux: a directory made in a setgid directory is setgid too.
     if let parent = entry(RemotePath.parent(of: path)), parent.permissions & 0o2000 != 0 {
       attributes.permissions |= 0o2000
     }
-    set(path, .directory, attributes: attributes)
+    set(path, .directory, attributes: attributes, caller: caller)
     touch(RemotePath.parent(of: path), now: attributes.modificationTime, subdirectories: 1)
     // A directory removed and made again keeps its pinned listing: the removals of its old
     // entries are still to be applied, and they leave it empty.
@@ -230,10 +239,29 @@ struct LocalView: Sendable {
     return attributes
   }
 
-  mutating func makeSymlink(_ path: String, target: String, attributes: RemoteAttributes) throws {
+  mutating func makeSymlink(_ path: String, target: String, attributes: RemoteAttributes) throws
+    -> RemoteAttributes
+  {
     if try existingEntry(path) != nil { throw RemoteError(errno: EEXIST, "\(path) exists") }
-    set(path, .symlink(target), attributes: attributes)
+    let attributes = owned(attributes, in: RemotePath.parent(of: path))
+    set(path, .symlink(target), attributes: attributes, caller: caller)
     touch(RemotePath.parent(of: path), now: attributes.modificationTime)
+    return attributes
+  }
+
+  /// A new entry's owner as Linux gives it: the caller's uid, and the folder's group when the
+  /// folder is setgid, else the caller's gid. Without a caller: as it was given.
+  private func owned(_ attributes: RemoteAttributes, in directory: String) -> RemoteAttributes {
+    guard let caller else { return attributes }
+    var attributes = attributes
+    attributes.uid = caller.uid
+    attributes.gid = caller.gid
+    if let parent = directory == "/" ? nil : entry(directory), parent.permissions & 0o2000 != 0,
+      let group = parent.gid
+    {
+      attributes.gid = group
+    }
+    return attributes
   }
 
   mutating func removeFile(_ path: String, now: RemoteTime) throws {
@@ -289,7 +317,7 @@ struct LocalView: Sendable {
       merged.modificationTime = .set(attributes.modificationTime)
     }
     let change = pendingName(path)?.change ?? .attributes
-    set(path, change, attributes: attributes, changes: merged)
+    set(path, change, attributes: attributes, changes: merged, caller: pendingName(path)?.caller)
     return attributes
   }
 
@@ -311,7 +339,9 @@ struct LocalView: Sendable {
     if try existingEntry(source) == nil { return nil }
     remove(source)
     attributes.changeTime = now
-    set(destination, moving.change, attributes: attributes, changes: moving.changes)
+    set(
+      destination, moving.change, attributes: attributes, changes: moving.changes,
+      caller: moving.caller)
     touch(RemotePath.parent(of: source), now: now)
     touch(RemotePath.parent(of: destination), now: now)
     return attributes
@@ -440,7 +470,9 @@ struct LocalView: Sendable {
     attributes.linkCount = attributes.linkCount.map { UInt32(max(2, Int($0) + subdirectories)) }
     var changes = pending?.changes ?? RemoteAttributeChanges()
     changes.modificationTime = .set(now)
-    set(directory, pending?.change ?? .attributes, attributes: attributes, changes: changes)
+    set(
+      directory, pending?.change ?? .attributes, attributes: attributes, changes: changes,
+      caller: pending?.caller)
   }
 
   // MARK: - Helpers
@@ -460,7 +492,7 @@ struct LocalView: Sendable {
 
   private mutating func set(
     _ path: String, _ change: PendingChange, attributes: RemoteAttributes?,
-    changes: RemoteAttributeChanges = RemoteAttributeChanges()
+    changes: RemoteAttributeChanges = RemoteAttributeChanges(), caller: CallerIdentity? = nil
   ) {
     let directory = RemotePath.parent(of: path)
     let name = RemotePath.name(of: path)
@@ -468,7 +500,7 @@ struct LocalView: Sendable {
     let remoteType = previous.map(\.remoteType) ?? pinned[directory]?.remote[name]?.type
     pinned[directory]?.pending[name] = PendingName(
       change: change, attributes: attributes, changes: changes, remoteType: remoteType,
-      revision: nextRevision)
+      revision: nextRevision, caller: caller)
     nextRevision += 1
   }
 

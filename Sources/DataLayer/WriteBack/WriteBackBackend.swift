@@ -326,6 +326,7 @@ public final class WriteBackBackend: RemoteFilesystem {
         try await self.inner.setAttributes(path, changes)
       }
     }
+    try await settleOtherCaller(path)
     var record = JournalRecord(.setattr, path)
     record.mode = changes.mode.map { $0 & 0o7777 }
     record.uid = changes.uid
@@ -608,9 +609,29 @@ public final class WriteBackBackend: RemoteFilesystem {
   private func commitEntry(_ record: JournalRecord) async throws -> RemoteEntryState {
     try await leased {
       try await pin(RemotePath.parent(of: record.path))
+      try await settleOtherCaller(record.path)
       let committed = try commitToJournal(record, content: [])
       return RemoteEntryState(committed.attributes!, parent: committed.parent)
     }
+  }
+
+  /// A change by one caller to a name another caller's change to is still pending: that one
+  /// reaches the sandbox first, so each is made as its own caller (a pending change is made
+  /// as one caller, `PendingName.caller`).
+  private func settleOtherCaller(_ path: String) async throws {
+    guard let caller = CallerIdentity.current else { return }
+    let other = state.withLock { state -> Bool in
+      guard let pending = state.view.pendingName(path), pending.failure == nil else {
+        return false
+      }
+      // A creation by someone else, or a removal of someone else's entry: the drain would put
+      // ours in its place as the caller, over a file the caller may not write.
+      if pending.change == .removed {
+        return state.view.remoteEntry(path).map { $0.uid != caller.uid } ?? false
+      }
+      return pending.caller != nil && pending.caller != caller
+    }
+    if other { try await drain() }
   }
 
   /// A file with other hard links: a change to it must show under every name, which only the
@@ -649,6 +670,7 @@ public final class WriteBackBackend: RemoteFilesystem {
   {
     var record = record
     record.madeAt = JournalRecord.time(Self.now())
+    record.caller = CallerIdentity.current
     if !content.isEmpty { record.inlineSize = UInt64(content.count) }
     let framed = try JournalFraming.encode(record, content: content)
     let result = try state.withLock { state -> (RemoteAttributes?, UInt64, RemoteAttributes?) in
@@ -687,6 +709,8 @@ public final class WriteBackBackend: RemoteFilesystem {
     let madeAt = JournalRecord.time(record.madeAt) ?? now()
     let path = record.path
     return { view in
+      view.caller = record.caller
+      defer { view.caller = nil }
       switch record.operation {
       case .create:
         let attributes = RemoteAttributes(
@@ -709,8 +733,7 @@ public final class WriteBackBackend: RemoteFilesystem {
           type: .symlink, size: UInt64(target.utf8.count), permissions: 0o777,
           modificationTime: madeAt, accessTime: madeAt, changeTime: madeAt, symlinkTarget: target,
           linkCount: 1)
-        try view.makeSymlink(path, target: target, attributes: attributes)
-        return attributes
+        return try view.makeSymlink(path, target: target, attributes: attributes)
       case .unlink:
         try view.removeFile(path, now: madeAt)
         return nil

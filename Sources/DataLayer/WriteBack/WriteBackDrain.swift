@@ -99,7 +99,8 @@ extension WriteBackBackend {
       return true
     }
     guard start else { return }
-    Task { await drainLoop() }
+    // Not as the caller whose change scheduled it: each change is made as its own.
+    Task { await CallerIdentity.$current.withValue(nil) { await drainLoop() } }
   }
 
   private func drainLoop() async {
@@ -138,6 +139,11 @@ extension WriteBackBackend {
 
   /// One pass; true when it stopped at a transient error (the rest waits for a retry).
   private func applyPass(_ items: [(path: String, pending: PendingName)]) async -> Bool {
+    let items = state.withLock { state in
+      items.map { item -> (path: String, pending: PendingName) in
+        (item.path, Self.ownedExplicitly(item.pending, in: state.view, at: item.path))
+      }
+    }
     func depth(_ path: String) -> Int {
       path.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: "/") ? 1 : 0) }
     }
@@ -269,7 +275,8 @@ extension WriteBackBackend {
     }
     let results: [Result<RemoteAttributes?, RemoteError>]
     do {
-      results = try await inner.applyBatch(changes)
+      results = try await inner.applyBatch(
+        changes, callers: items.map { Self.caller(of: $0.pending, step: step) })
     } catch let error as RemoteError where error.errno == EOPNOTSUPP {
       state.withLock { $0.batches = false }
       return await applyEach(items, step: step)
@@ -435,8 +442,44 @@ extension WriteBackBackend {
     state.withLock { $0.view.markFailed(path, revision: pending.revision, reason: reason) }
   }
 
+  /// An entry made by a caller inside a folder whose own change (made here, or its mode or
+  /// owner changed) has not reached the sandbox yet: the sandbox's folder may not let the caller
+  /// in until the pass's last step, so the sandbox's user makes the entry and gives it the
+  /// owner the view shows (the kernel here checked the caller's right to make it).
+  static func ownedExplicitly(_ pending: PendingName, in view: LocalView, at path: String)
+    -> PendingName
+  {
+    guard pending.caller != nil, let attributes = pending.attributes,
+      let folder = view.pendingName(RemotePath.parent(of: path)),
+      folder.change == .directory || folder.changes.mode != nil || folder.changes.uid != nil
+        || folder.changes.gid != nil
+    else { return pending }
+    var owned = pending
+    owned.caller = nil
+    owned.changes.uid = attributes.uid
+    owned.changes.gid = attributes.gid
+    return owned
+  }
+
+  /// Who a step of `pending` is made as: its creator makes it (and so owns it, with the group
+  /// a setgid folder gives); removals and a folder's own attributes go as the sandbox's user,
+  /// the kernel having checked them here: as the creator, a chmod keeping a setgid folder's
+  /// setgid would lose it when the creator is not in the folder's group.
+  static func caller(of pending: PendingName, step: Step) -> CallerIdentity? {
+    switch step {
+    case .makeDirectory, .content: pending.caller
+    case .remove, .directoryAttributes: nil
+    }
+  }
+
   /// True at a transient error.
   private func applyOne(_ path: String, _ pending: PendingName, step: Step) async -> Bool {
+    await CallerIdentity.$current.withValue(Self.caller(of: pending, step: step)) {
+      await applyOneAsCaller(path, pending, step: step)
+    }
+  }
+
+  private func applyOneAsCaller(_ path: String, _ pending: PendingName, step: Step) async -> Bool {
     do {
       let result: RemoteAttributes?
       switch step {

@@ -55,7 +55,7 @@ extension EnvdBackend {
   private func uploadOnce(_ path: String, descriptor: Int32, size: Int64) async throws
     -> RemoteEntryState?
   {
-    if case .agentExtension(_, _, let route?) = try await serverMode() {
+    if case .agentExtension(_, _, let route?, _) = try await serverMode() {
       let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
       let query =
         "?path=" + QueryEncoding.encode(client.protocolPath(path)) + "&replace=1&length=\(size)"
@@ -123,7 +123,7 @@ extension EnvdBackend {
     defer { close(descriptor) }
     let rewritesAll = truncateFirst == 0 && ranges.allSatisfy { $0 == 0..<size }
 
-    guard case .agentExtension(_, _, let route?) = try await serverMode() else {
+    guard case .agentExtension(_, _, let route?, _) = try await serverMode() else {
       if rewritesAll {
         try await stockWriteInPlace(path, descriptor: descriptor, size: Int64(size))
         return nil
@@ -245,6 +245,10 @@ extension EnvdBackend {
     _ path: String, route: String, query: String, body: RequestBody, headers: [String]
   ) async throws -> RemoteEntryState? {
     let context = "upload \(path)"
+    var headers = headers
+    if let caller = try await callerToSend() {
+      headers.append("Sandbox-Agent-Caller: " + caller.headerValue)
+    }
     let response = try await client.post(
       route: route + query,
       HTTPRequest(

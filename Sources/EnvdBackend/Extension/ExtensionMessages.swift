@@ -13,6 +13,39 @@ struct ExtensionCapabilities: Decodable {
   var version: Int?
   var methods: [String]?
   var write: String?
+  var actsAsCaller: Bool?
+}
+
+extension CallerIdentity {
+  /// `{"uid":N,"gid":N,"groups":[N,…]}`
+  var json: [UInt8] {
+    var json = JSONObjectWriter()
+    json.add("uid", uid)
+    json.add("gid", gid)
+    json.addRaw("groups", Array(("[" + groups.map(String.init).joined(separator: ",") + "]").utf8))
+    return json.finished
+  }
+
+  /// The `Sandbox-Agent-Caller` header's value: `uid=N;gid=N;groups=N,N`.
+  var headerValue: String {
+    "uid=\(uid);gid=\(gid);groups=" + groups.map(String.init).joined(separator: ",")
+  }
+}
+
+/// A request with the caller it is made as (`"caller"`), added to its own fields.
+struct ExtensionWithCaller: Encodable, JSONObjectEncodable {
+  var message: any JSONObjectEncodable
+  var caller: CallerIdentity
+
+  func write(to json: inout JSONObjectWriter) {
+    message.write(to: &json)
+    json.addRaw("caller", caller.json)
+  }
+
+  func encode(to encoder: any Encoder) throws {
+    throw EncodingError.invalidValue(
+      self, .init(codingPath: [], debugDescription: "written by JSONObjectWriter"))
+  }
 }
 
 struct ExtensionEmpty: Codable, JSONObjectEncodable {

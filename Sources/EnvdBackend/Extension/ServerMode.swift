@@ -10,18 +10,24 @@ import Logging
 /// What the server offers beyond envd: the agent extension, or nothing (stock envd, or
 /// `sandbox-agent --envd-compat`), in which case metadata operations run as processes.
 enum ServerMode: Sendable, Equatable {
-  case agentExtension(version: Int, methods: Set<String>, writeRoute: String?)
+  case agentExtension(
+    version: Int, methods: Set<String>, writeRoute: String?, actsAsCaller: Bool = false)
   case stock
 
   var hasExtension: Bool { if case .agentExtension = self { true } else { false } }
 
+  /// The agent makes changes under the credentials a request names (it runs as root).
+  var actsAsCaller: Bool {
+    if case .agentExtension(_, _, _, let acts) = self { acts } else { false }
+  }
+
   func offers(_ method: String) -> Bool {
-    if case .agentExtension(_, let methods, _) = self { methods.contains(method) } else { false }
+    if case .agentExtension(_, let methods, _, _) = self { methods.contains(method) } else { false }
   }
 
   var description: String {
     switch self {
-    case .agentExtension(let version, _, _): "sandbox-agent extension v\(version)"
+    case .agentExtension(let version, _, _, _): "sandbox-agent extension v\(version)"
     case .stock: "stock envd (process fallbacks)"
     }
   }
@@ -50,7 +56,8 @@ extension EnvdBackend {
         return .stock
       }
       return .agentExtension(
-        version: answer.version ?? 1, methods: Set(answer.methods ?? []), writeRoute: answer.write)
+        version: answer.version ?? 1, methods: Set(answer.methods ?? []), writeRoute: answer.write,
+        actsAsCaller: answer.actsAsCaller ?? false)
     case 404:
       return .stock
     case 401:
@@ -65,11 +72,33 @@ extension EnvdBackend {
 
   static let extensionService = "sandboxagent.v1.Extension"
 
+  /// The methods that change something. Reads go as the agent: the kernel already checked the
+  /// caller's access (default_permissions), and the listings write-back takes for itself must
+  /// not fail for a caller who may only search a folder.
+  static let changeMethods: Set<String> = [
+    "Unlink", "Rmdir", "Mkdir", "Mknod", "Create", "Symlink", "Link", "Rename", "Setattr", "Batch",
+  ]
+
+  /// The caller a change is made as: `CallerIdentity.current`, when the agent honours it.
+  func callerToSend() async throws -> CallerIdentity? {
+    guard let caller = CallerIdentity.current else { return nil }
+    return try await serverMode().actsAsCaller ? caller : nil
+  }
+
   /// One extension call: the decoded answer, or the errno from the message's prefix.
   func extensionCall<Response: Decodable>(
     _ method: String, _ message: some Encodable, as: Response.Type, context: String
   ) async throws -> Response {
-    let response = try await client.rpcResponse(method, message, service: Self.extensionService)
+    let response: HTTPResponse
+    if let caller = try await callerToSend(), Self.changeMethods.contains(method),
+      let flat = message as? any JSONObjectEncodable
+    {
+      response = try await client.rpcResponse(
+        method, ExtensionWithCaller(message: flat, caller: caller),
+        service: Self.extensionService)
+    } else {
+      response = try await client.rpcResponse(method, message, service: Self.extensionService)
+    }
     if let failure = client.transportError(response, context: context) { throw failure }
     guard response.status == 200 else {
       throw ExtensionErrno.remoteError(
