@@ -20,6 +20,14 @@ class PosixTests: MountTestCase {
       "setpriv --reuid=\(id) --regid=\(id) --clear-groups sh -c '\(script)'")
   }
 
+  /// `script` as uid/gid `id`; fails the test when it fails.
+  func asUser(_ id: Int, _ script: String, file: StaticString = #filePath, line: UInt = #line)
+    throws
+  {
+    let result = try shAs(id, script)
+    XCTAssertEqual(result.status, 0, "`\(script)` failed: \(result.error)", file: file, line: line)
+  }
+
   func assertRefused(
     _ result: (status: Int32, output: String, error: String), with message: String,
     file: StaticString = #filePath, line: UInt = #line
@@ -42,32 +50,36 @@ class PosixTests: MountTestCase {
     XCTAssertEqual(try sh("stat -c %u:%g root/tmp/moved"), "65534:65534\n")
   }
 
+  /// A user's own tree, in a folder everyone may write: rename(2)'s errnos and link counts.
   func testRenameOfFoldersGivesLinuxsErrnosAndLinkCounts() throws {
-    try sh("mkdir -p mnt/a/sub mnt/b mnt/full/x mnt/empty")
-    assertRefused(try shStatus("mv -T mnt/a mnt/full"), with: "Directory not empty")
-    assertRefused(try shStatus(rename("mnt/a", "mnt/a/sub/a")), with: "Invalid argument")
-    assertRefused(try shStatus(rename("mnt/missing", "mnt/f")), with: "No such file")
-    XCTAssertEqual(try sh("stat -c %h mnt/a mnt/b"), "3\n2\n")
-    try sh("mv mnt/a/sub mnt/b/sub")
-    XCTAssertEqual(try sh("stat -c %h mnt/a mnt/b"), "2\n3\n")
-    try sh("mv -T mnt/a mnt/empty")
-    try sh("test ! -e root/a && test -d root/empty && test -d root/b/sub")
-    try sh("echo x > mnt/file")
-    assertRefused(try shStatus(rename("mnt/b", "mnt/file")), with: "Not a directory")
-    assertRefused(try shStatus(rename("mnt/file", "mnt/b")), with: "Is a directory")
+    try sh("mkdir mnt/u && chmod 777 mnt/u")
+    try asUser(65534, "cd mnt/u && mkdir -p a/sub b full/x empty && echo x > file")
+    assertRefused(try shAs(65534, "mv -T mnt/u/a mnt/u/full"), with: "Directory not empty")
+    assertRefused(try shAs(65534, rename("mnt/u/a", "mnt/u/a/sub/a")), with: "Invalid argument")
+    assertRefused(try shAs(65534, rename("mnt/u/missing", "mnt/u/f")), with: "No such file")
+    assertRefused(try shAs(65534, rename("mnt/u/b", "mnt/u/file")), with: "Not a directory")
+    assertRefused(try shAs(65534, rename("mnt/u/file", "mnt/u/b")), with: "Is a directory")
+    XCTAssertEqual(try sh("stat -c %h mnt/u/a mnt/u/b"), "3\n2\n")
+    try asUser(65534, "mv mnt/u/a/sub mnt/u/b/sub")
+    XCTAssertEqual(try sh("stat -c %h mnt/u/a mnt/u/b"), "2\n3\n")
+    try asUser(65534, "mv -T mnt/u/a mnt/u/empty")
+    try sh("test ! -e root/u/a && test -d root/u/empty && test -d root/u/b/sub")
+    XCTAssertEqual(try sh("stat -c %u root/u/b/sub root/u/empty"), "65534\n65534\n")
   }
 
   /// rename(2) itself: `mv` checks some cases on its own before calling it.
   func rename(_ source: String, _ destination: String) -> String {
-    "python3 -c \"import os; os.rename('\(source)', '\(destination)')\""
+    "python3 -c \"import os, sys; os.rename(sys.argv[1], sys.argv[2])\" \(source) \(destination)"
   }
 
   func testOnlyTheOwnerSetsExplicitTimesAndAnyWriterTouchesNow() throws {
-    try sh("echo x > mnt/shared && chmod 666 mnt/shared && touch -d 2001-01-01 mnt/shared")
-    XCTAssertEqual(try shAs(65534, "touch mnt/shared").status, 0)
-    XCTAssertNotEqual(try sh("stat -c %Y mnt/shared"), "978307200\n")
-    assertRefused(try shAs(65534, "touch -d 2001-01-01 mnt/shared"), with: "not permitted")
-    assertRefused(try shAs(65534, "chmod 600 mnt/shared"), with: "not permitted")
+    try sh("mkdir mnt/u && chmod 777 mnt/u")
+    try asUser(65534, "echo x > mnt/u/f && chmod 666 mnt/u/f && touch -d 2001-01-01 mnt/u/f")
+    XCTAssertEqual(try sh("stat -c %Y root/u/f"), "978307200\n")
+    try asUser(65533, "touch mnt/u/f")
+    XCTAssertNotEqual(try sh("stat -c %Y mnt/u/f"), "978307200\n")
+    assertRefused(try shAs(65533, "touch -d 2001-01-01 mnt/u/f"), with: "not permitted")
+    assertRefused(try shAs(65533, "chmod 600 mnt/u/f"), with: "not permitted")
   }
 
   func testCtimeMovesOnChangesAndStaysOnFailures() throws {
@@ -123,11 +135,15 @@ final class StockPosixTests: PosixTests {
   }
 
   func testRenameOfFoldersGivesLinuxsErrnos() throws {
-    try sh("mkdir -p mnt/a/sub mnt/full/x mnt/empty && echo x > mnt/file")
-    assertRefused(try shStatus("mv -T mnt/a mnt/full"), with: "Directory not empty")
-    assertRefused(try shStatus(rename("mnt/a", "mnt/a/sub/a")), with: "Invalid argument")
-    assertRefused(try shStatus(rename("mnt/a", "mnt/file")), with: "Not a directory")
-    assertRefused(try shStatus(rename("mnt/file", "mnt/a")), with: "Is a directory")
-    try sh("mv -T mnt/a mnt/empty && test ! -e root/a && test -d root/empty/sub")
+    try sh("mkdir mnt/u && chmod 777 mnt/u")
+    try asUser(65534, "cd mnt/u && mkdir -p a/sub full/x empty && echo x > file")
+    assertRefused(try shAs(65534, "mv -T mnt/u/a mnt/u/full"), with: "Directory not empty")
+    assertRefused(try shAs(65534, rename("mnt/u/a", "mnt/u/a/sub/a")), with: "Invalid argument")
+    assertRefused(try shAs(65534, rename("mnt/u/a", "mnt/u/file")), with: "Not a directory")
+    assertRefused(try shAs(65534, rename("mnt/u/file", "mnt/u/a")), with: "Is a directory")
+    try asUser(65534, "mv -T mnt/u/a mnt/u/empty")
+    try sh("test ! -e root/u/a && test -d root/u/empty/sub")
+    XCTAssertEqual(try sh("stat -c %u root/u/empty/sub"), "65534\n")
   }
+
 }
