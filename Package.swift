@@ -1,6 +1,7 @@
 // swift-tools-version: 6.0
 // Layers, top to bottom (each target may import only the ones below it):
 //   SandboxMount (CLI) → FuseBridge → FilesystemCore → DataLayer → Backend ← EnvdBackend
+//   EnvdBackend (and later vendor backends) → HTTPTransport (libcurl, knows no vendor)
 //   SandboxAgent (CLI) → AgentCore
 // C libraries are reached only through the system-library targets CFuse, CCurl, CZlib, CXattr
 // and CPty.
@@ -43,11 +44,15 @@ let package = Package(
 
     // Backend protocol: the POSIX-shaped seam between the filesystem and any sandbox API.
     .target(name: "Backend"),
-    // envd backend: libcurl multi loop, Connect JSON, gzip.
+    // HTTP transport: one libcurl multi loop thread (also a task executor) and its transfers.
+    // Knows no vendor: backends add their own headers, routes and error mapping.
+    .target(name: "HTTPTransport", dependencies: ["CCurl"]),
+    // envd backend: Connect JSON, gzip, envd's routes and errors over HTTPTransport.
     .target(
       name: "EnvdBackend",
       dependencies: [
-        "Backend", "CCurl", "CZlib", .product(name: "Logging", package: "swift-log"),
+        "Backend", "HTTPTransport", "CCurl", "CZlib",
+        .product(name: "Logging", package: "swift-log"),
       ]),
     // Data layer: staging files for writes, checked ranged reads.
     .target(
@@ -97,7 +102,7 @@ let package = Package(
       name: "AgentTests", dependencies: ["TestSupport", "SandboxAgent", "AgentCore", "CXattr"]),
     .testTarget(
       name: "EnvdBackendTests",
-      dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "Backend"]),
+      dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "HTTPTransport", "Backend"]),
     .testTarget(
       name: "DataLayerTests", dependencies: ["DataLayer", "Backend", "TestSupport"]),
     .testTarget(

@@ -1,5 +1,6 @@
 import Backend
 import Foundation
+import HTTPTransport
 
 /// Batches on stock envd, which has no `Batch` method: the small files' bytes go in ONE multipart
 /// `POST /files`, each to a temporary name beside its target; then one process per 64 changes

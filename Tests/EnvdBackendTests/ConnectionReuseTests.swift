@@ -1,4 +1,5 @@
 import Backend
+import HTTPTransport
 import XCTest
 
 @testable import EnvdBackend

@@ -1,5 +1,6 @@
 import Backend
 import CCurl
+import HTTPTransport
 
 #if canImport(Glibc)
   import Glibc

@@ -1,4 +1,5 @@
 import CZlib
+import HTTPTransport
 
 #if canImport(Glibc)
   import Glibc
@@ -68,6 +69,9 @@ final class FileRangeBodySource: RequestBodySource {
   }
 }
 
+/// zlib could not start a gzip stream (the upload then goes uncompressed).
+struct DeflateSetupError: Error {}
+
 /// Streams a local file gzip-compressed through zlib, a chunk at a time (length unknown, so the
 /// body goes chunked).
 final class GzipFileBodySource: RequestBodySource {
@@ -91,7 +95,7 @@ final class GzipFileBodySource: RequestBodySource {
     guard sandbox_deflate_init_gzip(stream, level) == Z_OK else {
       input.deallocate()
       stream.deallocate()
-      throw CurlSetupError("zlib deflateInit2 failed")
+      throw DeflateSetupError()
     }
   }
 

@@ -1,3 +1,5 @@
+import HTTPTransport
+
 /// An envd release as E2B's API reports it (`envdVersion`, e.g. "0.5.7"), and the releases this
 /// client needs. envd serves no version itself (envd-protocol.md §9).
 public struct EnvdVersion: Comparable, Sendable, CustomStringConvertible {

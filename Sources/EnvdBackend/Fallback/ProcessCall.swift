@@ -1,4 +1,5 @@
 import Backend
+import HTTPTransport
 
 #if canImport(FoundationEssentials)
   import FoundationEssentials

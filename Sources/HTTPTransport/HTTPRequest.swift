@@ -1,5 +1,5 @@
 /// Produces a request body while curl sends it (from curl's thread).
-protocol RequestBodySource: AnyObject {
+public protocol RequestBodySource: AnyObject {
   /// Total bytes, or nil when unknown (the body then goes chunked).
   var length: Int64? { get }
   /// Fills up to `capacity` bytes and returns how many; 0 at the end, nil on failure.
@@ -10,14 +10,14 @@ protocol RequestBodySource: AnyObject {
   var failure: String? { get }
 }
 
-enum RequestBody {
+public enum RequestBody {
   case none
   case bytes([UInt8])
   case stream(any RequestBodySource)
 }
 
 /// Where a successful (2xx) response body goes. Error bodies always go to memory.
-enum ResponseSink {
+public enum ResponseSink {
   /// Collects at most `limit` bytes, with room for `expected` reserved up front. More than `limit`
   /// stops the transfer and marks the response `limitReached` (not an error).
   case memory(expected: Int, limit: Int)
@@ -25,55 +25,81 @@ enum ResponseSink {
   case file(descriptor: Int32)
 }
 
-struct HTTPRequest {
-  enum Method { case get, post }
+public struct HTTPRequest {
+  public enum Method { case get, post }
 
-  var method: Method
-  var url: String
-  var headers: [String] = []
-  var body: RequestBody = .none
+  public var method: Method
+  public var url: String
+  public var headers: [String]
+  public var body: RequestBody
   /// `a-b` for a `Range: bytes=a-b` header.
-  var range: String? = nil
-  var sink: ResponseSink = .memory(expected: 0, limit: 64 << 20)
+  public var range: String?
+  public var sink: ResponseSink
   /// Whole-request deadline in seconds (metadata calls); transfers rely on low-speed limits.
-  var deadline: Double? = nil
+  public var deadline: Double?
   /// Big curl buffers for bulk data: fewer callbacks per MiB. Small calls keep curl's default
   /// rather than paying for a large allocation per request.
-  var bulk = false
+  public var bulk: Bool
+
+  public init(
+    method: Method, url: String, headers: [String] = [], body: RequestBody = .none,
+    range: String? = nil, sink: ResponseSink = .memory(expected: 0, limit: 64 << 20),
+    deadline: Double? = nil, bulk: Bool = false
+  ) {
+    self.method = method
+    self.url = url
+    self.headers = headers
+    self.body = body
+    self.range = range
+    self.sink = sink
+    self.deadline = deadline
+    self.bulk = bulk
+  }
 }
 
 /// Timeouts and identity applied to every transfer.
-struct TransferSettings: Sendable {
-  var connectTimeout: Double
-  var lowSpeedTime: Double
-  var lowSpeedLimit: Int
-  var userAgent: String
+public struct TransferSettings: Sendable {
+  public var connectTimeout: Double
+  public var lowSpeedTime: Double
+  public var lowSpeedLimit: Int
+  public var userAgent: String
   /// PEM file of the CAs trusted for https instead of the system's store.
-  var caFile: String? = nil
+  public var caFile: String?
+
+  public init(
+    connectTimeout: Double, lowSpeedTime: Double, lowSpeedLimit: Int, userAgent: String,
+    caFile: String? = nil
+  ) {
+    self.connectTimeout = connectTimeout
+    self.lowSpeedTime = lowSpeedTime
+    self.lowSpeedLimit = lowSpeedLimit
+    self.userAgent = userAgent
+    self.caFile = caFile
+  }
 }
 
-struct HTTPResponse: Sendable {
+public struct HTTPResponse: Sendable {
   /// CURLE_OK (0) when the exchange completed; else curl's error code.
-  var curlCode: UInt32
+  public var curlCode: UInt32
   /// curl's description of a failed exchange ("Failed to connect to … : Connection refused").
-  var curlMessage: String
+  public var curlMessage: String
   /// The OS errno behind a failed connect (ECONNREFUSED…), 0 if none.
-  var osErrno: Int32
-  var cancelled: Bool
+  public var osErrno: Int32
+  public var cancelled: Bool
   /// 0 when no response arrived.
-  var status: Int
+  public var status: Int
   /// The body for a memory sink, or the error body (capped) of a non-2xx answer.
-  var body: [UInt8]
+  public var body: [UInt8]
   /// Body bytes delivered to the sink (2xx only).
-  var bytesReceived: UInt64
-  var contentRange: String?
-  var contentEncoding: String?
+  public var bytesReceived: UInt64
+  public var contentRange: String?
+  public var contentEncoding: String?
   /// The memory sink's limit stopped the transfer on purpose.
-  var limitReached: Bool
+  public var limitReached: Bool
   /// A local failure (file write, body read) that aborted the transfer.
-  var localFailure: String?
+  public var localFailure: String?
   /// Connections this exchange had to open (0 when it reused a pooled one).
-  var newConnections = 0
+  public var newConnections = 0
 
-  var isSuccessStatus: Bool { (200..<300).contains(status) }
+  public var isSuccessStatus: Bool { (200..<300).contains(status) }
 }

@@ -11,7 +11,7 @@ import Foundation
 /// The thread is also a task executor, for short requests that mostly wait on one round trip:
 /// a task that prefers it queues its transfer and is resumed on this thread, with no wake-up of
 /// a pool thread on either side. Such tasks must stay light, since transfers wait while they run.
-final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
+public final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
   private let multi: UnsafeMutableRawPointer
   private let lock = NSLock()
   // Guarded by `lock`. Every curl_multi_wakeup happens under it while `stopRequested` is false,
@@ -30,9 +30,9 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
 
   /// HTTP/1.1 carries one transfer per connection: file read-ahead keeps up to 32 small GETs in
   /// flight, which pays at real round-trip times. (HTTP/2 multiplexes them on one.)
-  static let defaultMaxHostConnections = 32
+  public static let defaultMaxHostConnections = 32
 
-  init(maxHostConnections: Int = defaultMaxHostConnections) throws {
+  public init(maxHostConnections: Int = defaultMaxHostConnections) throws {
     CurlGlobal.initializeOnce()
     guard let multi = curl_multi_init() else { throw CurlSetupError("curl_multi_init failed") }
     self.multi = multi
@@ -46,7 +46,7 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
     }.start()
   }
 
-  func enqueue(_ job: consuming ExecutorJob) {
+  public func enqueue(_ job: consuming ExecutorJob) {
     let job = UnownedJob(job)
     let queued = lock.withLock {
       guard !loopExited else { return false }
@@ -62,7 +62,7 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
   }
 
   /// Runs `transfer` to completion. Cancelling the task aborts it (the response says `cancelled`).
-  func perform(_ transfer: CurlTransfer) async -> HTTPResponse {
+  public func perform(_ transfer: CurlTransfer) async -> HTTPResponse {
     await withTaskCancellationHandler {
       await withCheckedContinuation { continuation in
         let accepted = lock.withLock {
@@ -98,7 +98,7 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
 
   /// Fails pending and running transfers and stops the thread; blocks up to 5 s for it. Only for
   /// synchronous callers (deinit): async code uses `shutdownWithoutBlocking`.
-  func shutdown() {
+  public func shutdown() {
     guard requestStop() else { return }
     // On the loop thread (a task there dropped the last reference), the loop stops as soon as
     // this returns; waiting would only sit out the timeout.
@@ -107,7 +107,7 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
   }
 
   /// `shutdown` that suspends instead of blocking a cooperative thread; gives up after 5 s.
-  func shutdownWithoutBlocking() async {
+  public func shutdownWithoutBlocking() async {
     _ = requestStop()
     await withCheckedContinuation { continuation in
       let exited = lock.withLock {

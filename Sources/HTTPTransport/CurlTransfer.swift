@@ -10,7 +10,7 @@ import CCurl
 ///
 /// Created on the caller's task, then owned by the multi loop's thread until it completes; the
 /// continuation's resume hands the results back (happens-before), hence `@unchecked Sendable`.
-final class CurlTransfer: @unchecked Sendable {
+public final class CurlTransfer: @unchecked Sendable {
   let easy: UnsafeMutableRawPointer
   private var headerList: UnsafeMutablePointer<curl_slist>?
   private let errorBuffer: UnsafeMutablePointer<CChar>
@@ -33,7 +33,7 @@ final class CurlTransfer: @unchecked Sendable {
   private static let receiveBufferSize = 512 << 10
   private static let uploadBufferSize = 512 << 10
 
-  init(_ request: HTTPRequest, settings: TransferSettings) throws {
+  public init(_ request: HTTPRequest, settings: TransferSettings) throws {
     guard let easy = curl_easy_init() else { throw CurlSetupError("curl_easy_init failed") }
     self.easy = easy
     errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
@@ -149,7 +149,7 @@ final class CurlTransfer: @unchecked Sendable {
       status = code
     }
     guard (200..<300).contains(status) else {
-      // An error body (JSON from envd or a proxy) is kept, capped, whatever the sink.
+      // An error body (the server's or a proxy's) is kept, capped, whatever the sink.
       let room = Self.errorBodyLimit - body.count
       if room > 0 { append(UnsafeRawBufferPointer(rebasing: data.prefix(room))) }
       return data.count
@@ -262,7 +262,7 @@ struct CurlSetupError: Error, CustomStringConvertible {
 }
 
 extension String {
-  func trimmingASCIIWhitespace() -> String {
+  public func trimmingASCIIWhitespace() -> String {
     let bytes = Array(utf8)
     var start = 0
     var end = bytes.count
