@@ -2,6 +2,7 @@
 // Layers, top to bottom (each target may import only the ones below it):
 //   SandboxMount (CLI) → FuseBridge → FilesystemCore → DataLayer → Backend ← EnvdBackend
 //   EnvdBackend (and later vendor backends) → HTTPTransport (libcurl, knows no vendor)
+//   SandboxMount picks the backend by the URL's scheme (BackendRegistry: one entry per backend)
 //   SandboxAgent (CLI) → AgentCore
 // C libraries are reached only through the system-library targets CFuse, CCurl, CZlib, CXattr
 // and CPty.

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Backend
 import DataLayer
-import EnvdBackend
 import FilesystemCore
 import Foundation
 import FuseBridge
@@ -179,29 +178,11 @@ struct MountCommand: AsyncParsableCommand {
 
     let mountOptions = try MountOptions(options)
     let readOnly = self.readOnly || mountOptions.readOnly
-    let sandboxID = try EnvdTarget.e2bSandboxID(url)
-    if sandboxID == nil { try Preflight.checkURL(url) }
+    let factory = try BackendRegistry.factory(for: url)
     let mountpoint = try Preflight.checkMountpoint(self.mountpoint)
     if let caFile { try Preflight.checkReadable(caFile, what: "CA file") }
-    let target = try await envdTarget(sandboxID: sandboxID, readOnly: readOnly)
-    let envdURL = target.url
-
-    var remote = EnvdConfiguration(baseURL: envdURL)
-    remote.accessToken = target.accessToken
-    remote.user = target.user
-    remote.extraHeaders = target.extraHeaders
-    remote.caFile = caFile
-    remote.remoteRoot = root
-    remote.connectTimeout = connectTimeout
-    remote.lowSpeedTime = ioTimeout
-    let backend: EnvdBackend
-    do {
-      backend = try EnvdBackend(configuration: remote)
-      try await backend.verifyConnection()
-    } catch let error as RemoteError {
-      let shown = envdURL == url ? envdURL : "\(url) (\(envdURL))"
-      throw MountFailure("cannot use \(shown): \(error.message)")
-    }
+    let opened = try await factory.open(self, readOnly)
+    let backend = opened.filesystem
     // Not a defer: stopping awaits the transfer thread, which must not block a pool thread.
     do {
       var configuration = FilesystemConfiguration(
@@ -242,12 +223,13 @@ struct MountCommand: AsyncParsableCommand {
       do {
         session = try FuseSession(
           filesystem: filesystem, mountOptions: fuseOptions, debug: debug || mountOptions.debug,
-          readaheadKiB: readahead, lightRequestExecutor: backend.transferThread, logger: logger)
+          readaheadKiB: readahead, lightRequestExecutor: opened.lightRequestExecutor,
+          logger: logger)
         try session.mount(at: mountpoint)
       } catch let error as FuseSessionError {
         throw MountFailure(error.description)
       }
-      logger.info("mounted \(url)\(root == "/" ? "" : root) on \(mountpoint)")
+      logger.info("mounted \(opened.description)\(root == "/" ? "" : root) on \(mountpoint)")
       if Daemon.isBackgroundCopy { Daemon.reportMounted(logFile: logFile) }
 
       let control = try? ControlSocket(
@@ -263,33 +245,14 @@ struct MountCommand: AsyncParsableCommand {
       control?.remove()
       if status != 0 { throw ExitCode(1) }
     } catch {
-      await backend.shutdownWithoutBlocking()
+      await opened.shutdown()
       throw error
     }
-    await backend.shutdownWithoutBlocking()
-  }
-
-  /// Where the envd is: `url` itself, or the E2B sandbox it names.
-  private func envdTarget(sandboxID: String?, readOnly: Bool) async throws -> EnvdTarget {
-    guard let sandboxID else {
-      guard apiKeyFile == nil, sandboxTimeout == nil else {
-        throw MountFailure("--api-key-file and --sandbox-timeout are for e2b://SANDBOX_ID URLs")
-      }
-      return EnvdTarget(url: url, accessToken: try Preflight.token(file: tokenFile), user: user)
-    }
-    guard tokenFile == nil else {
-      throw MountFailure("--token-file is for http(s) URLs; e2b:// gets the token from E2B's API")
-    }
-    let environment = try E2BEnvironment(
-      ProcessInfo.processInfo.environment, apiKeyFile: apiKeyFile)
-    return try await EnvdTarget.e2b(
-      sandboxID: sandboxID, environment: environment, user: user, readOnly: readOnly,
-      caFile: caFile, sandboxTimeout: sandboxTimeout, connectTimeout: connectTimeout,
-      stallTimeout: ioTimeout)
+    await opened.shutdown()
   }
 
   /// The journal of this sandbox and root, replayed into the view before anything is served.
-  private func startWriteBack(_ backend: EnvdBackend, _ logger: Logger) async throws
+  private func startWriteBack(_ backend: any RemoteFilesystem, _ logger: Logger) async throws
     -> (backend: WriteBackBackend, folder: StateFolder)
   {
     let folder = try StateFolder.open(explicit: stateDir, url: url, root: root)

@@ -59,6 +59,13 @@ final class MountCheckTests: XCTestCase {
     assertRefused(try mountCommand(["ftp://host/x", mountpoint]), mentioning: "invalid URL")
   }
 
+  func testUnknownSchemeListsTheKnownOnes() throws {
+    let result = try mountCommand(["ftp://host/x", mountpoint])
+    for text in ["invalid URL 'ftp://host/x'", "http://", "https://", "e2b://"] {
+      assertRefused(result, mentioning: text)
+    }
+  }
+
   func testUnreachableURL() throws {
     assertRefused(
       try mountCommand(["http://127.0.0.1:1", mountpoint, "--connect-timeout", "3"]),
