@@ -105,6 +105,13 @@ let package = Package(
     .testTarget(
       name: "BackendConformanceTests",
       dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "Backend"]),
+    // The filesystem core against the in-memory backend: no agent, no FUSE.
+    .testTarget(
+      name: "FilesystemCoreTests",
+      dependencies: [
+        "TestSupport", "FilesystemCore", "DataLayer", "Backend",
+        .product(name: "Logging", package: "swift-log"),
+      ]),
     .testTarget(
       name: "MountTests",
       dependencies: [
