@@ -39,6 +39,7 @@ final class InMemoryConformanceTests: ConformanceTestCase {
   func testCreation() async throws { try await suite.creation() }
   func testReads() async throws { try await suite.reads() }
   func testUploads() async throws { try await suite.uploads() }
+  func testBatches() async throws { try await suite.batches() }
   func testStatistics() async throws { try await suite.statistics() }
   func testFsync() async throws { try await suite.fsync() }
 }
@@ -78,6 +79,7 @@ final class AgentExtensionConformanceTests: AgentConformanceTestCase {
   func testCreation() async throws { try await suite.creation() }
   func testReads() async throws { try await suite.reads() }
   func testUploads() async throws { try await suite.uploads() }
+  func testBatches() async throws { try await suite.batches() }
   func testStatistics() async throws { try await suite.statistics() }
   func testFsync() async throws { try await suite.fsync() }
 }
@@ -93,6 +95,7 @@ final class StockEnvdConformanceTests: AgentConformanceTestCase {
   func testCreation() async throws { try await suite.creation() }
   func testReads() async throws { try await suite.reads() }
   func testUploads() async throws { try await suite.uploads() }
+  func testBatches() async throws { try await suite.batches() }
   func testStatistics() async throws { try await suite.statistics() }
   func testFsync() async throws { try await suite.fsync() }
 }

@@ -12,9 +12,9 @@ import Synchronization
 /// the model a real backend is compared with, and a backend for core tests without FUSE.
 ///
 /// It acts as root (chown is allowed, devices can be made), renames atomically with both
-/// flags, has hard links (one node under several names) and rich attributes. It declines
-/// batches (the protocol's default EOPNOTSUPP: callers then make changes one by one).
-/// Every call is counted, so tests can check that a cache answered instead.
+/// flags, has hard links (one node under several names), rich attributes and batches (applied
+/// in order, each answered, not atomic as a whole). Every call is counted, so tests can check
+/// that a cache answered instead.
 public final class InMemoryRemoteFilesystem: RemoteFilesystem {
   struct Node {
     var type: RemoteFileType
@@ -456,6 +456,55 @@ public final class InMemoryRemoteFilesystem: RemoteFilesystem {
 
   public func synchronize(_ path: String, dataOnly: Bool) async throws {
     try access("synchronize") { state in _ = try Self.lookUp(path, in: state) }
+  }
+
+  /// Each change through the operations above, in order: a batch counts one "applyBatch" call
+  /// plus its changes' own.
+  public func applyBatch(_ changes: [RemoteBatchChange]) async throws
+    -> [Result<RemoteAttributes?, RemoteError>]
+  {
+    _ = try access("applyBatch") { _ in }
+    var results: [Result<RemoteAttributes?, RemoteError>] = []
+    for change in changes {
+      do {
+        results.append(.success(try await apply(change)))
+      } catch let error as RemoteError {
+        results.append(.failure(error))
+      }
+    }
+    return results
+  }
+
+  private func apply(_ change: RemoteBatchChange) async throws -> RemoteAttributes? {
+    switch change {
+    case .makeDirectory(let path, let mode):
+      return try await createDirectory(path, mode: mode).attributes
+    case .put(let path, let content, let mode, var changes, let expected):
+      if let expected {
+        let current = try? await attributes(of: path)
+        guard current?.version == expected else {
+          throw RemoteError(errno: ESTALE, "\(path) changed since \(expected)")
+        }
+      }
+      let local = NSTemporaryDirectory() + "/in-memory-put-\(UUID().uuidString)"
+      guard FileManager.default.createFile(atPath: local, contents: Data(content)) else {
+        throw RemoteError(errno: EIO, "cannot write \(local)")
+      }
+      defer { unlink(local) }
+      try await upload(path, from: local)
+      changes.mode = mode
+      return try await setAttributes(path, changes)
+    case .setAttributes(let path, let changes):
+      return try await setAttributes(path, changes)
+    case .removeFile(let path):
+      try await removeFile(path)
+      return nil
+    case .removeDirectory(let path):
+      try await removeDirectory(path)
+      return nil
+    case .symlink(let path, let target):
+      return try await createSymlink(path, target: target).attributes
+    }
   }
 
   // MARK: - The tree
