@@ -299,6 +299,15 @@ struct BackendConformance {
       let mode = try await backend.attributes(of: "/u").permissions
       XCTAssertEqual(mode, 0o751, "an upload keeps the mode")
     }
+    // Rewriting a file leaves its directory's mtime, as on Linux (rsync -t of folders).
+    _ = try await backend.createDirectory("/kept", mode: 0o755)
+    try await write("/kept/f", [1])
+    let fixed = RemoteTime(seconds: 1_400_000_000, nanoseconds: 3)
+    _ = try await backend.setAttributes(
+      "/kept", RemoteAttributeChanges(modificationTime: .set(fixed)))
+    try await write("/kept/f", [2])
+    let folder = try await backend.attributes(of: "/kept")
+    XCTAssertEqual(folder.modificationTime, fixed)
     try await backend.upload("/empty", from: nil)
     let empty = try await backend.attributes(of: "/empty")
     XCTAssertEqual(empty.size, 0)

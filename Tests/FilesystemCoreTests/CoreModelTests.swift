@@ -10,7 +10,7 @@ import XCTest
 /// truth) and to `Filesystem` over the in-memory backend, called as the kernel would call it.
 /// Each result (ok or errno) must match, and after each seed the trees seen through
 /// `Filesystem` (listings, stats, contents, hard-link groups) must too. Without a kernel there
-/// is no symlink following, so symlinks and times are left to the mount's model test.
+/// is no symlink following, so symlinks (and UTIME_NOW) are left to the mount's model test.
 ///
 /// `CORE_MODEL_SEEDS=N` (default 300) seeds of `CORE_MODEL_OPS=N` (default 100) operations;
 /// `CORE_MODEL_SEED=N` replays one.
@@ -119,6 +119,7 @@ final class CoreModelTests: XCTestCase {
         entries[path] = CoreModelEntry(
           mode: UInt32(info.st_mode), size: isDirectory ? 0 : Int(info.st_size),
           nlink: Int(info.st_nlink), inode: UInt64(info.st_ino),
+          modified: CoreModelEntry.time(info.st_mtim),
           content: isDirectory
             ? nil : FileManager.default.contents(atPath: root + path).map { [UInt8]($0) })
         if isDirectory { walk(path) }
@@ -135,17 +136,28 @@ struct CoreModelEntry: Equatable, CustomStringConvertible {
   var size: Int
   var nlink: Int
   var inode: UInt64
+  /// mtime as "seconds.nanoseconds".
+  var modified: String
   var content: [UInt8]?
   /// The other paths sharing this entry's inode.
   var linkGroup: [String] = []
 
+  /// Times before this (2021) were set by the model; later ones are "now" on either side.
+  static let explicitTimeCutoff = "1609459200"
+
   static func == (left: Self, right: Self) -> Bool {
-    (left.mode, left.size, left.nlink, left.content, left.linkGroup)
+    let explicit = min(left.modified, right.modified) < explicitTimeCutoff
+    return (left.mode, left.size, left.nlink, left.content, left.linkGroup)
       == (right.mode, right.size, right.nlink, right.content, right.linkGroup)
+      && (!explicit || left.modified == right.modified)
+  }
+
+  static func time(_ time: timespec) -> String {
+    "\(time.tv_sec).\(String(format: "%09d", time.tv_nsec))"
   }
 
   var description: String {
-    "mode \(String(mode, radix: 8)) size \(size) nlink \(nlink) links \(linkGroup)"
+    "mode \(String(mode, radix: 8)) size \(size) nlink \(nlink) mtime \(modified) links \(linkGroup)"
       + " content \(content.map { "\($0.count) bytes, hash \($0.hashValue)" } ?? "none")"
   }
 
@@ -171,6 +183,8 @@ enum CoreModelOperation: CustomStringConvertible {
   case mkdir(String, mode: UInt32)
   case rmdir(String)
   case chmod(String, mode: UInt32)
+  /// utimensat with both times given (no UTIME_NOW, which has no exact answer to compare).
+  case utimens(String, accessed: timespec, modified: timespec)
 
   var description: String {
     switch self {
@@ -184,6 +198,8 @@ enum CoreModelOperation: CustomStringConvertible {
     case .mkdir(let path, let mode): "mkdir \(path) mode \(String(mode, radix: 8))"
     case .rmdir(let path): "rmdir \(path)"
     case .chmod(let path, let mode): "chmod \(path) \(String(mode, radix: 8))"
+    case .utimens(let path, let accessed, let modified):
+      "utimens \(path) atime \(CoreModelEntry.time(accessed)) mtime \(CoreModelEntry.time(modified))"
     }
   }
 
@@ -211,6 +227,8 @@ enum CoreModelOperation: CustomStringConvertible {
     case .mkdir(let path, let mode): return outcome(Glibc.mkdir(root + path, mode_t(mode)))
     case .rmdir(let path): return outcome(Glibc.rmdir(root + path))
     case .chmod(let path, let mode): return outcome(Glibc.chmod(root + path, mode_t(mode)))
+    case .utimens(let path, let accessed, let modified):
+      return outcome(utimensat(AT_FDCWD, root + path, [accessed, modified], 0))
     }
   }
 }
@@ -293,6 +311,14 @@ struct KernelStandIn {
       let entry = try await resolve(path)
       _ = try await filesystem.setAttributes(
         of: entry.inode, handle: nil, changes: AttributeChanges(mode: mode & 0o7777))
+    case .utimens(let path, let accessed, let modified):
+      let entry = try await resolve(path)
+      _ = try await filesystem.setAttributes(
+        of: entry.inode, handle: nil,
+        changes: AttributeChanges(
+          accessTime: .set(seconds: Int64(accessed.tv_sec), nanoseconds: Int32(accessed.tv_nsec)),
+          modificationTime: .set(
+            seconds: Int64(modified.tv_sec), nanoseconds: Int32(modified.tv_nsec))))
     }
   }
 
@@ -345,7 +371,8 @@ struct KernelStandIn {
         }
         entries[path] = CoreModelEntry(
           mode: UInt32(info.st_mode), size: isDirectory ? 0 : Int(info.st_size),
-          nlink: Int(info.st_nlink), inode: UInt64(info.st_ino), content: content)
+          nlink: Int(info.st_nlink), inode: UInt64(info.st_ino),
+          modified: CoreModelEntry.time(info.st_mtim), content: content)
         if isDirectory { try await walk(child.inode, path) }
       }
     }
@@ -368,6 +395,11 @@ struct CoreModelGenerator {
     number(0..<100) < 45 ? "/" + pick(Self.names) : "/" + pick(Self.names) + "/" + pick(Self.names)
   }
 
+  /// 2000 to 2020: before `CoreModelEntry.explicitTimeCutoff`, so trees compare it.
+  private mutating func time() -> timespec {
+    timespec(tv_sec: number(946_684_800..<1_577_836_800), tv_nsec: number(0..<1_000_000_000))
+  }
+
   /// Half the time a path that exists, so that more operations succeed.
   private mutating func target(_ existing: [String]) -> String {
     existing.isEmpty || number(0..<2) == 0 ? path() : pick(existing)
@@ -386,7 +418,9 @@ struct CoreModelGenerator {
     case 52..<60: return .link(target(existing), path())
     case 60..<70: return .unlink(target(existing))
     case 70..<82: return .mkdir(path(), mode: pick([0o755, 0o700, 0o2775]))
-    case 82..<90: return .rmdir(target(existing))
+    case 82..<88: return .rmdir(target(existing))
+    case 88..<94:
+      return .utimens(target(existing), accessed: time(), modified: time())
     default: return .chmod(target(existing), mode: pick([0o644, 0o600, 0o755, 0o000, 0o6755]))
     }
   }

@@ -162,14 +162,18 @@ public final class InMemoryRemoteFilesystem: RemoteFilesystem {
         if existing.node.type == .regular && node.linkCount > 1 {
           state.nodes[existing.inode] = node
         } else {
-          // A new node renamed over the old name.
+          // A new node renamed over the old name. The directory keeps its times, as when a
+          // file is rewritten on Linux (the agent restores them too).
           let inode = state.nextInode
           state.nextInode += 1
           node.linkCount = 1
           state.nodes[inode] = node
-          try Self.unlinkName(path, inode: existing.inode, in: &state)
           let parent = try Self.directory(RemotePath.parent(of: path), in: state)
+          let before = state.nodes[parent]!
+          try Self.unlinkName(path, inode: existing.inode, in: &state)
           state.nodes[parent]!.children[RemotePath.name(of: path)] = inode
+          state.nodes[parent]!.modificationTime = before.modificationTime
+          state.nodes[parent]!.changeTime = before.changeTime
         }
       } else {
         _ = try make(path, Node(file: 0o644, owner: owner, content: content), in: &state)
