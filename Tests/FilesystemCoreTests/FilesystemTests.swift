@@ -216,6 +216,53 @@ final class FilesystemTests: XCTestCase {
     try await filesystem.release(handle: opened.handle)
   }
 
+  /// A tool statting many names of one folder pays one listing, not a round trip per name.
+  func testASecondMissInAFolderListsIt() async throws {
+    for name in ["a", "b", "c"] { backend.put("/dir/" + name, [1]) }
+    let directory = try await filesystem.lookUp(parent: root, name: "dir").inode
+    backend.resetCalls()
+    _ = try await filesystem.lookUp(parent: directory, name: "a")
+    XCTAssertEqual(backend.calls("attributes"), 1, "a lone lookup is a stat")
+    _ = try await filesystem.lookUp(parent: directory, name: "b")
+    XCTAssertEqual(backend.calls("listDirectory"), 1, "the second lists the folder")
+    _ = try await filesystem.lookUp(parent: directory, name: "c")
+    await assertErrno(ENOENT) { try await self.filesystem.lookUp(parent: directory, name: "x") }
+    XCTAssertEqual(backend.totalCalls, 2, "the rest came from the listing")
+  }
+
+  /// rsync fchmods each file to the mode it just made it with.
+  func testAChmodToTheKnownModeCostsNoCall() async throws {
+    backend.put("/f", [1], mode: 0o640)
+    let inode = try await filesystem.lookUp(parent: root, name: "f").inode
+    backend.resetCalls()
+    let same = try await filesystem.setAttributes(
+      of: inode, handle: nil, changes: AttributeChanges(mode: 0o640))
+    XCTAssertEqual(same.st_mode & 0o7777, 0o640)
+    XCTAssertEqual(backend.totalCalls, 0)
+    let changed = try await filesystem.setAttributes(
+      of: inode, handle: nil, changes: AttributeChanges(mode: 0o600))
+    XCTAssertEqual(changed.st_mode & 0o7777, 0o600)
+    XCTAssertEqual(backend.calls("setAttributes"), 1)
+    XCTAssertEqual(backend.totalCalls, 1, "the answer patched the caches")
+  }
+
+  func testReadOnlyRefusesChangesWithoutCalls() async throws {
+    var configuration = filesystem.configuration
+    configuration.readOnly = true
+    let readOnly = try Filesystem(
+      backend: backend, configuration: configuration,
+      logger: Logger(label: "core-tests") { _ in SwiftLogNoOpLogHandler() })
+    backend.put("/f", [1])
+    let inode = try await readOnly.lookUp(parent: root, name: "f").inode
+    backend.resetCalls()
+    await assertErrno(EROFS) { try await readOnly.open(inode, flags: O_WRONLY) }
+    await assertErrno(EROFS) {
+      try await readOnly.makeDirectory(parent: self.root, name: "d", mode: 0o755)
+    }
+    await assertErrno(EROFS) { try await readOnly.removeFile(parent: self.root, name: "f") }
+    XCTAssertEqual(backend.totalCalls, 0)
+  }
+
   // MARK: -
 
   private func names(in inode: UInt64) async throws -> [String] {
