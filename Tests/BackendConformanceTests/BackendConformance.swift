@@ -248,6 +248,19 @@ struct BackendConformance {
     await assertErrno(EEXIST) {
       try await backend.makeNode("/fifo", mode: S_IFIFO | 0o620, device: 0)
     }
+    await assertErrno(ENOENT) {
+      try await backend.makeNode("/none/fifo", mode: S_IFIFO | 0o620, device: 0)
+    }
+    await assertErrno(ENOTDIR) { try await backend.createDirectory("/new/d", mode: 0o755) }
+    await assertErrno(ENOTDIR) {
+      try await backend.createFile("/new/f", mode: 0o600, exclusive: true)
+    }
+    await assertErrno(EINVAL) {
+      try await backend.setAttributes("/fifo", RemoteAttributeChanges(size: 0))
+    }
+    await assertErrno(EOPNOTSUPP) {
+      try await backend.setAttributes("/dl", RemoteAttributeChanges(mode: 0o600))
+    }
   }
 
   /// Ranged reads and downloads, checked against the size stat'ed before them.
