@@ -377,6 +377,52 @@ struct BackendConformance {
     XCTAssertEqual(kept, [1, 2])
   }
 
+  /// A listing's attributes are what a stat of each entry says: the mount caches either.
+  func listingsMatchStats() async throws {
+    try await write("/file", [1, 2, 3])
+    _ = try await backend.setAttributes(
+      "/file",
+      RemoteAttributeChanges(
+        mode: 0o604, modificationTime: .set(RemoteTime(seconds: 1_300_000_000, nanoseconds: 9))))
+    _ = try await backend.createDirectory("/dir", mode: 0o711)
+    _ = try await backend.createSymlink("/link", target: "file")
+    _ = try await backend.makeNode("/fifo", mode: S_IFIFO | 0o600, device: 0)
+    for entry in try await backend.listDirectory("/") {
+      let stat = try await backend.attributes(of: "/" + entry.name)
+      let listed = entry.attributes
+      XCTAssertEqual(listed.type, stat.type, entry.name)
+      XCTAssertEqual(listed.permissions, stat.permissions, entry.name)
+      XCTAssertEqual(listed.modificationTime, stat.modificationTime, entry.name)
+      if stat.type != .directory { XCTAssertEqual(listed.size, stat.size, entry.name) }
+      if let target = listed.symlinkTarget { XCTAssertEqual(target, "file") }
+    }
+  }
+
+  /// Many changes at once: each gets its own answer.
+  func concurrentChanges() async throws {
+    _ = try await backend.createDirectory("/many", mode: 0o755)
+    for index in 0..<24 { try await write("/many/\(index)", [UInt8(index)]) }
+    let backend = backend
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for index in 0..<24 {
+        group.addTask {
+          let attributes = try await backend.setAttributes(
+            "/many/\(index)", RemoteAttributeChanges(mode: 0o600 + UInt32(index % 8)))
+          XCTAssertEqual(attributes.permissions, 0o600 + UInt32(index % 8))
+        }
+      }
+      group.addTask {
+        await assertErrno(ENOENT) {
+          try await backend.setAttributes("/many/none", RemoteAttributeChanges(mode: 0o600))
+        }
+      }
+      try await group.waitForAll()
+    }
+    for entry in try await backend.listDirectory("/many") {
+      XCTAssertEqual(entry.attributes.permissions, 0o600 + UInt32(Int(entry.name)! % 8))
+    }
+  }
+
   func statistics() async throws {
     let statistics = try await backend.filesystemStatistics()
     XCTAssertGreaterThan(statistics.totalBytes, 0)

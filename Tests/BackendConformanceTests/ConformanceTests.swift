@@ -40,6 +40,8 @@ final class InMemoryConformanceTests: ConformanceTestCase {
   func testReads() async throws { try await suite.reads() }
   func testUploads() async throws { try await suite.uploads() }
   func testBatches() async throws { try await suite.batches() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+  func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
   func testStatistics() async throws { try await suite.statistics() }
   func testFsync() async throws { try await suite.fsync() }
 }
@@ -80,6 +82,8 @@ final class AgentExtensionConformanceTests: AgentConformanceTestCase {
   func testReads() async throws { try await suite.reads() }
   func testUploads() async throws { try await suite.uploads() }
   func testBatches() async throws { try await suite.batches() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+  func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
   func testStatistics() async throws { try await suite.statistics() }
   func testFsync() async throws { try await suite.fsync() }
 }
@@ -96,6 +100,8 @@ final class StockEnvdConformanceTests: AgentConformanceTestCase {
   func testReads() async throws { try await suite.reads() }
   func testUploads() async throws { try await suite.uploads() }
   func testBatches() async throws { try await suite.batches() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+  func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
   func testStatistics() async throws { try await suite.statistics() }
   func testFsync() async throws { try await suite.fsync() }
 }
