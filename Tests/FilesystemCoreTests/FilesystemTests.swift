@@ -216,6 +216,36 @@ final class FilesystemTests: XCTestCase {
     try await filesystem.release(handle: opened.handle)
   }
 
+  /// Someone else made the file after our listing said it was missing: a create without
+  /// O_EXCL opens theirs, never empties it; with O_EXCL it is EEXIST.
+  func testACreateRacingAnotherWriterOpensTheirFile() async throws {
+    backend.put("/dir/other", [1])
+    let directory = try await filesystem.lookUp(parent: root, name: "dir").inode
+    _ = try await names(in: directory)
+    backend.put("/dir/late", [5, 5])
+    await assertErrno(EEXIST) {
+      try await self.filesystem.create(
+        parent: directory, name: "late", mode: 0o644, flags: O_WRONLY | O_CREAT | O_EXCL)
+    }
+    let (entry, opened) = try await filesystem.create(
+      parent: directory, name: "late", mode: 0o644, flags: O_WRONLY | O_CREAT)
+    XCTAssertEqual(entry.attributes.st_size, 2)
+    try await filesystem.release(handle: opened.handle)
+    XCTAssertEqual(try backend.contents("/dir/late"), [5, 5])
+  }
+
+  /// A file removed by someone else while our caches still hold it: the read says ENOENT.
+  func testAFileRemovedBehindTheCachesReadsENOENT() async throws {
+    backend.put("/gone", [1, 2, 3])
+    let inode = try await filesystem.lookUp(parent: root, name: "gone").inode
+    try await backend.removeFile("/gone")
+    let opened = try await filesystem.open(inode, flags: O_RDONLY)
+    await assertErrno(ENOENT) {
+      try await self.filesystem.read(handle: opened.handle, offset: 0, length: 3)
+    }
+    try await filesystem.release(handle: opened.handle)
+  }
+
   /// A tool statting many names of one folder pays one listing, not a round trip per name.
   func testASecondMissInAFolderListsIt() async throws {
     for name in ["a", "b", "c"] { backend.put("/dir/" + name, [1]) }
