@@ -97,8 +97,9 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]),
 
-    // Tests run the real binaries: an agent on loopback, and mounts through /dev/fuse.
-    .target(name: "TestSupport", path: "Tests/TestSupport"),
+    // Tests run the real binaries (an agent on loopback, mounts through /dev/fuse), or drive the
+    // core below FUSE over TestSupport's in-memory reference backend.
+    .target(name: "TestSupport", dependencies: ["Backend"], path: "Tests/TestSupport"),
     .testTarget(
       name: "AgentTests", dependencies: ["TestSupport", "SandboxAgent", "AgentCore", "CXattr"]),
     .testTarget(
@@ -106,6 +107,17 @@ let package = Package(
       dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "HTTPTransport", "Backend"]),
     .testTarget(
       name: "DataLayerTests", dependencies: ["DataLayer", "Backend", "TestSupport"]),
+    // One suite every backend runs: the in-memory reference, and the agent in both modes.
+    .testTarget(
+      name: "BackendConformanceTests",
+      dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "Backend"]),
+    // The filesystem core against the in-memory backend: no agent, no FUSE.
+    .testTarget(
+      name: "FilesystemCoreTests",
+      dependencies: [
+        "TestSupport", "FilesystemCore", "DataLayer", "Backend",
+        .product(name: "Logging", package: "swift-log"),
+      ]),
     .testTarget(
       name: "MountTests",
       dependencies: [

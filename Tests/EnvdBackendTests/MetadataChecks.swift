@@ -1,13 +1,13 @@
 import Backend
-import EnvdBackend
 import Foundation
 import XCTest
 
 /// POSIX metadata checks run against the agent in both modes (extension, and `--envd-compat`
-/// with process fallbacks), each compared with the agent's root on disk.
+/// with process fallbacks), each compared with the agent's root on disk. What needs no disk
+/// runs against every backend in BackendConformanceTests.
 struct MetadataChecks {
   let fixture: AgentFixture
-  let backend: EnvdBackend
+  let backend: any RemoteFilesystem
   let hasExtension: Bool
 
   func diskStat(_ relative: String) -> stat {

@@ -1,0 +1,107 @@
+import Backend
+import EnvdBackend
+import Foundation
+import TestSupport
+import XCTest
+
+/// The conformance suite for one backend. A backend joins with a subclass that overrides
+/// `makeBackend` (and `tearDown` to stop what it started) and lists the checks: XCTest on
+/// Linux finds only test methods a class declares itself.
+class ConformanceTestCase: XCTestCase {
+  private var scratch: TemporaryDirectory?
+  var suite: BackendConformance!
+
+  /// A backend on an empty root, or nil to skip this (base) class.
+  func makeBackend() async throws -> (any RemoteFilesystem)? { nil }
+
+  override func setUp() async throws {
+    guard let backend = try await makeBackend() else { throw XCTSkip("no backend") }
+    let scratch = try TemporaryDirectory(prefix: "conformance")
+    self.scratch = scratch
+    suite = BackendConformance(backend: backend, scratch: scratch.path)
+  }
+
+  override func tearDown() async throws {
+    scratch?.remove()
+  }
+}
+
+final class InMemoryConformanceTests: ConformanceTestCase {
+  override func makeBackend() async throws -> (any RemoteFilesystem)? {
+    InMemoryRemoteFilesystem()
+  }
+
+  func testNamespace() async throws { try await suite.namespace() }
+  func testRenames() async throws { try await suite.renames() }
+  func testSetAttributes() async throws { try await suite.setAttributes() }
+  func testSymlinks() async throws { try await suite.symlinks() }
+  func testHardLinks() async throws { try await suite.hardLinks() }
+  func testCreation() async throws { try await suite.creation() }
+  func testReads() async throws { try await suite.reads() }
+  func testUploads() async throws { try await suite.uploads() }
+  func testBatches() async throws { try await suite.batches() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+  func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
+  func testStatistics() async throws { try await suite.statistics() }
+  func testFsync() async throws { try await suite.fsync() }
+}
+
+/// A real agent on a temporary root; `arguments` choose its mode.
+class AgentConformanceTestCase: ConformanceTestCase {
+  var agentArguments: [String] { [] }
+  private var root: TemporaryDirectory?
+  private var agent: RunningAgent?
+  private var backend: EnvdBackend?
+
+  override func makeBackend() async throws -> (any RemoteFilesystem)? {
+    let root = try TemporaryDirectory(prefix: "conformance-agent")
+    self.root = root
+    let agent = try RunningAgent(root: root.path, arguments: agentArguments)
+    self.agent = agent
+    let backend = try EnvdBackend(configuration: EnvdConfiguration(baseURL: agent.url))
+    self.backend = backend
+    try await backend.verifyConnection()
+    return backend
+  }
+
+  override func tearDown() async throws {
+    backend?.shutdown()
+    agent?.stop()
+    root?.remove()
+    try await super.tearDown()
+  }
+}
+
+final class AgentExtensionConformanceTests: AgentConformanceTestCase {
+  func testNamespace() async throws { try await suite.namespace() }
+  func testRenames() async throws { try await suite.renames() }
+  func testSetAttributes() async throws { try await suite.setAttributes() }
+  func testSymlinks() async throws { try await suite.symlinks() }
+  func testHardLinks() async throws { try await suite.hardLinks() }
+  func testCreation() async throws { try await suite.creation() }
+  func testReads() async throws { try await suite.reads() }
+  func testUploads() async throws { try await suite.uploads() }
+  func testBatches() async throws { try await suite.batches() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+  func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
+  func testStatistics() async throws { try await suite.statistics() }
+  func testFsync() async throws { try await suite.fsync() }
+}
+
+final class StockEnvdConformanceTests: AgentConformanceTestCase {
+  override var agentArguments: [String] { ["--envd-compat"] }
+
+  func testNamespace() async throws { try await suite.namespace() }
+  func testRenames() async throws { try await suite.renames() }
+  func testSetAttributes() async throws { try await suite.setAttributes() }
+  func testSymlinks() async throws { try await suite.symlinks() }
+  func testHardLinks() async throws { try await suite.hardLinks() }
+  func testCreation() async throws { try await suite.creation() }
+  func testReads() async throws { try await suite.reads() }
+  func testUploads() async throws { try await suite.uploads() }
+  func testBatches() async throws { try await suite.batches() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+  func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
+  func testStatistics() async throws { try await suite.statistics() }
+  func testFsync() async throws { try await suite.fsync() }
+}
