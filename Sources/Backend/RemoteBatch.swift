@@ -41,18 +41,27 @@ extension RemoteFilesystem {
   public func applyBatch(_ changes: [RemoteBatchChange], callers: [CallerIdentity?]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]
   {
-    precondition(changes.count == callers.count)
-    var results: [Result<RemoteAttributes?, RemoteError>] = []
-    var start = 0
-    while start < changes.count {
-      var end = start + 1
-      while end < changes.count && callers[end] == callers[start] { end += 1 }
-      let run = Array(changes[start..<end])
-      results += try await CallerIdentity.$current.withValue(callers[start]) {
-        try await applyBatch(run)
-      }
-      start = end
-    }
-    return results
+    try await applyInRunsOfOneCaller(changes, callers: callers) { try await applyBatch($0) }
   }
+}
+
+/// Applies `changes` in runs of consecutive changes with one caller, each run under its caller:
+/// for backends that can act as only one caller per call.
+public func applyInRunsOfOneCaller(
+  _ changes: [RemoteBatchChange], callers: [CallerIdentity?],
+  apply: ([RemoteBatchChange]) async throws -> [Result<RemoteAttributes?, RemoteError>]
+) async throws -> [Result<RemoteAttributes?, RemoteError>] {
+  precondition(changes.count == callers.count)
+  var results: [Result<RemoteAttributes?, RemoteError>] = []
+  var start = 0
+  while start < changes.count {
+    var end = start + 1
+    while end < changes.count && callers[end] == callers[start] { end += 1 }
+    let run = Array(changes[start..<end])
+    results += try await CallerIdentity.$current.withValue(callers[start]) {
+      try await apply(run)
+    }
+    start = end
+  }
+  return results
 }

@@ -21,7 +21,10 @@ extension EnvdBackend {
         // An agent with the extension but no Batch: its one-call methods beat processes.
         throw RemoteError(errno: EOPNOTSUPP, "the sandbox has no batch method")
       }
-      return try await stockBatchAsCallers(changes, callers: callers)
+      // Stock envd: its processes act as one caller per call.
+      return try await applyInRunsOfOneCaller(changes, callers: callers) {
+        try await stockBatch($0)
+      }
     }
     let context = "batch of \(changes.count) changes"
     let sendCallers = mode.actsAsCaller
@@ -133,26 +136,6 @@ struct ExtensionBatchChange: JSONObjectEncodable {
     json.add("expectMtime", expectedTime)
     json.add("expectMtimeNsec", expectedTimeNanoseconds)
     if let caller { json.addRaw("caller", caller.json) }
-  }
-}
-
-extension EnvdBackend {
-  /// Stock envd: each run of one caller is a batch of its own, under that caller.
-  private func stockBatchAsCallers(_ changes: [RemoteBatchChange], callers: [CallerIdentity?])
-    async throws -> [Result<RemoteAttributes?, RemoteError>]
-  {
-    var results: [Result<RemoteAttributes?, RemoteError>] = []
-    var start = 0
-    while start < changes.count {
-      var end = start + 1
-      while end < changes.count && callers[end] == callers[start] { end += 1 }
-      let run = Array(changes[start..<end])
-      results += try await CallerIdentity.$current.withValue(callers[start]) {
-        try await stockBatch(run)
-      }
-      start = end
-    }
-    return results
   }
 }
 
