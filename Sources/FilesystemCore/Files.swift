@@ -201,11 +201,25 @@ extension Filesystem {
   public func release(handle: UInt64) async throws {
     guard let opened = openFiles.removeHandle(handle) else { return }
     reader.release(handle: handle)
-    defer { openFiles.endUse(of: opened.inode) }
+    var uploaded = false
+    defer {
+      let lastUse = openFiles.endUse(of: opened.inode)
+      if uploaded && lastUse { pagesMatchUploadedVersion(opened.inode) }
+    }
     if opened.writable {
       pageCacheVersions.forget(opened.inode)
       try await upload(opened.inode)
+      uploaded = true
     }
+  }
+
+  /// After the last writer's close and upload: the kernel's pages are the version the writer
+  /// opened (kept or read since) plus its writes, which is what the upload made (write-back
+  /// keeps a change by others meanwhile apart, as a conflict). Keeping them at the next open spares dropping
+  /// a large file's pages (30-120 ms for 512 MiB here) when it is opened again for an edit.
+  func pagesMatchUploadedVersion(_ inode: UInt64) {
+    guard let attributes = inodes.attributes(of: inode, maxAge: nil) else { return }
+    pageCacheVersions.remember(inode, version: attributes.version)
   }
 
   /// setattr. A size change of a file open here goes through its staging file; pending writes

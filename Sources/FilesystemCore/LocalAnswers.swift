@@ -58,8 +58,11 @@ extension Filesystem {
     }
     guard openFiles.removeHandle(handle) != nil else { return true }
     reader.release(handle: handle)
-    if opened.writable { pageCacheVersions.forget(opened.inode) }
-    openFiles.endUse(of: opened.inode)
+    let lastUse = openFiles.endUse(of: opened.inode)
+    if opened.writable {
+      pageCacheVersions.forget(opened.inode)
+      if lastUse { pagesMatchUploadedVersion(opened.inode) }
+    }
     return true
   }
 

@@ -20,6 +20,11 @@ final class PageCacheVersions: Sendable {
     }
   }
 
+  /// The kernel's pages of `inode` are `version`'s (written through this mount and uploaded).
+  func remember(_ inode: UInt64, version: RemoteFileVersion) {
+    versions.withLock { $0[inode] = version }
+  }
+
   /// The content of `inode` changes through this mount: the next open must not keep the cache.
   func forget(_ inode: UInt64) {
     _ = versions.withLock { $0.removeValue(forKey: inode) }

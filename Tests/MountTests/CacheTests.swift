@@ -74,6 +74,27 @@ final class CacheTests: MountTestCase {
     return agent.child.standardError.components(separatedBy: name).count - 1
   }
 
+  /// The kernel keeps the pages of a file written whole here: reading it back, or opening it
+  /// for a small edit, fetches nothing and drops nothing, even once its attributes expired.
+  func testAFileWrittenHereIsReadBackFromTheKernelsPages() throws {
+    try sh("head -c 4194304 /dev/urandom > scratch/data && cp scratch/data mnt/data")
+    Thread.sleep(forTimeInterval: 1.5)
+    let before = fileRequests()
+    try sh("cmp scratch/data mnt/data")
+    XCTAssertEqual(fileRequests(), before)
+    // Edits in place, the second after the attributes expired: the pages stay.
+    for file in ["mnt/data", "scratch/data"] {
+      try sh("printf XYZ | dd of=\(file) bs=1 seek=1000 conv=notrunc status=none")
+    }
+    Thread.sleep(forTimeInterval: 1.5)
+    for file in ["mnt/data", "scratch/data"] {
+      try sh("printf ABC | dd of=\(file) bs=1 seek=3000000 conv=notrunc status=none")
+    }
+    let afterEdits = fileRequests()  // an edit inside a block may fetch that block first
+    try sh("cmp scratch/data mnt/data && cmp scratch/data root/data")
+    XCTAssertEqual(fileRequests(), afterEdits)
+  }
+
   func testListingsAreFetchedOnceAndRepeatedListingsComeFromTheCaches() throws {
     try sh(
       "for d in a b c d e; do mkdir -p root/tree/$d; for f in 1 2 3; do echo $d$f > root/tree/$d/$f; done; done"
