@@ -39,19 +39,19 @@ struct BackendConformance {
     _ = try await backend.createFile("/d/f", mode: 0o644, exclusive: true)
     let listed = try await names("/d")
     XCTAssertEqual(listed, ["f"], "no . or ..")
-    await assertErrno(ENOENT) { try await backend.attributes(of: "/missing") }
-    await assertErrno(ENOENT) { try await backend.listDirectory("/missing") }
-    await assertErrno(ENOTDIR) { try await backend.listDirectory("/d/f") }
-    await assertErrno(EEXIST) { try await backend.makeDirectory("/d", mode: 0o755) }
-    await assertErrno(EEXIST) { try await backend.createDirectory("/d/f", mode: 0o755) }
-    await assertErrno(ENOENT) { try await backend.makeDirectory("/x/y", mode: 0o755) }
-    await assertErrno(EISDIR) { try await backend.removeFile("/d") }
-    await assertErrno(ENOTDIR) { try await backend.removeDirectory("/d/f") }
-    await assertErrno(ENOTEMPTY) { try await backend.removeDirectory("/d") }
-    await assertErrno(ENOENT) { try await backend.removeFile("/missing") }
-    await assertErrno(ENOENT) { try await backend.removeDirectory("/missing") }
+    await assertRemoteError(ENOENT) { try await backend.attributes(of: "/missing") }
+    await assertRemoteError(ENOENT) { try await backend.listDirectory("/missing") }
+    await assertRemoteError(ENOTDIR) { try await backend.listDirectory("/d/f") }
+    await assertRemoteError(EEXIST) { try await backend.makeDirectory("/d", mode: 0o755) }
+    await assertRemoteError(EEXIST) { try await backend.createDirectory("/d/f", mode: 0o755) }
+    await assertRemoteError(ENOENT) { try await backend.makeDirectory("/x/y", mode: 0o755) }
+    await assertRemoteError(EISDIR) { try await backend.removeFile("/d") }
+    await assertRemoteError(ENOTDIR) { try await backend.removeDirectory("/d/f") }
+    await assertRemoteError(ENOTEMPTY) { try await backend.removeDirectory("/d") }
+    await assertRemoteError(ENOENT) { try await backend.removeFile("/missing") }
+    await assertRemoteError(ENOENT) { try await backend.removeDirectory("/missing") }
     try await backend.removeFile("/d/f")
-    await assertErrno(ENOENT) { try await backend.attributes(of: "/d/f") }
+    await assertRemoteError(ENOENT) { try await backend.attributes(of: "/d/f") }
     try await backend.removeDirectory("/d")
     let root = try await names("/")
     XCTAssertEqual(root, [])
@@ -65,15 +65,15 @@ struct BackendConformance {
     _ = try await backend.createDirectory("/empty", mode: 0o755)
 
     try await backend.rename(from: "/a", to: "/b")
-    await assertErrno(ENOENT) { try await backend.attributes(of: "/a") }
+    await assertRemoteError(ENOENT) { try await backend.attributes(of: "/a") }
     var moved = try await contents("/b")
     XCTAssertEqual(moved, [1], "a plain rename replaces")
-    await assertErrno(ENOENT) { try await backend.rename(from: "/a", to: "/c") }
-    await assertErrno(ENOENT) { try await backend.rename(from: "/b", to: "/none/b") }
-    await assertErrno(ENOTEMPTY) { try await backend.rename(from: "/empty", to: "/full") }
-    await assertErrno(ENOTDIR) { try await backend.rename(from: "/empty", to: "/b") }
-    await assertErrno(EISDIR) { try await backend.rename(from: "/b", to: "/empty") }
-    await assertErrno(EINVAL) { try await backend.rename(from: "/full", to: "/full/inner") }
+    await assertRemoteError(ENOENT) { try await backend.rename(from: "/a", to: "/c") }
+    await assertRemoteError(ENOENT) { try await backend.rename(from: "/b", to: "/none/b") }
+    await assertRemoteError(ENOTEMPTY) { try await backend.rename(from: "/empty", to: "/full") }
+    await assertRemoteError(ENOTDIR) { try await backend.rename(from: "/empty", to: "/b") }
+    await assertRemoteError(EISDIR) { try await backend.rename(from: "/b", to: "/empty") }
+    await assertRemoteError(EINVAL) { try await backend.rename(from: "/full", to: "/full/inner") }
     try await backend.rename(from: "/empty", to: "/full/inner")
     let inside = try await names("/full")
     XCTAssertEqual(inside, ["inner", "x"])
@@ -99,11 +99,11 @@ struct BackendConformance {
       XCTAssertEqual(moved, [1], "a refused exchange changes nothing")
     }
     if atomic {
-      await assertErrno(ENOENT) {
+      await assertRemoteError(ENOENT) {
         try await backend.rename(from: "/b", to: "/none", flags: .exchange)
       }
       try await backend.rename(from: "/b", to: "/new", flags: .noReplace)
-      await assertErrno(ENOENT) { try await backend.attributes(of: "/b") }
+      await assertRemoteError(ENOENT) { try await backend.attributes(of: "/b") }
     }
   }
 
@@ -141,16 +141,16 @@ struct BackendConformance {
     bytes = try await contents("/f")
     XCTAssertEqual(bytes, Array("hello".utf8))
 
-    await assertErrno(EISDIR) {
+    await assertRemoteError(EISDIR) {
       try await backend.setAttributes("/d", RemoteAttributeChanges(size: 0))
     }
-    await assertErrno(ENOENT) {
+    await assertRemoteError(ENOENT) {
       try await backend.setAttributes("/missing", RemoteAttributeChanges(mode: 0o600))
     }
-    await assertErrno(ENOENT) {
+    await assertRemoteError(ENOENT) {
       try await backend.setAttributes("/missing", RemoteAttributeChanges(size: 3))
     }
-    await assertErrno(ENOENT) { try await backend.attributes(of: "/missing") }
+    await assertRemoteError(ENOENT) { try await backend.attributes(of: "/missing") }
   }
 
   func symlinks() async throws {
@@ -164,11 +164,11 @@ struct BackendConformance {
     XCTAssertEqual(stat.type, .symlink, "lstat: not followed")
     try await write("/plain", [1])
     _ = try await backend.createDirectory("/dir", mode: 0o755)
-    await assertErrno(EINVAL) { try await backend.readLink("/plain") }
-    await assertErrno(ENOENT) { try await backend.readLink("/nothing") }
-    await assertErrno(EEXIST) { try await backend.createSymlink("/plain", target: "x") }
-    await assertErrno(EEXIST) { try await backend.createSymlink("/dir", target: "x") }
-    await assertErrno(ENOENT) { try await backend.createSymlink("/no/l", target: "x") }
+    await assertRemoteError(EINVAL) { try await backend.readLink("/plain") }
+    await assertRemoteError(ENOENT) { try await backend.readLink("/nothing") }
+    await assertRemoteError(EEXIST) { try await backend.createSymlink("/plain", target: "x") }
+    await assertRemoteError(EEXIST) { try await backend.createSymlink("/dir", target: "x") }
+    await assertRemoteError(ENOENT) { try await backend.createSymlink("/no/l", target: "x") }
     _ = try await backend.createSymlink("/nl", target: "a\n\n")
     read = try await backend.readLink("/nl")
     XCTAssertEqual(read, "a\n\n", "trailing newlines are kept")
@@ -188,11 +188,11 @@ struct BackendConformance {
     }
     let attributes = try await backend.link(from: "/a", to: "/b").attributes
     XCTAssertEqual(attributes.linkCount, 2)
-    await assertErrno(EEXIST) { try await backend.link(from: "/a", to: "/b") }
-    await assertErrno(ENOENT) { try await backend.link(from: "/none", to: "/c") }
-    await assertErrno(ENOENT) { try await backend.link(from: "/a", to: "/none/c") }
+    await assertRemoteError(EEXIST) { try await backend.link(from: "/a", to: "/b") }
+    await assertRemoteError(ENOENT) { try await backend.link(from: "/none", to: "/c") }
+    await assertRemoteError(ENOENT) { try await backend.link(from: "/a", to: "/none/c") }
     _ = try await backend.createDirectory("/d", mode: 0o755)
-    await assertErrno(EPERM) { try await backend.link(from: "/d", to: "/e") }
+    await assertRemoteError(EPERM) { try await backend.link(from: "/d", to: "/e") }
     _ = try await backend.createSymlink("/s", target: "nowhere")
     _ = try await backend.link(from: "/s", to: "/s2")
     let text = try await backend.readLink("/s2")
@@ -221,22 +221,22 @@ struct BackendConformance {
     var attributes = try await backend.createFile("/new", mode: 0o640, exclusive: true).attributes
     XCTAssertEqual(attributes.permissions, 0o640)
     XCTAssertEqual(attributes.size, 0)
-    await assertErrno(EEXIST) {
+    await assertRemoteError(EEXIST) {
       try await backend.createFile("/new", mode: 0o600, exclusive: true)
     }
     try await write("/new", [9, 9])
     attributes = try await backend.createFile("/new", mode: 0o600, exclusive: false).attributes
     XCTAssertEqual(attributes.size, 2, "a non-exclusive create leaves an existing file alone")
     _ = try await backend.createSymlink("/dl", target: "dangling")
-    await assertErrno(EEXIST) {
+    await assertRemoteError(EEXIST) {
       try await backend.createFile("/dl", mode: 0o600, exclusive: true)
     }
-    await assertErrno(ENOENT) { try await backend.attributes(of: "/dangling") }
-    await assertErrno(ENOENT) {
+    await assertRemoteError(ENOENT) { try await backend.attributes(of: "/dangling") }
+    await assertRemoteError(ENOENT) {
       try await backend.createFile("/none/f", mode: 0o600, exclusive: true)
     }
     _ = try await backend.createDirectory("/dir", mode: 0o2710)
-    await assertErrno(EISDIR) {
+    await assertRemoteError(EISDIR) {
       try await backend.createFile("/dir", mode: 0o600, exclusive: false)
     }
     attributes = try await backend.attributes(of: "/dir")
@@ -245,20 +245,20 @@ struct BackendConformance {
     attributes = try await backend.makeNode("/fifo", mode: S_IFIFO | 0o620, device: 0).attributes
     XCTAssertEqual(attributes.type, .fifo)
     XCTAssertEqual(attributes.permissions, 0o620)
-    await assertErrno(EEXIST) {
+    await assertRemoteError(EEXIST) {
       try await backend.makeNode("/fifo", mode: S_IFIFO | 0o620, device: 0)
     }
-    await assertErrno(ENOENT) {
+    await assertRemoteError(ENOENT) {
       try await backend.makeNode("/none/fifo", mode: S_IFIFO | 0o620, device: 0)
     }
-    await assertErrno(ENOTDIR) { try await backend.createDirectory("/new/d", mode: 0o755) }
-    await assertErrno(ENOTDIR) {
+    await assertRemoteError(ENOTDIR) { try await backend.createDirectory("/new/d", mode: 0o755) }
+    await assertRemoteError(ENOTDIR) {
       try await backend.createFile("/new/f", mode: 0o600, exclusive: true)
     }
-    await assertErrno(EINVAL) {
+    await assertRemoteError(EINVAL) {
       try await backend.setAttributes("/fifo", RemoteAttributeChanges(size: 0))
     }
-    await assertErrno(EOPNOTSUPP) {
+    await assertRemoteError(EOPNOTSUPP) {
       try await backend.setAttributes("/dl", RemoteAttributeChanges(mode: 0o600))
     }
   }
@@ -279,10 +279,10 @@ struct BackendConformance {
     bytes = try await backend.read("/big", offset: 99_990, length: 100, expectedSize: 0)
     XCTAssertEqual(bytes, Array(content[99_990...]), "expectedSize 0 skips the check")
     // The file shrank since it was stat'ed: truncation, EIO.
-    await assertErrno(EIO) {
+    await assertRemoteError(EIO) {
       try await backend.read("/big", offset: 90_000, length: 20_000, expectedSize: size + 5000)
     }
-    await assertErrno(ENOENT) {
+    await assertRemoteError(ENOENT) {
       try await backend.read("/missing", offset: 0, length: 1, expectedSize: 1)
     }
 
@@ -290,10 +290,10 @@ struct BackendConformance {
     let count = try await backend.download("/big", expectedSize: size, to: target)
     XCTAssertEqual(count, size)
     XCTAssertEqual(FileManager.default.contents(atPath: target).map { [UInt8]($0) }, content)
-    await assertErrno(EIO) {
+    await assertRemoteError(EIO) {
       try await backend.download("/big", expectedSize: size + 1, to: target)
     }
-    await assertErrno(ENOENT) {
+    await assertRemoteError(ENOENT) {
       try await backend.download("/missing", expectedSize: 0, to: target)
     }
   }
@@ -324,7 +324,7 @@ struct BackendConformance {
     try await backend.upload("/empty", from: nil)
     let empty = try await backend.attributes(of: "/empty")
     XCTAssertEqual(empty.size, 0)
-    await assertErrno(ENOENT) { try await backend.upload("/none/u", from: local) }
+    await assertRemoteError(ENOENT) { try await backend.upload("/none/u", from: local) }
 
     // Ranges in place, when the backend has them.
     let ranged = try localFile("ranged", Array("0123456789abcdef".utf8))
@@ -412,7 +412,7 @@ struct BackendConformance {
         }
       }
       group.addTask {
-        await assertErrno(ENOENT) {
+        await assertRemoteError(ENOENT) {
           try await backend.setAttributes("/many/none", RemoteAttributeChanges(mode: 0o600))
         }
       }
@@ -434,7 +434,7 @@ struct BackendConformance {
     try await write("/s", [1])
     try await backend.synchronize("/s", dataOnly: false)
     try await backend.synchronize("/s", dataOnly: true)
-    await assertErrno(ENOENT) { try await backend.synchronize("/none", dataOnly: false) }
+    await assertRemoteError(ENOENT) { try await backend.synchronize("/none", dataOnly: false) }
   }
 }
 
@@ -443,19 +443,5 @@ extension Result where Failure == RemoteError {
   var errno: Int32? {
     if case .failure(let error) = self { return error.errno }
     return nil
-  }
-}
-
-/// Asserts that `body` throws a RemoteError with `errno`.
-func assertErrno<T>(
-  _ errno: Int32, _ body: () async throws -> T, file: StaticString = #filePath, line: UInt = #line
-) async {
-  do {
-    let value = try await body()
-    XCTFail("expected errno \(errno), got \(value)", file: file, line: line)
-  } catch let error as RemoteError {
-    XCTAssertEqual(error.errno, errno, "\(error)", file: file, line: line)
-  } catch {
-    XCTFail("expected RemoteError errno \(errno), got \(error)", file: file, line: line)
   }
 }

@@ -75,23 +75,6 @@ func randomBytes(_ count: Int) throws -> [UInt8] {
   return Array(try handle.read(upToCount: count) ?? Data())
 }
 
-/// Asserts that `body` throws a RemoteError with `errno`; returns it.
-@discardableResult
-func assertRemoteError<T>(
-  _ errno: Int32, _ body: () async throws -> T, file: StaticString = #filePath, line: UInt = #line
-) async -> RemoteError? {
-  do {
-    let value = try await body()
-    XCTFail("expected errno \(errno), got \(value)", file: file, line: line)
-  } catch let error as RemoteError {
-    XCTAssertEqual(error.errno, errno, "\(error)", file: file, line: line)
-    return error
-  } catch {
-    XCTFail("expected RemoteError errno \(errno), got \(error)", file: file, line: line)
-  }
-  return nil
-}
-
 /// Seconds `body` took.
 func timed(_ body: () async throws -> Void) async rethrows -> Double {
   let start = ContinuousClock.now

@@ -1,6 +1,7 @@
 import Backend
 import EnvdBackend
 import Foundation
+import TestSupport
 import XCTest
 
 /// The same operations against `sandbox-agent --envd-compat` (no extension): envd's primitives

@@ -1,5 +1,6 @@
 import Backend
 import Foundation
+import TestSupport
 import XCTest
 
 /// POSIX metadata checks run against the agent in both modes (extension, and `--envd-compat`

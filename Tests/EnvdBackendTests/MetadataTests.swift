@@ -1,6 +1,7 @@
 import Backend
 import EnvdBackend
 import Foundation
+import TestSupport
 import XCTest
 
 /// Stat, ListDir, MakeDir, Remove and Move against a real agent, checked on its root folder.
@@ -31,7 +32,8 @@ final class MetadataTests: XCTestCase {
     XCTAssertEqual(file.permissions, 0o640)
     XCTAssertEqual(file.modificationTime.seconds, Int64(info.st_mtim.tv_sec))
     XCTAssertEqual(file.modificationTime.nanoseconds, Int32(info.st_mtim.tv_nsec))
-    XCTAssertTrue(file.owner != nil || file.uid != nil, "an owner, by name (envd) or id (extension)")
+    XCTAssertTrue(
+      file.owner != nil || file.uid != nil, "an owner, by name (envd) or id (extension)")
 
     let directory = try await backend.attributes(of: "/dir")
     XCTAssertEqual(directory.type, .directory)

@@ -49,7 +49,7 @@ final class FilesystemTests: XCTestCase {
     XCTAssertEqual(filesystem.inodes.count, known)
     filesystem.forget(first.inode, count: 1)
     XCTAssertEqual(filesystem.inodes.count, known - 1)
-    await assertErrno(ENOENT) { try await self.filesystem.attributes(of: first.inode) }
+    await assertRemoteError(ENOENT) { try await self.filesystem.attributes(of: first.inode) }
   }
 
   func testAForgottenPathKeepsItsNumber() async throws {
@@ -64,32 +64,34 @@ final class FilesystemTests: XCTestCase {
     backend.put("/file", [1])
     backend.put("/dir/inside", [1])
     let directory = try await filesystem.lookUp(parent: root, name: "dir").inode
-    await assertErrno(ENOENT) { try await self.filesystem.lookUp(parent: self.root, name: "no") }
-    await assertErrno(ENOENT) {
+    await assertRemoteError(ENOENT) {
+      try await self.filesystem.lookUp(parent: self.root, name: "no")
+    }
+    await assertRemoteError(ENOENT) {
       try await self.filesystem.removeFile(parent: self.root, name: "no")
     }
-    await assertErrno(EISDIR) {
+    await assertRemoteError(EISDIR) {
       try await self.filesystem.removeFile(parent: self.root, name: "dir")
     }
-    await assertErrno(ENOTEMPTY) {
+    await assertRemoteError(ENOTEMPTY) {
       try await self.filesystem.removeDirectory(parent: self.root, name: "dir")
     }
-    await assertErrno(EEXIST) {
+    await assertRemoteError(EEXIST) {
       try await self.filesystem.makeDirectory(parent: self.root, name: "dir", mode: 0o755)
     }
-    await assertErrno(EEXIST) {
+    await assertRemoteError(EEXIST) {
       try await self.filesystem.create(
         parent: self.root, name: "file", mode: 0o644, flags: O_WRONLY | O_CREAT | O_EXCL)
     }
-    await assertErrno(ENOENT) {
+    await assertRemoteError(ENOENT) {
       try await self.filesystem.rename(
         parent: self.root, name: "no", newParent: directory, newName: "x", flags: 0)
     }
-    await assertErrno(EEXIST) {
+    await assertRemoteError(EEXIST) {
       try await self.filesystem.rename(
         parent: self.root, name: "file", newParent: directory, newName: "inside", flags: 1)
     }
-    await assertErrno(EINVAL) {
+    await assertRemoteError(EINVAL) {
       try await self.filesystem.lookUp(parent: self.root, name: "a/b")
     }
     // Without O_EXCL an existing file is opened, not emptied.
@@ -120,13 +122,17 @@ final class FilesystemTests: XCTestCase {
     try await filesystem.rename(
       parent: directory, name: "new", newParent: directory, newName: "moved", flags: 0)
     XCTAssertEqual(backend.totalCalls, 1, "the rename alone")
-    await assertErrno(ENOENT) { try await self.filesystem.lookUp(parent: directory, name: "new") }
+    await assertRemoteError(ENOENT) {
+      try await self.filesystem.lookUp(parent: directory, name: "new")
+    }
     found = try await filesystem.lookUp(parent: directory, name: "moved")
     XCTAssertEqual(found.inode, created.inode, "the inode moved with its name")
     XCTAssertEqual(filesystem.inodes.path(of: created.inode), "/dir/moved")
 
     try await filesystem.removeFile(parent: directory, name: "moved")
-    await assertErrno(ENOENT) { try await self.filesystem.lookUp(parent: directory, name: "moved") }
+    await assertRemoteError(ENOENT) {
+      try await self.filesystem.lookUp(parent: directory, name: "moved")
+    }
     let made = try await filesystem.makeDirectory(parent: directory, name: "sub", mode: 0o750)
     XCTAssertEqual(made.attributes.st_mode & 0o7777, 0o750)
     let below = try await names(in: made.inode)
@@ -210,7 +216,7 @@ final class FilesystemTests: XCTestCase {
     let retried = try await filesystem.read(handle: opened.handle, offset: 0, length: 4096)
     XCTAssertEqual(retried.count, 4096)
     backend.truncateAnswers(2)
-    await assertErrno(EIO) {
+    await assertRemoteError(EIO) {
       try await self.filesystem.read(handle: opened.handle, offset: 4096, length: 4096)
     }
     try await filesystem.release(handle: opened.handle)
@@ -223,7 +229,7 @@ final class FilesystemTests: XCTestCase {
     let directory = try await filesystem.lookUp(parent: root, name: "dir").inode
     _ = try await names(in: directory)
     backend.put("/dir/late", [5, 5])
-    await assertErrno(EEXIST) {
+    await assertRemoteError(EEXIST) {
       try await self.filesystem.create(
         parent: directory, name: "late", mode: 0o644, flags: O_WRONLY | O_CREAT | O_EXCL)
     }
@@ -240,7 +246,7 @@ final class FilesystemTests: XCTestCase {
     let inode = try await filesystem.lookUp(parent: root, name: "gone").inode
     try await backend.removeFile("/gone")
     let opened = try await filesystem.open(inode, flags: O_RDONLY)
-    await assertErrno(ENOENT) {
+    await assertRemoteError(ENOENT) {
       try await self.filesystem.read(handle: opened.handle, offset: 0, length: 3)
     }
     try await filesystem.release(handle: opened.handle)
@@ -256,7 +262,9 @@ final class FilesystemTests: XCTestCase {
     _ = try await filesystem.lookUp(parent: directory, name: "b")
     XCTAssertEqual(backend.calls("listDirectory"), 1, "the second lists the folder")
     _ = try await filesystem.lookUp(parent: directory, name: "c")
-    await assertErrno(ENOENT) { try await self.filesystem.lookUp(parent: directory, name: "x") }
+    await assertRemoteError(ENOENT) {
+      try await self.filesystem.lookUp(parent: directory, name: "x")
+    }
     XCTAssertEqual(backend.totalCalls, 2, "the rest came from the listing")
   }
 
@@ -285,11 +293,11 @@ final class FilesystemTests: XCTestCase {
     backend.put("/f", [1])
     let inode = try await readOnly.lookUp(parent: root, name: "f").inode
     backend.resetCalls()
-    await assertErrno(EROFS) { try await readOnly.open(inode, flags: O_WRONLY) }
-    await assertErrno(EROFS) {
+    await assertRemoteError(EROFS) { try await readOnly.open(inode, flags: O_WRONLY) }
+    await assertRemoteError(EROFS) {
       try await readOnly.makeDirectory(parent: self.root, name: "d", mode: 0o755)
     }
-    await assertErrno(EROFS) { try await readOnly.removeFile(parent: self.root, name: "f") }
+    await assertRemoteError(EROFS) { try await readOnly.removeFile(parent: self.root, name: "f") }
     XCTAssertEqual(backend.totalCalls, 0)
   }
 
@@ -307,18 +315,5 @@ final class FilesystemTests: XCTestCase {
       try filesystem.write(handle: handle, bytes: $0, offset: offset)
     }
     XCTAssertEqual(written, bytes.count)
-  }
-}
-
-func assertErrno<T>(
-  _ errno: Int32, _ body: () async throws -> T, file: StaticString = #filePath, line: UInt = #line
-) async {
-  do {
-    let value = try await body()
-    XCTFail("expected errno \(errno), got \(value)", file: file, line: line)
-  } catch let error as RemoteError {
-    XCTAssertEqual(error.errno, errno, "\(error)", file: file, line: line)
-  } catch {
-    XCTFail("expected RemoteError errno \(errno), got \(error)", file: file, line: line)
   }
 }
