@@ -41,26 +41,68 @@ public struct RemoteRenameFlags: OptionSet, Sendable, Hashable {
   public static let exchange = RemoteRenameFlags(rawValue: 2)
 }
 
-/// What a backend can do beyond the basic protocol, so the mount can choose and report.
+/// How a backend names owners in its attributes.
+public enum RemoteOwnerForm: Sendable, Equatable {
+  /// Numeric uid and gid (the agent extension, or names mapped through the sandbox's tables).
+  case ids
+  /// User and group names only, which the mount cannot map.
+  case names
+  /// No owners at all.
+  case none
+}
+
+/// What a backend can do natively, declared once after it connected. The filesystem core and
+/// the data layer read these and emulate what is missing (rclone's `Features`), so no flag about
+/// one vendor reaches them.
 public struct RemoteCapabilities: Sendable, Equatable {
-  /// Attributes carry numeric uid/gid, inode numbers, nlink, atime and ctime.
-  public var richAttributes: Bool
-  /// `link` makes real hard links.
-  public var hardLinks: Bool
+  /// `read(offset:length:)` fetches only that range. Without it every read costs the whole
+  /// file, so the data layer downloads a file once and serves its blocks (`WholeFileReader`).
+  public var rangedReads: Bool
+  /// `writeRanges` patches a file in place; without it every change uploads the whole file.
+  public var offsetWrites: Bool
   /// `rename` honours RENAME_NOREPLACE atomically and RENAME_EXCHANGE.
   public var atomicRenameFlags: Bool
+  /// `link` makes real hard links.
+  public var hardLinks: Bool
+  /// `applyBatch` makes many changes in one round trip.
+  public var batchChanges: Bool
+  /// The backend can tell of changes made inside the sandbox.
+  public var watch: Bool
+  /// Attributes carry the remote inode number, the same for every name of a file.
+  public var inodeNumbers: Bool
+  /// Attributes carry nlink, atime, ctime and blocks for every stat. Without it those are
+  /// derived, so a value never flips between a rich answer (a fallback's stat) and a plain one.
+  public var richAttributes: Bool
+  /// How attributes name owners.
+  public var owners: RemoteOwnerForm
+  /// A whole-file upload keeps the file's owner and mode (stock envd's chowns it to its user,
+  /// which clears setuid and setgid).
+  public var uploadKeepsOwnerAndMode: Bool
+  /// The largest file one upload or download may move; nil: no limit.
+  public var largestTransfer: UInt64?
   /// Changes are made under `CallerIdentity.current` when it is set (an agent running as root).
   public var actsAsCaller: Bool
   /// A short name for logs, e.g. "sandbox-agent extension v1" or "stock envd".
   public var description: String
 
   public init(
-    richAttributes: Bool = false, hardLinks: Bool = false, atomicRenameFlags: Bool = false,
+    rangedReads: Bool = false, offsetWrites: Bool = false, atomicRenameFlags: Bool = false,
+    hardLinks: Bool = false, batchChanges: Bool = false, watch: Bool = false,
+    inodeNumbers: Bool = false, richAttributes: Bool = false, owners: RemoteOwnerForm = .none,
+    uploadKeepsOwnerAndMode: Bool = false, largestTransfer: UInt64? = nil,
     actsAsCaller: Bool = false, description: String = "basic"
   ) {
-    self.richAttributes = richAttributes
-    self.hardLinks = hardLinks
+    self.rangedReads = rangedReads
+    self.offsetWrites = offsetWrites
     self.atomicRenameFlags = atomicRenameFlags
+    self.hardLinks = hardLinks
+    self.batchChanges = batchChanges
+    self.watch = watch
+    self.inodeNumbers = inodeNumbers
+    self.richAttributes = richAttributes
+    self.owners = owners
+    self.uploadKeepsOwnerAndMode = uploadKeepsOwnerAndMode
+    self.largestTransfer = largestTransfer
     self.actsAsCaller = actsAsCaller
     self.description = description
   }

@@ -13,14 +13,17 @@ extension EnvdBackend {
     let mode = (try? await serverMode()) ?? .stock
     if mode.hasExtension {
       return RemoteCapabilities(
-        richAttributes: true, hardLinks: true, atomicRenameFlags: true,
-        actsAsCaller: mode.actsAsCaller, description: mode.description)
+        rangedReads: true, offsetWrites: mode.hasWriteRoute,
+        atomicRenameFlags: true, hardLinks: true, batchChanges: mode.offers("Batch"),
+        watch: true, inodeNumbers: true, richAttributes: true, owners: .ids,
+        uploadKeepsOwnerAndMode: true, actsAsCaller: mode.actsAsCaller,
+        description: mode.description)
     }
     // Its processes act as the caller when envd's user is root and the sandbox has setpriv;
     // otherwise as envd's user (FallbackScript decides, in the sandbox).
     return RemoteCapabilities(
-      richAttributes: false, hardLinks: true, atomicRenameFlags: false, actsAsCaller: true,
-      description: mode.description)
+      rangedReads: true, offsetWrites: true, hardLinks: true, batchChanges: true, watch: true,
+      owners: .ids, actsAsCaller: true, description: mode.description)
   }
 
   public func setAttributes(_ path: String, _ changes: RemoteAttributeChanges) async throws

@@ -338,8 +338,9 @@ public final class InMemoryRemoteFilesystem: RemoteFilesystem {
 
   public func capabilities() async -> RemoteCapabilities {
     RemoteCapabilities(
-      richAttributes: true, hardLinks: true, atomicRenameFlags: true,
-      description: "in-memory reference")
+      rangedReads: true, offsetWrites: true, atomicRenameFlags: true, hardLinks: true,
+      batchChanges: true, inodeNumbers: true, richAttributes: true, owners: .ids,
+      uploadKeepsOwnerAndMode: true, description: "in-memory reference")
   }
 
   public func setAttributes(_ path: String, _ changes: RemoteAttributeChanges) async throws

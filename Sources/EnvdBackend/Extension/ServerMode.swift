@@ -22,6 +22,10 @@ enum ServerMode: Sendable, Equatable {
     if case .agentExtension(_, _, _, let acts) = self { acts } else { false }
   }
 
+  var hasWriteRoute: Bool {
+    if case .agentExtension(_, _, _?, _) = self { true } else { false }
+  }
+
   func offers(_ method: String) -> Bool {
     if case .agentExtension(_, let methods, _, _) = self { methods.contains(method) } else { false }
   }
