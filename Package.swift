@@ -48,11 +48,14 @@ let package = Package(
     // HTTP transport: one libcurl multi loop thread (also a task executor) and its transfers.
     // Knows no vendor: backends add their own headers, routes and error mapping.
     .target(name: "HTTPTransport", dependencies: ["CCurl"]),
+    // Exec layer: POSIX operations built on any sandbox's command API (`ProcessExecutor`), as
+    // one constant shell script with group commit. Knows no vendor.
+    .target(name: "ExecLayer", dependencies: ["Backend"]),
     // envd backend: Connect JSON, gzip, envd's routes and errors over HTTPTransport.
     .target(
       name: "EnvdBackend",
       dependencies: [
-        "Backend", "HTTPTransport", "CCurl", "CZlib",
+        "Backend", "ExecLayer", "HTTPTransport", "CCurl", "CZlib",
         .product(name: "Logging", package: "swift-log"),
       ]),
     // Data layer: staging files for writes, checked ranged reads.
@@ -104,7 +107,9 @@ let package = Package(
       name: "AgentTests", dependencies: ["TestSupport", "SandboxAgent", "AgentCore", "CXattr"]),
     .testTarget(
       name: "EnvdBackendTests",
-      dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "HTTPTransport", "Backend"]),
+      dependencies: [
+        "TestSupport", "SandboxAgent", "EnvdBackend", "ExecLayer", "HTTPTransport", "Backend",
+      ]),
     .testTarget(
       name: "DataLayerTests", dependencies: ["DataLayer", "Backend", "TestSupport"]),
     // One suite every backend runs: the in-memory reference, and the agent in both modes.

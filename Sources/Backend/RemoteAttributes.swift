@@ -111,3 +111,18 @@ public struct RemoteFilesystemStatistics: Sendable, Equatable {
     self.usedBytes = usedBytes
   }
 }
+
+extension RemoteFileType {
+  /// The type in a `st_mode`'s S_IFMT bits (anything unknown reads as a regular file).
+  public init(mode: UInt32) {
+    switch mode & 0o170000 {
+    case 0o040000: self = .directory
+    case 0o120000: self = .symlink
+    case 0o010000: self = .fifo
+    case 0o140000: self = .socket
+    case 0o020000: self = .characterDevice
+    case 0o060000: self = .blockDevice
+    default: self = .regular
+    }
+  }
+}

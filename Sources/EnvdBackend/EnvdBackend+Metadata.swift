@@ -1,4 +1,5 @@
 import Backend
+import ExecLayer
 
 #if canImport(Glibc)
   import Glibc
@@ -7,7 +8,7 @@ import Backend
 #endif
 
 /// Full POSIX metadata: one extension call each, or on stock envd one fallback process each
-/// (`FallbackScript`), with envd's own primitives where they are exact enough.
+/// (`ExecScript`), with envd's own primitives where they are exact enough.
 extension EnvdBackend {
   public func capabilities() async -> RemoteCapabilities {
     let mode = (try? await serverMode()) ?? .stock
@@ -20,7 +21,7 @@ extension EnvdBackend {
         description: mode.description)
     }
     // Its processes act as the caller when envd's user is root and the sandbox has setpriv;
-    // otherwise as envd's user (FallbackScript decides, in the sandbox).
+    // otherwise as envd's user (ExecScript decides, in the sandbox).
     return RemoteCapabilities(
       rangedReads: true, offsetWrites: true, hardLinks: true, batchChanges: true, watch: true,
       owners: .ids, actsAsCaller: true, description: mode.description)
@@ -35,7 +36,7 @@ extension EnvdBackend {
         "Setattr", ExtensionSetattr(path: client.protocolPath(path), changes: changes),
         context: context)
     }
-    return try await runFallback(path, FallbackScript.steps(for: changes), context: context)
+    return try await runFallback(path, ExecScript.steps(for: changes), context: context)
   }
 
   public func createFile(_ path: String, mode: UInt32, exclusive: Bool) async throws
@@ -74,7 +75,7 @@ extension EnvdBackend {
         try await runFallback(path, [.makeFifo(mode: permissions), .stat], context: context))
     case 0o020000, 0o060000:
       // mknod(1) as the caller: EPERM only where the sandbox refuses (no CAP_MKNOD).
-      let step = FallbackScript.Step.makeDevice(
+      let step = ExecScript.Step.makeDevice(
         kind: mode & 0o170000 == 0o020000 ? "c" : "b", major: Self.major(device),
         minor: Self.minor(device), mode: permissions)
       return RemoteEntryState(try await runFallback(path, [step, .stat], context: context))
@@ -171,7 +172,7 @@ extension EnvdBackend {
   }
 
   /// Runs one fallback job on `path` and returns the attributes its final stat printed.
-  func runFallback(_ path: String, _ steps: [FallbackScript.Step], context: String) async throws
+  func runFallback(_ path: String, _ steps: [ExecScript.Step], context: String) async throws
     -> RemoteAttributes
   {
     try await fallback.run(client.protocolPath(path), steps).attributes(context: context)

@@ -1,4 +1,5 @@
 import Backend
+import ExecLayer
 import Foundation
 import HTTPTransport
 
@@ -30,12 +31,12 @@ extension EnvdBackend {
     }
     // An orphan this batch uploads again is consumed by its put instead.
     let discarded = orphans.subtracting(uploads.values).sorted()
-    var jobs: [(path: String, steps: [FallbackScript.Step])] = discarded.map { ($0, [.discard]) }
+    var jobs: [(path: String, steps: [ExecScript.Step])] = discarded.map { ($0, [.discard]) }
     for (index, change) in changes.enumerated() {
       jobs.append(
         (
           client.protocolPath(change.path),
-          FallbackScript.asCaller()
+          ExecScript.asCaller()
             + steps(
               for: change, upload: uploads[index],
               folderTime: folderTimes[RemotePath.parent(of: change.path)])
@@ -44,12 +45,12 @@ extension EnvdBackend {
     var results: [Result<RemoteAttributes?, RemoteError>] = []
     var start = 0
     while start < jobs.count {
-      let chunk = Array(jobs[start..<min(start + FallbackRunner.batchLimit, jobs.count)])
+      let chunk = Array(jobs[start..<min(start + ExecRunner.batchLimit, jobs.count)])
       let context = "batch of \(chunk.count) changes"
       let outcome: ProcessOutcome
       do {
         outcome = try await client.runProcess(
-          "/bin/sh", FallbackScript.arguments(for: chunk), context: context)
+          ProcessCommand("/bin/sh", ExecScript.arguments(for: chunk)), context: context)
       } catch {
         // What was uploaded for the changes not applied would stay beside their targets.
         let pending = Set(discarded).union(
@@ -57,7 +58,7 @@ extension EnvdBackend {
         orphanedUploads.withLock { $0.formUnion(pending) }
         throw error
       }
-      let answers = FallbackOutput.results(outcome.stdout, jobs: chunk.count)
+      let answers = ExecOutput.results(outcome.stdout, jobs: chunk.count)
       for (offset, answer) in answers.enumerated() where start + offset >= discarded.count {
         let change = changes[start + offset - discarded.count]
         results.append(Self.result(of: answer, for: change, outcome: outcome))
@@ -132,14 +133,13 @@ extension EnvdBackend {
     var times: [String: RemoteTime] = [:]
     var start = 0
     while start < ordered.count {
-      let chunk = Array(ordered[start..<min(start + FallbackRunner.batchLimit, ordered.count)])
+      let chunk = Array(ordered[start..<min(start + ExecRunner.batchLimit, ordered.count)])
       let outcome = try await client.runProcess(
-        "/bin/sh",
-        FallbackScript.arguments(for: chunk.map { (client.protocolPath($0), [.stat]) }),
+        ProcessCommand(
+          "/bin/sh", ExecScript.arguments(for: chunk.map { (client.protocolPath($0), [.stat]) })),
         context: "stat of \(chunk.count) folders")
-      for (folder, answer) in zip(chunk, FallbackOutput.results(outcome.stdout, jobs: chunk.count))
-      {
-        if let line = answer.stat, let attributes = FallbackOutput.attributes(statLine: line) {
+      for (folder, answer) in zip(chunk, ExecOutput.results(outcome.stdout, jobs: chunk.count)) {
+        if let line = answer.stat, let attributes = ExecOutput.attributes(statLine: line) {
           times[folder] = attributes.modificationTime
         }
       }
@@ -149,23 +149,23 @@ extension EnvdBackend {
   }
 
   private func steps(for change: RemoteBatchChange, upload: String?, folderTime: RemoteTime?)
-    -> [FallbackScript.Step]
+    -> [ExecScript.Step]
   {
     switch change {
     case .makeDirectory(_, let mode):
       return [.makeDirectory(mode: mode), .stat]
     case .put(_, let content, let mode, let changes, let expected):
       guard let upload else { return [] }
-      var steps: [FallbackScript.Step] = []
+      var steps: [ExecScript.Step] = []
       if let expected { steps.append(.expect(expected, upload: upload)) }
       steps.append(
         .replace(from: upload, size: UInt64(content.count), directoryTime: folderTime))
       var attributes = changes
       attributes.mode = mode
       attributes.size = nil
-      return steps + FallbackScript.steps(for: attributes)
+      return steps + ExecScript.steps(for: attributes)
     case .setAttributes(_, let changes):
-      return FallbackScript.steps(for: changes)
+      return ExecScript.steps(for: changes)
     case .removeFile:
       return [.unlink]
     case .removeDirectory:
@@ -176,19 +176,19 @@ extension EnvdBackend {
   }
 
   private static func result(
-    of answer: FallbackResult, for change: RemoteBatchChange, outcome: ProcessOutcome
+    of answer: ExecResult, for change: RemoteBatchChange, outcome: ProcessOutcome
   ) -> Result<RemoteAttributes?, RemoteError> {
     let context = change.path
     if let failure = answer.failure {
       return .failure(
-        RemoteError(errno: FallbackOutput.errno(describedBy: failure), "\(context): \(failure)"))
+        RemoteError(errno: ExecOutput.errno(describedBy: failure), "\(context): \(failure)"))
     }
     switch change {
     case .removeFile, .removeDirectory:
       // No output is success, unless the process itself failed before reaching this job.
       if outcome.exitCode == 0 { return .success(nil) }
     default:
-      if let stat = answer.stat, let attributes = FallbackOutput.attributes(statLine: stat) {
+      if let stat = answer.stat, let attributes = ExecOutput.attributes(statLine: stat) {
         return .success(attributes)
       }
     }

@@ -1,4 +1,5 @@
 import Backend
+import ExecLayer
 import Logging
 import Synchronization
 
@@ -14,7 +15,7 @@ import Synchronization
 /// With the sandbox-agent extension (discovered at `verifyConnection`, or at the first call that
 /// needs it) every operation is one extension round trip. Without it (stock envd), the
 /// pre-checks (Stat before Remove, Move, upload) are racy against other writers of the sandbox,
-/// and metadata envd lacks runs as processes (`FallbackScript`).
+/// and metadata envd lacks runs as processes (`ExecScript`).
 public final class EnvdBackend: RemoteFilesystem, Sendable {
   let client: EnvdClient
   let logger = Logger(label: "sandbox-mount.envd")
@@ -24,15 +25,15 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
   /// removes them.
   let orphanedUploads = Mutex<Set<String>>([])
   let recentStatistics = Mutex<(ContinuousClock.Instant, RemoteFilesystemStatistics)?>(nil)
-  let fallback: FallbackRunner
+  let fallback: ExecRunner
   /// Stock envd gives owner names: their ids, from the sandbox's user and group databases.
   let ownerIds: OwnerIds
 
   /// Throws a RemoteError (EINVAL) naming what is wrong with the configuration.
   public init(configuration: EnvdConfiguration) throws {
     client = try EnvdClient(configuration: configuration)
-    fallback = FallbackRunner(client: client)
-    ownerIds = OwnerIds(client: client)
+    fallback = ExecRunner(executor: EnvdProcessExecutor(client: client))
+    ownerIds = OwnerIds(executor: EnvdProcessExecutor(client: client))
   }
 
   /// Stops the transfer thread; later calls fail with EIO.
@@ -112,7 +113,7 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
     do {
       let result = try await fallback.run(client.protocolPath("/"), [.statfs])
       try result.check(context: "statfs")
-      if let line = result.statfs, let statistics = FallbackOutput.statistics(line) {
+      if let line = result.statfs, let statistics = ExecOutput.statistics(line) {
         recentStatistics.withLock { $0 = (now, statistics) }
         return statistics
       }
@@ -127,7 +128,7 @@ public final class EnvdBackend: RemoteFilesystem, Sendable {
   /// A non-root caller is bound (`CallerIdentity`): changes envd's RPCs would make as envd's
   /// user run as processes under the caller instead (one process each, where Remove or Move
   /// cost one to three RPCs).
-  var actsForCaller: Bool { !FallbackScript.asCaller().isEmpty }
+  var actsForCaller: Bool { !ExecScript.asCaller().isEmpty }
 
   func stockRemoveFile(_ path: String) async throws {
     let context = "unlink \(path)"

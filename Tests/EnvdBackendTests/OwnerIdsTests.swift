@@ -1,6 +1,5 @@
+import ExecLayer
 import XCTest
-
-@testable import EnvdBackend
 
 final class OwnerIdsTests: XCTestCase {
   func testParsesUsersThenGroups() {

@@ -1,4 +1,5 @@
 import Backend
+import ExecLayer
 import HTTPTransport
 
 #if canImport(Glibc)
@@ -91,7 +92,7 @@ extension EnvdBackend {
       parent, ".\(name).sandbox-mount-\(String(UInt64.random(in: 0..<(1 << 40)), radix: 36))")
     do {
       try await postFiles(to: temporary, descriptor: descriptor, size: size, context: context)
-      let replace = FallbackScript.Step.replace(
+      let replace = ExecScript.Step.replace(
         from: client.protocolPath(temporary), size: UInt64(size),
         directoryTime: directory.attributes.modificationTime)
       let attributes = try await runFallback(path, [replace, .stat], context: context)
@@ -197,7 +198,7 @@ extension EnvdBackend {
     if after.group != before.group { changes.gid = owner.gid }
     // As envd's user: the caller's rights do not cover a chown back.
     _ = try await CallerIdentity.$current.withValue(nil) {
-      try await runFallback(path, FallbackScript.steps(for: changes), context: context)
+      try await runFallback(path, ExecScript.steps(for: changes), context: context)
     }
   }
 
@@ -227,7 +228,7 @@ extension EnvdBackend {
     guard total <= UInt64(Self.stockPatchLimit) else {
       throw RemoteError(errno: EOPNOTSUPP, "\(context): too many changed bytes for one process")
     }
-    var steps: [FallbackScript.Step] = truncateFirst.map { [.size($0)] } ?? []
+    var steps: [ExecScript.Step] = truncateFirst.map { [.size($0)] } ?? []
     for piece in ranges.flatMap({ Self.split($0, into: UInt64(Self.stockPatchPiece)) }) {
       let bytes = try Self.read(piece, from: descriptor, context: context)
       steps.append(.patch(offset: piece.lowerBound, bytes: bytes))

@@ -247,17 +247,7 @@ struct ExtensionAttr: Decodable {
       uid: uid, gid: gid, blocks: blocks?.value, deviceNumber: rdev?.value)
   }
 
-  static func type(of mode: UInt32) -> RemoteFileType {
-    switch mode & 0o170000 {
-    case 0o040000: .directory
-    case 0o120000: .symlink
-    case 0o010000: .fifo
-    case 0o140000: .socket
-    case 0o020000: .characterDevice
-    case 0o060000: .blockDevice
-    default: .regular
-    }
-  }
+  static func type(of mode: UInt32) -> RemoteFileType { RemoteFileType(mode: mode) }
 }
 
 /// A signed int64 as protobuf JSON writes it (a string), also accepting a bare number.

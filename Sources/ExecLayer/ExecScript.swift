@@ -19,8 +19,8 @@ import Backend
 /// Output records on stdout: `\u{1}` + kind + job id, a newline, then the payload up to the next
 /// record: `F` the failing step's stderr (`LC_ALL=C`, classified to an errno), `S` a `stat -c`
 /// line, `L` readlink's exact text, `V` a `stat -f` line.
-enum FallbackScript {
-  static let text = #"""
+public enum ExecScript {
+  public static let text = #"""
     R=${SANDBOX_ROOT:-} ME=
     # Paths are relative to the root, the working folder: a 4095-byte protocol path stays within
     # PATH_MAX, which the root's prefix would overflow. `./` keeps a name from reading as an
@@ -200,7 +200,7 @@ enum FallbackScript {
     """#
 
   /// One job's steps, as script arguments after its id and path.
-  enum Step: Sendable {
+  public enum Step: Sendable {
     case size(UInt64)
     case owner(uid: UInt32?, gid: UInt32?)
     case mode(UInt32)
@@ -243,17 +243,17 @@ enum FallbackScript {
       case .size(let size): ["size", String(size)]
       case .owner(let uid, let gid):
         ["own", (uid.map(String.init) ?? "") + (gid.map { ":\($0)" } ?? "")]
-      case .mode(let mode): ["mode", FallbackScript.octal(mode)]
-      case .accessTime(let time): ["atime", FallbackScript.touchDate(time)]
-      case .modificationTime(let time): ["mtime", FallbackScript.touchDate(time)]
-      case .bothTimes(let time): ["times", FallbackScript.touchDate(time)]
+      case .mode(let mode): ["mode", ExecScript.octal(mode)]
+      case .accessTime(let time): ["atime", ExecScript.touchDate(time)]
+      case .modificationTime(let time): ["mtime", ExecScript.touchDate(time)]
+      case .bothTimes(let time): ["times", ExecScript.touchDate(time)]
       case .create(let mode, let exclusive):
-        ["create", FallbackScript.octal(mode), exclusive ? "1" : "0"]
-      case .makeDirectory(let mode): ["mkdir", FallbackScript.octal(mode)]
-      case .makeFifo(let mode): ["mkfifo", FallbackScript.octal(mode)]
+        ["create", ExecScript.octal(mode), exclusive ? "1" : "0"]
+      case .makeDirectory(let mode): ["mkdir", ExecScript.octal(mode)]
+      case .makeFifo(let mode): ["mkfifo", ExecScript.octal(mode)]
       case .makeDevice(let kind, let major, let minor, let mode):
-        ["mknod", String(kind), String(major), String(minor), FallbackScript.octal(mode)]
-      case .makeSocket(let mode): ["socket", FallbackScript.octal(mode)]
+        ["mknod", String(kind), String(major), String(minor), ExecScript.octal(mode)]
+      case .makeSocket(let mode): ["socket", ExecScript.octal(mode)]
       case .rename(let destination): ["rename", destination]
       case .actAs(let caller):
         [
@@ -266,9 +266,9 @@ enum FallbackScript {
       case .patch(let offset, let bytes):
         ["patch", String(offset), Data(bytes).base64EncodedString()]
       case .replace(let source, let size, let time):
-        ["replace", source, String(size), time.map { FallbackScript.touchDate(.set($0)) } ?? ""]
+        ["replace", source, String(size), time.map { ExecScript.touchDate(.set($0)) } ?? ""]
       case .expect(let version, let upload):
-        ["expect", String(version.size), FallbackScript.statTime(version.modificationTime), upload]
+        ["expect", String(version.size), ExecScript.statTime(version.modificationTime), upload]
       case .unlink: ["unlink"]
       case .removeDirectory: ["rmdir"]
       case .discard: ["discard"]
@@ -281,7 +281,7 @@ enum FallbackScript {
 
   /// The steps of a setattr in the order the extension applies them (size, owner, mode, times),
   /// then a stat for the answer.
-  static func steps(for changes: RemoteAttributeChanges) -> [Step] {
+  public static func steps(for changes: RemoteAttributeChanges) -> [Step] {
     var steps: [Step] = []
     if let size = changes.size { steps.append(.size(size)) }
     if changes.uid != nil || changes.gid != nil {
@@ -301,26 +301,26 @@ enum FallbackScript {
 
   /// The first step of a job made for `CallerIdentity.current`: none for root or no caller
   /// (envd's user then acts, as envd does).
-  static func asCaller() -> [Step] {
+  public static func asCaller() -> [Step] {
     guard let caller = CallerIdentity.current, caller.uid != 0 else { return [] }
     return [.actAs(caller)]
   }
 
   /// Five octal digits: GNU chmod keeps a directory's setuid/setgid for shorter numeric modes.
-  static func octal(_ mode: UInt32) -> String {
+  public static func octal(_ mode: UInt32) -> String {
     let digits = String(mode & 0o7777, radix: 8)
     return String(repeating: "0", count: max(0, 5 - digits.count)) + digits
   }
 
   /// `touch -d` text: empty for now, `@SECONDS.NANOSECONDS` otherwise.
-  static func touchDate(_ change: RemoteTimeChange) -> String {
+  public static func touchDate(_ change: RemoteTimeChange) -> String {
     guard case .set(let time) = change else { return "" }
     return "@" + statTime(time)
   }
 
-  /// A time as `stat -c %.9Y` prints it (the inverse of `FallbackOutput.time`): -1 s + 0.25 s
+  /// A time as `stat -c %.9Y` prints it (the inverse of `ExecOutput.time`): -1 s + 0.25 s
   /// is `-0.750000000`.
-  static func statTime(_ time: RemoteTime) -> String {
+  public static func statTime(_ time: RemoteTime) -> String {
     var seconds = time.seconds
     var nanoseconds = Int64(time.nanoseconds)
     var sign = ""
@@ -334,7 +334,7 @@ enum FallbackScript {
       + fraction
   }
 
-  static func arguments(for jobs: [(path: String, steps: [Step])]) -> [String] {
+  public static func arguments(for jobs: [(path: String, steps: [Step])]) -> [String] {
     var arguments = ["-c", text, "sh"]
     for (index, job) in jobs.enumerated() {
       arguments += [String(index), job.path]

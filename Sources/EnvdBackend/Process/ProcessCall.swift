@@ -1,4 +1,5 @@
 import Backend
+import ExecLayer
 import HTTPTransport
 
 #if canImport(FoundationEssentials)
@@ -11,15 +12,6 @@ import HTTPTransport
 #elseif canImport(Musl)
   import Musl
 #endif
-
-/// What a finished process printed and how it ended.
-struct ProcessOutcome: Sendable {
-  var stdout: [UInt8] = []
-  var stderr: [UInt8] = []
-  /// nil when it did not exit normally (killed by a signal or the timeout).
-  var exitCode: Int32?
-  var status: String = ""
-}
 
 /// `process.Process/Start` (protocol doc §7) as one server-streaming Connect call: one request
 /// envelope, the response's envelopes collected whole (fallback commands print little).
@@ -118,15 +110,27 @@ enum ProcessCall {
   }
 }
 
+/// envd's `Process/Start` as the exec layer's executor.
+struct EnvdProcessExecutor: ProcessExecutor {
+  let client: EnvdClient
+
+  func run(_ command: ProcessCommand) async throws -> ProcessOutcome {
+    guard command.standardInput.isEmpty else {
+      throw RemoteError(errno: EOPNOTSUPP, "envd's executor sends no stdin")
+    }
+    return try await client.runProcess(command, context: "process \(command.executable)")
+  }
+}
+
 extension EnvdClient {
-  /// Runs `command` with `arguments` (argv, never parsed by a shell) in `/` with `LC_ALL=C`, and
-  /// waits for it to end; it is killed after the request timeout.
-  func runProcess(_ command: String, _ arguments: [String], context: String) async throws
-    -> ProcessOutcome
-  {
+  /// Runs `command` and waits for it to end; it is killed after its timeout (else the request
+  /// timeout).
+  func runProcess(_ command: ProcessCommand, context: String) async throws -> ProcessOutcome {
     let request = ProcessCall.Request(
-      process: .init(cmd: command, args: arguments, envs: ["LC_ALL": "C"], cwd: "/"))
-    let timeout = configuration.requestTimeout
+      process: .init(
+        cmd: command.executable, args: command.arguments, envs: command.environment,
+        cwd: command.workingDirectory))
+    let timeout = command.timeout ?? configuration.requestTimeout
     let response = try await post(
       route: "/process.Process/Start",
       HTTPRequest(
@@ -136,7 +140,7 @@ extension EnvdClient {
           "Connect-Timeout-Ms: \(Int(timeout * 1000))",
         ],
         body: .bytes(try ProcessCall.envelope(request)),
-        sink: .memory(expected: 4096, limit: 16 << 20), deadline: timeout + 5))
+        sink: .memory(expected: 4096, limit: command.outputLimit), deadline: timeout + 5))
     if let failure = transportError(response, context: context) { throw failure }
     guard response.status == 200 else {
       throw EnvdErrorMapping.remoteError(

@@ -6,33 +6,33 @@ import Backend
   import Musl
 #endif
 
-/// What one fallback job printed (see `FallbackScript`).
-struct FallbackResult: Sendable {
-  var failure: String?
-  var stat: String?
-  var linkText: String?
-  var statfs: String?
+/// What one fallback job printed (see `ExecScript`).
+public struct ExecResult: Sendable {
+  public var failure: String?
+  public var stat: String?
+  public var linkText: String?
+  public var statfs: String?
 
   /// Throws the failure's errno, else returns the stat line as attributes.
-  func attributes(context: String) throws -> RemoteAttributes {
+  public func attributes(context: String) throws -> RemoteAttributes {
     try check(context: context)
-    guard let stat, let attributes = FallbackOutput.attributes(statLine: stat) else {
+    guard let stat, let attributes = ExecOutput.attributes(statLine: stat) else {
       throw RemoteError(errno: EIO, "\(context): no usable stat in the answer: \(stat ?? "")")
     }
     return attributes
   }
 
-  func check(context: String) throws {
+  public func check(context: String) throws {
     if let failure {
-      throw RemoteError(errno: FallbackOutput.errno(describedBy: failure), "\(context): \(failure)")
+      throw RemoteError(errno: ExecOutput.errno(describedBy: failure), "\(context): \(failure)")
     }
   }
 }
 
-enum FallbackOutput {
+public enum ExecOutput {
   /// Splits the script's stdout into per-job results (index = job id).
-  static func results(_ stdout: [UInt8], jobs: Int) -> [FallbackResult] {
-    var results = [FallbackResult](repeating: FallbackResult(), count: jobs)
+  public static func results(_ stdout: [UInt8], jobs: Int) -> [ExecResult] {
+    var results = [ExecResult](repeating: ExecResult(), count: jobs)
     let records = stdout.split(separator: 1, omittingEmptySubsequences: true)
     for record in records {
       guard let newline = record.firstIndex(of: UInt8(ascii: "\n")) else { continue }
@@ -57,13 +57,13 @@ enum FallbackOutput {
 
   /// The errno of a coreutils/dash message (`LC_ALL=C`): "chmod: changing permissions of 'x':
   /// Operation not permitted". The last `: ` part names the error; the path may contain anything.
-  static func errno(describedBy message: String) -> Int32 {
+  public static func errno(describedBy message: String) -> Int32 {
     let firstLine = message.split(separator: "\n").first.map(String.init) ?? message
     let last = firstLine.components(separatedBy: ": ").last ?? firstLine
     for text in [last, firstLine, message] {
       let lowered = text.lowercased()
       for (phrase, number) in extraPhrases where lowered.contains(phrase) { return number }
-      if let number = EnvdErrorMapping.errno(describedBy: text) { return number }
+      if let number = ErrnoText.errno(describedBy: text) { return number }
     }
     return EIO
   }
@@ -81,7 +81,7 @@ enum FallbackOutput {
 
   /// `%f %h %u %g %s %b %i %.9X %.9Y %.9Z %t %T` (hex mode, nlink, uid, gid, size, 512-byte
   /// blocks, inode, atime, mtime, ctime, hex major and minor).
-  static func attributes(statLine: String) -> RemoteAttributes? {
+  public static func attributes(statLine: String) -> RemoteAttributes? {
     let fields = statLine.split(separator: " ").map(String.init)
     guard fields.count == 12, let mode = UInt32(fields[0], radix: 16),
       let nlink = UInt32(fields[1]), let uid = UInt32(fields[2]), let gid = UInt32(fields[3]),
@@ -90,7 +90,7 @@ enum FallbackOutput {
       let changeTime = time(fields[9]), let major = UInt64(fields[10], radix: 16),
       let minor = UInt64(fields[11], radix: 16)
     else { return nil }
-    let type = ExtensionAttr.type(of: mode)
+    let type = RemoteFileType(mode: mode)
     let device =
       ((major & 0xFFF) << 8) | (minor & 0xFF) | ((minor & ~0xFF) << 12) | ((major & ~0xFFF) << 32)
     return RemoteAttributes(
@@ -101,7 +101,7 @@ enum FallbackOutput {
   }
 
   /// `SECONDS.NANOSECONDS`, possibly negative (`-0.250000000` is -1 s + 750000000 ns).
-  static func time(_ text: String) -> RemoteTime? {
+  public static func time(_ text: String) -> RemoteTime? {
     let parts = text.split(separator: ".", omittingEmptySubsequences: false)
     guard let whole = parts.first, var seconds = Int64(whole) else { return nil }
     var nanoseconds: Int32 = 0
@@ -120,7 +120,7 @@ enum FallbackOutput {
   }
 
   /// `%S %b %f %a %c %d %l` of `stat -f`.
-  static func statistics(_ line: String) -> RemoteFilesystemStatistics? {
+  public static func statistics(_ line: String) -> RemoteFilesystemStatistics? {
     let numbers = line.split(separator: " ").compactMap { UInt64($0) }
     guard numbers.count == 7 else { return nil }
     let unit = numbers[0]

@@ -7,7 +7,7 @@ import Synchronization
 /// confined to a folder (`--root`). A name that is all digits and not in the tables is the id
 /// itself: envd prints the number for an id with no name. Another name missing from the tables
 /// reads them again, at most once a second (a user added since).
-final class OwnerIds: Sendable {
+public final class OwnerIds: Sendable {
   private struct Tables {
     var users: [String: UInt32] = [:]
     var groups: [String: UInt32] = [:]
@@ -17,7 +17,7 @@ final class OwnerIds: Sendable {
   private let tables = Mutex(Tables())
   /// One reading at a time; the others wait for it.
   private let reading = Mutex<Task<Void, Never>?>(nil)
-  private let client: EnvdClient
+  private let executor: any ProcessExecutor
   private let rereadInterval: Duration
 
   static let script = #"""
@@ -25,24 +25,24 @@ final class OwnerIds: Sendable {
     else cat /etc/passwd; echo '#groups'; cat /etc/group; fi
     """#
 
-  init(client: EnvdClient, rereadInterval: Duration = .seconds(1)) {
-    self.client = client
+  public init(executor: any ProcessExecutor, rereadInterval: Duration = .seconds(1)) {
+    self.executor = executor
     self.rereadInterval = rereadInterval
   }
 
   /// `attributes` with `uid` and `gid` filled from its owner and group names, where known.
-  func resolve(_ attributes: RemoteAttributes) async -> RemoteAttributes {
+  public func resolve(_ attributes: RemoteAttributes) async -> RemoteAttributes {
     var result = attributes
     if result.uid == nil, let name = attributes.owner { result.uid = await id(ofUser: name) }
     if result.gid == nil, let name = attributes.group { result.gid = await id(ofGroup: name) }
     return result
   }
 
-  func id(ofUser name: String) async -> UInt32? {
+  public func id(ofUser name: String) async -> UInt32? {
     await id(of: name, in: \.users)
   }
 
-  func id(ofGroup name: String) async -> UInt32? {
+  public func id(ofGroup name: String) async -> UInt32? {
     await id(of: name, in: \.groups)
   }
 
@@ -76,8 +76,7 @@ final class OwnerIds: Sendable {
   }
 
   private func read() async {
-    let outcome = try? await client.runProcess(
-      "/bin/sh", ["-c", Self.script], context: "reading the sandbox's users and groups")
+    let outcome = try? await executor.run(ProcessCommand("/bin/sh", ["-c", Self.script]))
     let text = outcome.map { String(decoding: $0.stdout, as: UTF8.self) } ?? ""
     let (users, groups) = Self.parse(text)
     tables.withLock { tables in
@@ -89,7 +88,7 @@ final class OwnerIds: Sendable {
   }
 
   /// `name:x:ID:...` lines; users before the `#groups` line, groups after.
-  static func parse(_ text: String) -> (users: [String: UInt32], groups: [String: UInt32]) {
+  public static func parse(_ text: String) -> (users: [String: UInt32], groups: [String: UInt32]) {
     var users: [String: UInt32] = [:]
     var groups: [String: UInt32] = [:]
     var inGroups = false

@@ -12,11 +12,11 @@ import Synchronization
 /// waits (no timer window, so sequential callers pay no latency), while bursts (a parallel
 /// `chmod -R`, rsync's chmod + utimens racing its next file, many FUSE requests at once) cost one
 /// process per burst instead of one per operation. Every job still gets its own result and errno.
-final class FallbackRunner: Sendable {
+public final class ExecRunner: Sendable {
   private struct Pending: Sendable {
     var path: String
-    var steps: [FallbackScript.Step]
-    var continuation: CheckedContinuation<FallbackResult, any Error>
+    var steps: [ExecScript.Step]
+    var continuation: CheckedContinuation<ExecResult, any Error>
   }
 
   private struct State {
@@ -25,18 +25,18 @@ final class FallbackRunner: Sendable {
   }
 
   private let state = Mutex(State())
-  private let client: EnvdClient
+  private let executor: any ProcessExecutor
   /// Caps one process's argv (Linux allows 2 MiB in total, 128 KiB per argument).
-  static let batchLimit = 64
+  public static let batchLimit = 64
 
-  init(client: EnvdClient) {
-    self.client = client
+  public init(executor: any ProcessExecutor) {
+    self.executor = executor
   }
 
   /// Runs `steps` on the protocol path `path`; returns what the job printed.
   /// Under a non-root `CallerIdentity.current`, the job's commands run as that caller.
-  func run(_ path: String, _ steps: [FallbackScript.Step]) async throws -> FallbackResult {
-    let steps = FallbackScript.asCaller() + steps
+  public func run(_ path: String, _ steps: [ExecScript.Step]) async throws -> ExecResult {
+    let steps = ExecScript.asCaller() + steps
     return try await withCheckedThrowingContinuation { continuation in
       let starts = state.withLock { state in
         state.queue.append(Pending(path: path, steps: steps, continuation: continuation))
@@ -64,10 +64,9 @@ final class FallbackRunner: Sendable {
   private func execute(_ batch: [Pending]) async {
     let context = batch.count == 1 ? "fallback for \(batch[0].path)" : "\(batch.count) fallbacks"
     do {
-      let outcome = try await client.runProcess(
-        "/bin/sh", FallbackScript.arguments(for: batch.map { ($0.path, $0.steps) }),
-        context: context)
-      let results = FallbackOutput.results(outcome.stdout, jobs: batch.count)
+      let outcome = try await executor.run(
+        ProcessCommand("/bin/sh", ExecScript.arguments(for: batch.map { ($0.path, $0.steps) })))
+      let results = ExecOutput.results(outcome.stdout, jobs: batch.count)
       let stderr = String(decoding: outcome.stderr.prefix(500), as: UTF8.self)
       for (job, result) in zip(batch, results) {
         if outcome.exitCode != 0 && result.failure == nil && result.stat == nil
