@@ -12,6 +12,8 @@ public struct ExecResult: Sendable {
   public var stat: String?
   public var linkText: String?
   public var statfs: String?
+  /// A listed folder's entries: a stat line, a space, the name.
+  public var entries: [String] = []
 
   /// Throws the failure's errno, else returns the stat line as attributes.
   public func attributes(context: String) throws -> RemoteAttributes {
@@ -49,6 +51,7 @@ public enum ExecOutput {
       case UInt8(ascii: "S"): results[id].stat = text
       case UInt8(ascii: "L"): results[id].linkText = text
       case UInt8(ascii: "V"): results[id].statfs = text
+      case UInt8(ascii: "E"): results[id].entries.append(text)
       default: break
       }
     }
@@ -98,6 +101,20 @@ public enum ExecOutput {
       accessTime: accessTime, changeTime: changeTime, inode: inode, linkCount: nlink, uid: uid,
       gid: gid, blocks: blocks,
       deviceNumber: type == .characterDevice || type == .blockDevice ? device : nil)
+  }
+
+  /// A listing record: the 12 fields of a stat line, then the name (the rest, spaces kept).
+  public static func entry(_ record: String) -> RemoteEntry? {
+    var fieldEnd = record.startIndex
+    for _ in 0..<12 {
+      guard let space = record[fieldEnd...].firstIndex(of: " ") else { return nil }
+      fieldEnd = record.index(after: space)
+    }
+    let name = String(record[fieldEnd...])
+    guard !name.isEmpty, name != ".", name != "..",
+      let attributes = attributes(statLine: String(record[..<record.index(before: fieldEnd)]))
+    else { return nil }
+    return RemoteEntry(name: name, attributes: attributes)
   }
 
   /// `SECONDS.NANOSECONDS`, possibly negative (`-0.250000000` is -1 s + 750000000 ns).

@@ -18,7 +18,7 @@ import Backend
 ///
 /// Output records on stdout: `\u{1}` + kind + job id, a newline, then the payload up to the next
 /// record: `F` the failing step's stderr (`LC_ALL=C`, classified to an errno), `S` a `stat -c`
-/// line, `L` readlink's exact text, `V` a `stat -f` line.
+/// line, `L` readlink's exact text, `V` a `stat -f` line, `E` a folder entry's stat line and name.
 public enum ExecScript {
   public static let text = #"""
     R=${SANDBOX_ROOT:-} ME=
@@ -186,6 +186,20 @@ public enum ExecScript {
             if e=$(stat -c '%f %h %u %g %s %b %i %.9X %.9Y %.9Z %t %T' -- "$p" 2>&1); then printf '%sS%s\n%s\n' "$S" "$id" "$e"
             else fail "$e"; fi
           fi ;;
+        list)
+          # One `E` record per entry: its stat line, a space, its name (which may hold spaces
+          # and newlines, not \001). Hidden names too; an unreadable folder lists empty.
+          if [ "$ok" = 1 ]; then
+            if ! e=$(stat -c %F -- "$p/" 2>&1); then fail "$e"
+            else
+              for e in "$p"/* "$p"/.[!.]* "$p"/..?*; do
+                [ -e "$e" ] || [ -L "$e" ] || continue
+                if l=$(stat -c '%f %h %u %g %s %b %i %.9X %.9Y %.9Z %t %T' -- "$e" 2>/dev/null); then
+                  printf '%sE%s\n%s %s\n' "$S" "$id" "$l" "${e##*/}"
+                fi
+              done
+            fi
+          fi ;;
         statfs)
           if [ "$ok" = 1 ]; then
             if e=$(stat -f -c '%S %b %f %a %c %d %l' -- "$p" 2>&1); then
@@ -236,6 +250,8 @@ public enum ExecScript {
     case discard
     case readLink
     case stat
+    /// Every entry of the folder with its stat (`ExecResult.entries`).
+    case list
     case statfs
 
     var arguments: [String] {
@@ -274,6 +290,7 @@ public enum ExecScript {
       case .discard: ["discard"]
       case .readLink: ["readlink"]
       case .stat: ["stat"]
+      case .list: ["list"]
       case .statfs: ["statfs"]
       }
     }

@@ -1,0 +1,166 @@
+import Backend
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+/// POSIX operations for any sandbox that can run commands: each is one job of `ExecScript`
+/// (bursts share one process, `ExecRunner`), with the errno coreutils' message names. A backend
+/// with whole-file transfers and an executor gets the rest of `RemoteFilesystem` from here, as
+/// the vendors' own SDKs build stat, list, remove and rename from `stat`, `find`, `rm` and `mv`.
+/// Changes run as `CallerIdentity.current` where the sandbox lets them (root and `setpriv`).
+public struct ExecFilesystem: Sendable {
+  public let runner: ExecRunner
+  /// The path a command in the sandbox uses for a path of the mount.
+  public let sandboxPath: @Sendable (String) -> String
+
+  public init(
+    executor: any ProcessExecutor, sandboxPath: @escaping @Sendable (String) -> String = { $0 }
+  ) {
+    self.init(runner: ExecRunner(executor: executor), sandboxPath: sandboxPath)
+  }
+
+  public init(runner: ExecRunner, sandboxPath: @escaping @Sendable (String) -> String = { $0 }) {
+    self.runner = runner
+    self.sandboxPath = sandboxPath
+  }
+
+  /// Runs one job on `path` and returns the attributes its final `.stat` printed.
+  public func run(_ path: String, _ steps: [ExecScript.Step], context: String) async throws
+    -> RemoteAttributes
+  {
+    try await runner.run(sandboxPath(path), steps).attributes(context: context)
+  }
+
+  /// Runs one job on `path` that prints nothing, and throws its errno.
+  public func check(_ path: String, _ steps: [ExecScript.Step], context: String) async throws {
+    try await runner.run(sandboxPath(path), steps).check(context: context)
+  }
+
+  public func attributes(of path: String) async throws -> RemoteAttributes {
+    try await run(path, [.stat], context: "stat \(path)")
+  }
+
+  public func listDirectory(_ path: String) async throws -> [RemoteEntry] {
+    let context = "list \(path)"
+    let result = try await runner.run(sandboxPath(path), [.list])
+    try result.check(context: context)
+    return result.entries.compactMap(ExecOutput.entry)
+  }
+
+  public func removeFile(_ path: String) async throws {
+    try await check(path, [.unlink], context: "unlink \(path)")
+  }
+
+  public func removeDirectory(_ path: String) async throws {
+    let context = "rmdir \(path)"
+    if path == "/" {
+      throw RemoteError(errno: EBUSY, "\(context): the mount root cannot be removed")
+    }
+    try await check(path, [.removeDirectory], context: context)
+  }
+
+  /// rename(2) itself (perl's, else `mv -T`): the kernel's own errno and permission checks.
+  public func rename(from source: String, to destination: String) async throws {
+    let context = "rename \(source) to \(destination)"
+    if source == "/" || destination == "/" {
+      throw RemoteError(errno: EBUSY, "\(context): the mount root cannot be renamed")
+    }
+    try await check(source, [.rename(to: sandboxPath(destination))], context: context)
+  }
+
+  public func setAttributes(_ path: String, _ changes: RemoteAttributeChanges) async throws
+    -> RemoteAttributes
+  {
+    try await run(path, ExecScript.steps(for: changes), context: "setattr \(path)")
+  }
+
+  public func createFile(_ path: String, mode: UInt32, exclusive: Bool) async throws
+    -> RemoteEntryState
+  {
+    RemoteEntryState(
+      try await run(
+        path, [.create(mode: mode, exclusive: exclusive), .stat], context: "create \(path)"))
+  }
+
+  /// `mkdir -m`: the exact mode and mkdir(2)'s errors in one job.
+  public func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteEntryState {
+    if path == "/" { throw RemoteError(errno: EEXIST, "mkdir /: the mount root exists") }
+    return RemoteEntryState(
+      try await run(path, [.makeDirectory(mode: mode), .stat], context: "mkdir \(path)"))
+  }
+
+  public func makeNode(_ path: String, mode: UInt32, device: UInt64) async throws
+    -> RemoteEntryState
+  {
+    let context = "mknod \(path)"
+    let permissions = mode & 0o7777
+    switch mode & 0o170000 {
+    case 0o010000:
+      return RemoteEntryState(
+        try await run(path, [.makeFifo(mode: permissions), .stat], context: context))
+    case 0o020000, 0o060000:
+      // mknod(1) as the caller: EPERM only where the sandbox refuses (no CAP_MKNOD).
+      let step = ExecScript.Step.makeDevice(
+        kind: mode & 0o170000 == 0o020000 ? "c" : "b", major: Self.major(device),
+        minor: Self.minor(device), mode: permissions)
+      return RemoteEntryState(try await run(path, [step, .stat], context: context))
+    case 0o140000:
+      return RemoteEntryState(
+        try await run(path, [.makeSocket(mode: permissions), .stat], context: context))
+    case 0o100000, 0:
+      return try await createFile(path, mode: mode, exclusive: true)
+    default:
+      throw RemoteError(errno: EINVAL, "\(context): unknown file type")
+    }
+  }
+
+  /// glibc's `major`/`minor` of a 64-bit dev_t.
+  static func major(_ device: UInt64) -> UInt32 {
+    UInt32(truncatingIfNeeded: ((device >> 8) & 0xFFF) | ((device >> 32) & ~0xFFF))
+  }
+
+  static func minor(_ device: UInt64) -> UInt32 {
+    UInt32(truncatingIfNeeded: (device & 0xFF) | ((device >> 12) & ~0xFF))
+  }
+
+  public func createSymlink(_ path: String, target: String) async throws -> RemoteEntryState {
+    var attributes = try await run(
+      path, [.symlink(target: target), .stat], context: "symlink \(path)")
+    attributes.symlinkTarget = target
+    return RemoteEntryState(attributes)
+  }
+
+  public func readLink(_ path: String) async throws -> String {
+    let context = "readlink \(path)"
+    let result = try await runner.run(sandboxPath(path), [.readLink])
+    try result.check(context: context)
+    guard let text = result.linkText else {
+      throw RemoteError(errno: EIO, "\(context): no link text in the answer")
+    }
+    return text
+  }
+
+  public func link(from source: String, to destination: String) async throws -> RemoteEntryState {
+    RemoteEntryState(
+      try await run(
+        destination, [.link(from: sandboxPath(source)), .stat],
+        context: "link \(destination) to \(source)"))
+  }
+
+  public func synchronize(_ path: String, dataOnly: Bool) async throws {
+    try await check(path, [.fsync(dataOnly: dataOnly)], context: "fsync \(path)")
+  }
+
+  /// `stat -f` of the mount's root.
+  public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
+    let result = try await runner.run(sandboxPath("/"), [.statfs])
+    try result.check(context: "statfs")
+    guard let line = result.statfs, let statistics = ExecOutput.statistics(line) else {
+      throw RemoteError(errno: EIO, "statfs: no usable answer: \(result.statfs ?? "")")
+    }
+    return statistics
+  }
+}
