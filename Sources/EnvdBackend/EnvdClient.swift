@@ -14,7 +14,7 @@ import HTTPTransport
 #endif
 
 /// envd's HTTP surface: URLs, auth headers, Connect unary calls, and turning curl failures into
-/// RemoteErrors. Knows nothing of POSIX semantics; `EnvdBackend` adds those.
+/// RemoteErrors. Knows nothing of POSIX semantics; the envd backends add those.
 final class EnvdClient: Sendable {
   let baseURL: String
   let remoteRoot: String

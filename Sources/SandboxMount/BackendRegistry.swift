@@ -87,10 +87,9 @@ extension BackendFactory {
     remote.connectTimeout = command.connectTimeout
     remote.lowSpeedTime = command.ioTimeout
     let shown = target.url == command.url ? target.url : "\(command.url) (\(target.url))"
-    let backend: EnvdBackend
+    let backend: any EnvdRemote
     do {
-      backend = try EnvdBackend(configuration: remote)
-      try await backend.verifyConnection()
+      backend = try await EnvdBackend.connect(configuration: remote)
     } catch let error as RemoteError {
       throw MountFailure("cannot use \(shown): \(error.message)")
     }

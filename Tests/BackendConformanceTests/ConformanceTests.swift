@@ -51,16 +51,16 @@ class AgentConformanceTestCase: ConformanceTestCase {
   var agentArguments: [String] { [] }
   private var root: TemporaryDirectory?
   private var agent: RunningAgent?
-  private var backend: EnvdBackend?
+  private var backend: (any EnvdRemote)?
 
   override func makeBackend() async throws -> (any RemoteFilesystem)? {
     let root = try TemporaryDirectory(prefix: "conformance-agent")
     self.root = root
     let agent = try RunningAgent(root: root.path, arguments: agentArguments)
     self.agent = agent
-    let backend = try EnvdBackend(configuration: EnvdConfiguration(baseURL: agent.url))
+    let backend = try await EnvdBackend.connect(
+      configuration: EnvdConfiguration(baseURL: agent.url))
     self.backend = backend
-    try await backend.verifyConnection()
     return backend
   }
 

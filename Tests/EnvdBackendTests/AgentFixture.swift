@@ -8,7 +8,7 @@ import XCTest
 final class AgentFixture: @unchecked Sendable {
   let directory: TemporaryDirectory
   let agent: RunningAgent
-  private var backends: [EnvdBackend] = []
+  private var backends: [any EnvdRemote] = []
 
   init(environment: [String: String]? = nil, arguments: [String] = []) throws {
     directory = try TemporaryDirectory(prefix: "envd-backend")
@@ -24,10 +24,13 @@ final class AgentFixture: @unchecked Sendable {
   var root: String { directory.path }
   var pid: Int32 { agent.child.process.processIdentifier }
 
-  func backend(_ configure: (inout EnvdConfiguration) -> Void = { _ in }) throws -> EnvdBackend {
+  /// A backend connected as the mount connects (`EnvdBackend.connect`).
+  func backend(_ configure: (inout EnvdConfiguration) -> Void = { _ in }) async throws
+    -> any EnvdRemote
+  {
     var configuration = EnvdConfiguration(baseURL: agent.url)
     configure(&configuration)
-    let backend = try EnvdBackend(configuration: configuration)
+    let backend = try await EnvdBackend.connect(configuration: configuration)
     backends.append(backend)
     return backend
   }

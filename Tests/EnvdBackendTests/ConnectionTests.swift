@@ -1,8 +1,9 @@
 import Backend
-import EnvdBackend
 import Foundation
 import TestSupport
 import XCTest
+
+@testable import EnvdBackend
 
 /// verifyConnection's messages, auth, and what a dead or stalled server turns into.
 final class ConnectionTests: XCTestCase {
@@ -37,18 +38,24 @@ final class ConnectionTests: XCTestCase {
     try fixture.write("/f", [1, 2, 3])
     try await fixture.backend { $0.accessToken = "s3cret" }.verifyConnection()
 
-    let wrong = try fixture.backend { $0.accessToken = "wrong" }
-    let rejected = await assertRemoteError(EACCES) { try await wrong.verifyConnection() }
+    let rejected = await assertRemoteError(EACCES) {
+      _ = try await fixture.backend { $0.accessToken = "wrong" }
+    }
     XCTAssertTrue(
       rejected?.message.hasPrefix("access token rejected") == true,
       "\(String(describing: rejected))")
+    // A token the server stops accepting while mounted: every call fails with EACCES.
+    var configuration = EnvdConfiguration(baseURL: fixture.agent.url)
+    configuration.accessToken = "wrong"
+    let wrong = EnvdStockBackend(connection: try EnvdConnection(configuration: configuration))
+    defer { wrong.shutdown() }
     await assertRemoteError(EACCES) { try await wrong.attributes(of: "/f") }
     await assertRemoteError(EACCES) {
       try await wrong.read("/f", offset: 0, length: 3, expectedSize: 3)
     }
     await assertRemoteError(EACCES) { try await wrong.upload("/g", from: nil) }
 
-    let missing = await assertRemoteError(EACCES) { try await fixture.backend().verifyConnection() }
+    let missing = await assertRemoteError(EACCES) { _ = try await fixture.backend() }
     XCTAssertTrue(
       missing?.message.hasPrefix("the server requires an access token") == true,
       "\(String(describing: missing))")
@@ -66,43 +73,43 @@ final class ConnectionTests: XCTestCase {
 
   func testClosedPortFailsFastWithAClearMessage() async throws {
     let port = try closedPort()
-    let backend = try EnvdBackend(
-      configuration: EnvdConfiguration(baseURL: "http://127.0.0.1:\(port)"))
-    defer { backend.shutdown() }
     let seconds = await timed {
-      let error = await assertRemoteError(EIO) { try await backend.verifyConnection() }
+      let error = await assertRemoteError(EIO) {
+        _ = try await EnvdBackend.connect(
+          configuration: EnvdConfiguration(baseURL: "http://127.0.0.1:\(port)"))
+      }
       XCTAssertEqual(
         error?.message, "cannot connect to http://127.0.0.1:\(port): connection refused")
     }
     XCTAssertLessThan(seconds, 2)
-    await assertRemoteError(EIO) { try await backend.attributes(of: "/") }
   }
 
   func testUnresolvableHost() async throws {
-    let backend = try EnvdBackend(
-      configuration: EnvdConfiguration(baseURL: "http://no-such-host.invalid:49983"))
-    defer { backend.shutdown() }
-    let error = await assertRemoteError(EIO) { try await backend.verifyConnection() }
+    let error = await assertRemoteError(EIO) {
+      _ = try await EnvdBackend.connect(
+        configuration: EnvdConfiguration(baseURL: "http://no-such-host.invalid:49983"))
+    }
     XCTAssertTrue(
       error?.message.hasPrefix("cannot resolve the host") == true, "\(String(describing: error))")
   }
 
   func testBadConfiguration() {
     for url in ["ftp://host/", "not a url", "http://", "http://host:99999", "http://host/?a=b"] {
-      XCTAssertThrowsError(try EnvdBackend(configuration: EnvdConfiguration(baseURL: url)), url) {
+      XCTAssertThrowsError(try EnvdConnection(configuration: EnvdConfiguration(baseURL: url)), url)
+      {
         error in
         XCTAssertEqual((error as? RemoteError)?.errno, EINVAL, "\(url): \(error)")
       }
     }
     var relative = EnvdConfiguration(baseURL: "http://127.0.0.1:1")
     relative.remoteRoot = "home/user"
-    XCTAssertThrowsError(try EnvdBackend(configuration: relative))
+    XCTAssertThrowsError(try EnvdConnection(configuration: relative))
   }
 
   func testStalledServerGivesEIOWithinTheLowSpeedTime() async throws {
     let fixture = try start()
     let bytes = try fixture.write("/f", randomBytes: 1000)
-    let backend = try fixture.backend {
+    let backend = try await fixture.backend {
       $0.lowSpeedTime = 2
       $0.requestTimeout = 3
     }
@@ -128,7 +135,7 @@ final class ConnectionTests: XCTestCase {
     _ = try fixture.write("/big", randomBytes: 4 << 20)
     let local = try TemporaryDirectory(prefix: "envd-killed")
     defer { local.remove() }
-    let backend = try fixture.backend()  // default 30 s low-speed time: the kill must be noticed sooner
+    let backend = try await fixture.backend()  // default 30 s low-speed time: the kill must be noticed sooner
     kill(fixture.pid, SIGSTOP)
     let download = Task {
       try await backend.download("/big", expectedSize: 4 << 20, to: local.path + "/big")
@@ -148,7 +155,7 @@ final class ConnectionTests: XCTestCase {
 
   func testCancellationAbortsAWaitingRequest() async throws {
     let fixture = try start()
-    let backend = try fixture.backend()
+    let backend = try await fixture.backend()
     kill(fixture.pid, SIGSTOP)
     let stat = Task { try await backend.attributes(of: "/") }
     try await Task.sleep(for: .milliseconds(200))
@@ -161,7 +168,7 @@ final class ConnectionTests: XCTestCase {
 
   func testShutdownFailsLaterCalls() async throws {
     let fixture = try start()
-    let backend = try fixture.backend()
+    let backend = try await fixture.backend()
     _ = try await backend.attributes(of: "/")
     backend.shutdown()
     await assertRemoteError(EIO) { try await backend.attributes(of: "/") }

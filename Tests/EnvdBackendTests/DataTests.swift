@@ -7,12 +7,12 @@ import XCTest
 /// Ranged reads, downloads and uploads against a real agent, checked byte for byte on disk.
 final class DataTests: XCTestCase {
   private var fixture: AgentFixture!
-  private var backend: EnvdBackend!
+  private var backend: (any EnvdRemote)!
   private var local: TemporaryDirectory!
 
-  override func setUpWithError() throws {
+  override func setUp() async throws {
     fixture = try AgentFixture()
-    backend = try fixture.backend()
+    backend = try await fixture.backend()
     local = try TemporaryDirectory(prefix: "envd-local")
   }
 
@@ -117,7 +117,7 @@ final class DataTests: XCTestCase {
     fixture.close()
     fixture = try AgentFixture(arguments: ["--log-level", "debug"])
     for compress in [true, false] {
-      let uploader = try fixture.backend { $0.compressUploads = compress }
+      let uploader = try await fixture.backend { $0.compressUploads = compress }
       // Random data never pays off; text does (then it goes gzip).
       let random = local.path + "/random"
       try Data(try randomBytes(6 << 20 + 7)).write(to: URL(fileURLWithPath: random))

@@ -10,7 +10,7 @@ final class ExtensionMetadataTests: XCTestCase {
 
   override func setUp() async throws {
     fixture = try AgentFixture()
-    let backend = try fixture.backend()
+    let backend = try await fixture.backend()
     try await backend.verifyConnection()
     checks = MetadataChecks(fixture: fixture, backend: backend, hasExtension: true)
     let capabilities = await backend.capabilities()

@@ -12,7 +12,7 @@ final class FallbackMetadataTests: XCTestCase {
 
   override func setUp() async throws {
     fixture = try AgentFixture(arguments: ["--envd-compat"])
-    let backend = try fixture.backend()
+    let backend = try await fixture.backend()
     try await backend.verifyConnection()
     checks = MetadataChecks(fixture: fixture, backend: backend, hasExtension: false)
     let capabilities = await backend.capabilities()

@@ -7,11 +7,11 @@ import XCTest
 /// Stat, ListDir, MakeDir, Remove and Move against a real agent, checked on its root folder.
 final class MetadataTests: XCTestCase {
   private var fixture: AgentFixture!
-  private var backend: EnvdBackend!
+  private var backend: (any EnvdRemote)!
 
-  override func setUpWithError() throws {
+  override func setUp() async throws {
     fixture = try AgentFixture()
-    backend = try fixture.backend()
+    backend = try await fixture.backend()
   }
 
   override func tearDown() {
@@ -163,7 +163,7 @@ final class MetadataTests: XCTestCase {
 
   func testRemoteRootIsPrefixed() async throws {
     try fixture.write("/home/user/notes.txt", Array("n".utf8))
-    let scoped = try fixture.backend { $0.remoteRoot = "/home/user/" }
+    let scoped = try await fixture.backend { $0.remoteRoot = "/home/user/" }
     try await scoped.verifyConnection()
     let names = try await scoped.listDirectory("/").map(\.name)
     XCTAssertEqual(names, ["notes.txt"])

@@ -19,7 +19,7 @@ final class ReadThroughputTests: XCTestCase {
       "status=none",
     ])
     XCTAssertEqual(made.status, 0, made.error)
-    let backend = try fixture.backend()
+    let backend = try await fixture.backend()
     _ = try await backend.read("/bench", offset: 0, length: 1, expectedSize: UInt64(size))  // warm up
 
     // The same 1 MiB ranged GETs from one curl process over one kept-alive connection.
@@ -76,7 +76,7 @@ final class ListDirectoryTimingTests: XCTestCase {
     for index in 0..<count {
       FileManager.default.createFile(atPath: fixture.path("/many/file-\(index)"), contents: nil)
     }
-    let backend = try fixture.backend()
+    let backend = try await fixture.backend()
     for round in 1...3 {
       let curlSeconds = try await timed {
         let result = try runCommand([

@@ -13,7 +13,7 @@ final class TransferThreadTests: XCTestCase {
   override func tearDown() { fixture?.close() }
 
   func testATaskPreferringTheTransferThreadRunsThereAndGetsItsAnswers() async throws {
-    let backend = try fixture.backend()
+    let backend = try await fixture.backend()
     _ = try fixture.write("/f", randomBytes: 10_000)
     let task = Task(executorPreference: backend.transferThread) { () async throws -> Set<String> in
       try await TransferThreadTests.threadsAnswering(backend)
@@ -23,7 +23,7 @@ final class TransferThreadTests: XCTestCase {
   }
 
   func testTasksOnTheTransferThreadEndWhenTheBackendShutsDown() async throws {
-    let backend = try fixture.backend()
+    let backend = try await fixture.backend()
     let executor = backend.transferThread
     await backend.shutdownWithoutBlocking()
     // The thread is gone: a task that prefers it still runs, and fails instead of hanging.
@@ -41,7 +41,7 @@ final class TransferThreadTests: XCTestCase {
   }
 
   func testShuttingDownFromTheTransferThreadDoesNotWaitForItself() async throws {
-    let backend = try fixture.backend()
+    let backend = try await fixture.backend()
     let started = ContinuousClock.now
     let task = Task(executorPreference: backend.transferThread) { () -> Void in
       TransferThreadTests.shutDown(backend)
@@ -51,10 +51,10 @@ final class TransferThreadTests: XCTestCase {
   }
 
   /// What a deinit on the transfer thread does.
-  private static func shutDown(_ backend: EnvdBackend) { backend.shutdown() }
+  private static func shutDown(_ backend: any EnvdRemote) { backend.shutdown() }
 
   /// The names of the threads the task ran on after each of its requests.
-  private static func threadsAnswering(_ backend: EnvdBackend) async throws -> Set<String> {
+  private static func threadsAnswering(_ backend: any EnvdRemote) async throws -> Set<String> {
     var names: Set<String> = []
     for _ in 0..<20 {
       let attributes = try await backend.attributes(of: "/f")

@@ -11,48 +11,36 @@ import Logging
 /// What the server offers beyond envd: the agent extension, or nothing (stock envd, or
 /// `sandbox-agent --envd-compat`), in which case metadata operations run as processes.
 enum ServerMode: Sendable, Equatable {
-  case agentExtension(
-    version: Int, methods: Set<String>, writeRoute: String?, actsAsCaller: Bool = false)
+  case agentExtension(ExtensionOffer)
   case stock
-
-  var hasExtension: Bool { if case .agentExtension = self { true } else { false } }
-
-  /// The agent makes changes under the credentials a request names (it runs as root).
-  var actsAsCaller: Bool {
-    if case .agentExtension(_, _, _, let acts) = self { acts } else { false }
-  }
-
-  var hasWriteRoute: Bool {
-    if case .agentExtension(_, _, _?, _) = self { true } else { false }
-  }
-
-  func offers(_ method: String) -> Bool {
-    if case .agentExtension(_, let methods, _, _) = self { methods.contains(method) } else { false }
-  }
 
   var description: String {
     switch self {
-    case .agentExtension(let version, _, _, _): "sandbox-agent extension v\(version)"
+    case .agentExtension(let offer): "sandbox-agent extension v\(offer.version)"
     case .stock: "stock envd (process fallbacks)"
     }
   }
 }
 
-extension EnvdBackend {
-  /// The server's mode, asked once (`Capabilities`) and then remembered.
-  func serverMode() async throws -> ServerMode {
-    if let known = knownMode.withLock({ $0 }) { return known }
-    let mode = try await discoverMode()
-    knownMode.withLock { $0 = mode }
-    return mode
-  }
+/// What the agent's extension offers, as its `Capabilities` told once at connect.
+struct ExtensionOffer: Sendable, Equatable {
+  var version: Int
+  var methods: Set<String>
+  /// The offset-write and replace route; nil: uploads go through envd's `/files`.
+  var writeRoute: String?
+  /// The agent makes changes under the credentials a request names (it runs as root).
+  var actsAsCaller: Bool
 
+  func offers(_ method: String) -> Bool { methods.contains(method) }
+}
+
+extension EnvdConnection {
   /// Fallback rule of docs/agent-extension.md §2: 404 means no extension; 401 is an auth
   /// problem; anything else unexpected is treated as no extension, and logged.
-  private func discoverMode() async throws -> ServerMode {
+  func discoverMode() async throws -> ServerMode {
     let context = "extension discovery"
     let response = try await client.rpcResponse(
-      "Capabilities", ExtensionEmpty(), service: Self.extensionService)
+      "Capabilities", ExtensionEmpty(), service: EnvdExtensionBackend.extensionService)
     if let failure = client.transportError(response, context: context) { throw failure }
     switch response.status {
     case 200:
@@ -61,8 +49,9 @@ extension EnvdBackend {
         return .stock
       }
       return .agentExtension(
-        version: answer.version ?? 1, methods: Set(answer.methods ?? []), writeRoute: answer.write,
-        actsAsCaller: answer.actsAsCaller ?? false)
+        ExtensionOffer(
+          version: answer.version ?? 1, methods: Set(answer.methods ?? []),
+          writeRoute: answer.write, actsAsCaller: answer.actsAsCaller ?? false))
     case 404:
       return .stock
     case 401:
@@ -75,6 +64,9 @@ extension EnvdBackend {
     }
   }
 
+}
+
+extension EnvdExtensionBackend {
   static let extensionService = "sandboxagent.v1.Extension"
 
   /// The methods that change something. Reads go as the agent: the kernel already checked the
@@ -85,9 +77,8 @@ extension EnvdBackend {
   ]
 
   /// The caller a change is made as: `CallerIdentity.current`, when the agent honours it.
-  func callerToSend() async throws -> CallerIdentity? {
-    guard let caller = CallerIdentity.current else { return nil }
-    return try await serverMode().actsAsCaller ? caller : nil
+  func callerToSend() -> CallerIdentity? {
+    offer.actsAsCaller ? CallerIdentity.current : nil
   }
 
   /// One extension call: the decoded answer, or the errno from the message's prefix.
@@ -95,7 +86,7 @@ extension EnvdBackend {
     _ method: String, _ message: some Encodable, as: Response.Type, context: String
   ) async throws -> Response {
     let response: HTTPResponse
-    if let caller = try await callerToSend(), Self.changeMethods.contains(method),
+    if let caller = callerToSend(), Self.changeMethods.contains(method),
       let flat = message as? any JSONObjectEncodable
     {
       response = try await client.rpcResponse(

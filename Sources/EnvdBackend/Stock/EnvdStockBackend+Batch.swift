@@ -8,7 +8,21 @@ import HTTPTransport
 /// applies everything in order (a put is a check of its size and a rename over the target, with
 /// its mode and times). A process before them reads the folders' mtimes, which the puts put
 /// back. So a drained rsync costs three requests per batch, not five per file.
-extension EnvdBackend {
+extension EnvdStockBackend {
+  public func applyBatch(_ changes: [RemoteBatchChange]) async throws
+    -> [Result<RemoteAttributes?, RemoteError>]
+  {
+    try await applyBatch(
+      changes, callers: Array(repeating: CallerIdentity.current, count: changes.count))
+  }
+
+  /// Its processes act as one caller per call.
+  public func applyBatch(_ changes: [RemoteBatchChange], callers: [CallerIdentity?]) async throws
+    -> [Result<RemoteAttributes?, RemoteError>]
+  {
+    try await applyInRunsOfOneCaller(changes, callers: callers) { try await stockBatch($0) }
+  }
+
   func stockBatch(_ changes: [RemoteBatchChange]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]
   {

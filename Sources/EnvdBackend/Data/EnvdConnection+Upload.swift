@@ -8,8 +8,9 @@ import HTTPTransport
   import Musl
 #endif
 
-/// Whole-file uploads (atomic: a cut upload leaves the old content) and writes of changed ranges.
-extension EnvdBackend {
+/// Whole-file uploads (atomic: a cut upload leaves the old content) and writes of changed ranges
+/// through envd's `/files` and processes, which both envd backends use.
+extension EnvdConnection {
   /// Dirty ranges of at most this many bytes in all go through one process on stock envd, as
   /// base64 arguments (each under Linux's 128 KiB limit for one argument); more is uploaded whole.
   public static let stockPatchLimit = 256 * 1024
@@ -23,8 +24,10 @@ extension EnvdBackend {
   /// target's owner and mode). On stock envd: `POST /files` to a temporary name in the same
   /// folder, a Stat of it, then Move over the target. envd creates missing parents, so the
   /// parent is checked first (ENOENT/ENOTDIR).
-  @discardableResult
-  public func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {
+  func upload(
+    _ path: String, from localPath: String?,
+    once: (_ descriptor: Int32, _ size: Int64) async throws -> RemoteEntryState?
+  ) async throws -> RemoteEntryState? {
     let context = "upload \(path)"
     if path == "/" { throw RemoteError(errno: EISDIR, "\(context): the mount root is a directory") }
 
@@ -44,7 +47,7 @@ extension EnvdBackend {
     var attempt = 0
     while true {
       attempt += 1
-      let answer = try await uploadOnce(path, descriptor: descriptor, size: size)
+      let answer = try await once(descriptor, size)
       // The write-side twin of the truncation check.
       guard let answer, answer.attributes.size != UInt64(size) else { return answer }
       let mismatch =
@@ -54,28 +57,11 @@ extension EnvdBackend {
     }
   }
 
-  private func uploadOnce(_ path: String, descriptor: Int32, size: Int64) async throws
-    -> RemoteEntryState?
-  {
-    if case .agentExtension(_, _, let route?, _) = try await serverMode() {
-      let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
-      let query =
-        "?path=" + QueryEncoding.encode(client.protocolPath(path)) + "&replace=1&length=\(size)"
-      if let answer = try await extensionWrite(
-        path, route: route, query: query, body: body, headers: headers)
-      {
-        return answer
-      }
-      // Missing (removed meanwhile): envd's upload creates it.
-    }
-    return try await stockUpload(path, descriptor: descriptor, size: size)
-  }
-
   /// Stock envd: upload to `.NAME.sandbox-mount-XXXX` next to the target, then one process
   /// checks its size and renames it over the target with the target's mode (a target with
   /// other hard links is copied into instead), and sets the directory's mtime back. A cut
   /// upload leaves only the temporary file, which the process or a later upload removes.
-  private func stockUpload(_ path: String, descriptor: Int32, size: Int64) async throws
+  func stockUpload(_ path: String, descriptor: Int32, size: Int64) async throws
     -> RemoteEntryState
   {
     let context = "upload \(path)"
@@ -99,86 +85,41 @@ extension EnvdBackend {
       knownDirectories.remember(parent)
       return RemoteEntryState(attributes)
     } catch {
-      _ = try? await stockRemoveFile(temporary)
+      try? await remove(temporary, context: context)
       throw error
     }
   }
 
-  /// Writes `ranges` of the local file into the existing remote file at the same offsets, in
-  /// place (same inode): a truncate to `truncateFirst` first, and the size `size` at the end.
-  /// Returns the new attributes; a size other than `size` afterwards is EIO.
-  ///
-  /// With the extension: one offset write per range, streamed from the local file (gzip'ed
-  /// when a range is the whole file and that pays off). On stock envd: a whole file written from
-  /// scratch (`truncateFirst` 0, one range from 0) is envd's upload, which writes in place;
-  /// other ranges go through one process, up to `stockPatchLimit` bytes in all; more is
-  /// EOPNOTSUPP, and the caller uploads the whole file instead.
-  public func writeRanges(
-    _ path: String, from localPath: String, ranges: [Range<UInt64>], truncateFirst: UInt64?,
+  /// Ranges without the extension's route: a whole file written from scratch (`truncateFirst`
+  /// 0, one range from 0) is envd's upload, which writes in place; other ranges go through one
+  /// process, up to `stockPatchLimit` bytes in all; more is EOPNOTSUPP, and the caller uploads
+  /// the whole file instead.
+  func stockWriteRanges(
+    _ path: String, descriptor: Int32, ranges: [Range<UInt64>], truncateFirst: UInt64?,
     size: UInt64
   ) async throws -> RemoteAttributes? {
-    let context = "write \(path)"
+    if truncateFirst == 0 && ranges.allSatisfy({ $0 == 0..<size }) {
+      try await stockWriteInPlace(path, descriptor: descriptor, size: Int64(size))
+      return nil
+    }
+    return try await stockPatch(
+      path, descriptor: descriptor, ranges: ranges, truncateFirst: truncateFirst, size: size)
+  }
+
+  /// Opens the local file for a write of ranges.
+  func withLocalFile<Result>(
+    _ localPath: String, context: String, _ body: (Int32) async throws -> Result
+  ) async throws -> Result {
     let descriptor = open(localPath, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else {
       throw RemoteError(errno: errno, "\(context): cannot read \(localPath)")
     }
     defer { close(descriptor) }
-    let rewritesAll = truncateFirst == 0 && ranges.allSatisfy { $0 == 0..<size }
-
-    guard case .agentExtension(_, _, let route?, _) = try await serverMode() else {
-      if rewritesAll {
-        try await stockWriteInPlace(path, descriptor: descriptor, size: Int64(size))
-        return nil
-      }
-      return try await stockPatch(
-        path, descriptor: descriptor, ranges: ranges, truncateFirst: truncateFirst, size: size)
-    }
-
-    var attributes: RemoteAttributes?
-    var pendingTruncate = truncateFirst
-    // A size change alone is an empty write that sets the size.
-    var writes = ranges
-    if writes.isEmpty || truncateFirst != nil && writes.first?.lowerBound != 0 {
-      writes.insert(0..<0, at: 0)
-    }
-    for range in writes {
-      let length = Int64(range.upperBound - range.lowerBound)
-      var query =
-        "?path=" + QueryEncoding.encode(client.protocolPath(path))
-        + "&offset=\(range.lowerBound)&length=\(length)"
-      if let wanted = pendingTruncate ?? (range.isEmpty ? size : nil) { query += "&size=\(wanted)" }
-      pendingTruncate = nil
-      var headers = ["Content-Type: application/octet-stream"]
-      let body: RequestBody
-      if range == 0..<size {
-        (headers, body) = try uploadBody(descriptor: descriptor, size: length)
-      } else {
-        body = .stream(
-          FileRangeBodySource(
-            descriptor: descriptor, offset: Int64(range.lowerBound), length: length))
-      }
-      attributes = try await extensionWrite(
-        path, route: route, query: query, body: body, headers: headers)?.attributes
-      guard attributes != nil else {
-        throw RemoteError(errno: ENOENT, "\(context): the file is gone")
-      }
-    }
-    if let reached = attributes?.size, reached != size {
-      // A truncate that ended below the last write's end, or past it (zeros).
-      let query =
-        "?path=" + QueryEncoding.encode(client.protocolPath(path)) + "&offset=0&size=\(size)"
-      attributes = try await extensionWrite(
-        path, route: route, query: query, body: .none,
-        headers: ["Content-Type: application/octet-stream"])?.attributes
-    }
-    if let reached = attributes?.size, reached != size {
-      throw RemoteError(errno: EIO, "\(context): the sandbox holds \(reached) bytes, not \(size)")
-    }
-    return attributes
+    return try await body(descriptor)
   }
 
   /// envd's `POST /files` to the path itself: it truncates and writes the file in place.
-  private func stockWriteInPlace(_ path: String, descriptor: Int32, size: Int64) async throws {
+  func stockWriteInPlace(_ path: String, descriptor: Int32, size: Int64) async throws {
     let context = "write \(path)"
     try await requireDirectory(RemotePath.parent(of: path), for: context)
     let before = try await statIfPresent(path, context: context)?.attributes
@@ -203,7 +144,7 @@ extension EnvdBackend {
   }
 
   /// envd's `POST /files` of the local file (-1: empty) to `path`.
-  private func postFiles(to path: String, descriptor: Int32, size: Int64, context: String)
+  func postFiles(to path: String, descriptor: Int32, size: Int64, context: String)
     async throws
   {
     let (headers, body) = try uploadBody(descriptor: descriptor, size: size)
@@ -219,7 +160,7 @@ extension EnvdBackend {
   }
 
   /// Changed ranges through one process, as base64 arguments.
-  private func stockPatch(
+  func stockPatch(
     _ path: String, descriptor: Int32, ranges: [Range<UInt64>], truncateFirst: UInt64?,
     size: UInt64
   ) async throws -> RemoteAttributes {
@@ -240,38 +181,6 @@ extension EnvdBackend {
         errno: EIO, "\(context): the sandbox holds \(attributes.size) bytes, not \(size)")
     }
     return attributes
-  }
-
-  /// An offset write or replace through the extension's route; nil when the file is missing.
-  private func extensionWrite(
-    _ path: String, route: String, query: String, body: RequestBody, headers: [String]
-  ) async throws -> RemoteEntryState? {
-    let context = "upload \(path)"
-    var headers = headers
-    if let caller = try await callerToSend() {
-      headers.append("Sandbox-Agent-Caller: " + caller.headerValue)
-    }
-    let response = try await client.post(
-      route: route + query,
-      HTTPRequest(
-        method: .post, url: "", headers: headers, body: body,
-        sink: .memory(expected: 0, limit: 1 << 20), bulk: true))
-    if let failure = client.transportError(response, context: context) { throw failure }
-    if response.status == 200 {
-      do {
-        let answer = try decodeJSON(ExtensionWriteResponse.self, response.body)
-        guard let attr = answer.attr else {
-          throw RemoteError(errno: EIO, "\(context): the answer has no attr")
-        }
-        return RemoteEntryState(attr.attributes, parent: answer.parent?.attributes)
-      } catch {
-        throw RemoteError(errno: EIO, "\(context): undecodable answer from the agent: \(error)")
-      }
-    }
-    let error = ExtensionErrno.remoteError(
-      status: response.status, body: response.body, context: context)
-    if error.errno == ENOENT { return nil }
-    throw error
   }
 
   private static func split(_ range: Range<UInt64>, into piece: UInt64) -> [Range<UInt64>] {
@@ -301,7 +210,7 @@ extension EnvdBackend {
   }
 
   /// A body from the start of `descriptor` (-1: empty), gzip-compressed when it pays off.
-  private func uploadBody(descriptor: Int32, size: Int64) throws -> ([String], RequestBody) {
+  func uploadBody(descriptor: Int32, size: Int64) throws -> ([String], RequestBody) {
     var headers = ["Content-Type: application/octet-stream"]
     guard descriptor >= 0 else { return (headers, .none) }
     guard lseek(descriptor, 0, SEEK_SET) == 0 else {

@@ -7,7 +7,7 @@ import HTTPTransport
   import Musl
 #endif
 
-extension EnvdBackend {
+extension EnvdRemote {
   /// A ranged GET (identity encoding; a Range forces it anyway), checked by `TruncationCheck`.
   public func read(_ path: String, offset: UInt64, length: Int, expectedSize: UInt64) async throws
     -> [UInt8]

@@ -6,9 +6,9 @@ import Backend
   import Musl
 #endif
 
-extension EnvdBackend {
+extension EnvdConnection {
   /// Checks, before mounting, that the server answers `/health`, that the token and user are
-  /// accepted and that the remote root is a directory, then discovers the agent extension. Throws a RemoteError with a one-line
+  /// accepted and that the remote root is a directory. Throws a RemoteError with a one-line
   /// message meant for a person.
   public func verifyConnection() async throws {
     let base = client.baseURL
@@ -44,9 +44,6 @@ extension EnvdBackend {
     guard entry.attributes.type == .directory || entry.leadsToDirectory else {
       throw RemoteError(errno: ENOTDIR, "the remote root '\(root)' is not a directory")
     }
-
-    let mode = try await serverMode()
-    logger.info("\(base) serves \(mode.description)")
   }
 
   private func verificationError(status: Int, body: EnvdErrorBody, root: String) -> RemoteError {

@@ -2,8 +2,8 @@ import Backend
 import Foundation
 
 /// Batches through the extension's `Batch` method (docs/agent-extension.md §4.6): one request,
-/// an answer per change. Stock envd: a multipart upload and processes (`stockBatch`).
-extension EnvdBackend {
+/// an answer per change.
+extension EnvdExtensionBackend {
   public func applyBatch(_ changes: [RemoteBatchChange]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]
   {
@@ -15,19 +15,12 @@ extension EnvdBackend {
   public func applyBatch(_ changes: [RemoteBatchChange], callers: [CallerIdentity?]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]
   {
-    let mode = try await serverMode()
-    guard mode.offers("Batch") else {
-      if mode.hasExtension {
-        // An agent with the extension but no Batch: its one-call methods beat processes.
-        throw RemoteError(errno: EOPNOTSUPP, "the sandbox has no batch method")
-      }
-      // Stock envd: its processes act as one caller per call.
-      return try await applyInRunsOfOneCaller(changes, callers: callers) {
-        try await stockBatch($0)
-      }
+    guard offer.offers("Batch") else {
+      // An agent with the extension but no Batch: its one-call methods beat processes.
+      throw RemoteError(errno: EOPNOTSUPP, "the sandbox has no batch method")
     }
     let context = "batch of \(changes.count) changes"
-    let sendCallers = mode.actsAsCaller
+    let sendCallers = offer.actsAsCaller
     let batch = ExtensionBatch(
       changes: zip(changes, callers).map { change, caller in
         var message = ExtensionBatchChange(change, client: client)
