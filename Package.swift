@@ -112,10 +112,11 @@ let package = Package(
       ]),
     .testTarget(
       name: "DataLayerTests", dependencies: ["DataLayer", "Backend", "TestSupport"]),
-    // One suite every backend runs: the in-memory reference, and the agent in both modes.
+    // One suite every backend runs: the in-memory reference, the agent in both modes, and a
+    // sandbox that only runs commands (the exec layer alone).
     .testTarget(
       name: "BackendConformanceTests",
-      dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "Backend"]),
+      dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "ExecLayer", "Backend"]),
     // The filesystem core against the in-memory backend: no agent, no FUSE.
     .testTarget(
       name: "FilesystemCoreTests",

@@ -1,5 +1,6 @@
 import Backend
 import EnvdBackend
+import ExecLayer
 import Foundation
 import TestSupport
 import XCTest
@@ -104,4 +105,43 @@ final class StockEnvdConformanceTests: AgentConformanceTestCase {
   func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
   func testStatistics() async throws { try await suite.statistics() }
   func testFsync() async throws { try await suite.fsync() }
+}
+
+/// A sandbox that only runs commands: the exec layer gives every operation (`ExecOnlyFilesystem`).
+class ExecOnlyConformanceTests: ConformanceTestCase {
+  var binarySafeOutput: Bool { true }
+  private var root: TemporaryDirectory?
+
+  override func makeBackend() async throws -> (any RemoteFilesystem)? {
+    let root = try TemporaryDirectory(prefix: "conformance-exec")
+    self.root = root
+    return ExecOnlyFilesystem(
+      executor: LocalShellExecutor(root: root.path, binarySafeOutput: binarySafeOutput))
+  }
+
+  override func tearDown() async throws {
+    root?.remove()
+    try await super.tearDown()
+  }
+
+  func testNamespace() async throws { try await suite.namespace() }
+  func testRenames() async throws { try await suite.renames() }
+  func testSetAttributes() async throws { try await suite.setAttributes() }
+  func testSymlinks() async throws { try await suite.symlinks() }
+  func testHardLinks() async throws { try await suite.hardLinks() }
+  func testCreation() async throws { try await suite.creation() }
+  func testReads() async throws { try await suite.reads() }
+  func testUploads() async throws { try await suite.uploads() }
+  func testBatches() async throws { try await suite.batches() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+  func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
+  func testStatistics() async throws { try await suite.statistics() }
+  func testFsync() async throws { try await suite.fsync() }
+}
+
+/// The same over a text-only output channel: reads come back base64.
+final class ExecOnlyTextChannelConformanceTests: ExecOnlyConformanceTests {
+  override var binarySafeOutput: Bool { false }
+
+  func testReadsThroughBase64() async throws { try await suite.reads() }
 }
