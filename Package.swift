@@ -1,8 +1,12 @@
 // swift-tools-version: 6.0
 // Layers, top to bottom (each target may import only the ones below it):
 //   SandboxMount (CLI) → FuseBridge → FilesystemCore → DataLayer → Backend ← EnvdBackend
-//   EnvdBackend (and later vendor backends) → HTTPTransport (libcurl, knows no vendor)
-//   SandboxMount picks the backend by the URL's scheme (BackendRegistry: one entry per backend)
+//   Backend: RemoteFilesystem plus RemoteCapabilities (what a backend does natively; the core
+//   emulates the rest). Each vendor backend (EnvdBackend today) shares:
+//     ExecLayer → Backend (POSIX over any command API: ProcessExecutor, ExecFilesystem)
+//     HTTPTransport (libcurl, knows no vendor)
+//   SandboxMount picks the backend by the URL's scheme (BackendRegistry: one entry per backend).
+//   A new vendor: one target, one registry entry, one conformance-suite subclass.
 //   SandboxAgent (CLI) → AgentCore
 // C libraries are reached only through the system-library targets CFuse, CCurl, CZlib, CXattr
 // and CPty.
