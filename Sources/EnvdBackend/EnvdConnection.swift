@@ -44,6 +44,14 @@ extension EnvdRemote {
   /// waits on one round trip and prefers it avoids two thread wake-ups (see `CurlMultiLoop`).
   public var transferThread: any TaskExecutor { connection.client.transferThread }
 
+  /// A batch made as the task's caller (`applyBatch(_:callers:)` says how each backend sends it).
+  public func applyBatch(_ changes: [RemoteBatchChange]) async throws
+    -> [Result<RemoteAttributes?, RemoteError>]
+  {
+    try await applyBatch(
+      changes, callers: Array(repeating: CallerIdentity.current, count: changes.count))
+  }
+
   /// Checks the server again, as `EnvdBackend.connect` did.
   public func verifyConnection() async throws { try await connection.verifyConnection() }
 

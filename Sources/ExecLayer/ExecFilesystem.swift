@@ -164,3 +164,49 @@ public struct ExecFilesystem: Sendable {
     return statistics
   }
 }
+
+/// A backend whose metadata goes through the exec layer: these forward the operations no
+/// vendor API of its own covers (setattr, create, mkdir, mknod, symlink, readlink, link, fsync).
+public protocol ExecMetadataBackend: RemoteFilesystem {
+  var exec: ExecFilesystem { get }
+}
+
+extension ExecMetadataBackend {
+  public func setAttributes(_ path: String, _ changes: RemoteAttributeChanges) async throws
+    -> RemoteAttributes
+  {
+    try await exec.setAttributes(path, changes)
+  }
+
+  public func createFile(_ path: String, mode: UInt32, exclusive: Bool) async throws
+    -> RemoteEntryState
+  {
+    try await exec.createFile(path, mode: mode, exclusive: exclusive)
+  }
+
+  public func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteEntryState {
+    try await exec.createDirectory(path, mode: mode)
+  }
+
+  public func makeNode(_ path: String, mode: UInt32, device: UInt64) async throws
+    -> RemoteEntryState
+  {
+    try await exec.makeNode(path, mode: mode, device: device)
+  }
+
+  public func createSymlink(_ path: String, target: String) async throws -> RemoteEntryState {
+    try await exec.createSymlink(path, target: target)
+  }
+
+  public func readLink(_ path: String) async throws -> String {
+    try await exec.readLink(path)
+  }
+
+  public func link(from source: String, to destination: String) async throws -> RemoteEntryState {
+    try await exec.link(from: source, to: destination)
+  }
+
+  public func synchronize(_ path: String, dataOnly: Bool) async throws {
+    try await exec.synchronize(path, dataOnly: dataOnly)
+  }
+}

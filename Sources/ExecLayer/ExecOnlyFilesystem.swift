@@ -19,7 +19,7 @@ import Backend
 /// the folder's mtime kept). Vendors with file routes use those instead and take from here only
 /// what they lack, e.g. a ranged read of a large file read at random. A file passes through
 /// memory whole: this is for small files, and for proving the exec layer in tests.
-public struct ExecOnlyFilesystem: RemoteFilesystem {
+public struct ExecOnlyFilesystem: ExecMetadataBackend {
   public let exec: ExecFilesystem
   private let executor: any ProcessExecutor
   /// The sandbox's folder mounted as the root.
@@ -136,44 +136,6 @@ public struct ExecOnlyFilesystem: RemoteFilesystem {
 
   public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
     try await exec.filesystemStatistics()
-  }
-
-  public func setAttributes(_ path: String, _ changes: RemoteAttributeChanges) async throws
-    -> RemoteAttributes
-  {
-    try await exec.setAttributes(path, changes)
-  }
-
-  public func createFile(_ path: String, mode: UInt32, exclusive: Bool) async throws
-    -> RemoteEntryState
-  {
-    try await exec.createFile(path, mode: mode, exclusive: exclusive)
-  }
-
-  public func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteEntryState {
-    try await exec.createDirectory(path, mode: mode)
-  }
-
-  public func makeNode(_ path: String, mode: UInt32, device: UInt64) async throws
-    -> RemoteEntryState
-  {
-    try await exec.makeNode(path, mode: mode, device: device)
-  }
-
-  public func createSymlink(_ path: String, target: String) async throws -> RemoteEntryState {
-    try await exec.createSymlink(path, target: target)
-  }
-
-  public func readLink(_ path: String) async throws -> String {
-    try await exec.readLink(path)
-  }
-
-  public func link(from source: String, to destination: String) async throws -> RemoteEntryState {
-    try await exec.link(from: source, to: destination)
-  }
-
-  public func synchronize(_ path: String, dataOnly: Bool) async throws {
-    try await exec.synchronize(path, dataOnly: dataOnly)
   }
 
   // MARK: commands

@@ -4,13 +4,6 @@ import Foundation
 /// Batches through the extension's `Batch` method (docs/agent-extension.md §4.6): one request,
 /// an answer per change.
 extension EnvdExtensionBackend {
-  public func applyBatch(_ changes: [RemoteBatchChange]) async throws
-    -> [Result<RemoteAttributes?, RemoteError>]
-  {
-    try await applyBatch(
-      changes, callers: Array(repeating: CallerIdentity.current, count: changes.count))
-  }
-
   /// Each change names its own caller (`"caller"` of the change), when the agent honours it.
   public func applyBatch(_ changes: [RemoteBatchChange], callers: [CallerIdentity?]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]

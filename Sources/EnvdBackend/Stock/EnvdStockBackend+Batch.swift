@@ -9,13 +9,6 @@ import HTTPTransport
 /// its mode and times). A process before them reads the folders' mtimes, which the puts put
 /// back. So a drained rsync costs three requests per batch, not five per file.
 extension EnvdStockBackend {
-  public func applyBatch(_ changes: [RemoteBatchChange]) async throws
-    -> [Result<RemoteAttributes?, RemoteError>]
-  {
-    try await applyBatch(
-      changes, callers: Array(repeating: CallerIdentity.current, count: changes.count))
-  }
-
   /// Its processes act as one caller per call.
   public func applyBatch(_ changes: [RemoteBatchChange], callers: [CallerIdentity?]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]

@@ -12,7 +12,7 @@ import Synchronization
 /// with the checks POSIX needs around them, and the metadata envd lacks as processes
 /// (`ExecFilesystem`). The pre-checks (Stat before Remove, Move, upload) are racy against other
 /// writers of the sandbox.
-public final class EnvdStockBackend: EnvdRemote, Sendable {
+public final class EnvdStockBackend: EnvdRemote, ExecMetadataBackend, Sendable {
   public let connection: EnvdConnection
   /// Uploads of a stock batch whose process never ran (the agent went away): the next batch
   /// removes them.
@@ -23,7 +23,7 @@ public final class EnvdStockBackend: EnvdRemote, Sendable {
     self.connection = connection
   }
 
-  var exec: ExecFilesystem { connection.exec }
+  public var exec: ExecFilesystem { connection.exec }
 
   /// Its processes act as the caller when envd's user is root and the sandbox has setpriv;
   /// otherwise as envd's user (ExecScript decides, in the sandbox).
@@ -118,46 +118,6 @@ public final class EnvdStockBackend: EnvdRemote, Sendable {
       logger.debug("statfs through a process failed, using /metrics: \(error)")
     }
     return try await metricsStatistics()
-  }
-
-  public func setAttributes(_ path: String, _ changes: RemoteAttributeChanges) async throws
-    -> RemoteAttributes
-  {
-    try await exec.setAttributes(path, changes)
-  }
-
-  public func createFile(_ path: String, mode: UInt32, exclusive: Bool) async throws
-    -> RemoteEntryState
-  {
-    try await exec.createFile(path, mode: mode, exclusive: exclusive)
-  }
-
-  /// `mkdir -m`: exact mode and errors in one process, where envd's MakeDir is `mkdir -p`
-  /// with a fixed mode and would need a parent check and a chmod.
-  public func createDirectory(_ path: String, mode: UInt32) async throws -> RemoteEntryState {
-    try await exec.createDirectory(path, mode: mode)
-  }
-
-  public func makeNode(_ path: String, mode: UInt32, device: UInt64) async throws
-    -> RemoteEntryState
-  {
-    try await exec.makeNode(path, mode: mode, device: device)
-  }
-
-  public func createSymlink(_ path: String, target: String) async throws -> RemoteEntryState {
-    try await exec.createSymlink(path, target: target)
-  }
-
-  public func readLink(_ path: String) async throws -> String {
-    try await exec.readLink(path)
-  }
-
-  public func link(from source: String, to destination: String) async throws -> RemoteEntryState {
-    try await exec.link(from: source, to: destination)
-  }
-
-  public func synchronize(_ path: String, dataOnly: Bool) async throws {
-    try await exec.synchronize(path, dataOnly: dataOnly)
   }
 
   // MARK: envd's primitives with POSIX's checks
