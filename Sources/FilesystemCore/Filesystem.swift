@@ -52,6 +52,7 @@ public final class Filesystem: Sendable {
     if openFiles.handleCount > 0 {
       logger.warning("\(openFiles.handleCount) files were still open at unmount")
     }
+    reader.shutdown()
   }
 
   // MARK: - Names

@@ -206,11 +206,14 @@ struct MountCommand: AsyncParsableCommand {
       configuration.writeBack = writeBack != nil
       let filesystem: Filesystem
       do {
-        let cache = try BlockCache(
-          backend: remote, configuration: blockCacheConfiguration(), logger: logger)
+        let reader = try makeFileReader(
+          backend: remote, capabilities: capabilities, blockCache: blockCacheConfiguration(),
+          wholeFiles: WholeFileConfiguration(
+            parentDirectory: configuration.stagingParent, budget: cacheSize.bytes),
+          logger: logger)
         filesystem = try Filesystem(
           backend: remote, capabilities: capabilities, configuration: configuration,
-          reader: PrefetchingReader(cache: cache, backend: remote), logger: logger)
+          reader: reader, logger: logger)
       } catch let error as RemoteError {
         throw MountFailure(error.message)
       }
