@@ -63,23 +63,25 @@ final class CountingRemote: RemoteFilesystem {
 
   func attributes(of path: String) async throws -> RemoteAttributes { throw unsupported }
   func listDirectory(_ path: String) async throws -> [RemoteEntry] { throw unsupported }
-  /// Writes the whole file, unchecked: a short body (`shortBy`) is the caller's to catch.
+  /// Writes the whole file, unchecked: a short body (`shortBy`) is the caller's to catch. An
+  /// injected failure breaks off after half the file is written, as a cut stream does.
   func download(_ path: String, expectedSize: UInt64, to localPath: String) async throws -> UInt64 {
     if delay > .zero { try await Task.sleep(for: delay) }
-    let bytes = try state.withLock { state in
+    let (bytes, broken) = try state.withLock { state in
       state.downloads.append(path)
+      guard let content = state.files[path] else { throw RemoteError(errno: ENOENT, path) }
       if state.failuresToInject > 0 {
         state.failuresToInject -= 1
-        throw RemoteError(errno: EIO, "injected failure")
+        return (Array(content.prefix(content.count / 2)), true)
       }
-      guard let content = state.files[path] else { throw RemoteError(errno: ENOENT, path) }
-      return Array(content.dropLast(state.shortBy))
+      return (Array(content.dropLast(state.shortBy)), false)
     }
     let descriptor = open(localPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     guard descriptor >= 0 else { throw RemoteError(errno: errno, "cannot open \(localPath)") }
     defer { close(descriptor) }
     guard bytes.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == bytes.count
     else { throw RemoteError(errno: EIO, "cannot write \(localPath)") }
+    if broken { throw RemoteError(errno: EIO, "injected failure after \(bytes.count) bytes") }
     return UInt64(bytes.count)
   }
   func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {

@@ -135,6 +135,23 @@ final class WholeFileReaderTests: XCTestCase {
     reader.shutdown()
   }
 
+  func testADownloadBrokenOffLeavesNoPartialFile() async throws {
+    let content = pattern(10_000)
+    let remote = CountingRemote(files: ["/f": content])
+    remote.state.withLock { $0.failuresToInject = 1 }
+    let reader = try makeReader(remote)
+    await assertRemoteError(EIO) {
+      _ = try await reader.read(
+        "/f", version: version(content.count), offset: 0, length: 10, handle: 1)
+    }
+    XCTAssertEqual(files(in: reader), [])
+    XCTAssertEqual(reader.stored.files, 0)
+    let bytes = try await reader.bytes(
+      "/f", version: version(content.count), offset: 0, length: content.count, handle: 1)
+    XCTAssertEqual(bytes, content)
+    reader.shutdown()
+  }
+
   func testConcurrentFirstReadsShareOneDownload() async throws {
     let content = pattern(64 * 1024)
     let remote = CountingRemote(files: ["/f": content], delay: .milliseconds(100))
