@@ -218,6 +218,7 @@ public final class WholeFileReader: FileReader {
       logger.debug("whole-file download of \(key) failed: \(error)")
       throw error
     }
+    logger.debug("downloaded \(key) whole: \(copy.size) bytes")
     let evicted = state.withLock { state -> [LocalCopy]? in
       // Released (a size-0 snapshot) or shut down while downloading: serve this read only.
       guard !state.shutDown, case .downloading = state.slots[key] else { return nil }
