@@ -1,7 +1,9 @@
 import Backend
+import Logging
 
 /// Where reads of files without a staging file go: `DirectFileReader` asks the backend for every
-/// range; `PrefetchingReader` goes through the block cache and prefetches per open handle.
+/// range; `PrefetchingReader` goes through the block cache and prefetches per open handle;
+/// `WholeFileReader` downloads each file once, for backends without ranged reads.
 public protocol FileReader: Sendable {
   /// Reads `length` bytes at `offset` of `path` for open `handle`, whose version (size and
   /// mtime) was taken before this read. The version's size is what truncation is checked
@@ -18,6 +20,26 @@ public protocol FileReader: Sendable {
   /// `path` is likely to be opened and read soon: fetch its start in the background, if this
   /// reader caches.
   func prefetchStart(of path: String, version: RemoteFileVersion)
+
+  /// The mount ended: drop what is kept locally.
+  func shutdown()
+}
+
+extension FileReader {
+  public func shutdown() {}
+}
+
+/// The reader for a backend: through the block cache, prefetching, when it reads ranges
+/// natively; else whole files, each downloaded once (`WholeFileReader`).
+public func makeFileReader(
+  backend: any RemoteFilesystem, capabilities: RemoteCapabilities,
+  blockCache: BlockCacheConfiguration, wholeFiles: WholeFileConfiguration, logger: Logger
+) throws -> any FileReader {
+  guard capabilities.rangedReads else {
+    return try WholeFileReader(backend: backend, configuration: wholeFiles, logger: logger)
+  }
+  let cache = try BlockCache(backend: backend, configuration: blockCache, logger: logger)
+  return PrefetchingReader(cache: cache, backend: backend)
 }
 
 /// One ranged request per read, checked by the backend against the size taken at open.

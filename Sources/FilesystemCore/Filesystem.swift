@@ -18,6 +18,9 @@ public struct Entry: Sendable {
 public final class Filesystem: Sendable {
   public let configuration: FilesystemConfiguration
   let backend: any RemoteFilesystem
+  /// What the backend does natively; the core derives the rest (inode numbers, link counts,
+  /// times) and repairs what its uploads lose (special bits).
+  let capabilities: RemoteCapabilities
   let reader: any FileReader
   let stagingArea: StagingArea
   let inodes: InodeTable
@@ -30,12 +33,13 @@ public final class Filesystem: Sendable {
   let logger: Logger
 
   public init(
-    backend: any RemoteFilesystem, configuration: FilesystemConfiguration,
-    reader: (any FileReader)? = nil, logger: Logger
+    backend: any RemoteFilesystem, capabilities: RemoteCapabilities,
+    configuration: FilesystemConfiguration, reader: (any FileReader)? = nil, logger: Logger
   ) throws {
     self.backend = backend
+    self.capabilities = capabilities
     self.configuration = configuration
-    self.inodes = InodeTable(linksByRemoteInode: configuration.richAttributes)
+    self.inodes = InodeTable(linksByRemoteInode: capabilities.inodeNumbers)
     self.reader = reader ?? DirectFileReader(backend: backend)
     self.stagingArea = try StagingArea(
       backend: backend, directory: configuration.stagingParent, logger: logger)
@@ -48,6 +52,7 @@ public final class Filesystem: Sendable {
     if openFiles.handleCount > 0 {
       logger.warning("\(openFiles.handleCount) files were still open at unmount")
     }
+    reader.shutdown()
   }
 
   // MARK: - Names

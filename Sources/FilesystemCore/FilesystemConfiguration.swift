@@ -12,10 +12,6 @@ public struct FilesystemConfiguration: Sendable {
   /// `-o idmap=none` with a backend that makes changes as their caller (the agent as root):
   /// each request's uid, gid and groups go with the changes it makes (`CallerIdentity`).
   public var actAsCaller = false
-  /// The backend's attributes carry inode numbers, nlink, numeric ids, atime, ctime and blocks
-  /// for every stat (the agent extension). Without it those fields are derived, so a value
-  /// never flips between a rich answer (e.g. a fallback's stat) and a plain one.
-  public var richAttributes = false
   /// How long the kernel and our caches may trust an entry's attributes, in seconds.
   public var attributeTimeout: Double
   /// How long the kernel may trust a name → inode mapping, in seconds.

@@ -49,8 +49,9 @@ final class InodeTable: Sendable {
 
   private let state: Mutex<State>
 
-  /// Hard links are recognised by remote inode numbers, which only a backend with rich
-  /// attributes gives for every stat (a number seen only sometimes would split or merge nodes).
+  /// Hard links are recognised by remote inode numbers, when the backend gives them for every
+  /// stat (`RemoteCapabilities.inodeNumbers`; a number seen only sometimes would split or merge
+  /// nodes).
   private let linksByRemoteInode: Bool
 
   init(linksByRemoteInode: Bool = false) {

@@ -78,10 +78,11 @@ extension Filesystem {
     return known.permissions & 0o7777 == mode & 0o7777
   }
 
-  /// envd's upload (stock envd) chowns the file, and a chown clears setuid/setgid, which a write
-  /// on Linux keeps for the owner: put them back.
+  /// An upload that does not keep owner and mode (stock envd's chowns the file, and a chown
+  /// clears setuid/setgid, which a write on Linux keeps for the owner): put them back.
   func restoreSpecialBits(of inode: UInt64) async throws {
-    guard !configuration.richAttributes, let known = inodes.attributes(of: inode, maxAge: nil),
+    guard !capabilities.uploadKeepsOwnerAndMode,
+      let known = inodes.attributes(of: inode, maxAge: nil),
       known.type == .regular, known.permissions & 0o6000 != 0, let path = inodes.path(of: inode)
     else { return }
     let restored = try await backend.setAttributes(
@@ -93,8 +94,8 @@ extension Filesystem {
   /// links made through the mount) shows that many: the kernel drops its own nlink on unlink,
   /// and at 0 it refuses link(2) through the remaining name with ENOENT.
   func shownStat(for attributes: RemoteAttributes, inode: UInt64) -> Glibc.stat {
-    var result = configuration.stat(for: attributes, inode: inode)
-    if !configuration.richAttributes, attributes.type != .directory {
+    var result = configuration.stat(for: attributes, inode: inode, capabilities: capabilities)
+    if !capabilities.richAttributes, attributes.type != .directory {
       result.st_nlink = nlink_t(max(1, inodes.nameCount(of: inode)))
     }
     return result

@@ -6,16 +6,19 @@ extension FilesystemConfiguration {
   ///
   /// Owner policy: every file shows as the mounting user (or `-o uid=,gid=`), like sshfs
   /// `idmap=user`; with `-o idmap=none` and a backend that knows numeric ids, the remote ids.
-  /// With rich attributes (the agent extension) st_ino is the remote inode number, so hard links
+  /// With remote inode numbers (the agent extension) st_ino is the remote's, so hard links
   /// share it and it stays the same across renames; otherwise it is the mount's own number for
   /// the path (stable while mounted). With write-back always the mount's own number: an entry
   /// made here has no remote number until the journal drains, and st_ino must not change
-  /// under a running `tar` or `find`. nlink, blocks, atime and ctime are the remote's when rich,
-  /// else 1 (2 for directories), the size in 512-byte units, and the mtime.
-  func stat(for attributes: RemoteAttributes, inode: UInt64) -> Glibc.stat {
+  /// under a running `tar` or `find`. nlink, blocks, atime and ctime are the remote's with rich
+  /// attributes, else 1 (2 for directories), the size in 512-byte units, and the mtime.
+  func stat(for attributes: RemoteAttributes, inode: UInt64, capabilities: RemoteCapabilities)
+    -> Glibc.stat
+  {
     var result = Glibc.stat()
-    let rich = richAttributes
-    result.st_ino = ino_t(rich && !writeBack ? attributes.inode ?? inode : inode)
+    let rich = capabilities.richAttributes
+    result.st_ino = ino_t(
+      capabilities.inodeNumbers && !writeBack ? attributes.inode ?? inode : inode)
     result.st_mode = Self.typeBits(attributes.type) | (attributes.permissions & 0o7777)
     let defaultLinks: UInt32 = attributes.type == .directory ? 2 : 1
     result.st_nlink = nlink_t(rich ? attributes.linkCount ?? defaultLinks : defaultLinks)

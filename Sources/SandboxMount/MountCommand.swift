@@ -191,7 +191,6 @@ struct MountCommand: AsyncParsableCommand {
         readOnly: readOnly,
         stagingParent: cacheDir ?? ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
       let capabilities = await backend.capabilities()
-      configuration.richAttributes = capabilities.richAttributes
       // Numeric ids come from the extension, or on stock envd from the owner names it gives,
       // mapped with the sandbox's own /etc/passwd and /etc/group.
       configuration.showRemoteOwners = mountOptions.showRemoteOwners
@@ -207,11 +206,14 @@ struct MountCommand: AsyncParsableCommand {
       configuration.writeBack = writeBack != nil
       let filesystem: Filesystem
       do {
-        let cache = try BlockCache(
-          backend: remote, configuration: blockCacheConfiguration(), logger: logger)
+        let reader = try makeFileReader(
+          backend: remote, capabilities: capabilities, blockCache: blockCacheConfiguration(),
+          wholeFiles: WholeFileConfiguration(
+            parentDirectory: configuration.stagingParent, budget: cacheSize.bytes),
+          logger: logger)
         filesystem = try Filesystem(
-          backend: remote, configuration: configuration,
-          reader: PrefetchingReader(cache: cache, backend: remote), logger: logger)
+          backend: remote, capabilities: capabilities, configuration: configuration,
+          reader: reader, logger: logger)
       } catch let error as RemoteError {
         throw MountFailure(error.message)
       }

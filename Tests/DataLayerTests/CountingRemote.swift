@@ -10,6 +10,7 @@ final class CountingRemote: RemoteFilesystem {
   struct State {
     var files: [String: [UInt8]] = [:]
     var reads: [(path: String, offset: UInt64, length: Int)] = []
+    var downloads: [String] = []
     /// Reads that fail with EIO before any succeeds.
     var failuresToInject = 0
     /// Bytes cut from every answer (a backend breaking its contract), while > 0.
@@ -26,6 +27,7 @@ final class CountingRemote: RemoteFilesystem {
   }
 
   var readCount: Int { state.withLock { $0.reads.count } }
+  var downloadCount: Int { state.withLock { $0.downloads.count } }
 
   /// The blocks the reads of `path` asked for (a read may cover several).
   func fetchedBlocks(of path: String, blockSize: Int) -> Set<Int> {
@@ -61,8 +63,26 @@ final class CountingRemote: RemoteFilesystem {
 
   func attributes(of path: String) async throws -> RemoteAttributes { throw unsupported }
   func listDirectory(_ path: String) async throws -> [RemoteEntry] { throw unsupported }
+  /// Writes the whole file, unchecked: a short body (`shortBy`) is the caller's to catch. An
+  /// injected failure breaks off after half the file is written, as a cut stream does.
   func download(_ path: String, expectedSize: UInt64, to localPath: String) async throws -> UInt64 {
-    throw unsupported
+    if delay > .zero { try await Task.sleep(for: delay) }
+    let (bytes, broken) = try state.withLock { state in
+      state.downloads.append(path)
+      guard let content = state.files[path] else { throw RemoteError(errno: ENOENT, path) }
+      if state.failuresToInject > 0 {
+        state.failuresToInject -= 1
+        return (Array(content.prefix(content.count / 2)), true)
+      }
+      return (Array(content.dropLast(state.shortBy)), false)
+    }
+    let descriptor = open(localPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    guard descriptor >= 0 else { throw RemoteError(errno: errno, "cannot open \(localPath)") }
+    defer { close(descriptor) }
+    guard bytes.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == bytes.count
+    else { throw RemoteError(errno: EIO, "cannot write \(localPath)") }
+    if broken { throw RemoteError(errno: EIO, "injected failure after \(bytes.count) bytes") }
+    return UInt64(bytes.count)
   }
   func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {
     throw unsupported
@@ -92,7 +112,7 @@ extension BlockCache {
   func bytes(_ key: BlockKey) async throws -> [UInt8] { Array(try await block(key)) }
 }
 
-extension PrefetchingReader {
+extension FileReader {
   func bytes(
     _ path: String, version: RemoteFileVersion, offset: UInt64, length: Int, handle: UInt64
   ) async throws -> [UInt8] {

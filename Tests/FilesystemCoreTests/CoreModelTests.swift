@@ -65,11 +65,14 @@ final class CoreModelTests: XCTestCase {
     let local = folder.path + "/local"
     mkdir(local, 0o755)
     mkdir(folder.path + "/staging", 0o755)
-    var configuration = FilesystemConfiguration(
+    let configuration = FilesystemConfiguration(
       attributeTimeout: 60, entryTimeout: 60, stagingParent: folder.path + "/staging")
-    configuration.richAttributes = richAttributes
+    let capabilities =
+      richAttributes
+      ? InMemoryRemoteFilesystem.allCapabilities : InMemoryRemoteFilesystem.stockEnvdCapabilities
     let filesystem = try Filesystem(
-      backend: InMemoryRemoteFilesystem(), configuration: configuration,
+      backend: InMemoryRemoteFilesystem(capabilities: capabilities), capabilities: capabilities,
+      configuration: configuration,
       logger: Logger(label: "core-model") { _ in SwiftLogNoOpLogHandler() })
     let kernel = KernelStandIn(filesystem: filesystem)
     var generator = CoreModelGenerator(seed: seed)

@@ -18,11 +18,10 @@ final class FilesystemTests: XCTestCase {
     backend = InMemoryRemoteFilesystem()
     staging = try TemporaryDirectory(prefix: "core-staging")
     // Long timeouts: every cache answer in a test is fresh, so backend calls are all ours.
-    var configuration = FilesystemConfiguration(
+    let configuration = FilesystemConfiguration(
       attributeTimeout: 60, entryTimeout: 60, stagingParent: staging.path)
-    configuration.richAttributes = true
     filesystem = try Filesystem(
-      backend: backend, configuration: configuration,
+      backend: backend, capabilities: await backend.capabilities(), configuration: configuration,
       logger: Logger(label: "core-tests") { _ in SwiftLogNoOpLogHandler() })
   }
 
@@ -288,7 +287,7 @@ final class FilesystemTests: XCTestCase {
     var configuration = filesystem.configuration
     configuration.readOnly = true
     let readOnly = try Filesystem(
-      backend: backend, configuration: configuration,
+      backend: backend, capabilities: await backend.capabilities(), configuration: configuration,
       logger: Logger(label: "core-tests") { _ in SwiftLogNoOpLogHandler() })
     backend.put("/f", [1])
     let inode = try await readOnly.lookUp(parent: root, name: "f").inode

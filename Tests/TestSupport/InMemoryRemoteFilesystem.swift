@@ -43,9 +43,28 @@ public final class InMemoryRemoteFilesystem: RemoteFilesystem {
   static let rootInode: UInt64 = 1
   let state: Mutex<State>
   let owner: (uid: UInt32, gid: UInt32)
+  let declaredCapabilities: RemoteCapabilities
 
-  public init(uid: UInt32 = getuid(), gid: UInt32 = getgid()) {
+  /// Everything it does, natively.
+  public static let allCapabilities = RemoteCapabilities(
+    rangedReads: true, offsetWrites: true, atomicRenameFlags: true, hardLinks: true,
+    batchChanges: true, inodeNumbers: true, richAttributes: true, owners: .ids,
+    uploadKeepsOwnerAndMode: true, description: "in-memory reference")
+
+  /// What stock envd declares: the core then derives inode numbers, link counts and times, and
+  /// restores special bits after uploads, as over envd.
+  public static let stockEnvdCapabilities = RemoteCapabilities(
+    rangedReads: true, offsetWrites: true, hardLinks: true, batchChanges: true, owners: .ids,
+    description: "in-memory as stock envd")
+
+  /// `capabilities`: what it declares, to be presented as another backend; it still does
+  /// everything, so the core must not rely on more than is declared.
+  public init(
+    uid: UInt32 = getuid(), gid: UInt32 = getgid(),
+    capabilities: RemoteCapabilities = allCapabilities
+  ) {
     owner = (uid, gid)
+    declaredCapabilities = capabilities
     let now = Self.now()
     var initial = State()
     initial.nodes[Self.rootInode] = Node(
@@ -336,12 +355,7 @@ public final class InMemoryRemoteFilesystem: RemoteFilesystem {
     }
   }
 
-  public func capabilities() async -> RemoteCapabilities {
-    RemoteCapabilities(
-      rangedReads: true, offsetWrites: true, atomicRenameFlags: true, hardLinks: true,
-      batchChanges: true, inodeNumbers: true, richAttributes: true, owners: .ids,
-      uploadKeepsOwnerAndMode: true, description: "in-memory reference")
-  }
+  public func capabilities() async -> RemoteCapabilities { declaredCapabilities }
 
   public func setAttributes(_ path: String, _ changes: RemoteAttributeChanges) async throws
     -> RemoteAttributes
