@@ -98,7 +98,10 @@ struct MountCommand: AsyncParsableCommand {
   )
   var cacheDir: String?
 
-  @Option(help: "Bytes of blocks kept in --cache-dir (e.g. 4G).")
+  @Option(
+    help:
+      "Bytes of blocks kept in --cache-dir (e.g. 4G); for a backend without ranged reads, of whole-file copies."
+  )
   var cacheSize: ByteCount = ByteCount(bytes: 4 << 30)
 
   @Option(
@@ -307,7 +310,7 @@ struct MountCommand: AsyncParsableCommand {
     }
     var status: [String: Any] = [
       "mountpoint": mountpoint, "url": url, "root": root,
-      "backend": capabilities.richAttributes ? "envd with the sandbox-agent extension" : "envd",
+      "backend": capabilities.description,
       "writeBack": writeBack != nil ? "on" : "off",
       "memoryCacheBytes": memoryCache.bytes,
       "diskCache": cacheDir.map { "\($0) (\(cacheSize.bytes) bytes)" } ?? "off",
