@@ -1,0 +1,45 @@
+import Backend
+import Glibc
+import Logging
+
+/// A failure of this machine's own files (a staging file, the disk cache, the write-back
+/// journal), kept apart from `RemoteError`: a full local disk must not read as a full sandbox.
+public struct LocalError: Error, CustomStringConvertible, Sendable, Equatable {
+  /// What the kernel answers: the failed call's errno (ENOSPC when the local disk is full).
+  public var errno: Int32
+  /// The call that failed, e.g. "write".
+  public var operation: String
+  /// The local file or folder it failed on, e.g. "staging file 7 in /var/tmp".
+  public var file: String
+  /// What the errno alone does not say; nil: the errno's text.
+  public var detail: String?
+
+  public init(errno: Int32, _ operation: String, _ file: String, detail: String? = nil) {
+    self.errno = errno
+    self.operation = operation
+    self.file = file
+    self.detail = detail
+  }
+
+  public var description: String {
+    let reason = detail ?? String(cString: strerror(errno))
+    return "local disk: \(operation) of \(file) failed: \(reason) (errno \(errno))"
+  }
+}
+
+/// An error a request fails with: the errno the kernel gets, and how loudly it is logged. The
+/// error says it, so no one guesses from the errno.
+public protocol ReportedError: Error {
+  var errno: Int32 { get }
+  var logLevel: Logger.Level { get }
+}
+
+extension RemoteError: ReportedError {
+  /// An answer is routine; a failure of the sandbox is worth a look, and retried or reported.
+  public var logLevel: Logger.Level { kind == .answer ? .debug : .warning }
+}
+
+extension LocalError: ReportedError {
+  /// This machine's disk is failing or full: nothing retries it, someone must act.
+  public var logLevel: Logger.Level { .error }
+}
