@@ -214,6 +214,8 @@ struct MountCommand: AsyncParsableCommand {
           reader: PrefetchingReader(cache: cache, backend: remote), logger: logger)
       } catch let error as RemoteError {
         throw MountFailure(error.message)
+      } catch let error as LocalError {
+        throw MountFailure(error.description)
       }
       defer { filesystem.shutdown() }
 
@@ -269,6 +271,8 @@ struct MountCommand: AsyncParsableCommand {
       return (writeBack, folder)
     } catch let error as RemoteError {
       throw MountFailure("write-back journal in \(folder.path): \(error.message)")
+    } catch let error as LocalError {
+      throw MountFailure(error.description)
     }
   }
 
