@@ -99,7 +99,7 @@ final class DiskCacheTests: XCTestCase {
     let remote = CountingRemote()
     let first = try makeCache(remote)
     XCTAssertThrowsError(try makeCache(remote)) { error in
-      XCTAssertEqual((error as? RemoteError)?.errno, EBUSY)
+      XCTAssertEqual((error as? LocalError)?.errno, EBUSY, "\(error)")
     }
     withExtendedLifetime(first) {}
   }

@@ -282,7 +282,7 @@ public final class StagingFile: Sendable {
     }
   }
 
-  private var name: String { "staging file \(localPath) in \(directory)" }
+  private var name: String { "staging file (fd \(descriptor)) in \(directory)" }
 
   private func writeAll(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
     var done = 0

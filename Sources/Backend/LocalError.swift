@@ -1,9 +1,12 @@
-import Backend
-import Glibc
-import Logging
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
 
 /// A failure of this machine's own files (a staging file, the disk cache, the write-back
-/// journal), kept apart from `RemoteError`: a full local disk must not read as a full sandbox.
+/// journal, a backend's local side of an upload or download), kept apart from `RemoteError`: a
+/// full local disk must not read as a full sandbox.
 public struct LocalError: Error, CustomStringConvertible, Sendable, Equatable {
   /// What the kernel answers: the failed call's errno (ENOSPC when the local disk is full).
   public var errno: Int32
@@ -25,21 +28,4 @@ public struct LocalError: Error, CustomStringConvertible, Sendable, Equatable {
     let reason = detail ?? String(cString: strerror(errno))
     return "local disk: \(operation) of \(file) failed: \(reason) (errno \(errno))"
   }
-}
-
-/// An error a request fails with: the errno the kernel gets, and how loudly it is logged. The
-/// error says it, so no one guesses from the errno.
-public protocol ReportedError: Error {
-  var errno: Int32 { get }
-  var logLevel: Logger.Level { get }
-}
-
-extension RemoteError: ReportedError {
-  /// An answer is routine; a failure of the sandbox is worth a look, and retried or reported.
-  public var logLevel: Logger.Level { kind == .answer ? .debug : .warning }
-}
-
-extension LocalError: ReportedError {
-  /// This machine's disk is failing or full: nothing retries it, someone must act.
-  public var logLevel: Logger.Level { .error }
 }
