@@ -46,9 +46,7 @@ final class DiskBlockStore: Sendable {
         atPath: directory, withIntermediateDirectories: true,
         attributes: [.posixPermissions: 0o700])
     } catch {
-      let cause = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
-      let code = cause?.domain == NSPOSIXErrorDomain ? Int32(cause!.code) : EIO
-      throw LocalError(errno: code, "mkdir", "the cache folder \(directory)")
+      throw LocalError(foundation: error, "mkdir", "the cache folder \(directory)")
     }
     let descriptor = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
     guard descriptor >= 0 else {

@@ -48,8 +48,12 @@ final class Journal: Sendable {
   init(directory: String) throws {
     self.directory = directory
     self.path = directory + "/journal"
-    try FileManager.default.createDirectory(
-      atPath: directory + "/data", withIntermediateDirectories: true)
+    do {
+      try FileManager.default.createDirectory(
+        atPath: directory + "/data", withIntermediateDirectories: true)
+    } catch {
+      throw LocalError(foundation: error, "mkdir", directory + "/data")
+    }
     let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
     guard descriptor >= 0 else {
       throw LocalError(errno: errno, "open", "the journal \(path)")

@@ -242,10 +242,15 @@ public final class WriteBackBackend: RemoteFilesystem {
     case .journal(let start):
       return try journal.read(at: start + offset, count: count)
     case .dataFile(let file):
-      let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
-      defer { try? handle.close() }
-      try handle.seek(toOffset: offset)
-      let data = try handle.read(upToCount: count) ?? Data()
+      let data: Data
+      do {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: offset)
+        data = try handle.read(upToCount: count) ?? Data()
+      } catch {
+        throw LocalError(foundation: error, "read", "staged data \(file)")
+      }
       guard data.count == count else {
         throw LocalError(errno: EIO, "read", "staged data \(file)", detail: "shorter than expected")
       }
