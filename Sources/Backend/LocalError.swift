@@ -12,7 +12,7 @@ public struct LocalError: Error, CustomStringConvertible, Sendable, Equatable {
   public var errno: Int32
   /// The call that failed, e.g. "write".
   public var operation: String
-  /// The local file or folder it failed on, e.g. "staging file 7 in /var/tmp".
+  /// The local file or folder it failed on, e.g. "staging file (fd 7) in /var/tmp".
   public var file: String
   /// What the errno alone does not say; nil: the errno's text.
   public var detail: String?

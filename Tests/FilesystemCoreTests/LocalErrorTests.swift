@@ -79,12 +79,13 @@ final class LocalErrorTests: XCTestCase {
     XCTAssertEqual(logLevel(for: CocoaError(.fileReadUnknown)), .warning)
 
     // The same errno, told apart by where it came from.
-    let local = LocalError(errno: ENOSPC, "write", "staging file 7 in /var/tmp")
+    let local = LocalError(errno: ENOSPC, "write", "staging file (fd 7) in /var/tmp")
     let remote = RemoteError(errno: ENOSPC, "/data/out: no space left on the sandbox")
     XCTAssertEqual(errnoCode(for: local), errnoCode(for: remote))
     XCTAssertEqual(
       local.description,
-      "local disk: write of staging file 7 in /var/tmp failed: No space left on device (errno 28)")
+      "local disk: write of staging file (fd 7) in /var/tmp failed: No space left on device (errno 28)"
+    )
     XCTAssertFalse(remote.description.contains("local"))
   }
 }
