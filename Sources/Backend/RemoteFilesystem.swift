@@ -190,11 +190,30 @@ extension RemoteFilesystem {
 public struct RemoteError: Error, CustomStringConvertible, Sendable, Equatable {
   public var errno: Int32
   public var message: String
+  /// Whether something failed, or the sandbox just said no; a log's level follows it.
+  public var kind: Kind
 
-  public init(errno: Int32, _ message: String) {
+  public enum Kind: Sendable, Equatable {
+    /// The sandbox's ordinary POSIX answer (ENOENT on a lookup, EEXIST, ENOTEMPTY, EACCES):
+    /// nothing is wrong with the mount.
+    case answer
+    /// The sandbox, or the way to it, failed: unreachable, timed out, a server error, a reply
+    /// not understood.
+    case failure
+  }
+
+  /// Without `kind`, the errno decides: EIO and the network's errnos are failures, every other
+  /// errno is an answer. This is the only place that guesses from an errno; a maker that knows
+  /// better (a server error mapped to EINVAL) says so.
+  public init(errno: Int32, _ message: String, kind: Kind? = nil) {
     self.errno = errno
     self.message = message
+    self.kind = kind ?? (Self.failureErrnos.contains(errno) ? .failure : .answer)
   }
+
+  static let failureErrnos: Set<Int32> = [
+    EIO, ETIMEDOUT, ECONNREFUSED, ECONNRESET, EHOSTUNREACH, ENETUNREACH, ENOTCONN, EPROTO,
+  ]
 
   public var description: String { "\(message) (errno \(errno))" }
 }

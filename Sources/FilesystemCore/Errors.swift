@@ -1,5 +1,7 @@
 import Backend
+import DataLayer
 import Glibc
+import Logging
 
 /// Errors the core raises itself; they carry the errno the kernel should see, as backend errors do.
 enum FilesystemError {
@@ -14,19 +16,22 @@ enum FilesystemError {
   static let readOnly = RemoteError(errno: EROFS, "mounted read-only")
 }
 
-/// The errno the kernel sees for an error: a `RemoteError`'s own, EINTR for a cancelled task,
-/// EIO for anything else.
+/// The errno the kernel sees for an error: a `RemoteError`'s or `LocalError`'s own, EINTR for a
+/// cancelled task, EIO for anything else.
 public func errnoCode(for error: any Error) -> Int32 {
   switch error {
-  case let remote as RemoteError: remote.errno
+  case let reported as any ReportedError: reported.errno
   case is CancellationError: EINTR
   default: EIO
   }
 }
 
-/// Whether `error` is an ordinary POSIX outcome (ENOENT, EEXIST, …) rather than a failure worth
-/// a warning.
-public func isOrdinaryOutcome(_ error: any Error) -> Bool {
-  guard let remote = error as? RemoteError else { return false }
-  return remote.errno != EIO
+/// How loudly a failed request logs `error`: as the error says; a cancelled request is routine,
+/// an error of unknown origin a warning.
+public func logLevel(for error: any Error) -> Logger.Level {
+  switch error {
+  case let reported as any ReportedError: reported.logLevel
+  case is CancellationError: .debug
+  default: .warning
+  }
 }

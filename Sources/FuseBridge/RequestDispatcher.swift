@@ -92,16 +92,13 @@ final class RequestDispatcher: Sendable {
     }
   }
 
-  /// Replies `error`'s errno and logs it. Ordinary outcomes (ENOENT on lookup, ENOTEMPTY, …) are
-  /// debug; EIO and unexpected errors are warnings.
+  /// Replies `error`'s errno and logs it at the level the error names: ordinary answers (ENOENT
+  /// on lookup, ENOTEMPTY, …) at debug, failures of the sandbox at warning, of the local disk at
+  /// error.
   func fail(_ request: FuseRequest, _ error: any Error, _ operation: StaticString) {
-    let code = errnoCode(for: error)
-    request.replyError(code)
-    if !isOrdinaryOutcome(error) {
-      logger.warning("\(operation) failed: \(error)")
-    } else {
-      logger.debug("\(operation): \(error)")
-    }
+    request.replyError(errnoCode(for: error))
+    let level = logLevel(for: error)
+    logger.log(level: level, "\(operation)\(level >= .warning ? " failed" : ""): \(error)")
   }
 
   /// Waits until no request task is running, or `timeout` passes.

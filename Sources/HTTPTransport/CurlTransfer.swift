@@ -24,6 +24,7 @@ public final class CurlTransfer: @unchecked Sendable {
   private var contentEncoding: String?
   private var limitReached = false
   private var localFailure: String?
+  private var localErrno: Int32 = 0
 
   /// Set by the loop under its lock; read there too.
   var cancelRequested = false
@@ -170,7 +171,8 @@ public final class CurlTransfer: @unchecked Sendable {
         let written = write(descriptor, data.baseAddress! + done, data.count - done)
         if written < 0 {
           if errno == EINTR { continue }
-          localFailure = "writing the local file: \(String(cString: strerror(errno)))"
+          localErrno = errno
+          localFailure = "writing the local file: \(String(cString: strerror(localErrno)))"
           return 0
         }
         done += written
@@ -236,7 +238,7 @@ public final class CurlTransfer: @unchecked Sendable {
       osErrno: Int32(truncatingIfNeeded: osErrno), cancelled: cancelled, status: status,
       body: body, bytesReceived: bytesReceived, contentRange: contentRange,
       contentEncoding: contentEncoding, limitReached: limitReached, localFailure: localFailure,
-      newConnections: connects)
+      newConnections: connects, localErrno: localErrno)
   }
 
   // MARK: setopt helpers

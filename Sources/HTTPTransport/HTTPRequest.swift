@@ -100,6 +100,9 @@ public struct HTTPResponse: Sendable {
   public var localFailure: String?
   /// Connections this exchange had to open (0 when it reused a pooled one).
   public var newConnections = 0
+  /// The errno of a local file write that aborted the transfer (ENOSPC when the local disk is
+  /// full), 0 if none or unknown: the kernel should see it, not a remote EIO.
+  public var localErrno: Int32 = 0
 
   public var isSuccessStatus: Bool { (200..<300).contains(status) }
 }

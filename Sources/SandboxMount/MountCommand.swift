@@ -219,6 +219,8 @@ struct MountCommand: AsyncParsableCommand {
           reader: reader, logger: logger)
       } catch let error as RemoteError {
         throw MountFailure(error.message)
+      } catch let error as LocalError {
+        throw MountFailure(error.description)
       }
       defer { filesystem.shutdown() }
 
@@ -274,6 +276,8 @@ struct MountCommand: AsyncParsableCommand {
       return (writeBack, folder)
     } catch let error as RemoteError {
       throw MountFailure("write-back journal in \(folder.path): \(error.message)")
+    } catch let error as LocalError {
+      throw MountFailure(error.description)
     }
   }
 

@@ -95,11 +95,21 @@ final class DiskCacheTests: XCTestCase {
     XCTAssertEqual(second.statistics.diskHits, 0)
   }
 
+  /// A cache folder that cannot be made fails with the local errno and names the folder.
+  func testAFileWhereTheCacheFolderGoesIsALocalEEXIST() throws {
+    XCTAssertTrue(FileManager.default.createFile(atPath: folder.path + "/blocks", contents: nil))
+    XCTAssertThrowsError(try makeCache(CountingRemote())) { error in
+      let local = error as? LocalError
+      XCTAssertEqual(local?.errno, EEXIST, "\(error)")
+      XCTAssertTrue(local?.description.contains(folder.path + "/blocks") ?? false, "\(error)")
+    }
+  }
+
   func testOneFolderServesOneMountAtATime() throws {
     let remote = CountingRemote()
     let first = try makeCache(remote)
     XCTAssertThrowsError(try makeCache(remote)) { error in
-      XCTAssertEqual((error as? RemoteError)?.errno, EBUSY)
+      XCTAssertEqual((error as? LocalError)?.errno, EBUSY, "\(error)")
     }
     withExtendedLifetime(first) {}
   }

@@ -161,3 +161,26 @@ extension JournalTests {
     XCTAssertNil(old.caller)
   }
 }
+
+extension JournalTests {
+  /// A full disk under the state folder is the local ENOSPC, naming the journal.
+  func testAFullDiskIsALocalENOSPCNamingTheJournal() throws {
+    let disk = try SmallDisk(size: "1m")
+    defer { disk.remove() }
+    let journal = try Journal(directory: disk.path)
+    _ = try journal.replay()
+    let content = [UInt8](repeating: 1, count: 64 << 10)
+    do {
+      for index in 0..<64 {
+        var record = JournalRecord(.put, "/f\(index)")
+        record.inlineSize = UInt64(content.count)
+        _ = try journal.append(framed: try JournalFraming.encode(record, content: content))
+      }
+      XCTFail("4 MiB fit in a journal on a 1 MiB disk")
+    } catch {
+      let local = try XCTUnwrap(error as? LocalError, "\(type(of: error)): \(error)")
+      XCTAssertEqual(local.errno, ENOSPC)
+      XCTAssertTrue(local.description.contains(disk.path + "/journal"), local.description)
+    }
+  }
+}

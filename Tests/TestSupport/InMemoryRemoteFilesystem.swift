@@ -157,7 +157,7 @@ public final class InMemoryRemoteFilesystem: RemoteFilesystem {
       throw RemoteError(errno: EIO, "\(path) is shorter than \(expectedSize) bytes")
     }
     guard FileManager.default.createFile(atPath: localPath, contents: Data(bytes)) else {
-      throw RemoteError(errno: EIO, "cannot write \(localPath)")
+      throw LocalError(errno: EIO, "create", localPath)
     }
     return UInt64(bytes.count)
   }
@@ -215,7 +215,9 @@ public final class InMemoryRemoteFilesystem: RemoteFilesystem {
       if let truncateFirst { Self.resize(&content, to: truncateFirst) }
       for range in ranges {
         let end = Int(range.upperBound)
-        guard end <= local.count else { throw RemoteError(errno: EIO, "\(localPath) is short") }
+        guard end <= local.count else {
+          throw LocalError(errno: EIO, "read", localPath, detail: "shorter than the ranges to send")
+        }
         if content.count < end { Self.resize(&content, to: UInt64(end)) }
         content.replaceSubrange(
           Int(range.lowerBound)..<end, with: local[Int(range.lowerBound)..<end])
@@ -667,7 +669,7 @@ public final class InMemoryRemoteFilesystem: RemoteFilesystem {
 
   private static func localContents(_ path: String) throws -> [UInt8] {
     guard let data = FileManager.default.contents(atPath: path) else {
-      throw RemoteError(errno: EIO, "cannot read \(path)")
+      throw LocalError(errno: EIO, "read", path)
     }
     return [UInt8](data)
   }

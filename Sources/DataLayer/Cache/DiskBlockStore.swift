@@ -46,16 +46,16 @@ final class DiskBlockStore: Sendable {
         atPath: directory, withIntermediateDirectories: true,
         attributes: [.posixPermissions: 0o700])
     } catch {
-      throw RemoteError(errno: EIO, "cannot create the cache folder \(directory): \(error)")
+      throw LocalError(foundation: error, "mkdir", "the cache folder \(directory)")
     }
     let descriptor = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
     guard descriptor >= 0 else {
-      throw RemoteError(
-        errno: errno, "cannot open \(directory)/lock: \(String(cString: strerror(errno)))")
+      throw LocalError(errno: errno, "open", "\(directory)/lock")
     }
     guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
       close(descriptor)
-      throw RemoteError(errno: EBUSY, "the cache folder \(directory) is used by another mount")
+      throw LocalError(
+        errno: EBUSY, "lock (another mount uses it)", "the cache folder \(directory)")
     }
     lockDescriptor = descriptor
     let found = Self.scan(directory)
@@ -266,18 +266,18 @@ final class DiskBlockStore: Sendable {
     let header = bytes.withUnsafeBytes { DiskBlockFormat.header(identity: identity, data: $0) }
     let temporary = "\(directory)/\(name).\(UInt32.random(in: 0...UInt32.max)).tmp"
     let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-    guard descriptor >= 0 else { throw RemoteError(errno: errno, "open \(temporary)") }
+    guard descriptor >= 0 else { throw LocalError(errno: errno, "open", temporary) }
     var closed = false
     defer {
       if !closed { close(descriptor) }
     }
     do {
-      try writeFully(descriptor, header, at: 0)
-      try writeFully(descriptor, bytes, at: header.count)
+      try writeFully(descriptor, header, at: 0, file: temporary)
+      try writeFully(descriptor, bytes, at: header.count, file: temporary)
       closed = true
-      guard close(descriptor) == 0 else { throw RemoteError(errno: errno, "close \(temporary)") }
+      guard close(descriptor) == 0 else { throw LocalError(errno: errno, "close", temporary) }
       guard rename(temporary, directory + "/" + name) == 0 else {
-        throw RemoteError(errno: errno, "rename \(temporary)")
+        throw LocalError(errno: errno, "rename", temporary)
       }
     } catch {
       unlink(temporary)
@@ -286,16 +286,16 @@ final class DiskBlockStore: Sendable {
     return UInt64(header.count + bytes.count)
   }
 
-  private static func writeFully(_ descriptor: Int32, _ bytes: some ContiguousBytes, at offset: Int)
-    throws
-  {
+  private static func writeFully(
+    _ descriptor: Int32, _ bytes: some ContiguousBytes, at offset: Int, file: String
+  ) throws {
     try bytes.withUnsafeBytes { buffer in
       var done = 0
       while done < buffer.count {
         let put = pwrite(
           descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
         if put < 0 && errno == EINTR { continue }
-        guard put > 0 else { throw RemoteError(errno: put < 0 ? errno : ENOSPC, "write") }
+        guard put > 0 else { throw LocalError(errno: put < 0 ? errno : ENOSPC, "write", file) }
         done += put
       }
     }

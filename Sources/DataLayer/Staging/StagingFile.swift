@@ -19,6 +19,8 @@ public final class StagingFile: Sendable {
   /// at birth, so a crash leaves nothing behind); `/proc/self/fd/N` reopens it.
   public let localPath: String
   private let descriptor: Int32
+  /// For messages: the folder it lives in, where a full or failing disk is to be looked for.
+  private let directory: String
   private let spares: SpareStagingFiles?
   private let state: Mutex<State>
 
@@ -58,9 +60,7 @@ public final class StagingFile: Sendable {
       var template = Array((directory + "/sandbox-mount-staging.XXXXXX").utf8CString)
       descriptor = mkstemp(&template)
       guard descriptor >= 0 else {
-        throw RemoteError(
-          errno: errno,
-          "cannot create a staging file in \(directory): \(String(cString: strerror(errno)))")
+        throw LocalError(errno: errno, "create", "a staging file in \(directory)")
       }
       unlink(template)
       _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
@@ -69,9 +69,10 @@ public final class StagingFile: Sendable {
     if size > 0, ftruncate(descriptor, off_t(size)) != 0 {
       let failure = errno
       close(descriptor)
-      throw RemoteError(errno: failure, "cannot size a staging file in \(directory)")
+      throw LocalError(errno: failure, "ftruncate", "a staging file in \(directory)")
     }
     self.descriptor = descriptor
+    self.directory = directory
     self.spares = spares
     self.localPath = "/proc/self/fd/\(descriptor)"
     state = Mutex(State(size: size, remoteLimit: size, remoteVersion: remote))
@@ -137,7 +138,7 @@ public final class StagingFile: Sendable {
           descriptor, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
         if got < 0 {
           if errno == EINTR { continue }
-          throw RemoteError(errno: errno, "staging read failed")
+          throw LocalError(errno: errno, "read", name)
         }
         if got == 0 { break }
         done += got
@@ -162,7 +163,7 @@ public final class StagingFile: Sendable {
   public func truncate(to size: UInt64) throws {
     try state.withLock { state in
       guard ftruncate(descriptor, off_t(size)) == 0 else {
-        throw RemoteError(errno: errno, "staging truncate failed")
+        throw LocalError(errno: errno, "ftruncate", name)
       }
       state.local.removeAll(from: size)
       state.dirty.removeAll(from: size)
@@ -206,7 +207,7 @@ public final class StagingFile: Sendable {
   ) {
     var info = stat()
     guard fstat(descriptor, &info) == 0 else {
-      throw RemoteError(errno: errno, "staging stat failed")
+      throw LocalError(errno: errno, "fstat", name)
     }
     return (
       UInt64(info.st_size),
@@ -281,6 +282,8 @@ public final class StagingFile: Sendable {
     }
   }
 
+  private var name: String { "staging file (fd \(descriptor)) in \(directory)" }
+
   private func writeAll(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
     var done = 0
     while done < bytes.count {
@@ -288,7 +291,7 @@ public final class StagingFile: Sendable {
         descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
       if put < 0 {
         if errno == EINTR { continue }
-        throw RemoteError(errno: errno, "staging write failed")
+        throw LocalError(errno: errno, "write", name)
       }
       done += put
     }

@@ -48,12 +48,15 @@ final class Journal: Sendable {
   init(directory: String) throws {
     self.directory = directory
     self.path = directory + "/journal"
-    try FileManager.default.createDirectory(
-      atPath: directory + "/data", withIntermediateDirectories: true)
+    do {
+      try FileManager.default.createDirectory(
+        atPath: directory + "/data", withIntermediateDirectories: true)
+    } catch {
+      throw LocalError(foundation: error, "mkdir", directory + "/data")
+    }
     let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
     guard descriptor >= 0 else {
-      throw RemoteError(
-        errno: errno, "cannot open the journal \(path): \(String(cString: strerror(errno)))")
+      throw LocalError(errno: errno, "open", "the journal \(path)")
     }
     self.descriptor = descriptor
     let size = UInt64(lseek(descriptor, 0, SEEK_END))
@@ -66,9 +69,10 @@ final class Journal: Sendable {
         Array(header[0..<4]) == Self.magic
       else {
         close(descriptor)
-        throw RemoteError(
-          errno: EINVAL,
-          "\(path) is not a journal this version reads; if it holds changes, sync them with the version that wrote it, else remove it"
+        throw LocalError(
+          errno: EINVAL, "read", "the journal \(path)",
+          detail:
+            "not a journal this version reads; if it holds changes, sync them with the version that wrote it, else remove it"
         )
       }
       generation = header[8..<16].enumerated().reduce(0) {
@@ -111,7 +115,9 @@ final class Journal: Sendable {
   func append(framed: [UInt8]) throws -> UInt64 {
     try state.withLock { state in
       if let failure = state.failure {
-        throw RemoteError(errno: failure, "the journal cannot be written")
+        throw LocalError(
+          errno: failure, "append", "the journal \(path)",
+          detail: "an earlier fdatasync failed: \(String(cString: strerror(failure)))")
       }
       var framed = framed
       JournalFraming.seal(&framed, generation: state.generation)
@@ -146,9 +152,9 @@ final class Journal: Sendable {
       guard count > 0 else {
         // Bytes past the end are never read back: the next append overwrites them.
         let failure = errno
-        throw RemoteError(
-          errno: failure == ENOSPC ? ENOSPC : EIO,
-          "cannot write the journal: \(String(cString: strerror(failure)))")
+        throw LocalError(
+          errno: failure == ENOSPC ? ENOSPC : EIO, "write", "the journal \(path)",
+          detail: String(cString: strerror(failure)))
       }
       written += count
     }
@@ -158,8 +164,7 @@ final class Journal: Sendable {
     var header = magic + [0, 0, 0, 0]
     for index in 0..<8 { header.append(UInt8(truncatingIfNeeded: generation >> (8 * index))) }
     guard pwrite(descriptor, header, header.count, 0) == header.count else {
-      throw RemoteError(
-        errno: errno, "cannot write the journal \(path): \(String(cString: strerror(errno)))")
+      throw LocalError(errno: errno, "write", "the journal \(path)")
     }
   }
 
@@ -199,7 +204,9 @@ final class Journal: Sendable {
     if target == 0 { return true }
     sync(upTo: target)
     if let failure = state.withLock({ $0.failure }) {
-      throw RemoteError(errno: EIO, "fdatasync of the journal failed: errno \(failure)")
+      throw LocalError(
+        errno: EIO, "fdatasync", "the journal \(path)",
+        detail: String(cString: strerror(failure)))
     }
     return true
   }
@@ -212,7 +219,10 @@ final class Journal: Sendable {
       let got = bytes[done...].withUnsafeMutableBytes {
         pread(descriptor, $0.baseAddress, $0.count, off_t(offset) + off_t(done))
       }
-      guard got > 0 else { throw RemoteError(errno: EIO, "the journal is shorter than expected") }
+      guard got > 0 else {
+        throw LocalError(
+          errno: EIO, "read", "the journal \(path)", detail: "shorter than expected")
+      }
       done += got
     }
     return bytes
@@ -284,7 +294,7 @@ final class Journal: Sendable {
         waiter.continuation.resume()
       } else {
         waiter.continuation.resume(
-          throwing: RemoteError(errno: EIO, "fdatasync of the journal failed"))
+          throwing: LocalError(errno: EIO, "fdatasync", "the journal \(path)"))
       }
     }
     if more { commitSignal.signal() }

@@ -242,12 +242,17 @@ public final class WriteBackBackend: RemoteFilesystem {
     case .journal(let start):
       return try journal.read(at: start + offset, count: count)
     case .dataFile(let file):
-      let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
-      defer { try? handle.close() }
-      try handle.seek(toOffset: offset)
-      let data = try handle.read(upToCount: count) ?? Data()
+      let data: Data
+      do {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: offset)
+        data = try handle.read(upToCount: count) ?? Data()
+      } catch {
+        throw LocalError(foundation: error, "read", "staged data \(file)")
+      }
       guard data.count == count else {
-        throw RemoteError(errno: EIO, "staged data \(file) is shorter than expected")
+        throw LocalError(errno: EIO, "read", "staged data \(file)", detail: "shorter than expected")
       }
       return [UInt8](data)
     }
@@ -592,7 +597,8 @@ public final class WriteBackBackend: RemoteFilesystem {
     if size <= Journal.inlineLimit {
       if let localPath { content = try [UInt8](Data(contentsOf: URL(fileURLWithPath: localPath))) }
       guard UInt64(content.count) == size else {
-        throw RemoteError(errno: EIO, "\(path): the staged file changed while it was read")
+        throw LocalError(
+          errno: EIO, "read", "the staged copy of \(path)", detail: "it changed while it was read")
       }
     } else if let localPath {
       let dataFile = journal.newDataFilePath()
@@ -824,10 +830,10 @@ public final class WriteBackBackend: RemoteFilesystem {
   /// Copies a large staged file into the state folder and syncs it.
   static func copyDurably(_ source: String, to destination: String, size: UInt64) throws {
     let input = open(source, O_RDONLY | O_CLOEXEC)
-    guard input >= 0 else { throw RemoteError(errno: errno, "cannot read \(source)") }
+    guard input >= 0 else { throw LocalError(errno: errno, "open", source) }
     defer { close(input) }
     let output = open(destination, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    guard output >= 0 else { throw RemoteError(errno: errno, "cannot write \(destination)") }
+    guard output >= 0 else { throw LocalError(errno: errno, "create", destination) }
     defer { close(output) }
     var buffer = [UInt8](repeating: 0, count: 1 << 20)
     var copied: UInt64 = 0
@@ -838,14 +844,15 @@ public final class WriteBackBackend: RemoteFilesystem {
       guard count > 0, written == count else {
         let failure = errno
         unlink(destination)
-        throw RemoteError(
-          errno: failure == ENOSPC ? ENOSPC : EIO, "cannot copy \(source) into the state folder")
+        throw LocalError(
+          errno: failure == ENOSPC ? ENOSPC : EIO, "copy into the state folder", source,
+          detail: String(cString: strerror(failure)))
       }
       copied += UInt64(count)
     }
     guard fdatasync(output) == 0 else {
       unlink(destination)
-      throw RemoteError(errno: EIO, "cannot sync \(destination)")
+      throw LocalError(errno: EIO, "fdatasync", destination)
     }
   }
 }

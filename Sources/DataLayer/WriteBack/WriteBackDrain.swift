@@ -438,7 +438,11 @@ extension WriteBackBackend {
 
   private func fail(_ path: String, _ pending: PendingName, _ error: any Error) {
     let reason = (error as? RemoteError)?.message ?? "\(error)"
-    logger.error("the sandbox refused a change to \(path): \(reason)")
+    if error is LocalError {
+      logger.error("a change to \(path) cannot be sent: \(reason)")
+    } else {
+      logger.error("the sandbox refused a change to \(path): \(reason)")
+    }
     state.withLock { $0.view.markFailed(path, revision: pending.revision, reason: reason) }
   }
 
