@@ -15,7 +15,7 @@ final class LocalErrorTests: XCTestCase {
 
   private func filesystem(stagingIn folder: String) throws -> Filesystem {
     try Filesystem(
-      backend: InMemoryRemoteFilesystem(),
+      backend: InMemoryRemoteFilesystem(), capabilities: InMemoryRemoteFilesystem.allCapabilities,
       configuration: FilesystemConfiguration(stagingParent: folder),
       logger: Logger(label: "local-error-tests") { _ in SwiftLogNoOpLogHandler() })
   }
