@@ -52,12 +52,14 @@ extension EnvdConnection {
     switch body {
     case .connect("unauthenticated", let message):
       // Connect's unauthenticated is about the user (Basic auth), not the token.
-      return RemoteError(errno: EACCES, "user '\(configuration.user ?? "")' rejected: \(message)")
+      return RemoteError(
+        errno: EACCES, "user '\(configuration.user ?? "")' rejected: \(message)", kind: .failure)
     case .http(_, let message) where status == 401, .opaque(let message) where status == 401:
       if configuration.accessToken == nil {
-        return RemoteError(errno: EACCES, "the server requires an access token: \(message)")
+        return RemoteError(
+          errno: EACCES, "the server requires an access token: \(message)", kind: .failure)
       }
-      return RemoteError(errno: EACCES, "access token rejected: \(message)")
+      return RemoteError(errno: EACCES, "access token rejected: \(message)", kind: .failure)
     default:
       break
     }

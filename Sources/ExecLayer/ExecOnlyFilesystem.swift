@@ -181,14 +181,14 @@ public struct ExecOnlyFilesystem: ExecMetadataBackend {
 
   private static func read(_ localPath: String, context: String) throws -> [UInt8] {
     guard let data = FileManager.default.contents(atPath: localPath) else {
-      throw RemoteError(errno: EIO, "\(context): cannot read \(localPath)")
+      throw LocalError(errno: EIO, "read for \(context)", localPath)
     }
     return [UInt8](data)
   }
 
   private static func write(_ bytes: [UInt8], to localPath: String, context: String) throws {
     guard FileManager.default.createFile(atPath: localPath, contents: Data(bytes)) else {
-      throw RemoteError(errno: EIO, "\(context): cannot write \(localPath)")
+      throw LocalError(errno: EIO, "write for \(context)", localPath)
     }
   }
 }

@@ -87,6 +87,17 @@ final class DataTests: XCTestCase {
     XCTAssertEqual(got, bytes)
   }
 
+  /// A download onto a full local disk is this machine's ENOSPC, not the sandbox's EIO.
+  func testDownloadOntoAFullLocalDiskIsALocalENOSPC() async throws {
+    let disk = try SmallDisk(size: "1m")
+    defer { disk.remove() }
+    try fixture.write("/big", randomBytes(4 << 20))
+    let error = await assertLocalError(ENOSPC) {
+      try await self.backend.download("/big", expectedSize: 4 << 20, to: disk.path + "/copy")
+    }
+    XCTAssertTrue(error?.file.hasPrefix(disk.path) == true, "\(String(describing: error))")
+  }
+
   func testDownloadMultiMiBFile() async throws {
     let bytes = try fixture.write("/big", randomBytes: 12 << 20 + 123)
     let target = local.path + "/big.copy"
@@ -169,7 +180,8 @@ final class DataTests: XCTestCase {
     XCTAssertFalse(fixture.exists("/missing"))
     await assertRemoteError(ENOTDIR) { try await self.backend.upload("/file/f", from: nil) }
     await assertRemoteError(EISDIR) { try await self.backend.upload("/dir", from: nil) }
-    await assertRemoteError(ENOENT) {
+    // A missing local file is this machine's failure, not the sandbox's.
+    await assertLocalError(ENOENT) {
       try await self.backend.upload("/x", from: self.local.path + "/no-such-local-file")
     }
   }

@@ -38,8 +38,7 @@ extension EnvdConnection {
       descriptor = open(localPath, O_RDONLY | O_CLOEXEC)
       var info = Glibc.stat()
       guard descriptor >= 0, fstat(descriptor, &info) == 0 else {
-        throw RemoteError(
-          errno: errno, "\(context): cannot read \(localPath): \(String(cString: strerror(errno)))")
+        throw LocalError(errno: errno, "open for \(context)", localPath)
       }
       size = Int64(info.st_size)
     }
@@ -112,7 +111,7 @@ extension EnvdConnection {
   ) async throws -> Result {
     let descriptor = open(localPath, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else {
-      throw RemoteError(errno: errno, "\(context): cannot read \(localPath)")
+      throw LocalError(errno: errno, "open for \(context)", localPath)
     }
     defer { close(descriptor) }
     return try await body(descriptor)
@@ -202,7 +201,9 @@ extension EnvdConnection {
       }
       if got < 0, errno == EINTR { continue }
       guard got > 0 else {
-        throw RemoteError(errno: EIO, "\(context): the local copy is shorter than its changes")
+        throw LocalError(
+          errno: got < 0 ? errno : EIO, "read for \(context)", "the staged copy (fd \(descriptor))",
+          detail: got < 0 ? nil : "it is shorter than its changes")
       }
       done += got
     }
@@ -214,7 +215,7 @@ extension EnvdConnection {
     var headers = ["Content-Type: application/octet-stream"]
     guard descriptor >= 0 else { return (headers, .none) }
     guard lseek(descriptor, 0, SEEK_SET) == 0 else {
-      throw RemoteError(errno: errno, "cannot rewind the local file")
+      throw LocalError(errno: errno, "rewind", "the local file (fd \(descriptor))")
     }
     if client.configuration.compressUploads,
       GzipFileBodySource.paysOff(descriptor: descriptor, size: size)

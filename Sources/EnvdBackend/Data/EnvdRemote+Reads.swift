@@ -45,18 +45,21 @@ extension EnvdRemote {
     let context = "download \(path)"
     let descriptor = open(localPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
     guard descriptor >= 0 else {
-      throw RemoteError(
-        errno: errno, "\(context): cannot open \(localPath): \(String(cString: strerror(errno)))")
+      throw LocalError(errno: errno, "open for \(context)", localPath)
     }
     defer { close(descriptor) }
     do {
       for attempt in 1...2 {
         guard ftruncate(descriptor, 0) == 0, lseek(descriptor, 0, SEEK_SET) == 0 else {
-          throw RemoteError(errno: errno, "\(context): cannot reset \(localPath)")
+          throw LocalError(errno: errno, "reset for \(context)", localPath)
         }
         let response = try await client.files(
           HTTPRequest(method: .get, url: client.filesURL(path), sink: .file(descriptor: descriptor))
         )
+        if response.localErrno != 0 {
+          // This machine's disk, not the sandbox: a full local disk must not read as EIO there.
+          throw LocalError(errno: response.localErrno, "write for \(context)", localPath)
+        }
         let verdict = TruncationCheck.judgeDownload(
           response, expectedSize: expectedSize,
           transportFailure: client.transportError(response, context: context), context: context)

@@ -25,7 +25,7 @@ enum ExtensionErrno {
         }
       return RemoteError(errno: number, "\(context): \(message) [\(code)]")
     case .http(_, let message) where status == 401:
-      return RemoteError(errno: EACCES, "\(context): \(message) [HTTP 401]")
+      return RemoteError(errno: EACCES, "\(context): \(message) [HTTP 401]", kind: .failure)
     default:
       // A 404 page here means the extension went away (the agent restarted with --envd-compat).
       let error = EnvdErrorMapping.remoteError(status: status, body: body, context: context)
