@@ -59,6 +59,12 @@ struct MountCommand: AsyncParsableCommand {
   @Flag(help: "Mount read-only.")
   var readOnly = false
 
+  @Flag(
+    help:
+      "Read whole files once into the cache and serve reads from the copy, as for a sandbox without ranged reads (a server whose ranges are slow, or tests)."
+  )
+  var wholeFileReads = false
+
   @Option(help: "trace, debug, info, notice, warning, error or critical.")
   var logLevel: String = "info"
 
@@ -193,7 +199,9 @@ struct MountCommand: AsyncParsableCommand {
         attributeTimeout: attrTimeout, entryTimeout: entryTimeout, negativeTimeout: negativeTimeout,
         readOnly: readOnly,
         stagingParent: cacheDir ?? ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
-      let capabilities = await backend.capabilities()
+      var declared = await backend.capabilities()
+      if wholeFileReads { declared.rangedReads = false }
+      let capabilities = declared
       // Numeric ids come from the extension, or on stock envd from the owner names it gives,
       // mapped with the sandbox's own /etc/passwd and /etc/group.
       configuration.showRemoteOwners = mountOptions.showRemoteOwners

@@ -283,3 +283,36 @@ final class TruncationTests: MountTestCase {
     XCTAssertTrue(read.hasPrefix("short"), read)
   }
 }
+
+/// `--whole-file-reads`: the reader for sandboxes without ranged reads, through FUSE. A file is
+/// fetched whole once per version and every read, at any offset, is served from the copy.
+final class WholeFileReadTests: MountTestCase {
+  override var agentArguments: [String] { ["--log-level", "debug"] }
+  override var mountArguments: [String] {
+    ["--cache-dir", workDirectory.path + "/cache", "--attr-timeout", "1", "--whole-file-reads"]
+  }
+
+  /// `GET /files` requests the agent has logged so far.
+  func fileRequests() -> Int {
+    Thread.sleep(forTimeInterval: 0.2)
+    return agent.child.standardError.components(separatedBy: "GET /files ").count - 1
+  }
+
+  func testAFileIsFetchedWholeOncePerVersion() throws {
+    try sh("head -c 8388608 /dev/urandom > root/eight.bin")
+    let before = fileRequests()
+    for block in [5, 0, 7, 2] {
+      try sh(
+        "dd if=mnt/eight.bin of=scratch/b bs=1M skip=\(block) count=1 iflag=direct status=none"
+          + " && dd if=root/eight.bin bs=1M skip=\(block) count=1 status=none | cmp - scratch/b")
+    }
+    XCTAssertEqual(fileRequests() - before, 1, "one whole GET, no ranges")
+
+    // Another version (size and mtime) is fetched again, once.
+    try sh("head -c 5000000 /dev/urandom > root/eight.bin")
+    Thread.sleep(forTimeInterval: 1.5)
+    try sh("cmp mnt/eight.bin root/eight.bin")
+    try sh("dd if=mnt/eight.bin of=scratch/b bs=4k skip=100 count=1 iflag=direct status=none")
+    XCTAssertEqual(fileRequests() - before, 2)
+  }
+}

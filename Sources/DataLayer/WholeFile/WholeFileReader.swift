@@ -92,12 +92,14 @@ public final class WholeFileReader: FileReader {
     self.backend = backend
     self.configuration = configuration
     self.logger = logger
+    // --cache-dir may not exist yet, as the block cache also makes it.
+    try? FileManager.default.createDirectory(
+      atPath: configuration.parentDirectory, withIntermediateDirectories: true)
     var template = Array(
       (configuration.parentDirectory + "/sandbox-mount-files.XXXXXX").utf8CString)
     guard mkdtemp(&template) != nil else {
-      throw RemoteError(
-        errno: errno,
-        "cannot make a folder for whole-file copies in \(configuration.parentDirectory): \(String(cString: strerror(errno)))"
+      throw LocalError(
+        errno: errno, "making a folder for whole-file copies", configuration.parentDirectory
       )
     }
     directory = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
