@@ -108,6 +108,10 @@ struct TarExtraction {
       throw VercelError(400, "invalid_path", "entry '\(name)' escapes the sandbox's root")
     }
     let mode = mode_t(archive_entry_perm(entry)) & 0o7777
+    // A hard link comes as a regular entry without data; unpacked as one it would be empty.
+    if archive_entry_hardlink(entry) != nil {
+      throw VercelError(400, "unsupported_entry", "entry '\(name)' is a hard link")
+    }
     switch mode_t(archive_entry_filetype(entry)) {
     case S_IFREG:
       try ensureParent(of: path)
