@@ -3,15 +3,41 @@ import Glibc
 import Synchronization
 
 /// The session's commands by id, kept after they end (their logs and exit codes stay readable).
+/// A mount runs a command per file operation, so ended ones are let go: after
+/// `finishedRetention`, or sooner, once more than `finishedLimit` have ended (never within
+/// `minimumRetention` of their end, which is when the SDK reads a helper's logs).
 final class VercelCommandTable: Sendable {
+  static let finishedRetention = Duration.seconds(300)
+  static let finishedLimit = 256
+  static let minimumRetention = Duration.seconds(10)
+
   private let commands = Mutex<[String: VercelCommand]>([:])
   private let order = Mutex<[String]>([])
   /// The envd process machinery's table; commands are found by id here, not by pid.
   let processes = ProcessTable()
 
   func insert(_ command: VercelCommand) {
+    prune()
     commands.withLock { $0[command.id] = command }
     order.withLock { $0.append(command.id) }
+  }
+
+  private func prune() {
+    let now = ContinuousClock.now
+    let finished = all.compactMap { command in command.ended.map { (command.id, $0) } }
+      .sorted { $0.1 < $1.1 }
+    var dropped = Set<String>()
+    for (index, (id, ended)) in finished.enumerated() {
+      let overLimit = finished.count - index > Self.finishedLimit
+      if now - ended > Self.finishedRetention
+        || (overLimit && now - ended > Self.minimumRetention)
+      {
+        dropped.insert(id)
+      }
+    }
+    guard !dropped.isEmpty else { return }
+    commands.withLock { table in for id in dropped { table[id] = nil } }
+    order.withLock { $0.removeAll { dropped.contains($0) } }
   }
 
   func find(_ id: String) throws(VercelError) -> VercelCommand {

@@ -27,6 +27,7 @@ final class VercelCommand: @unchecked Sendable {
   private let lock = NSLock()
   private var records: [VercelLogRecord] = []
   private var exitCode: Int32?
+  private var endedAt: ContinuousClock.Instant?
   private var waiters: [UUID: @Sendable () -> Void] = [:]
   private var decoders = ["stdout": UTF8Chunks(), "stderr": UTF8Chunks()]
   /// Bytes of stdin the process has been given, for the offsets of `…/stdin`.
@@ -98,6 +99,7 @@ final class VercelCommand: @unchecked Sendable {
         if !rest.isEmpty { records.append(VercelLogRecord(stream: stream, data: rest)) }
       }
       exitCode = code
+      endedAt = .now
       stdinClosed = true
       defer { waiters = [:] }
       return Array(waiters.values)
@@ -106,6 +108,7 @@ final class VercelCommand: @unchecked Sendable {
   }
 
   var exit: Int32? { lock.withLock { exitCode } }
+  var ended: ContinuousClock.Instant? { lock.withLock { endedAt } }
 
   /// Log records from `index` on, waiting for at least one unless the command has ended.
   /// `ended` is true once no record will follow the ones returned.
