@@ -7,6 +7,11 @@ import Synchronization
 /// control-plane lookup hands out. Stopping the session (`POST …/stop`) kills its commands and
 /// makes every session route answer 410 `sandbox_stopped` until a lookup with `resume=true`
 /// starts a new session over the same folder.
+///
+/// Commands run on the host as in envd mode, not in a chroot: their working directory is inside
+/// the root and `SANDBOX_ROOT` names it, but an absolute path in their arguments is a host path.
+/// The SDK's helpers (exists, listdir, remove, rename) pass the caller's path as given, so they
+/// see the sandbox's files for relative paths (resolved in `/vercel/sandbox`) or with `--root /`.
 final class VercelSandbox: Sendable {
   static let defaultCwd = "/vercel/sandbox"
   static let projectID = "prj_sandbox_agent"
