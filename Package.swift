@@ -8,8 +8,8 @@
 //   SandboxMount picks the backend by the URL's scheme (BackendRegistry: one entry per backend).
 //   A new vendor: one target, one registry entry, one conformance-suite subclass.
 //   SandboxAgent (CLI) → AgentCore
-// C libraries are reached only through the system-library targets CFuse, CCurl, CZlib, CXattr
-// and CPty.
+// C libraries are reached only through the system-library targets CFuse, CCurl, CZlib, CXattr,
+// CPty and CArchive.
 import PackageDescription
 
 let package = Package(
@@ -43,6 +43,10 @@ let package = Package(
     .systemLibrary(name: "CXattr", path: "Sources/CXattr"),
     // Pseudo-terminals: openpty, a controlling-tty fork, TIOCSWINSZ (libutil on older glibc).
     .systemLibrary(name: "CPty", path: "Sources/CPty"),
+    // libarchive: the gzip'ed tar bodies of Vercel's `fs/write`.
+    .systemLibrary(
+      name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
+      providers: [.apt(["libarchive-dev"])]),
 
     // Process-wide malloc settings both daemons apply at start (large buffers reused, not re-faulted).
     .target(name: "MemoryTuning"),
@@ -85,11 +89,11 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]),
 
-    // The agent: envd's wire protocol over a local folder.
+    // The agent: envd's wire protocol (or Vercel Sandbox's, `--protocol vercel`) over a local folder.
     .target(
       name: "AgentCore",
       dependencies: [
-        "CZlib", "CXattr", "CPty",
+        "CZlib", "CXattr", "CPty", "CArchive",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "HummingbirdCore", package: "hummingbird"),
         .product(name: "MultipartKit", package: "multipart-kit"),

@@ -43,4 +43,4 @@ ensure_swift() {
 }
 
 # The packages every build and test needs.
-BUILD_PACKAGES=(pkg-config fuse3 libfuse3-dev libcurl4-openssl-dev zlib1g-dev)
+BUILD_PACKAGES=(pkg-config fuse3 libfuse3-dev libcurl4-openssl-dev zlib1g-dev libarchive-dev)

@@ -7,7 +7,7 @@ import MemoryTuning
 struct SandboxAgentCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "sandbox-agent",
-    abstract: "Serve a folder over E2B's envd wire protocol.")
+    abstract: "Serve a folder over E2B's envd wire protocol (or Vercel Sandbox's).")
 
   @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
   var listen: String = "127.0.0.1:49983"
@@ -26,6 +26,11 @@ struct SandboxAgentCommand: AsyncParsableCommand {
 
   @Flag(help: "Behave as stock envd: the agent extension is switched off.")
   var envdCompat = false
+
+  @Option(
+    name: .customLong("protocol"),
+    help: "Wire protocol: envd, or vercel (the folder stands for the sandbox's '/').")
+  var wireProtocol: String = "envd"
 
   func run() async throws { try await serve() }
 
@@ -53,9 +58,15 @@ struct SandboxAgentCommand: AsyncParsableCommand {
       throw AgentStartupError("unknown log level '\(logLevel)'")
     }
     let (host, port) = try Self.parseListen(listen)
+    guard let chosen = AgentProtocol(rawValue: wireProtocol.lowercased()) else {
+      throw AgentStartupError("unknown protocol '\(wireProtocol)' (envd or vercel)")
+    }
+    if chosen != .envd && envdCompat {
+      throw AgentStartupError("--envd-compat applies to --protocol envd only")
+    }
     return AgentConfiguration(
       host: host, port: port, root: root, accessToken: try readToken(), insecure: insecure,
-      logLevel: level, envdCompat: envdCompat)
+      logLevel: level, envdCompat: envdCompat, wireProtocol: chosen)
   }
 
   func readToken() throws(AgentStartupError) -> String? {

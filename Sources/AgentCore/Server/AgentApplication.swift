@@ -23,7 +23,11 @@ public func buildAgentApplication(
   onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
 ) throws -> some ApplicationProtocol {
   let services = try AgentServices(configuration: configuration, logger: logger)
-  let router = buildAgentRouter(services: services)
+  let router =
+    switch configuration.wireProtocol {
+    case .envd: buildAgentRouter(services: services)
+    case .vercel: try buildVercelRouter(services: services)
+    }
   let host = configuration.host
   let inlineRoutes = services.inlineUnary.snapshot
   let counters = services.counters

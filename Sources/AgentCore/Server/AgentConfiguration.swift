@@ -1,5 +1,13 @@
 import Logging
 
+/// The wire protocol the agent speaks over the served folder.
+public enum AgentProtocol: String, Sendable, CaseIterable {
+  /// E2B's envd (Connect RPCs and `/files`), plus the agent extension unless `envdCompat`.
+  case envd
+  /// Vercel Sandbox's REST API (`/v2/sandboxes/...`), see `Vercel/VercelRoutes.swift`.
+  case vercel
+}
+
 /// Everything the agent needs to start, as parsed from the command line.
 public struct AgentConfiguration: Sendable {
   /// Host to bind, e.g. `127.0.0.1`.
@@ -15,11 +23,14 @@ public struct AgentConfiguration: Sendable {
   public var logLevel: Logger.Level
   /// Behave as stock envd: the agent extension (`sandboxagent.v1.Extension`) is switched off.
   public var envdCompat: Bool
+  public var wireProtocol: AgentProtocol
 
   public init(
     host: String = "127.0.0.1", port: Int = 49983, root: String = "/", accessToken: String? = nil,
-    insecure: Bool = false, logLevel: Logger.Level = .info, envdCompat: Bool = false
+    insecure: Bool = false, logLevel: Logger.Level = .info, envdCompat: Bool = false,
+    wireProtocol: AgentProtocol = .envd
   ) {
+    self.wireProtocol = wireProtocol
     self.host = host
     self.port = port
     self.root = root
