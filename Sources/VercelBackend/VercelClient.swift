@@ -101,6 +101,13 @@ final class VercelClient: Sendable {
         method: .get, url: route, headers: ["Accept: application/json"],
         deadline: self.configuration.requestTimeout)
     }
+    if response.status == 401 || response.status == 403 {
+      let detail = error(status: response.status, body: response.body, context: context)
+      throw RemoteError(
+        errno: EACCES,
+        "\(context): Vercel refused the token (\(response.status)); check VERCEL_TOKEN or --token-file, and the team (VERCEL_TEAM_ID) [\(detail.message)]",
+        kind: .failure)
+    }
     try check(response, context: context)
     guard let lookup = try? JSONDecoder().decode(Lookup.self, from: Data(response.body)),
       let id = lookup.session?.id ?? lookup.sandbox?.currentSessionId
