@@ -137,6 +137,9 @@ let package = Package(
       dependencies: [
         "TestSupport", "SandboxAgent", "EnvdBackend", "VercelBackend", "ExecLayer", "Backend",
       ]),
+    .testTarget(
+      name: "VercelBackendTests",
+      dependencies: ["TestSupport", "SandboxAgent", "VercelBackend", "Backend"]),
     // The filesystem core against the in-memory backend: no agent, no FUSE.
     .testTarget(
       name: "FilesystemCoreTests",

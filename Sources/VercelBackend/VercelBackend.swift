@@ -51,6 +51,10 @@ public final class VercelBackend: ExecMetadataBackend {
     return backend
   }
 
+  /// Vercel's `cmd` as the exec layer's executor (an `ExecOnlyFilesystem` over it is the whole
+  /// backend through commands: the tests' proof of the stdin and base64 paths).
+  public var commandExecutor: any ProcessExecutor { VercelExecutor(client: client) }
+
   public var transferThread: any TaskExecutor { client.transferThread }
   public func shutdown() { client.shutdown() }
   public func shutdownWithoutBlocking() async { await client.shutdownWithoutBlocking() }

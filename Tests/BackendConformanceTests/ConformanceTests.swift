@@ -153,6 +153,41 @@ final class VercelConformanceTests: ConformanceTestCase {
   func testFsync() async throws { try await suite.fsync() }
 }
 
+/// Every operation through Vercel's `cmd` alone (`ExecOnlyFilesystem` over the backend's
+/// executor): uploads go through stdin (base64 chunks with offsets), reads come back base64.
+final class VercelCommandsConformanceTests: ConformanceTestCase {
+  private var root: TemporaryDirectory?
+  private var agent: RunningAgent?
+  private var backend: VercelBackend?
+
+  override func makeBackend() async throws -> (any RemoteFilesystem)? {
+    let root = try TemporaryDirectory(prefix: "conformance-vercel-cmd")
+    self.root = root
+    let agent = try RunningAgent(root: root.path, arguments: ["--protocol", "vercel"])
+    self.agent = agent
+    var configuration = VercelConfiguration(sandboxName: "commands", token: "any")
+    configuration.apiURL = agent.url
+    configuration.remoteRoot = "/vercel/sandbox"
+    let backend = try await VercelBackend.connect(configuration: configuration)
+    self.backend = backend
+    return ExecOnlyFilesystem(executor: backend.commandExecutor, rootFolder: "/vercel/sandbox")
+  }
+
+  override func tearDown() async throws {
+    await backend?.shutdownWithoutBlocking()
+    agent?.stop()
+    root?.remove()
+    try await super.tearDown()
+  }
+
+  func testNamespace() async throws { try await suite.namespace() }
+  func testRenames() async throws { try await suite.renames() }
+  func testSetAttributes() async throws { try await suite.setAttributes() }
+  func testReads() async throws { try await suite.reads() }
+  func testUploads() async throws { try await suite.uploads() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+}
+
 /// A sandbox that only runs commands: the exec layer gives every operation (`ExecOnlyFilesystem`).
 class ExecOnlyConformanceTests: ConformanceTestCase {
   var binarySafeOutput: Bool { true }
