@@ -23,11 +23,31 @@ final class TarUpload: @unchecked Sendable {
 
   deinit { close(descriptor) }
 
-  /// An archive of one regular file `name` (relative to `x-cwd`) with `mode`, holding exactly
-  /// the `size` bytes of `source` (-1: empty). Blocking: call it off the cooperative pool.
+  /// Where an entry's bytes come from.
+  enum Content {
+    /// `size` bytes of an open file (-1: none, size 0).
+    case file(descriptor: Int32, size: Int64)
+    case bytes([UInt8])
+  }
+
+  /// One regular file of the archive: `name` relative to `x-cwd`, with `mode`.
+  struct Entry {
+    var name: String
+    var mode: UInt32
+    var content: Content
+  }
+
+  /// An archive of one regular file. Blocking: call it off the cooperative pool.
   static func make(
     name: String, mode: UInt32, source: Int32, size: Int64, temporaryFolder: String
   ) throws -> TarUpload {
+    try make(
+      [Entry(name: name, mode: mode, content: .file(descriptor: source, size: size))],
+      temporaryFolder: temporaryFolder)
+  }
+
+  /// An archive of `entries`, each with exactly its bytes. Blocking: call it off the pool.
+  static func make(_ entries: [Entry], temporaryFolder: String) throws -> TarUpload {
     var template = Array((temporaryFolder + "/sandbox-mount-tar-XXXXXX").utf8CString)
     let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
     let folder = "temporary file in \(temporaryFolder)"
@@ -53,35 +73,49 @@ final class TarUpload: @unchecked Sendable {
       archive_write_open_fd(archive, descriptor) == ARCHIVE_OK
     else { throw failure("archive_write_open") }
 
-    guard let entry = archive_entry_new() else {
-      throw LocalError(errno: ENOMEM, "archive_entry_new", folder)
-    }
-    defer { archive_entry_free(entry) }
-    archive_entry_set_pathname_utf8(entry, name)
-    archive_entry_set_filetype(entry, 0o100000)
-    archive_entry_set_perm(entry, mode_t(mode & 0o7777))
-    archive_entry_set_size(entry, la_int64_t(size))
-    archive_entry_set_mtime(entry, time(nil), 0)
-    guard archive_write_header(archive, entry) == ARCHIVE_OK else {
-      throw failure("archive_write_header")
-    }
-
     let chunk = 1 << 20
     let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
     defer { buffer.deallocate() }
-    var offset: Int64 = 0
-    while offset < size {
-      let count = pread(source, buffer, Int(min(Int64(chunk), size - offset)), off_t(offset))
-      if count < 0 && errno == EINTR { continue }
-      guard count > 0 else {
-        throw LocalError(
-          errno: count < 0 ? errno : EIO, "read", "the file to upload",
-          detail: count == 0 ? "it is shorter than its \(size) bytes" : nil)
+    for item in entries {
+      guard let entry = archive_entry_new() else {
+        throw LocalError(errno: ENOMEM, "archive_entry_new", folder)
       }
-      guard archive_write_data(archive, buffer, count) == count else {
-        throw failure("archive_write_data")
+      defer { archive_entry_free(entry) }
+      let size: Int64
+      switch item.content {
+      case .file(_, let length): size = length
+      case .bytes(let bytes): size = Int64(bytes.count)
       }
-      offset += Int64(count)
+      archive_entry_set_pathname_utf8(entry, item.name)
+      archive_entry_set_filetype(entry, 0o100000)
+      archive_entry_set_perm(entry, mode_t(item.mode & 0o7777))
+      archive_entry_set_size(entry, la_int64_t(size))
+      archive_entry_set_mtime(entry, time(nil), 0)
+      guard archive_write_header(archive, entry) == ARCHIVE_OK else {
+        throw failure("archive_write_header")
+      }
+      switch item.content {
+      case .bytes(let bytes):
+        let written = bytes.withUnsafeBytes {
+          archive_write_data(archive, $0.baseAddress, $0.count)
+        }
+        guard written == bytes.count else { throw failure("archive_write_data") }
+      case .file(let source, _):
+        var offset: Int64 = 0
+        while offset < size {
+          let count = pread(source, buffer, Int(min(Int64(chunk), size - offset)), off_t(offset))
+          if count < 0 && errno == EINTR { continue }
+          guard count > 0 else {
+            throw LocalError(
+              errno: count < 0 ? errno : EIO, "read", "the file to upload",
+              detail: count == 0 ? "it is shorter than its \(size) bytes" : nil)
+          }
+          guard archive_write_data(archive, buffer, count) == count else {
+            throw failure("archive_write_data")
+          }
+          offset += Int64(count)
+        }
+      }
     }
     guard archive_write_close(archive) == ARCHIVE_OK else { throw failure("archive_write_close") }
     var info = stat()

@@ -2,6 +2,7 @@ import Backend
 import ExecLayer
 import Foundation
 import HTTPTransport
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -20,6 +21,8 @@ public final class VercelBackend: ExecMetadataBackend {
   private let commands: ExecOnlyFilesystem
   private let remoteRoot: String
   private let temporaryFolder: String
+  /// Batch uploads whose batch was cut, to remove with the next batch.
+  let orphanedUploads = Mutex<Set<String>>([])
 
   private init(client: VercelClient) {
     self.client = client
@@ -61,7 +64,8 @@ public final class VercelBackend: ExecMetadataBackend {
 
   public func capabilities() async -> RemoteCapabilities {
     RemoteCapabilities(
-      rangedReads: false, hardLinks: true, inodeNumbers: true, richAttributes: true,
+      rangedReads: false, hardLinks: true, batchChanges: true, inodeNumbers: true,
+      richAttributes: true,
       owners: .ids, uploadKeepsOwnerAndMode: true, description: "Vercel sandbox")
   }
 
@@ -161,14 +165,7 @@ public final class VercelBackend: ExecMetadataBackend {
         temporaryFolder: folderPath)
     }
     do {
-      let url = client.sessionURL("fs/write")
-      let response = try await client.send(idempotent: true) {
-        HTTPRequest(
-          method: .post, url: url,
-          headers: ["Content-Type: application/gzip", "x-cwd: /", "Accept: application/json"],
-          body: archive.body(), bulk: true)
-      }
-      try client.check(response, context: context)
+      try await post(archive, context: context)
       let replace = ExecScript.Step.replace(
         from: sandboxPath(temporary), size: UInt64(size), directoryTime: folder.modificationTime)
       return RemoteEntryState(try await exec.run(path, [replace, .stat], context: context))
@@ -176,6 +173,24 @@ public final class VercelBackend: ExecMetadataBackend {
       try? await exec.check(temporary, [.discard], context: context)
       throw error
     }
+  }
+
+  /// `fs/write` of a gzip'ed tar whose entries are relative to `/`.
+  func post(_ archive: TarUpload, context: String) async throws {
+    let url = client.sessionURL("fs/write")
+    let response = try await client.send(idempotent: true) {
+      HTTPRequest(
+        method: .post, url: url,
+        headers: ["Content-Type: application/gzip", "x-cwd: /", "Accept: application/json"],
+        body: archive.body(), bulk: true)
+    }
+    try client.check(response, context: context)
+  }
+
+  /// Builds an archive off the cooperative pool.
+  func archive(_ entries: [TarUpload.Entry]) async throws -> TarUpload {
+    let folder = temporaryFolder
+    return try await onOwnThread { try TarUpload.make(entries, temporaryFolder: folder) }
   }
 
   // MARK: metadata, through commands
