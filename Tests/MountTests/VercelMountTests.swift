@@ -50,4 +50,27 @@ final class VercelMountTests: MountTestCase {
     XCTAssertTrue(result.error.contains("refused the token"), result.error)
     XCTAssertFalse(RunningMount.isMounted(other))
   }
+
+  /// A bad name, no token, or an option of another scheme: one line, nothing mounted.
+  func testBadInvocationsStopWithOneLine() throws {
+    let other = workDirectory.path + "/scratch/other-mnt"
+    try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+    let mount = BuiltProducts.executable("sandbox-mount")
+    let api = ["--api-url", agent.url + "/api"]
+    let cases: [([String], [String: String], String)] = [
+      (
+        ["vercel://bad/name", other, "-f"] + api, ["VERCEL_TOKEN": "t"],
+        "expected vercel://SANDBOX_NAME"
+      ),
+      (["vercel://ok", other, "-f"] + api, ["VERCEL_TOKEN": ""], "needs a token"),
+      (["vercel://ok", other, "-f", "--user", "root"] + api, ["VERCEL_TOKEN": "t"], "--user"),
+      ([agent.url, other, "-f", "--sudo"], [:], "are for vercel://"),
+    ]
+    for (arguments, environment, expected) in cases {
+      let result = try runCommand([mount] + arguments, environment: environment, timeout: 30)
+      XCTAssertNotEqual(result.status, 0, "\(arguments)")
+      XCTAssertTrue(result.error.contains(expected), "\(arguments): \(result.error)")
+      XCTAssertFalse(RunningMount.isMounted(other))
+    }
+  }
 }
