@@ -1,7 +1,9 @@
 import Backend
+import CCurl
 import ExecLayer
 import Foundation
 import HTTPTransport
+import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -23,6 +25,7 @@ public final class VercelBackend: ExecMetadataBackend {
   private let temporaryFolder: String
   /// Batch uploads whose batch was cut, to remove with the next batch.
   let orphanedUploads = Mutex<Set<String>>([])
+  private let logger = Logger(label: "sandbox-mount.vercel")
 
   private init(client: VercelClient) {
     self.client = client
@@ -111,13 +114,16 @@ public final class VercelBackend: ExecMetadataBackend {
             headers: ["Content-Type: application/json", "Accept: application/octet-stream"],
             body: .bytes(body), sink: .file(descriptor: descriptor), bulk: true)
         }
-        try client.check(response, context: context)
+        // A body cut short (Content-Length not reached) after the client's retries, or a file
+        // that shrank since it was stat'ed (tried once more): truncation, never served.
+        let cut = response.isSuccessStatus && response.curlCode == CURLE_PARTIAL_FILE.rawValue
+        if !cut { try client.check(response, context: context) }
         let received = response.bytesReceived
-        if expectedSize > 0 && received < expectedSize {
-          let short = RemoteError(
-            errno: EIO, "\(context): \(received) bytes arrived, \(expectedSize) were expected")
-          if attempt < 2 { continue }
-          throw short
+        if cut || (expectedSize > 0 && received < expectedSize) {
+          if !cut && attempt < 2 { continue }
+          let message = "\(context): expected \(expectedSize) bytes, got \(received)"
+          logger.error("truncated, failing with EIO: \(message)")
+          throw RemoteError(errno: EIO, message)
         }
         return received
       } catch {

@@ -74,3 +74,21 @@ final class VercelMountTests: MountTestCase {
     }
   }
 }
+
+/// The truncation check through `vercel://`: `fs/read` bodies cut short (the agent's fault
+/// switch) are EIO, never partial data, and nothing short is kept in the whole-file copies.
+final class VercelTruncationTests: TruncationTests {
+  override var agentArguments: [String] { VercelAgent.arguments }
+  override var agentEnvironment: [String: String]? {
+    (super.agentEnvironment ?? [:]).merging(VercelAgent.environment) { $1 }
+  }
+
+  override func mountTarget(agentURL: String) throws -> (url: String, arguments: [String]) {
+    try VercelAgent.mountTarget(agentURL: agentURL, folder: workDirectory.path)
+  }
+
+  /// (Declared so Linux's XCTest lists the class; the inherited checks run with it.)
+  func testAFileThatGrewIsNotAnErrorThroughVercel() throws {
+    try testAFileThatGrewIsNotAnError()
+  }
+}
