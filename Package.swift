@@ -139,7 +139,7 @@ let package = Package(
       ]),
     .testTarget(
       name: "VercelBackendTests",
-      dependencies: ["TestSupport", "SandboxAgent", "VercelBackend", "Backend"]),
+      dependencies: ["TestSupport", "SandboxAgent", "VercelBackend", "ExecLayer", "Backend"]),
     // The filesystem core against the in-memory backend: no agent, no FUSE.
     .testTarget(
       name: "FilesystemCoreTests",

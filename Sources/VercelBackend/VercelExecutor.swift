@@ -22,7 +22,7 @@ struct VercelExecutor: ProcessExecutor {
   /// The SDK's largest stdin chunk, before base64.
   static let stdinChunk = 512 << 10
 
-  private struct Start: Encodable {
+  struct Start: Encodable, Equatable {
     var command: String
     var args: [String]
     var cwd: String
@@ -31,6 +31,15 @@ struct VercelExecutor: ProcessExecutor {
     var wait: Bool
     var attachStdin: Bool
     var timeout: Int?
+  }
+
+  /// `POST …/cmd`'s body: waiting for the NDJSON answer unless stdin is to be sent.
+  static func start(_ command: ProcessCommand, sudo: Bool) -> Start {
+    let withStdin = !command.standardInput.isEmpty
+    return Start(
+      command: command.executable, args: command.arguments, cwd: command.workingDirectory,
+      env: command.environment, sudo: sudo, wait: !withStdin, attachStdin: withStdin,
+      timeout: command.timeout.map { Int($0 * 1000) })
   }
 
   private struct Stdin: Encodable {
@@ -42,10 +51,7 @@ struct VercelExecutor: ProcessExecutor {
   func run(_ command: ProcessCommand) async throws -> ProcessOutcome {
     let context = "command \(command.executable)"
     let withStdin = !command.standardInput.isEmpty
-    let start = Start(
-      command: command.executable, args: command.arguments, cwd: command.workingDirectory,
-      env: command.environment, sudo: client.configuration.sudo, wait: !withStdin,
-      attachStdin: withStdin, timeout: command.timeout.map { Int($0 * 1000) })
+    let start = Self.start(command, sudo: client.configuration.sudo)
     // The server kills a command at its timeout; the request waits a little longer for that.
     let deadline = (command.timeout ?? client.configuration.requestTimeout) + 10
     // Output arrives as JSON strings: room for their escapes.

@@ -1,4 +1,5 @@
 import Backend
+import ExecLayer
 import Foundation
 import TestSupport
 import XCTest
@@ -151,5 +152,21 @@ final class VercelBackendTests: XCTestCase {
     XCTAssertEqual(outcome.stdout, Array("aé".utf8))
     XCTAssertEqual(outcome.stderr, Array("b".utf8))
     XCTAssertEqual(outcome.exitCode, 3)
+  }
+
+  func testSudoAndStdinShapeTheCommand() throws {
+    let plain = VercelExecutor.start(ProcessCommand("/bin/sh", ["-c", "true"]), sudo: false)
+    XCTAssertEqual(plain.sudo, false)
+    XCTAssertEqual(plain.wait, true)
+    XCTAssertEqual(plain.attachStdin, false)
+    XCTAssertEqual(plain.env, ["LC_ALL": "C"])
+    let sudo = VercelExecutor.start(
+      ProcessCommand("cat", [], standardInput: [1], timeout: 2.5), sudo: true)
+    XCTAssertEqual(sudo.sudo, true)
+    XCTAssertEqual(sudo.wait, false, "stdin: the command starts, then its stdin is sent")
+    XCTAssertEqual(sudo.attachStdin, true)
+    XCTAssertEqual(sudo.timeout, 2500)
+    let json = String(decoding: try JSONEncoder().encode(sudo), as: UTF8.self)
+    XCTAssertTrue(json.contains("\"sudo\":true"), json)
   }
 }
