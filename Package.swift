@@ -72,7 +72,7 @@ let package = Package(
     .target(
       name: "VercelBackend",
       dependencies: [
-        "Backend", "ExecLayer", "HTTPTransport", "CCurl", "CArchive",
+        "Backend", "ExecLayer", "HTTPTransport", "CCurl", "CArchive", "CZlib",
         .product(name: "Logging", package: "swift-log"),
       ]),
     // Data layer: staging files for writes, checked ranged reads.

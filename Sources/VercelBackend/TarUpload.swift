@@ -1,5 +1,6 @@
 import Backend
 import CArchive
+import CZlib
 import Foundation
 import HTTPTransport
 
@@ -65,10 +66,12 @@ final class TarUpload: @unchecked Sendable {
       let code = archive_errno(archive)
       return LocalError(errno: code > 0 ? code : EIO, call, folder, detail: text)
     }
-    // pax: names past 100 bytes and sizes past 8 GiB; gzip level 1, as fast as the network.
+    // pax: names past 100 bytes and sizes past 8 GiB; gzip level 1 where it pays off, else 0
+    // (stored blocks: random or compressed data costs no CPU).
     guard archive_write_set_format_pax_restricted(archive) == ARCHIVE_OK,
       archive_write_add_filter_gzip(archive) == ARCHIVE_OK,
-      archive_write_set_filter_option(archive, "gzip", "compression-level", "1") == ARCHIVE_OK,
+      archive_write_set_filter_option(
+        archive, "gzip", "compression-level", Self.paysOff(entries) ? "1" : "0") == ARCHIVE_OK,
       archive_write_set_bytes_in_last_block(archive, 1) == ARCHIVE_OK,
       archive_write_open_fd(archive, descriptor) == ARCHIVE_OK
     else { throw failure("archive_write_open") }
@@ -122,6 +125,33 @@ final class TarUpload: @unchecked Sendable {
     guard fstat(descriptor, &info) == 0 else { throw LocalError(errno: errno, "fstat", folder) }
     handed = true
     return TarUpload(descriptor: descriptor, length: Int64(info.st_size))
+  }
+
+  /// Whether gzip shrinks the data: the first 64 KiB of the first file (or the small files'
+  /// bytes) compress below 90%.
+  static func paysOff(_ entries: [Entry]) -> Bool {
+    let sampleSize = 64 << 10
+    var sample: [UInt8] = []
+    for entry in entries where sample.count < sampleSize {
+      switch entry.content {
+      case .bytes(let bytes): sample += bytes.prefix(sampleSize - sample.count)
+      case .file(let descriptor, let size):
+        let wanted = Int(min(Int64(sampleSize - sample.count), size))
+        guard wanted > 0 else { continue }
+        var chunk = [UInt8](repeating: 0, count: wanted)
+        let count = chunk.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, wanted, 0) }
+        if count > 0 { sample += chunk.prefix(count) }
+      }
+    }
+    guard sample.count >= 4096 else { return true }
+    var compressedSize = compressBound(uLong(sample.count))
+    var compressed = [UInt8](repeating: 0, count: Int(compressedSize))
+    let result = compressed.withUnsafeMutableBufferPointer { output in
+      sample.withUnsafeBufferPointer { input in
+        compress2(output.baseAddress, &compressedSize, input.baseAddress, uLong(input.count), 1)
+      }
+    }
+    return result == Z_OK && Double(compressedSize) < Double(sample.count) * 0.9
   }
 
   /// The archive as a request body, from its start.
