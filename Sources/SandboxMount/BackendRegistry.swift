@@ -11,6 +11,9 @@ struct OpenedBackend {
   var lightRequestExecutor: (any TaskExecutor)?
   /// Stops the backend's threads without blocking a pool thread.
   var shutdown: @Sendable () async -> Void
+  /// What names the sandbox for the write-back journal's folder when the URL alone does not
+  /// (`vercel://NAME` of another API, team or project); nil: the URL.
+  var journalKey: String? = nil
 }
 
 /// One kind of backend: the URL forms it serves, a check of the URL made before anything else,

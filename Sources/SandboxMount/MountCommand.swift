@@ -10,7 +10,8 @@ import Synchronization
 struct MountCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "sandbox-mount",
-    abstract: "Mount a sandbox's files (envd or sandbox-agent) on a local directory through FUSE.",
+    abstract:
+      "Mount a sandbox's files (E2B/envd, sandbox-agent or Vercel Sandbox) on a local directory through FUSE.",
     discussion: """
       Unmount with: fusermount3 -u MOUNTPOINT (or Ctrl-C / SIGTERM with -f).
       sandbox-mount sync MOUNTPOINT waits until every change reached the sandbox;
@@ -235,7 +236,8 @@ struct MountCommand: AsyncParsableCommand {
         )
       }
       let writeBack =
-        readOnly || self.writeBack == .off ? nil : try await startWriteBack(backend, logger)
+        readOnly || self.writeBack == .off
+        ? nil : try await startWriteBack(backend, journalKey: opened.journalKey ?? url, logger)
       let remote: any RemoteFilesystem = writeBack?.backend ?? backend
       configuration.writeBack = writeBack != nil
       let filesystem: Filesystem
@@ -290,10 +292,10 @@ struct MountCommand: AsyncParsableCommand {
   }
 
   /// The journal of this sandbox and root, replayed into the view before anything is served.
-  private func startWriteBack(_ backend: any RemoteFilesystem, _ logger: Logger) async throws
-    -> (backend: WriteBackBackend, folder: StateFolder)
-  {
-    let folder = try StateFolder.open(explicit: stateDir, url: url, root: root)
+  private func startWriteBack(
+    _ backend: any RemoteFilesystem, journalKey: String, _ logger: Logger
+  ) async throws -> (backend: WriteBackBackend, folder: StateFolder) {
+    let folder = try StateFolder.open(explicit: stateDir, url: journalKey, root: root)
     do {
       var configuration = WriteBackConfiguration(stateDirectory: folder.path)
       configuration.pinLifetime = .milliseconds(Int64(max(attrTimeout, 1) * 1000))

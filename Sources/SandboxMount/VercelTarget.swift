@@ -76,9 +76,12 @@ extension BackendFactory {
     } catch let error as RemoteError {
       throw MountFailure("cannot use \(command.url): \(error.message)")
     }
+    // A sandbox's name is unique within its project only.
+    let scope = [configuration.apiURL, configuration.teamID ?? "", configuration.projectID ?? ""]
     return OpenedBackend(
       filesystem: backend, description: command.url,
       lightRequestExecutor: backend.transferThread,
-      shutdown: { await backend.shutdownWithoutBlocking() })
+      shutdown: { await backend.shutdownWithoutBlocking() },
+      journalKey: command.url + "|" + scope.joined(separator: "|"))
   }
 }
