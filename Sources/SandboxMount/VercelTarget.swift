@@ -19,32 +19,31 @@ enum VercelTarget {
     return String(name)
   }
 
-  /// The configuration of a mount of `name`: `--token-file` else `$VERCEL_TOKEN`; `--team`
-  /// else `$VERCEL_TEAM_ID`; `--project` else `$VERCEL_PROJECT_ID`.
+  /// The configuration of a mount of `name`: the token from `--token-file`, else as Vercel's
+  /// SDK finds it (`VercelCredentials`), as are the team and project without `--team` and
+  /// `--project`.
   static func configuration(
     name: String, command: MountCommand, environment: [String: String]
   ) throws -> VercelConfiguration {
-    func value(_ key: String) -> String? {
-      environment[key].map { $0.trimmingCharacters(in: .whitespaces) }.flatMap {
-        $0.isEmpty ? nil : $0
-      }
-    }
-    let token: String
+    var token: String?
     if let file = command.tokenFile {
       guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
         throw MountFailure("cannot read the token file \(file)")
       }
       token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-      guard !token.isEmpty else { throw MountFailure("the token file \(file) is empty") }
-    } else if let fromEnvironment = value("VERCEL_TOKEN") {
-      token = fromEnvironment
-    } else {
-      throw MountFailure("vercel:// needs a token: set VERCEL_TOKEN or pass --token-file")
+      guard token?.isEmpty == false else { throw MountFailure("the token file \(file) is empty") }
     }
-    var configuration = VercelConfiguration(sandboxName: name, token: token)
+    let credentials: VercelCredentials
+    do {
+      credentials = try VercelCredentials.resolve(
+        token: token, team: command.team, project: command.project, environment: environment)
+    } catch let error as RemoteError {
+      throw MountFailure(error.message)
+    }
+    var configuration = VercelConfiguration(sandboxName: name, token: credentials.token)
     if let apiURL = command.apiURL { configuration.apiURL = apiURL }
-    configuration.teamID = command.team ?? value("VERCEL_TEAM_ID")
-    configuration.projectID = command.project ?? value("VERCEL_PROJECT_ID")
+    configuration.teamID = credentials.teamID
+    configuration.projectID = credentials.projectID
     configuration.remoteRoot = command.root
     configuration.sudo = command.sudo
     configuration.caFile = command.caFile

@@ -62,7 +62,10 @@ final class VercelMountTests: MountTestCase {
         ["vercel://bad/name", other, "-f"] + api, ["VERCEL_TOKEN": "t"],
         "expected vercel://SANDBOX_NAME"
       ),
-      (["vercel://ok", other, "-f"] + api, ["VERCEL_TOKEN": ""], "needs a token"),
+      (
+        ["vercel://ok", other, "-f"] + api, ["VERCEL_TOKEN": "", "VERCEL_OIDC_TOKEN": ""],
+        "needs a token"
+      ),
       (["vercel://ok", other, "-f", "--user", "root"] + api, ["VERCEL_TOKEN": "t"], "--user"),
       ([agent.url, other, "-f", "--sudo"], [:], "are for vercel://"),
     ]

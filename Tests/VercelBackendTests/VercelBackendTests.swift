@@ -169,4 +169,26 @@ final class VercelBackendTests: XCTestCase {
     let json = String(decoding: try JSONEncoder().encode(sudo), as: UTF8.self)
     XCTAssertTrue(json.contains("\"sudo\":true"), json)
   }
+
+  func testCredentialsAreFoundAsTheSDKFindsThem() throws {
+    // A JWT whose payload is {"owner_id":"team_jwt","project_id":"prj_jwt"}.
+    let payload = Data(#"{"owner_id":"team_jwt","project_id":"prj_jwt"}"#.utf8)
+      .base64EncodedString().replacingOccurrences(of: "=", with: "")
+    let jwt = "eyJhbGciOiJub25lIn0.\(payload).sig"
+    var found = try VercelCredentials.resolve(
+      token: nil, team: nil, project: nil,
+      environment: ["VERCEL_OIDC_TOKEN": jwt, "VERCEL_TOKEN": "plain"])
+    XCTAssertEqual(found, VercelCredentials(token: jwt, teamID: "team_jwt", projectID: "prj_jwt"))
+    found = try VercelCredentials.resolve(
+      token: nil, team: "team_option", project: nil,
+      environment: ["VERCEL_TOKEN": "plain", "VERCEL_PROJECT_ID": "prj_env"])
+    XCTAssertEqual(
+      found, VercelCredentials(token: "plain", teamID: "team_option", projectID: "prj_env"))
+    found = try VercelCredentials.resolve(
+      token: "from-file", team: nil, project: nil, environment: ["VERCEL_TOKEN": "plain"])
+    XCTAssertEqual(found, VercelCredentials(token: "from-file", teamID: nil, projectID: nil))
+    XCTAssertThrowsError(
+      try VercelCredentials.resolve(
+        token: nil, team: nil, project: nil, environment: ["VERCEL_TOKEN": " "]))
+  }
 }
