@@ -71,11 +71,21 @@ struct VercelExecutor: ProcessExecutor {
     guard let id = Self.commandID(started.body) else {
       throw RemoteError(errno: EIO, "\(context): the answer names no command")
     }
-    try await sendStdin(command.standardInput, to: id, context: context)
-    let logs = try await client.get(
-      "cmd/\(VercelClient.encode(id))/logs", deadline: deadline, context: context)
-    let finished = try await client.get(
-      "cmd/\(VercelClient.encode(id))", [("wait", "true")], deadline: deadline, context: context)
+    let logs: HTTPResponse
+    let finished: HTTPResponse
+    do {
+      try await sendStdin(command.standardInput, to: id, context: context)
+      logs = try await client.get(
+        "cmd/\(VercelClient.encode(id))/logs", deadline: deadline, context: context)
+      finished = try await client.get(
+        "cmd/\(VercelClient.encode(id))", [("wait", "true")], deadline: deadline,
+        context: context)
+    } catch {
+      // Not left waiting for the rest of its stdin.
+      _ = try? await client.postJSON(
+        "cmd/\(VercelClient.encode(id))/kill", ["signal": 9], idempotent: true, context: context)
+      throw error
+    }
     var outcome = try Self.outcome(logs.body, limit: command.outputLimit, context: context)
     outcome.exitCode = Self.exitCode(finished.body)
     outcome.status = outcome.exitCode.map { "exit code \($0)" } ?? "no exit code"
