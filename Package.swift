@@ -1,6 +1,7 @@
 // swift-tools-version: 6.0
 // Layers, top to bottom (each target may import only the ones below it):
-//   SandboxMount (CLI) → FuseBridge → FilesystemCore → DataLayer → Backend ← EnvdBackend
+//   SandboxMount (CLI) → FuseBridge → FilesystemCore → DataLayer → Backend ← EnvdBackend,
+//   VercelBackend
 //   Backend: RemoteFilesystem plus RemoteCapabilities (what a backend does natively; the core
 //   emulates the rest). Each vendor backend (EnvdBackend today) shares:
 //     ExecLayer → Backend (POSIX over any command API: ProcessExecutor, ExecFilesystem)
@@ -66,6 +67,14 @@ let package = Package(
         "Backend", "ExecLayer", "HTTPTransport", "CCurl", "CZlib",
         .product(name: "Logging", package: "swift-log"),
       ]),
+    // Vercel Sandbox backend: whole-file `fs/read` and tar `fs/write`, the rest through the
+    // exec layer over Vercel's `cmd`.
+    .target(
+      name: "VercelBackend",
+      dependencies: [
+        "Backend", "ExecLayer", "HTTPTransport", "CCurl", "CArchive", "CZlib",
+        .product(name: "Logging", package: "swift-log"),
+      ]),
     // Data layer: staging files for writes, checked ranged reads.
     .target(
       name: "DataLayer",
@@ -84,7 +93,8 @@ let package = Package(
     .executableTarget(
       name: "SandboxMount",
       dependencies: [
-        "FuseBridge", "FilesystemCore", "DataLayer", "EnvdBackend", "Backend", "MemoryTuning",
+        "FuseBridge", "FilesystemCore", "DataLayer", "EnvdBackend", "VercelBackend", "Backend",
+        "MemoryTuning",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -124,7 +134,12 @@ let package = Package(
     // sandbox that only runs commands (the exec layer alone).
     .testTarget(
       name: "BackendConformanceTests",
-      dependencies: ["TestSupport", "SandboxAgent", "EnvdBackend", "ExecLayer", "Backend"]),
+      dependencies: [
+        "TestSupport", "SandboxAgent", "EnvdBackend", "VercelBackend", "ExecLayer", "Backend",
+      ]),
+    .testTarget(
+      name: "VercelBackendTests",
+      dependencies: ["TestSupport", "SandboxAgent", "VercelBackend", "ExecLayer", "Backend"]),
     // The filesystem core against the in-memory backend: no agent, no FUSE.
     .testTarget(
       name: "FilesystemCoreTests",

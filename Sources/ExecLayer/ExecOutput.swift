@@ -103,14 +103,16 @@ public enum ExecOutput {
       deviceNumber: type == .characterDevice || type == .blockDevice ? device : nil)
   }
 
-  /// A listing record: the 12 fields of a stat line, then the name (the rest, spaces kept).
+  /// A listing record: the 12 fields of a stat line, then the entry's path (the rest, spaces
+  /// kept), whose name follows its last slash.
   public static func entry(_ record: String) -> RemoteEntry? {
     var fieldEnd = record.startIndex
     for _ in 0..<12 {
       guard let space = record[fieldEnd...].firstIndex(of: " ") else { return nil }
       fieldEnd = record.index(after: space)
     }
-    let name = String(record[fieldEnd...])
+    let path = record[fieldEnd...]
+    let name = String(path.lastIndex(of: "/").map { path[path.index(after: $0)...] } ?? path)
     guard !name.isEmpty, name != ".", name != "..",
       let attributes = attributes(statLine: String(record[..<record.index(before: fieldEnd)]))
     else { return nil }

@@ -187,17 +187,17 @@ public enum ExecScript {
             else fail "$e"; fi
           fi ;;
         list)
-          # One `E` record per entry: its stat line, a space, its name (which may hold spaces
-          # and newlines, not \001). Hidden names too; an unreadable folder lists empty.
+          # One `E` record per entry: its stat line, a space, its path (the name after the last
+          # slash; names may hold spaces and newlines, not \001). Hidden names too; an unreadable
+          # folder lists empty. One stat for all entries (xargs keeps argv within its limit): a
+          # process per entry made listings the slowest call on a command-only sandbox.
           if [ "$ok" = 1 ]; then
             if ! e=$(stat -c %F -- "$p/" 2>&1); then fail "$e"
             else
               for e in "$p"/* "$p"/.[!.]* "$p"/..?*; do
                 [ -e "$e" ] || [ -L "$e" ] || continue
-                if l=$(stat -c '%f %h %u %g %s %b %i %.9X %.9Y %.9Z %t %T' -- "$e" 2>/dev/null); then
-                  printf '%sE%s\n%s %s\n' "$S" "$id" "$l" "${e##*/}"
-                fi
-              done
+                printf '%s\0' "$e"
+              done | xargs -0 -r stat --printf "${S}E$id\\n%f %h %u %g %s %b %i %.9X %.9Y %.9Z %t %T %n\\n" -- 2>/dev/null
             fi
           fi ;;
         statfs)

@@ -22,6 +22,7 @@ public final class CurlTransfer: @unchecked Sendable {
   private var bytesReceived: UInt64 = 0
   private var contentRange: String?
   private var contentEncoding: String?
+  private var retryAfter: String?
   private var limitReached = false
   private var localFailure: String?
   private var localErrno: Int32 = 0
@@ -194,17 +195,24 @@ public final class CurlTransfer: @unchecked Sendable {
     if line.starts(with: "HTTP/".utf8) {
       contentRange = nil
       contentEncoding = nil
+      retryAfter = nil
       return
     }
     guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return }
     let name = String(decoding: UnsafeRawBufferPointer(rebasing: line[..<colon]), as: UTF8.self)
       .lowercased()
-    guard name == "content-range" || name == "content-encoding" else { return }
+    guard name == "content-range" || name == "content-encoding" || name == "retry-after" else {
+      return
+    }
     let value = String(
       decoding: UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]), as: UTF8.self
     )
     .trimmingASCIIWhitespace()
-    if name == "content-range" { contentRange = value } else { contentEncoding = value }
+    switch name {
+    case "content-range": contentRange = value
+    case "retry-after": retryAfter = value
+    default: contentEncoding = value
+    }
   }
 
   private func send(into buffer: UnsafeMutablePointer<CChar>, capacity: Int) -> Int {
@@ -238,7 +246,7 @@ public final class CurlTransfer: @unchecked Sendable {
       osErrno: Int32(truncatingIfNeeded: osErrno), cancelled: cancelled, status: status,
       body: body, bytesReceived: bytesReceived, contentRange: contentRange,
       contentEncoding: contentEncoding, limitReached: limitReached, localFailure: localFailure,
-      newConnections: connects, localErrno: localErrno)
+      newConnections: connects, localErrno: localErrno, retryAfter: retryAfter)
   }
 
   // MARK: setopt helpers

@@ -103,6 +103,8 @@ public struct HTTPResponse: Sendable {
   /// The errno of a local file write that aborted the transfer (ENOSPC when the local disk is
   /// full), 0 if none or unknown: the kernel should see it, not a remote EIO.
   public var localErrno: Int32 = 0
+  /// The `Retry-After` header of a 429 or 503, as sent (seconds or an HTTP date).
+  public var retryAfter: String? = nil
 
   public var isSuccessStatus: Bool { (200..<300).contains(status) }
 }

@@ -11,6 +11,9 @@ struct OpenedBackend {
   var lightRequestExecutor: (any TaskExecutor)?
   /// Stops the backend's threads without blocking a pool thread.
   var shutdown: @Sendable () async -> Void
+  /// What names the sandbox for the write-back journal's folder when the URL alone does not
+  /// (`vercel://NAME` of another API, team or project); nil: the URL.
+  var journalKey: String? = nil
 }
 
 /// One kind of backend: the URL forms it serves, a check of the URL made before anything else,
@@ -27,7 +30,7 @@ struct BackendFactory: Sendable {
 
 /// Backends by URL scheme. A new vendor (vercel://, langsmith://, cwsandbox://) adds one entry.
 enum BackendRegistry {
-  static let factories: [BackendFactory] = [.envd, .e2b]
+  static let factories: [BackendFactory] = [.envd, .e2b, .vercel]
 
   /// The factory for `url`'s scheme, after its check of the URL.
   static func factory(for url: String) throws -> BackendFactory {
@@ -50,6 +53,7 @@ extension BackendFactory {
     guard command.apiKeyFile == nil, command.sandboxTimeout == nil else {
       throw MountFailure("--api-key-file and --sandbox-timeout are for e2b://SANDBOX_ID URLs")
     }
+    try command.refuseVercelOptions()
     let target = EnvdTarget(
       url: command.url, accessToken: try Preflight.token(file: command.tokenFile),
       user: command.user)
@@ -66,6 +70,7 @@ extension BackendFactory {
     guard command.tokenFile == nil else {
       throw MountFailure("--token-file is for http(s) URLs; e2b:// gets the token from E2B's API")
     }
+    try command.refuseVercelOptions()
     let environment = try E2BEnvironment(
       ProcessInfo.processInfo.environment, apiKeyFile: command.apiKeyFile)
     let target = try await EnvdTarget.e2b(

@@ -10,7 +10,8 @@ import Synchronization
 struct MountCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "sandbox-mount",
-    abstract: "Mount a sandbox's files (envd or sandbox-agent) on a local directory through FUSE.",
+    abstract:
+      "Mount a sandbox's files (E2B/envd, sandbox-agent or Vercel Sandbox) on a local directory through FUSE.",
     discussion: """
       Unmount with: fusermount3 -u MOUNTPOINT (or Ctrl-C / SIGTERM with -f).
       sandbox-mount sync MOUNTPOINT waits until every change reached the sandbox;
@@ -19,7 +20,7 @@ struct MountCommand: AsyncParsableCommand {
 
   @Argument(
     help:
-      "e2b://SANDBOX_ID (with E2B_API_KEY), or the sandbox's file daemon, e.g. http://127.0.0.1:49983"
+      "e2b://SANDBOX_ID (with E2B_API_KEY), vercel://SANDBOX_NAME (with VERCEL_TOKEN), or the sandbox's file daemon, e.g. http://127.0.0.1:49983"
   )
   var url: String
 
@@ -37,7 +38,10 @@ struct MountCommand: AsyncParsableCommand {
   @Flag(name: .customShort("d"), help: "Debug: foreground, with libfuse's request log.")
   var debug = false
 
-  @Option(help: "A file holding the access token (else $SANDBOX_TOKEN); not for e2b://.")
+  @Option(
+    help:
+      "A file holding the access token (else $SANDBOX_TOKEN; for vercel://, $VERCEL_TOKEN); not for e2b://."
+  )
   var tokenFile: String?
 
   @Option(help: "With e2b://: a file holding the E2B API key (else $E2B_API_KEY).")
@@ -46,6 +50,18 @@ struct MountCommand: AsyncParsableCommand {
   @Option(
     help: "With e2b://: seconds the sandbox should stay alive from now (default: E2B's, 300).")
   var sandboxTimeout: Int?
+
+  @Option(help: "With vercel://: Vercel's API (default https://vercel.com/api).")
+  var apiURL: String?
+
+  @Option(help: "With vercel://: the team ID sent as ?teamId= (else $VERCEL_TEAM_ID).")
+  var team: String?
+
+  @Option(help: "With vercel://: the project ID of the sandbox (else $VERCEL_PROJECT_ID).")
+  var project: String?
+
+  @Flag(help: "With vercel://: run the sandbox commands with sudo, as the SDK's sudo: true.")
+  var sudo = false
 
   @Option(help: "A PEM file of the CA certificates to trust for https (a private CA).")
   var caFile: String?
@@ -127,6 +143,14 @@ struct MountCommand: AsyncParsableCommand {
 
   enum WriteBackMode: String, ExpressibleByArgument, Sendable {
     case on, off
+  }
+
+  /// envd and e2b:// take none of vercel://'s options.
+  func refuseVercelOptions() throws {
+    guard apiURL == nil, team == nil, project == nil, !sudo else {
+      throw MountFailure(
+        "--api-url, --team, --project and --sudo are for vercel://SANDBOX_NAME URLs")
+    }
   }
 
   func validate() throws {
@@ -212,7 +236,8 @@ struct MountCommand: AsyncParsableCommand {
         )
       }
       let writeBack =
-        readOnly || self.writeBack == .off ? nil : try await startWriteBack(backend, logger)
+        readOnly || self.writeBack == .off
+        ? nil : try await startWriteBack(backend, journalKey: opened.journalKey ?? url, logger)
       let remote: any RemoteFilesystem = writeBack?.backend ?? backend
       configuration.writeBack = writeBack != nil
       let filesystem: Filesystem
@@ -267,10 +292,10 @@ struct MountCommand: AsyncParsableCommand {
   }
 
   /// The journal of this sandbox and root, replayed into the view before anything is served.
-  private func startWriteBack(_ backend: any RemoteFilesystem, _ logger: Logger) async throws
-    -> (backend: WriteBackBackend, folder: StateFolder)
-  {
-    let folder = try StateFolder.open(explicit: stateDir, url: url, root: root)
+  private func startWriteBack(
+    _ backend: any RemoteFilesystem, journalKey: String, _ logger: Logger
+  ) async throws -> (backend: WriteBackBackend, folder: StateFolder) {
+    let folder = try StateFolder.open(explicit: stateDir, url: journalKey, root: root)
     do {
       var configuration = WriteBackConfiguration(stateDirectory: folder.path)
       configuration.pinLifetime = .milliseconds(Int64(max(attrTimeout, 1) * 1000))

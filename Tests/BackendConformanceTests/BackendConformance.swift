@@ -358,6 +358,8 @@ struct BackendConformance {
     do {
       results = try await backend.applyBatch(changes)
     } catch let error as RemoteError where error.errno == EOPNOTSUPP {
+      let declared = await capabilities().batchChanges
+      XCTAssertFalse(declared, "batchChanges is declared, yet a batch is refused")
       return
     }
     XCTAssertEqual(results.count, changes.count)

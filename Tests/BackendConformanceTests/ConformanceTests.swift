@@ -3,6 +3,7 @@ import EnvdBackend
 import ExecLayer
 import Foundation
 import TestSupport
+import VercelBackend
 import XCTest
 
 /// The conformance suite for one backend. A backend joins with a subclass that overrides
@@ -105,6 +106,86 @@ final class StockEnvdConformanceTests: AgentConformanceTestCase {
   func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
   func testStatistics() async throws { try await suite.statistics() }
   func testFsync() async throws { try await suite.fsync() }
+}
+
+/// `sandbox-agent --protocol vercel` (with a bearer token) through the `vercel://` backend,
+/// mounted at Vercel's working folder `/vercel/sandbox`.
+final class VercelConformanceTests: ConformanceTestCase {
+  private var root: TemporaryDirectory?
+  private var agent: RunningAgent?
+  private var backend: VercelBackend?
+
+  override func makeBackend() async throws -> (any RemoteFilesystem)? {
+    let root = try TemporaryDirectory(prefix: "conformance-vercel")
+    self.root = root
+    let agent = try RunningAgent(
+      root: root.path, arguments: ["--protocol", "vercel"],
+      environment: ["SANDBOX_AGENT_TOKEN": "vercel-test-token"])
+    self.agent = agent
+    var configuration = VercelConfiguration(sandboxName: "conformance", token: "vercel-test-token")
+    configuration.apiURL = agent.url + "/api"
+    configuration.teamID = "team_test"
+    configuration.remoteRoot = "/vercel/sandbox"
+    let backend = try await VercelBackend.connect(configuration: configuration)
+    self.backend = backend
+    return backend
+  }
+
+  override func tearDown() async throws {
+    await backend?.shutdownWithoutBlocking()
+    agent?.stop()
+    root?.remove()
+    try await super.tearDown()
+  }
+
+  func testNamespace() async throws { try await suite.namespace() }
+  func testRenames() async throws { try await suite.renames() }
+  func testSetAttributes() async throws { try await suite.setAttributes() }
+  func testSymlinks() async throws { try await suite.symlinks() }
+  func testHardLinks() async throws { try await suite.hardLinks() }
+  func testCreation() async throws { try await suite.creation() }
+  func testReads() async throws { try await suite.reads() }
+  func testUploads() async throws { try await suite.uploads() }
+  func testBatches() async throws { try await suite.batches() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+  func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
+  func testStatistics() async throws { try await suite.statistics() }
+  func testFsync() async throws { try await suite.fsync() }
+}
+
+/// Every operation through Vercel's `cmd` alone (`ExecOnlyFilesystem` over the backend's
+/// executor): uploads go through stdin (base64 chunks with offsets), reads come back base64.
+final class VercelCommandsConformanceTests: ConformanceTestCase {
+  private var root: TemporaryDirectory?
+  private var agent: RunningAgent?
+  private var backend: VercelBackend?
+
+  override func makeBackend() async throws -> (any RemoteFilesystem)? {
+    let root = try TemporaryDirectory(prefix: "conformance-vercel-cmd")
+    self.root = root
+    let agent = try RunningAgent(root: root.path, arguments: ["--protocol", "vercel"])
+    self.agent = agent
+    var configuration = VercelConfiguration(sandboxName: "commands", token: "any")
+    configuration.apiURL = agent.url
+    configuration.remoteRoot = "/vercel/sandbox"
+    let backend = try await VercelBackend.connect(configuration: configuration)
+    self.backend = backend
+    return ExecOnlyFilesystem(executor: backend.commandExecutor, rootFolder: "/vercel/sandbox")
+  }
+
+  override func tearDown() async throws {
+    await backend?.shutdownWithoutBlocking()
+    agent?.stop()
+    root?.remove()
+    try await super.tearDown()
+  }
+
+  func testNamespace() async throws { try await suite.namespace() }
+  func testRenames() async throws { try await suite.renames() }
+  func testSetAttributes() async throws { try await suite.setAttributes() }
+  func testReads() async throws { try await suite.reads() }
+  func testUploads() async throws { try await suite.uploads() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
 }
 
 /// A sandbox that only runs commands: the exec layer gives every operation (`ExecOnlyFilesystem`).

@@ -9,8 +9,17 @@ final class AcceptanceTests: XCTestCase {
   enum AgentMode: String {
     case agentExtension = "extension"
     case stockEnvd = "stock envd (--envd-compat)"
+    case vercel = "vercel:// (--protocol vercel)"
 
-    var agentArguments: [String] { self == .stockEnvd ? ["--envd-compat"] : [] }
+    var agentArguments: [String] {
+      switch self {
+      case .agentExtension: []
+      case .stockEnvd: ["--envd-compat"]
+      case .vercel: VercelAgent.arguments
+      }
+    }
+
+    var agentEnvironment: [String: String]? { self == .vercel ? VercelAgent.environment : nil }
   }
 
   static let scriptsDirectory = URL(fileURLWithPath: #filePath)
@@ -31,7 +40,13 @@ final class AcceptanceTests: XCTestCase {
   ) throws {
     let sandbox = try MountedSandbox(prefix: "acceptance-\(name)")
     self.sandbox = sandbox
-    try sandbox.start(agentArguments: mode.agentArguments)
+    try sandbox.start(
+      agentArguments: mode.agentArguments, agentEnvironment: mode.agentEnvironment
+    ) { agentURL in
+      mode == .vercel
+        ? try VercelAgent.mountTarget(agentURL: agentURL, folder: sandbox.workDirectory.path)
+        : (agentURL, [])
+    }
     let (root, mountpoint) = (sandbox.root, sandbox.mountpoint)
 
     let script = Self.scriptsDirectory + "/\(name).sh"
@@ -93,4 +108,13 @@ final class AcceptanceTests: XCTestCase {
 
   func testMakeExtension() throws { try runScript("make", .agentExtension) }
   func testMakeStockEnvd() throws { try runScript("make", .stockEnvd) }
+
+  func testRsyncVercel() throws { try runScript("rsync", .vercel) }
+  func testVimVercel() throws { try runScript("vim", .vercel) }
+  func testAtomicSaveVercel() throws { try runScript("atomic-save", .vercel) }
+  func testEmacsLockVercel() throws { try runScript("emacs-lock", .vercel) }
+  func testGitVercel() throws { try runScript("git", .vercel) }
+  func testTarVercel() throws { try runScript("tar", .vercel) }
+  func testSqliteVercel() throws { try runScript("sqlite", .vercel) }
+  func testMakeVercel() throws { try runScript("make", .vercel) }
 }

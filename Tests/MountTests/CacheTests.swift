@@ -221,7 +221,7 @@ final class SmallCacheTests: MountTestCase {
 }
 
 /// The truncation check end to end: the agent's fault switch cuts bodies short.
-final class TruncationTests: MountTestCase {
+class TruncationTests: MountTestCase {
   var faultSwitch: String { workDirectory.path + "/truncate-bytes" }
   override var agentEnvironment: [String: String]? {
     ["SANDBOX_AGENT_FAULT_TRUNCATE_FILE": faultSwitch]

@@ -22,6 +22,10 @@ class MountTestCase: XCTestCase {
   /// Extra `sandbox-agent` arguments and environment for this class's agent.
   var agentArguments: [String] { [] }
   var agentEnvironment: [String: String]? { nil }
+  /// What is mounted for the agent at `agentURL`: the URL itself, or e.g. `vercel://NAME`.
+  func mountTarget(agentURL: String) throws -> (url: String, arguments: [String]) {
+    (agentURL, [])
+  }
 
   override func setUpWithError() throws {
     try super.setUpWithError()
@@ -29,7 +33,7 @@ class MountTestCase: XCTestCase {
     do {
       try sandbox.start(
         agentArguments: agentArguments, agentEnvironment: agentEnvironment,
-        mountArguments: mountArguments)
+        mountArguments: mountArguments, mountTarget: mountTarget(agentURL:))
     } catch {
       sandbox.close()
       sandbox = nil

@@ -27,15 +27,19 @@ public final class MountedSandbox: @unchecked Sendable {
     }
   }
 
-  /// Starts the agent on `root`, then mounts it on `mnt`. On failure, `close()` still cleans up.
+  /// Starts the agent on `root`, then mounts it on `mnt`: the agent's URL, or what `mountTarget`
+  /// makes of it (`vercel://NAME --api-url …`). On failure, `close()` still cleans up.
   public func start(
     agentArguments: [String] = [], agentEnvironment: [String: String]? = nil,
-    mountArguments: [String] = []
+    mountArguments: [String] = [],
+    mountTarget: (_ agentURL: String) throws -> (url: String, arguments: [String]) = { ($0, []) }
   ) throws {
     let agent = try RunningAgent(
       root: root, arguments: agentArguments, environment: agentEnvironment)
     self.agent = agent
-    mount = try RunningMount(url: agent.url, mountpoint: mountpoint, arguments: mountArguments)
+    let target = try mountTarget(agent.url)
+    mount = try RunningMount(
+      url: target.url, mountpoint: mountpoint, arguments: target.arguments + mountArguments)
   }
 
   /// Starts a new agent on the old one's address (stop or kill the old one first), so the mount

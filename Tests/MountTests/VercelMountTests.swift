@@ -1,0 +1,97 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `sandbox-mount vercel://NAME --api-url …` against `sandbox-agent --protocol vercel`: file
+/// tools through the mount, compared with the agent's folder (the sandbox's `/`).
+final class VercelMountTests: MountTestCase {
+  override var agentArguments: [String] { VercelAgent.arguments }
+  override var agentEnvironment: [String: String]? { VercelAgent.environment }
+
+  override func mountTarget(agentURL: String) throws -> (url: String, arguments: [String]) {
+    try VercelAgent.mountTarget(agentURL: agentURL, folder: workDirectory.path)
+  }
+
+  func testFileToolsMatchTheBackingFolder() throws {
+    try sh("printf 'hello\\n' > scratch/a.txt && cp scratch/a.txt mnt/a.txt")
+    XCTAssertEqual(try sh("cat mnt/a.txt"), "hello\n")
+    XCTAssertEqual(try String(contentsOfFile: root + "/a.txt", encoding: .utf8), "hello\n")
+    try sh("mkdir mnt/d && cp mnt/a.txt mnt/d/b.txt && chmod 640 mnt/d/b.txt")
+    XCTAssertTrue(try sh("ls -l mnt/d").contains("-rw-r----- "))
+    try sh("mv mnt/d/b.txt mnt/d/c.txt && rm mnt/a.txt")
+    try sh("test ! -e root/a.txt && test -f root/d/c.txt")
+    // A vim-style save: the new content under a temporary name, renamed over the file.
+    try sh("printf 'saved\\n' > mnt/d/.c.txt.swp && mv mnt/d/.c.txt.swp mnt/d/c.txt")
+    XCTAssertEqual(try String(contentsOfFile: root + "/d/c.txt", encoding: .utf8), "saved\n")
+    // Binary content both ways: a whole-file upload, then a whole-file read.
+    // (Each `sh` waits for write-back first: the agent's folder is compared in the next one.)
+    try sh("head -c 3000000 /dev/urandom > scratch/big && cp scratch/big mnt/big")
+    try sh("cmp scratch/big root/big && cmp scratch/big mnt/big")
+    try sh(
+      "mkdir -p scratch/tree/sub/deeper && printf x > scratch/tree/one && head -c 100000 /dev/urandom > scratch/tree/sub/two && ln -s one scratch/tree/link && chmod 750 scratch/tree/sub && rsync -a scratch/tree/ mnt/tree/ && diff -r scratch/tree mnt/tree"
+    )
+    XCTAssertEqual(try sh("readlink mnt/tree/link"), "one\n")
+    try sh("rm -r mnt/d")
+    try sh("test ! -e root/d")
+    try assertMountMatchesRoot()
+  }
+
+  func testAWrongTokenIsRefusedAtMount() throws {
+    let badToken = workDirectory.path + "/bad-token"
+    try "not-the-token".write(toFile: badToken, atomically: true, encoding: .utf8)
+    let other = workDirectory.path + "/scratch/other-mnt"
+    try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+    let result = try runCommand(
+      [
+        BuiltProducts.executable("sandbox-mount"), "vercel://\(VercelAgent.sandboxName)", other,
+        "-f", "--api-url", agent.url + "/api", "--token-file", badToken,
+      ], timeout: 30)
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("refused the token"), result.error)
+    XCTAssertFalse(RunningMount.isMounted(other))
+  }
+
+  /// A bad name, no token, or an option of another scheme: one line, nothing mounted.
+  func testBadInvocationsStopWithOneLine() throws {
+    let other = workDirectory.path + "/scratch/other-mnt"
+    try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+    let mount = BuiltProducts.executable("sandbox-mount")
+    let api = ["--api-url", agent.url + "/api"]
+    let cases: [([String], [String: String], String)] = [
+      (
+        ["vercel://bad/name", other, "-f"] + api, ["VERCEL_TOKEN": "t"],
+        "expected vercel://SANDBOX_NAME"
+      ),
+      (
+        ["vercel://ok", other, "-f"] + api, ["VERCEL_TOKEN": "", "VERCEL_OIDC_TOKEN": ""],
+        "needs a token"
+      ),
+      (["vercel://ok", other, "-f", "--user", "root"] + api, ["VERCEL_TOKEN": "t"], "--user"),
+      ([agent.url, other, "-f", "--sudo"], [:], "are for vercel://"),
+    ]
+    for (arguments, environment, expected) in cases {
+      let result = try runCommand([mount] + arguments, environment: environment, timeout: 30)
+      XCTAssertNotEqual(result.status, 0, "\(arguments)")
+      XCTAssertTrue(result.error.contains(expected), "\(arguments): \(result.error)")
+      XCTAssertFalse(RunningMount.isMounted(other))
+    }
+  }
+}
+
+/// The truncation check through `vercel://`: `fs/read` bodies cut short (the agent's fault
+/// switch) are EIO, never partial data, and nothing short is kept in the whole-file copies.
+final class VercelTruncationTests: TruncationTests {
+  override var agentArguments: [String] { VercelAgent.arguments }
+  override var agentEnvironment: [String: String]? {
+    (super.agentEnvironment ?? [:]).merging(VercelAgent.environment) { $1 }
+  }
+
+  override func mountTarget(agentURL: String) throws -> (url: String, arguments: [String]) {
+    try VercelAgent.mountTarget(agentURL: agentURL, folder: workDirectory.path)
+  }
+
+  /// (Declared so Linux's XCTest lists the class; the inherited checks run with it.)
+  func testAFileThatGrewIsNotAnErrorThroughVercel() throws {
+    try testAFileThatGrewIsNotAnError()
+  }
+}
