@@ -27,6 +27,7 @@ public func buildAgentApplication(
     switch configuration.wireProtocol {
     case .envd: buildAgentRouter(services: services)
     case .vercel: try buildVercelRouter(services: services)
+    case .langsmith: buildLangSmithRouter(sandbox: LangSmithSandbox(services: services))
     }
   let host = configuration.host
   let inlineRoutes = services.inlineUnary.snapshot

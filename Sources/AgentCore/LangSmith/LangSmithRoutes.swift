@@ -1,0 +1,41 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The routes of `--protocol langsmith`: LangSmith's sandbox API as its official SDK calls it
+/// (`langsmith` 0.15.1 is the reference), over the served folder.
+///
+/// - control plane, under `/api/v2/sandboxes` (or `/v2/sandboxes`): `GET /boxes/{name}` and
+///   `GET /boxes/{name}/status`;
+/// - dataplane, at the top (the box's `dataplane_url` is this agent): `GET|HEAD /download`,
+///   `POST /upload`, `POST /glob`, `POST /grep`.
+///
+/// Errors are `{"detail":{"error","message"}}`; `X-Api-Key` is checked when a token is set.
+func buildLangSmithRouter(sandbox: LangSmithSandbox) -> Router<AgentRequestContext> {
+  let services = sandbox.services
+  let router = Router(context: AgentRequestContext.self)
+  router.add(middleware: RequestLogMiddleware(counters: services.counters))
+  router.add(middleware: LangSmithErrorMiddleware())
+  router.add(middleware: LangSmithAuthMiddleware(token: services.accessToken))
+  for prefix in ["/api/v2/sandboxes", "/v2/sandboxes"] {
+    let box = RouterPath(prefix + "/boxes/:name")
+    router.get(box) { request, context in
+      langSmithJSON(
+        sandbox.box(name: try context.parameters.require("name"), host: request.head.authority))
+    }
+    router.get(box.appendingPath("status")) { _, _ in
+      langSmithJSON(["status": "ready"])
+    }
+  }
+  router.get("/download") { request, _ in try await sandbox.download(request, head: false) }
+  router.head("/download") { request, _ in try await sandbox.download(request, head: true) }
+  router.post("/upload") { request, _ in try await sandbox.upload(request) }
+  router.post("/glob") { request, _ in
+    Response.json(try await sandbox.glob(decodeLangSmithBody(LangSmithGlobRequest.self, request)))
+  }
+  router.post("/grep") { request, _ in
+    Response.json(try await sandbox.grep(decodeLangSmithBody(LangSmithGrepRequest.self, request)))
+  }
+  return router
+}
