@@ -9,7 +9,9 @@ import NIOCore
 /// - control plane, under `/api/v2/sandboxes` (or `/v2/sandboxes`): `GET /boxes/{name}` and
 ///   `GET /boxes/{name}/status`;
 /// - dataplane, at the top (the box's `dataplane_url` is this agent): `GET|HEAD /download`,
-///   `POST /upload`, `POST /glob`, `POST /grep`.
+///   `POST /upload`, `POST /glob`, `POST /grep`; commands over the WebSocket `/execute/ws`
+///   (see `LangSmithWebSocket.swift`, upgraded before the router) or over SSE,
+///   `POST /execute/stream/start|resume` (see `LangSmithSSE.swift`).
 ///
 /// Errors are `{"detail":{"error","message"}}`; `X-Api-Key` is checked when a token is set.
 func buildLangSmithRouter(sandbox: LangSmithSandbox) -> Router<AgentRequestContext> {
@@ -36,6 +38,12 @@ func buildLangSmithRouter(sandbox: LangSmithSandbox) -> Router<AgentRequestConte
   }
   router.post("/grep") { request, _ in
     Response.json(try await sandbox.grep(decodeLangSmithBody(LangSmithGrepRequest.self, request)))
+  }
+  router.post("/execute/stream/start") { request, _ in try await sandbox.startStream(request) }
+  router.post("/execute/stream/resume") { request, _ in try await sandbox.resumeStream(request) }
+  // Reached only when the upgrade was refused (a wrong key is 401 before this).
+  router.get(RouterPath(LangSmithSandbox.webSocketPath)) { _, _ -> Response in
+    throw LangSmithError.badRequest("expected a WebSocket upgrade")
   }
   return router
 }

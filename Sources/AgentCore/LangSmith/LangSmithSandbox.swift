@@ -11,6 +11,7 @@ final class LangSmithSandbox: Sendable {
   static let home = "/home/user"
 
   let services: AgentServices
+  let commands = LangSmithCommandTable()
   let id = UUID().uuidString.lowercased()
 
   init(services: AgentServices) {
