@@ -1,4 +1,5 @@
 import Foundation
+import ServiceLifecycle
 
 /// The one box a `--protocol langsmith` agent plays: the served folder is the box's `/`, and any
 /// box name looked up on the control plane is this box, with this agent as its dataplane.
@@ -50,5 +51,15 @@ final class LangSmithSandbox: Sendable {
     let formatter = ISO8601DateFormatter()
     formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     return formatter.string(from: date)
+  }
+}
+
+/// Stopping the agent stops the box: its running commands are killed, not left orphaned.
+struct LangSmithShutdown: Service {
+  let sandbox: LangSmithSandbox
+
+  func run() async throws {
+    try? await gracefulShutdown()
+    sandbox.commands.killAll()
   }
 }

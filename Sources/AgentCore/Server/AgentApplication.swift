@@ -64,6 +64,7 @@ public func buildAgentApplication(
     router: router,
     server: server,
     configuration: .init(address: .hostname(host, port: configuration.port), serverName: nil),
+    services: langSmith.map { [LangSmithShutdown(sandbox: $0)] } ?? [],
     onServerRunning: { channel in
       await onListening(host, channel.localAddress?.port ?? configuration.port)
     },

@@ -144,3 +144,63 @@ def test_kill_on_disconnect(sandbox):
 def test_reconnecting_to_an_unknown_command_fails(sandbox):
     with pytest.raises(SandboxOperationError):
         sandbox.reconnect("no-such-command").result
+
+
+def test_idle_timeout_kills_a_command_nobody_attaches_to(sandbox):
+    handle = sandbox.run("sleep 30", wait=False, idle_timeout=1)
+    pid = handle.pid
+    handle._control._ws.close()
+    assert wait_gone(pid, seconds=10)
+
+
+def test_run_config_sets_work_dir_and_env(sandbox, agent, folder):
+    result = sandbox.run("echo $A-$B; pwd", run_config={"work_dir": f"/home/user/{folder}", "env_vars": {"A": "1", "B": "2"}})
+    values, cwd = result.stdout.splitlines()
+    assert values == "1-2"
+    assert os.path.realpath(cwd) == os.path.realpath(agent.host_path(folder))
+
+
+def test_pty(sandbox):
+    result = sandbox.run("test -t 1 && echo on-a-tty", pty=True)
+    assert result.stdout.strip() == "on-a-tty"
+
+
+def test_execute_is_idempotent_by_command_id(agent):
+    """Two `execute` messages with one command_id attach to one command (the SDK re-sends an
+    execute whose connection closed before `started`)."""
+    import json
+    import uuid
+
+    from websockets.sync.client import connect
+
+    url = agent.url.replace("http://", "ws://") + "/execute/ws"
+    command_id = uuid.uuid4().hex
+    execute = {"type": "execute", "command": "sleep 0.5; echo once", "command_id": command_id}
+    pids = []
+    outputs = []
+    for _ in range(2):
+        with connect(url) as ws:
+            ws.send(json.dumps(execute))
+            messages = [json.loads(m) for m in ws]
+        assert messages[0]["type"] == "started" and messages[0]["command_id"] == command_id
+        pids.append(messages[0]["pid"])
+        outputs.append("".join(m["data"] for m in messages if m["type"] == "stdout"))
+        assert messages[-1] == {"type": "exit", "exit_code": 0}
+    assert pids[0] == pids[1]
+    assert outputs == ["once\n", "once\n"]
+
+
+def test_stopping_the_agent_kills_its_commands(pytestconfig):
+    from conftest import Agent
+    from langsmith.sandbox import Sandbox, SandboxClient
+
+    own = Agent(pytestconfig.getoption("--agent"))
+    try:
+        with SandboxClient(api_endpoint=own.url + "/api/v2/sandboxes", api_key="k") as client:
+            box = Sandbox.from_dict({"name": "own", "dataplane_url": own.url}, client=client)
+            handle = box.run("sleep 30", wait=False)
+            pid = handle.pid
+            own.stop()
+            assert wait_gone(pid)
+    finally:
+        own.stop()

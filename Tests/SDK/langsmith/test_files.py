@@ -111,12 +111,18 @@ def test_paths_cannot_leave_the_root(sandbox):
 
 
 def test_a_wrong_api_key_is_refused(token_agent):
-    from langsmith.sandbox import SandboxAuthenticationError, SandboxClient
+    from langsmith.sandbox import Sandbox, SandboxAuthenticationError, SandboxClient, SandboxConnectionError
 
     base = token_agent.url + "/api/v2/sandboxes"
     with SandboxClient(api_endpoint=base, api_key="wrong") as wrong:
         with pytest.raises(SandboxAuthenticationError):
             wrong.get_sandbox("box")
+        # The dataplane, the WebSocket upgrade included, wants the key too.
+        box = Sandbox.from_dict({"name": "box", "dataplane_url": token_agent.url}, client=wrong)
+        with pytest.raises(Exception):
+            box.read("anything")
+        with pytest.raises(SandboxConnectionError):
+            box.run("true")
     with SandboxClient(api_endpoint=base, api_key=token_agent.token) as right:
         box = right.get_sandbox("box")
         box.write("k.txt", b"ok")
