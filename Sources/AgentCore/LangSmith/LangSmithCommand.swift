@@ -3,7 +3,8 @@ import Glibc
 import Synchronization
 
 /// One output stream's most recent bytes, addressed by their offset in the whole stream. Older
-/// bytes are dropped once `capacity` is exceeded; a reader asking for them gets the earliest kept.
+/// bytes are dropped once `capacity` is exceeded (never ones an attached reader still has to
+/// send, see `LangSmithCommand.waitForRoom`); a reader asking for them gets the earliest kept.
 struct OutputRing: Sendable {
   static let capacity = 4 << 20
 
@@ -32,6 +33,8 @@ struct OutputRing: Sendable {
 
 enum LangSmithStream: String, Sendable, CaseIterable {
   case stdout, stderr
+
+  var index: Int { self == .stdout ? 0 : 1 }
 }
 
 /// How a command ended, once it has.
@@ -61,6 +64,8 @@ final class LangSmithCommand: Sendable {
     var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     var attached = 0
     var attachGeneration = 0
+    /// Each reader's cursors (stdout, stderr): output they have not sent yet is never dropped.
+    var readers: [UUID: [Int]] = [:]
   }
   private let state = Mutex(State())
 
@@ -84,12 +89,15 @@ final class LangSmithCommand: Sendable {
       for await event in subscription.events {
         switch event {
         case .stdout(let bytes):
+          await self.waitForRoom(.stdout, bytes.count)
           self.append(.stdout, bytes)
           subscription.gate.leave()
         case .stderr(let bytes):
+          await self.waitForRoom(.stderr, bytes.count)
           self.append(.stderr, bytes)
           subscription.gate.leave()
         case .pty(let bytes):
+          await self.waitForRoom(.stdout, bytes.count)
           self.append(.stdout, bytes)
           subscription.gate.leave()
         case .end(let exit):
@@ -99,6 +107,52 @@ final class LangSmithCommand: Sendable {
         }
       }
     }
+  }
+
+  /// Holds output back while an attached reader has not yet sent what the ring would drop to
+  /// make room: the process then blocks on its pipe, as it would on a slow terminal. With no
+  /// one attached the oldest bytes are dropped instead.
+  private func waitForRoom(_ stream: LangSmithStream, _ count: Int) async {
+    let index = stream.index
+    while true {
+      let (fits, generation) = state.withLock { state -> (Bool, Int) in
+        let total = state.rings[stream]!.total
+        let fits = state.readers.values.allSatisfy {
+          total + count - $0[index] <= OutputRing.capacity
+        }
+        return (fits, state.generation)
+      }
+      if fits { return }
+      await waitForChange(after: generation)
+    }
+  }
+
+  /// A reader (a WebSocket or an SSE response) sending from `cursors` (stdout, stderr).
+  func register(_ cursors: [Int]) -> UUID {
+    let id = UUID()
+    state.withLock { state in
+      state.readers[id] = LangSmithStream.allCases.map { stream in
+        max(cursors[stream.index], state.rings[stream]!.base)
+      }
+    }
+    return id
+  }
+
+  /// The reader sent everything before `cursors`.
+  func advance(_ id: UUID, _ cursors: [Int]) {
+    let woken = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+      state.readers[id] = cursors
+      return Self.bump(&state)
+    }
+    for waiter in woken { waiter.resume() }
+  }
+
+  func unregister(_ id: UUID) {
+    let woken = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+      state.readers[id] = nil
+      return Self.bump(&state)
+    }
+    for waiter in woken { waiter.resume() }
   }
 
   private func append(_ stream: LangSmithStream, _ data: Data) {

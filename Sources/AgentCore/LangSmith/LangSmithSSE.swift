@@ -13,8 +13,9 @@ struct LangSmithResume: Decodable, Sendable {
 /// `POST /execute/stream/resume` answer `text/event-stream`: `started{command_id, pid}`, then
 /// `stdout`/`stderr{data: base64, offset}`, `stream_end{stream, offset}` for each stream, and
 /// `exit{exit_code}` (or `error{error_type, error}`), with a `:` comment every 15 s of silence.
-/// The output ring drops the oldest bytes instead of asking for acks, so `ack_required` is never
-/// sent. Stdin is closed at spawn (SSE has no way to send more).
+/// While a response streams, the command's output waits for it, so `ack_required` is never
+/// sent; between responses the ring keeps the last 4 MiB. Stdin is closed at spawn (SSE has no
+/// way to send more).
 extension LangSmithSandbox {
   static let heartbeat = Duration.seconds(15)
 
@@ -44,6 +45,8 @@ extension LangSmithSandbox {
       }
       try await writer.write(event("started", ["command_id": command.id, "pid": Int(command.pid)]))
       var cursors = start
+      let reader = command.register(start)
+      defer { command.unregister(reader) }
       var ended = [false, false]
       while true {
         let snapshot = command.snapshot()
@@ -64,7 +67,10 @@ extension LangSmithSandbox {
             batch.writeBuffer(&one)
           }
         }
-        if batch.readableBytes > 0 { try await writer.write(batch) }
+        if batch.readableBytes > 0 {
+          try await writer.write(batch)
+          command.advance(reader, cursors)
+        }
         if let end = snapshot.end {
           switch end {
           case .exit(let code): try await writer.write(event("exit", ["exit_code": Int(code)]))

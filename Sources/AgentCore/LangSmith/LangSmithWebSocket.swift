@@ -129,6 +129,8 @@ extension LangSmithSandbox {
     _ command: LangSmithCommand, cursors start: [Int], to outbound: WebSocketOutboundWriter
   ) async throws {
     var cursors = start
+    let reader = command.register(start)
+    defer { command.unregister(reader) }
     while true {
       let snapshot = command.snapshot()
       var progressed = false
@@ -149,7 +151,10 @@ extension LangSmithSandbox {
         cursors[index] = offset + cut
         progressed = true
       }
-      if progressed { continue }
+      if progressed {
+        command.advance(reader, cursors)
+        continue
+      }
       if let end = snapshot.end {
         switch end {
         case .exit(let code): try await send(outbound, ["type": "exit", "exit_code": Int(code)])

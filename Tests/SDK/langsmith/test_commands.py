@@ -54,6 +54,30 @@ def test_multibyte_output_survives_chunking(sandbox):
     assert result.stdout == "x" * 100001 + "é€" * 3000
 
 
+def test_a_slow_reader_loses_nothing(sandbox):
+    """Output waits for an attached reader rather than overrunning the ring (4 MiB)."""
+    size = 12_000_000
+    handle = sandbox.run(f"head -c {size} /dev/zero | tr '\\0' a", wait=False)
+    received = 0
+    for chunk in handle:
+        assert chunk.offset == received
+        received += len(chunk.data)
+        time.sleep(0.001)
+    assert received == size and handle.result.exit_code == 0
+
+
+def test_output_nobody_reads_is_bounded_to_the_most_recent(sandbox):
+    size = 6_000_000
+    handle = sandbox.run(f"head -c {size} /dev/zero | tr '\\0' b; echo end", wait=False)
+    handle._control._ws.close()
+    time.sleep(1.5)
+    chunks = list(sandbox.reconnect(handle.command_id))
+    first = chunks[0].offset
+    assert 0 < first <= size + 4 - 4 * 1024 * 1024
+    text = "".join(c.data for c in chunks)
+    assert len(text) == size + 4 - first and text.endswith("bend\n")
+
+
 def test_streaming_with_callbacks(sandbox):
     seen = []
     result = sandbox.run("for i in 1 2 3; do echo $i; sleep 0.05; done", on_stdout=seen.append)

@@ -43,3 +43,13 @@ def test_sse_timeout(sandbox):
 def test_sse_resume_of_an_unknown_command(sandbox):
     with pytest.raises(SandboxOperationError):
         sandbox.reconnect("no-such-command").result
+
+
+def test_sse_large_output_is_complete(sandbox):
+    size = 12_000_000
+    handle = sandbox.run(f"head -c {size} /dev/zero | tr '\\0' z", wait=False)
+    received = 0
+    for chunk in handle:
+        assert chunk.offset == received
+        received += len(chunk.data)
+    assert received == size
