@@ -6,8 +6,8 @@ import NIOCore
 /// The routes of `--protocol langsmith`: LangSmith's sandbox API as its official SDK calls it
 /// (`langsmith` 0.15.1 is the reference), over the served folder.
 ///
-/// - control plane, under `/api/v2/sandboxes` (or `/v2/sandboxes`): `GET /boxes/{name}` and
-///   `GET /boxes/{name}/status`;
+/// - control plane, under `/api/v2/sandboxes` (or `/v2/sandboxes`): `GET /boxes/{name}`, its
+///   `status`, `start` and `stop`, and `GET|POST /boxes`, `DELETE /boxes/{name}` (all this box);
 /// - dataplane, at the top (the box's `dataplane_url` is this agent): `GET|HEAD /download`,
 ///   `POST /upload`, `POST /glob`, `POST /grep`; commands over the WebSocket `/execute/ws`
 ///   (see `LangSmithWebSocket.swift`, upgraded before the router) or over SSE,
@@ -21,13 +21,33 @@ func buildLangSmithRouter(sandbox: LangSmithSandbox) -> Router<AgentRequestConte
   router.add(middleware: LangSmithErrorMiddleware())
   router.add(middleware: LangSmithAuthMiddleware(token: services.accessToken))
   for prefix in ["/api/v2/sandboxes", "/v2/sandboxes"] {
-    let box = RouterPath(prefix + "/boxes/:name")
+    let boxes = RouterPath(prefix + "/boxes")
+    let box = boxes.appendingPath(":name")
     router.get(box) { request, context in
       langSmithJSON(
         sandbox.box(name: try context.parameters.require("name"), host: request.head.authority))
     }
+    router.get(boxes) { request, _ in
+      langSmithJSON(["sandboxes": [sandbox.box(name: "sandbox", host: request.head.authority)]])
+    }
+    // Creating a box hands out this one (ready at once); deleting it changes nothing.
+    router.post(boxes) { request, _ in
+      let body = try await decodeLangSmithBody(LangSmithCreateBox.self, request)
+      let name = body.name ?? "sandbox-" + String(UUID().uuidString.prefix(8)).lowercased()
+      return langSmithJSON(sandbox.box(name: name, host: request.head.authority))
+    }
+    router.delete(box) { _, _ in Response(status: .noContent) }
     router.get(box.appendingPath("status")) { _, _ in
       langSmithJSON(["status": "ready"])
+    }
+    router.post(box.appendingPath("start")) { request, context in
+      langSmithJSON(
+        sandbox.box(name: try context.parameters.require("name"), host: request.head.authority))
+    }
+    // Stopping the box kills its commands; the files stay, and the box is ready again at once.
+    router.post(box.appendingPath("stop")) { _, _ in
+      sandbox.commands.killAll()
+      return langSmithJSON([String: Any]())
     }
   }
   router.get("/download") { request, _ in try await sandbox.download(request, head: false) }
@@ -46,4 +66,9 @@ func buildLangSmithRouter(sandbox: LangSmithSandbox) -> Router<AgentRequestConte
     throw LangSmithError.badRequest("expected a WebSocket upgrade")
   }
   return router
+}
+
+/// `POST /boxes`' body, as far as this agent reads it.
+struct LangSmithCreateBox: Decodable, Sendable {
+  var name: String?
 }

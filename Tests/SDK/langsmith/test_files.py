@@ -128,3 +128,19 @@ def test_a_wrong_api_key_is_refused(token_agent):
         box.write("k.txt", b"ok")
         assert box.read("k.txt") == b"ok"
         assert box.run("cat k.txt").stdout == "ok"
+
+
+def test_the_sandbox_context_manager_creates_and_deletes(client):
+    with client.sandbox(name="scratch") as box:
+        assert box.name == "scratch" and box.status == "ready"
+        box.write("/tmp-ctx/f.txt", "x")
+        assert box.run("cat /dev/null").exit_code == 0
+        assert box.read("/tmp-ctx/f.txt") == b"x"
+    assert [b.name for b in client.list_sandboxes()]
+
+
+def test_large_file_round_trip(sandbox, folder):
+    data = os.urandom(20 * 1024 * 1024 + 7)
+    sandbox.write(f"{folder}/big.bin", data)
+    assert sandbox.stat(f"{folder}/big.bin").size_bytes == len(data)
+    assert sandbox.read(f"{folder}/big.bin") == data
