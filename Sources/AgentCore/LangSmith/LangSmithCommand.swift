@@ -83,7 +83,7 @@ final class LangSmithCommand: Sendable {
 
   var pid: Int32 { process.pid }
 
-  /// Reads the process's events into the rings until it ends; output never waits for a client.
+  /// Reads the process's events into the rings until it ends, waiting only for attached readers.
   func collect(_ subscription: OutputSubscription) {
     Task.detached {
       for await event in subscription.events {
@@ -345,7 +345,8 @@ extension LangSmithSandbox {
 
   /// Starts `request` (or finds the command already started under its id) as envd mode runs
   /// processes: `<shell> -c <command>` on the host, as the agent's user, `SANDBOX_ROOT` set,
-  /// in a working directory inside the root.
+  /// in a working directory inside the root. `run_config.user` is not honoured (the agent runs
+  /// everything as its own user) and a PTY is 80x24 (the protocol has no resize).
   func execute(_ request: LangSmithExecute, sse: Bool) throws(LangSmithError) -> (
     LangSmithCommand, created: Bool
   ) {

@@ -9,7 +9,9 @@ import NIOCore
 /// pid}`, then `stdout`/`stderr{data, offset}` (UTF-8 text, never split inside a character,
 /// `offset` the byte offset of `data` in its stream), then `exit{exit_code}` and a close. Errors
 /// are `error{error_type, error}` (`CommandTimeout`, `CommandNotFound`, `CommandError`). While a
-/// command runs the client may send `input{data}`, `close_stdin` and `kill`.
+/// command runs the client may send `input{data}`, `close_stdin` and `kill`. Output bytes that
+/// are not UTF-8 go out as U+FFFD, so the SDK's own count of a stream's bytes is off until the
+/// next message's `offset` (a reconnect right then may resend or skip a few bytes).
 extension LangSmithSandbox {
   static let webSocketPath = "/execute/ws"
   /// Output bytes per message.
