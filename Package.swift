@@ -24,6 +24,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+    // WebSocket upgrades for LangSmith's `/execute/ws`.
+    .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
     // Streaming multipart/form-data parser for the agent's uploads.
     .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
     // SHA-256 for envd's signed `/files` URLs.
@@ -99,13 +101,15 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]),
 
-    // The agent: envd's wire protocol (or Vercel Sandbox's, `--protocol vercel`) over a local folder.
+    // The agent: envd's wire protocol (or Vercel Sandbox's or LangSmith's, `--protocol`) over a
+    // local folder.
     .target(
       name: "AgentCore",
       dependencies: [
         "CZlib", "CXattr", "CPty", "CArchive",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "HummingbirdCore", package: "hummingbird"),
+        .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
         .product(name: "MultipartKit", package: "multipart-kit"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),

@@ -7,7 +7,7 @@ import MemoryTuning
 struct SandboxAgentCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "sandbox-agent",
-    abstract: "Serve a folder over E2B's envd wire protocol (or Vercel Sandbox's).")
+    abstract: "Serve a folder over E2B's envd wire protocol (or Vercel Sandbox's, or LangSmith's).")
 
   @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
   var listen: String = "127.0.0.1:49983"
@@ -29,7 +29,9 @@ struct SandboxAgentCommand: AsyncParsableCommand {
 
   @Option(
     name: .customLong("protocol"),
-    help: "Wire protocol: envd, or vercel (the folder stands for the sandbox's '/').")
+    help:
+      "Wire protocol: envd, vercel or langsmith (with the last two the folder stands for the sandbox's '/')."
+  )
   var wireProtocol: String = "envd"
 
   func run() async throws { try await serve() }
@@ -59,7 +61,7 @@ struct SandboxAgentCommand: AsyncParsableCommand {
     }
     let (host, port) = try Self.parseListen(listen)
     guard let chosen = AgentProtocol(rawValue: wireProtocol.lowercased()) else {
-      throw AgentStartupError("unknown protocol '\(wireProtocol)' (envd or vercel)")
+      throw AgentStartupError("unknown protocol '\(wireProtocol)' (envd, vercel or langsmith)")
     }
     if chosen != .envd && envdCompat {
       throw AgentStartupError("--envd-compat applies to --protocol envd only")

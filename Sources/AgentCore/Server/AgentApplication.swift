@@ -1,5 +1,6 @@
 import Hummingbird
 import HummingbirdCore
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 
@@ -23,18 +24,27 @@ public func buildAgentApplication(
   onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
 ) throws -> some ApplicationProtocol {
   let services = try AgentServices(configuration: configuration, logger: logger)
+  let langSmith =
+    configuration.wireProtocol == .langsmith ? LangSmithSandbox(services: services) : nil
   let router =
     switch configuration.wireProtocol {
     case .envd: buildAgentRouter(services: services)
     case .vercel: try buildVercelRouter(services: services)
+    case .langsmith: buildLangSmithRouter(sandbox: langSmith!)
     }
   let host = configuration.host
   let inlineRoutes = services.inlineUnary.snapshot
   let counters = services.counters
   let token = services.accessToken
-  return Application(
-    router: router,
-    server: HTTPServerBuilder { responder in
+  let server: HTTPServerBuilder
+  if let langSmith {
+    // LangSmith runs commands over a WebSocket (`/execute/ws`); everything else is plain HTTP.
+    server = .http1WebSocketUpgrade(
+      configuration: .init(
+        http1: .init(idleTimeout: .seconds(300)), ws: .init(maxFrameSize: 16 << 20)),
+      shouldUpgrade: { request, _, _ in langSmith.shouldUpgrade(request) })
+  } else {
+    server = HTTPServerBuilder { responder in
       EventLoopPinnedChannel(
         inner: HTTP1Channel(
           responder: responder,
@@ -48,8 +58,13 @@ public func buildAgentApplication(
               routes: inlineRoutes, counters: counters, token: token, logger: logger),
           ]
         })
-    },
+    }
+  }
+  return Application(
+    router: router,
+    server: server,
     configuration: .init(address: .hostname(host, port: configuration.port), serverName: nil),
+    services: langSmith.map { [LangSmithShutdown(sandbox: $0)] } ?? [],
     onServerRunning: { channel in
       await onListening(host, channel.localAddress?.port ?? configuration.port)
     },

@@ -6,6 +6,9 @@ public enum AgentProtocol: String, Sendable, CaseIterable {
   case envd
   /// Vercel Sandbox's REST API (`/v2/sandboxes/...`), see `Vercel/VercelRoutes.swift`.
   case vercel
+  /// LangSmith's sandbox API (control-plane lookup, dataplane files and commands), see
+  /// `LangSmith/LangSmithRoutes.swift`.
+  case langsmith
 }
 
 /// Everything the agent needs to start, as parsed from the command line.
