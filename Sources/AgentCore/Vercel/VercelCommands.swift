@@ -155,6 +155,14 @@ final class VercelCommand: @unchecked Sendable {
     ]
   }
 
+  /// The command as it started: a stream's first record, whose `exitCode` is null even when the
+  /// command has already ended by the time it is written (the final record carries the code).
+  var startedJSON: [String: Any] {
+    var json = json
+    json["exitCode"] = NSNull()
+    return json
+  }
+
   // MARK: stdin
 
   private func claimStdin(data: Data, offset: Int?, close: Bool) throws(VercelError) -> Int {

@@ -153,7 +153,7 @@ func vercelNDJSON(command: VercelCommand, withCommand: Bool) -> Response {
       data.append(0x0A)
       return ByteBuffer(bytes: data)
     }
-    if withCommand { try await writer.write(line(["command": command.json])) }
+    if withCommand { try await writer.write(line(["command": command.startedJSON])) }
     var index = 0
     while true {
       let (records, ended) = await command.records(from: index)
