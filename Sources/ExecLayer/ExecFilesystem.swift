@@ -163,6 +163,68 @@ public struct ExecFilesystem: Sendable {
     }
     return statistics
   }
+
+  // MARK: small writes in place
+
+  /// Dirty ranges of at most this many bytes in all go through one process, as base64
+  /// arguments (each under Linux's 128 KiB limit for one argument); more is EOPNOTSUPP, and
+  /// the caller uploads the whole file.
+  public static let patchLimit = 256 * 1024
+  static let patchPiece = 48 * 1024
+
+  /// Writes `ranges` of the local file (`descriptor`) into the existing file at `path`, in
+  /// place, through one job: a truncate to `truncateFirst` first, and the size `size` at the
+  /// end. A size other than `size` afterwards is EIO.
+  public func patch(
+    _ path: String, descriptor: Int32, ranges: [Range<UInt64>], truncateFirst: UInt64?,
+    size: UInt64
+  ) async throws -> RemoteAttributes {
+    let context = "write \(path)"
+    let total = ranges.reduce(0) { $0 + ($1.upperBound - $1.lowerBound) }
+    guard total <= UInt64(Self.patchLimit) else {
+      throw RemoteError(errno: EOPNOTSUPP, "\(context): too many changed bytes for one process")
+    }
+    var steps: [ExecScript.Step] = truncateFirst.map { [.size($0)] } ?? []
+    for piece in ranges.flatMap({ Self.split($0, into: UInt64(Self.patchPiece)) }) {
+      let bytes = try Self.read(piece, from: descriptor, context: context)
+      steps.append(.patch(offset: piece.lowerBound, bytes: bytes))
+    }
+    steps += [.size(size), .stat]
+    let attributes = try await run(path, steps, context: context)
+    if attributes.size != size {
+      throw RemoteError(
+        errno: EIO, "\(context): the sandbox holds \(attributes.size) bytes, not \(size)")
+    }
+    return attributes
+  }
+
+  private static func split(_ range: Range<UInt64>, into piece: UInt64) -> [Range<UInt64>] {
+    stride(from: range.lowerBound, to: range.upperBound, by: Int(piece)).map {
+      $0..<min($0 + piece, range.upperBound)
+    }
+  }
+
+  private static func read(_ range: Range<UInt64>, from descriptor: Int32, context: String) throws
+    -> [UInt8]
+  {
+    let count = Int(range.upperBound - range.lowerBound)
+    var bytes = [UInt8](repeating: 0, count: count)
+    var done = 0
+    while done < count {
+      let got = bytes.withUnsafeMutableBytes {
+        pread(
+          descriptor, $0.baseAddress! + done, count - done, off_t(range.lowerBound) + off_t(done))
+      }
+      if got < 0, errno == EINTR { continue }
+      guard got > 0 else {
+        throw LocalError(
+          errno: got < 0 ? errno : EIO, "read for \(context)", "the staged copy (fd \(descriptor))",
+          detail: got < 0 ? nil : "it is shorter than its changes")
+      }
+      done += got
+    }
+    return bytes
+  }
 }
 
 /// A backend whose metadata goes through the exec layer: these forward the operations no

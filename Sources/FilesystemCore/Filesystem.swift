@@ -42,7 +42,8 @@ public final class Filesystem: Sendable {
     self.inodes = InodeTable(linksByRemoteInode: capabilities.inodeNumbers)
     self.reader = reader ?? DirectFileReader(backend: backend)
     self.stagingArea = try StagingArea(
-      backend: backend, directory: configuration.stagingParent, logger: logger)
+      backend: backend, directory: configuration.stagingParent,
+      fillsFromWholeFile: !capabilities.rangedReads, logger: logger)
     self.directories = DirectoryCache(lifetime: configuration.attributeLifetime)
     self.logger = logger
   }

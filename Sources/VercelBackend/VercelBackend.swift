@@ -67,7 +67,8 @@ public final class VercelBackend: ExecMetadataBackend {
 
   public func capabilities() async -> RemoteCapabilities {
     RemoteCapabilities(
-      rangedReads: false, hardLinks: true, batchChanges: true, inodeNumbers: true,
+      rangedReads: false, offsetWrites: true, hardLinks: true, batchChanges: true,
+      inodeNumbers: true,
       richAttributes: true,
       owners: .ids, uploadKeepsOwnerAndMode: true, description: "Vercel sandbox")
   }
@@ -179,6 +180,25 @@ public final class VercelBackend: ExecMetadataBackend {
       try? await exec.check(temporary, [.discard], context: context)
       throw error
     }
+  }
+
+  /// Small changes in place through one command (`ExecFilesystem.patch`: a pwrite or an append
+  /// to a big file moves its bytes, not the file); more than `patchLimit` bytes, or a file
+  /// written from scratch, is EOPNOTSUPP and goes as a whole upload.
+  public func writeRanges(
+    _ path: String, from localPath: String, ranges: [Range<UInt64>], truncateFirst: UInt64?,
+    size: UInt64
+  ) async throws -> RemoteAttributes? {
+    let context = "write \(path)"
+    let total = ranges.reduce(0) { $0 + ($1.upperBound - $1.lowerBound) }
+    guard truncateFirst != 0, total <= UInt64(ExecFilesystem.patchLimit) else {
+      throw RemoteError(errno: EOPNOTSUPP, "\(context): a whole upload is cheaper")
+    }
+    let descriptor = open(localPath, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { throw LocalError(errno: errno, "open for \(context)", localPath) }
+    defer { close(descriptor) }
+    return try await exec.patch(
+      path, descriptor: descriptor, ranges: ranges, truncateFirst: truncateFirst, size: size)
   }
 
   /// `fs/write` of a gzip'ed tar whose entries are relative to `/`.

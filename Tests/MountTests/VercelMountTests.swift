@@ -5,7 +5,7 @@ import XCTest
 /// `sandbox-mount vercel://NAME --api-url …` against `sandbox-agent --protocol vercel`: file
 /// tools through the mount, compared with the agent's folder (the sandbox's `/`).
 final class VercelMountTests: MountTestCase {
-  override var agentArguments: [String] { VercelAgent.arguments }
+  override var agentArguments: [String] { VercelAgent.arguments + ["--log-level", "debug"] }
   override var agentEnvironment: [String: String]? { VercelAgent.environment }
 
   override func mountTarget(agentURL: String) throws -> (url: String, arguments: [String]) {
@@ -15,14 +15,14 @@ final class VercelMountTests: MountTestCase {
   func testFileToolsMatchTheBackingFolder() throws {
     try sh("printf 'hello\\n' > scratch/a.txt && cp scratch/a.txt mnt/a.txt")
     XCTAssertEqual(try sh("cat mnt/a.txt"), "hello\n")
-    XCTAssertEqual(try String(contentsOfFile: root + "/a.txt", encoding: .utf8), "hello\n")
+    XCTAssertEqual(try sh("cat root/a.txt"), "hello\n")
     try sh("mkdir mnt/d && cp mnt/a.txt mnt/d/b.txt && chmod 640 mnt/d/b.txt")
     XCTAssertTrue(try sh("ls -l mnt/d").contains("-rw-r----- "))
     try sh("mv mnt/d/b.txt mnt/d/c.txt && rm mnt/a.txt")
     try sh("test ! -e root/a.txt && test -f root/d/c.txt")
     // A vim-style save: the new content under a temporary name, renamed over the file.
     try sh("printf 'saved\\n' > mnt/d/.c.txt.swp && mv mnt/d/.c.txt.swp mnt/d/c.txt")
-    XCTAssertEqual(try String(contentsOfFile: root + "/d/c.txt", encoding: .utf8), "saved\n")
+    XCTAssertEqual(try sh("cat root/d/c.txt"), "saved\n")
     // Binary content both ways: a whole-file upload, then a whole-file read.
     // (Each `sh` waits for write-back first: the agent's folder is compared in the next one.)
     try sh("head -c 3000000 /dev/urandom > scratch/big && cp scratch/big mnt/big")
@@ -34,6 +34,26 @@ final class VercelMountTests: MountTestCase {
     try sh("rm -r mnt/d")
     try sh("test ! -e root/d")
     try assertMountMatchesRoot()
+  }
+
+  /// Requests to `route` (e.g. `fs/write`) the agent has logged so far.
+  func requests(to route: String) -> Int {
+    Thread.sleep(forTimeInterval: 0.2)  // let the last log lines arrive
+    return agent.child.standardError.components(separatedBy: "/\(route) ").count - 1
+  }
+
+  /// A pwrite and an append to a big file send their bytes through one command each: the file
+  /// is neither downloaded nor uploaded again.
+  func testSmallChangesToABigFileMoveOnlyTheirBytes() throws {
+    try sh("head -c 6000000 /dev/urandom > root/big.bin && head -c 4096 /dev/urandom > scratch/b")
+    let (reads, writes) = (requests(to: "fs/read"), requests(to: "fs/write"))
+    try sh("dd if=scratch/b of=mnt/big.bin bs=4096 seek=700 conv=notrunc status=none")
+    try sh("echo line >> mnt/big.bin")
+    try sh("dd if=root/big.bin bs=4096 skip=700 count=1 status=none | cmp - scratch/b")
+    XCTAssertEqual(try sh("tail -c 5 root/big.bin"), "line\n")
+    XCTAssertEqual(try sh("stat -c %s root/big.bin"), "6000005\n")
+    XCTAssertEqual(requests(to: "fs/read"), reads, "the file was downloaded")
+    XCTAssertEqual(requests(to: "fs/write"), writes, "the file was uploaded whole")
   }
 
   func testAWrongTokenIsRefusedAtMount() throws {

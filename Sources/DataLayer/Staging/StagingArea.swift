@@ -10,6 +10,9 @@ public final class StagingArea: Sendable {
   private let directory: String
   private let logger: Logger
   private let spares = SpareStagingFiles()
+  /// The backend has no ranged reads: what a whole upload needs from the remote comes from one
+  /// download of the file, not from reads of each gap.
+  private let fillsFromWholeFile: Bool
   /// Bytes fetched per request when a whole upload completes a file from the remote.
   static let fillPiece = 8 << 20
   /// More changed ranges than this, covering most of a file, go as one whole upload instead.
@@ -17,8 +20,12 @@ public final class StagingArea: Sendable {
 
   /// Staging files go into `directory`, e.g. `$TMPDIR` or `--cache-dir`; one is made and dropped
   /// here so a folder that cannot hold them fails the mount, not the first write.
-  public init(backend: any RemoteFilesystem, directory: String, logger: Logger) throws {
+  public init(
+    backend: any RemoteFilesystem, directory: String, fillsFromWholeFile: Bool = false,
+    logger: Logger
+  ) throws {
     self.directory = directory
+    self.fillsFromWholeFile = fillsFromWholeFile
     self.backend = backend
     self.logger = logger
     _ = try StagingFile(directory: directory, remote: nil)
@@ -43,10 +50,12 @@ public final class StagingArea: Sendable {
     async throws -> RemoteEntryState?
   {
     let answer = Mutex<RemoteEntryState?>(nil)
-    try await file.uploadIfDirty { [backend, logger] changes in
+    try await file.uploadIfDirty { [backend, logger, directory, fillsFromWholeFile] changes in
       guard let target = path() else { return nil }
       do {
-        let state = try await Self.send(changes, of: file, to: target, backend: backend)
+        let state = try await Self.send(
+          changes, of: file, to: target, backend: backend,
+          wholeFileIn: fillsFromWholeFile ? directory : nil)
         answer.withLock { $0 = state }
         return state?.attributes.version
       } catch {
@@ -63,7 +72,7 @@ public final class StagingArea: Sendable {
   /// write ranges cheaply: then the whole file, after fetching what is not local.
   private static func send(
     _ changes: StagingFile.Changes, of file: StagingFile, to path: String,
-    backend: any RemoteFilesystem
+    backend: any RemoteFilesystem, wholeFileIn folder: String?
   ) async throws -> RemoteEntryState? {
     if changes.replacesContent { return try await backend.upload(path, from: file.localPath) }
     let mostlyChanged =
@@ -81,7 +90,12 @@ public final class StagingArea: Sendable {
         // This backend writes whole files only.
       }
     }
-    try await fillGaps(of: file, from: path, version: changes.remoteVersion, backend: backend)
+    if let folder {
+      try await fillGapsFromWholeFile(
+        of: file, from: path, version: changes.remoteVersion, backend: backend, folder: folder)
+    } else {
+      try await fillGaps(of: file, from: path, version: changes.remoteVersion, backend: backend)
+    }
     return try await backend.upload(path, from: file.localPath)
   }
 
@@ -99,6 +113,43 @@ public final class StagingArea: Sendable {
         let bytes = try await backend.read(
           path, offset: offset, length: length, expectedSize: expectedSize)
         guard bytes.count == length else {
+          throw RemoteError(errno: EIO, "\(path) is shorter than when it was opened")
+        }
+        try file.fill(bytes, at: offset)
+        offset += UInt64(length)
+      }
+    }
+  }
+
+  /// `fillGaps` for a backend without ranged reads: one download of the file into a temporary
+  /// file in `folder` (checked against the size as every read is), and the gaps copied from it.
+  private static func fillGapsFromWholeFile(
+    of file: StagingFile, from path: String, version: RemoteFileVersion?,
+    backend: any RemoteFilesystem, folder: String
+  ) async throws {
+    let gaps = file.gaps()
+    guard !gaps.isEmpty else { return }
+    var template = Array((folder + "/.sandbox-mount-fill.XXXXXX").utf8CString)
+    let descriptor = mkstemp(&template)
+    guard descriptor >= 0 else {
+      throw LocalError(errno: errno, "making a file for a whole download", folder)
+    }
+    let copyPath = String(
+      decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    defer {
+      close(descriptor)
+      unlink(copyPath)
+    }
+    _ = try await backend.download(path, expectedSize: version?.size ?? 0, to: copyPath)
+    for gap in gaps {
+      var offset = gap.lowerBound
+      while offset < gap.upperBound {
+        let length = Int(min(UInt64(fillPiece), gap.upperBound - offset))
+        var bytes = [UInt8](repeating: 0, count: length)
+        let got = bytes.withUnsafeMutableBytes {
+          pread(descriptor, $0.baseAddress, length, off_t(offset))
+        }
+        guard got == length else {
           throw RemoteError(errno: EIO, "\(path) is shorter than when it was opened")
         }
         try file.fill(bytes, at: offset)

@@ -11,11 +11,6 @@ import HTTPTransport
 /// Whole-file uploads (atomic: a cut upload leaves the old content) and writes of changed ranges
 /// through envd's `/files` and processes, which both envd backends use.
 extension EnvdConnection {
-  /// Dirty ranges of at most this many bytes in all go through one process on stock envd, as
-  /// base64 arguments (each under Linux's 128 KiB limit for one argument); more is uploaded whole.
-  public static let stockPatchLimit = 256 * 1024
-  static let stockPatchPiece = 48 * 1024
-
   /// Replaces the file with the local file's content, streamed (gzip-compressed when
   /// `compressUploads` and it pays off), then checks the remote size against what was sent: a
   /// mismatch is retried once, then EIO.
@@ -91,7 +86,7 @@ extension EnvdConnection {
 
   /// Ranges without the extension's route: a whole file written from scratch (`truncateFirst`
   /// 0, one range from 0) is envd's upload, which writes in place; other ranges go through one
-  /// process, up to `stockPatchLimit` bytes in all; more is EOPNOTSUPP, and the caller uploads
+  /// process, up to `ExecFilesystem.patchLimit` bytes in all; more is EOPNOTSUPP, and the caller uploads
   /// the whole file instead.
   func stockWriteRanges(
     _ path: String, descriptor: Int32, ranges: [Range<UInt64>], truncateFirst: UInt64?,
@@ -101,7 +96,7 @@ extension EnvdConnection {
       try await stockWriteInPlace(path, descriptor: descriptor, size: Int64(size))
       return nil
     }
-    return try await stockPatch(
+    return try await exec.patch(
       path, descriptor: descriptor, ranges: ranges, truncateFirst: truncateFirst, size: size)
   }
 
@@ -156,58 +151,6 @@ extension EnvdConnection {
       throw EnvdErrorMapping.remoteError(
         status: response.status, body: response.body, context: context)
     }
-  }
-
-  /// Changed ranges through one process, as base64 arguments.
-  func stockPatch(
-    _ path: String, descriptor: Int32, ranges: [Range<UInt64>], truncateFirst: UInt64?,
-    size: UInt64
-  ) async throws -> RemoteAttributes {
-    let context = "write \(path)"
-    let total = ranges.reduce(0) { $0 + ($1.upperBound - $1.lowerBound) }
-    guard total <= UInt64(Self.stockPatchLimit) else {
-      throw RemoteError(errno: EOPNOTSUPP, "\(context): too many changed bytes for one process")
-    }
-    var steps: [ExecScript.Step] = truncateFirst.map { [.size($0)] } ?? []
-    for piece in ranges.flatMap({ Self.split($0, into: UInt64(Self.stockPatchPiece)) }) {
-      let bytes = try Self.read(piece, from: descriptor, context: context)
-      steps.append(.patch(offset: piece.lowerBound, bytes: bytes))
-    }
-    steps += [.size(size), .stat]
-    let attributes = try await runFallback(path, steps, context: context)
-    if attributes.size != size {
-      throw RemoteError(
-        errno: EIO, "\(context): the sandbox holds \(attributes.size) bytes, not \(size)")
-    }
-    return attributes
-  }
-
-  private static func split(_ range: Range<UInt64>, into piece: UInt64) -> [Range<UInt64>] {
-    stride(from: range.lowerBound, to: range.upperBound, by: Int(piece)).map {
-      $0..<min($0 + piece, range.upperBound)
-    }
-  }
-
-  private static func read(_ range: Range<UInt64>, from descriptor: Int32, context: String) throws
-    -> [UInt8]
-  {
-    let count = Int(range.upperBound - range.lowerBound)
-    var bytes = [UInt8](repeating: 0, count: count)
-    var done = 0
-    while done < count {
-      let got = bytes.withUnsafeMutableBytes {
-        pread(
-          descriptor, $0.baseAddress! + done, count - done, off_t(range.lowerBound) + off_t(done))
-      }
-      if got < 0, errno == EINTR { continue }
-      guard got > 0 else {
-        throw LocalError(
-          errno: got < 0 ? errno : EIO, "read for \(context)", "the staged copy (fd \(descriptor))",
-          detail: got < 0 ? nil : "it is shorter than its changes")
-      }
-      done += got
-    }
-    return bytes
   }
 
   /// A body from the start of `descriptor` (-1: empty), gzip-compressed when it pays off.
