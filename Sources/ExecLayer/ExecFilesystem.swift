@@ -154,6 +154,36 @@ public struct ExecFilesystem: Sendable {
     try await check(path, [.fsync(dataOnly: dataOnly)], context: "fsync \(path)")
   }
 
+  /// An upload as a vendor's whole-file write can make it atomic: `push` writes the content to
+  /// `.NAME.sandbox-mount-XXXX` beside the target (the sandbox path it is given) and returns
+  /// its size; one job then checks that size and renames it over the target with the target's
+  /// owner and mode, and sets the folder's mtime back. Missing parents are ENOENT/ENOTDIR, as
+  /// upload(2)'s contract asks, even where the vendor's write would make them. A failed push
+  /// leaves the old content and no temporary file.
+  public func upload(
+    _ path: String, context: String, push: (_ temporarySandboxPath: String) async throws -> UInt64
+  ) async throws -> RemoteEntryState {
+    if path == "/" { throw RemoteError(errno: EISDIR, "\(context): the mount root is a directory") }
+    let parent = RemotePath.parent(of: path)
+    let folder = try await attributes(of: parent)
+    guard folder.type == .directory else {
+      throw RemoteError(errno: ENOTDIR, "\(context): \(parent) is not a directory")
+    }
+    let temporary = RemotePath.join(
+      parent,
+      ".\(RemotePath.name(of: path).prefix(200)).sandbox-mount-"
+        + String(UInt64.random(in: 0..<(1 << 40)), radix: 36))
+    do {
+      let size = try await push(sandboxPath(temporary))
+      let replace = ExecScript.Step.replace(
+        from: sandboxPath(temporary), size: size, directoryTime: folder.modificationTime)
+      return RemoteEntryState(try await run(path, [replace, .stat], context: context))
+    } catch {
+      try? await check(temporary, [.discard], context: context)
+      throw error
+    }
+  }
+
   /// `stat -f` of the mount's root.
   public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
     let result = try await runner.run(sandboxPath("/"), [.statfs])

@@ -95,42 +95,15 @@ public final class VercelBackend: ExecMetadataBackend {
   public func download(_ path: String, expectedSize: UInt64, to localPath: String) async throws
     -> UInt64
   {
-    let context = "download \(path)"
-    let descriptor = open(localPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    guard descriptor >= 0 else { throw LocalError(errno: errno, "open for \(context)", localPath) }
-    defer { close(descriptor) }
     let body = try Array(VercelClient.encoder.encode(PathBody(path: sandboxPath(path))))
     let url = client.sessionURL("fs/read")
-    var attempt = 0
-    while true {
-      attempt += 1
-      do {
-        let response = try await client.send(idempotent: true) {
-          guard ftruncate(descriptor, 0) == 0 else {
-            throw LocalError(errno: errno, "truncate for \(context)", localPath)
-          }
-          return HTTPRequest(
-            method: .post, url: url,
-            headers: ["Content-Type: application/json", "Accept: application/octet-stream"],
-            body: .bytes(body), sink: .file(descriptor: descriptor), bulk: true)
-        }
-        // A body cut short (Content-Length not reached) after the client's retries, or a file
-        // that shrank since it was stat'ed (tried once more): truncation, never served.
-        let cut = response.isSuccessStatus && response.curlCode == CURLE_PARTIAL_FILE.rawValue
-        if !cut { try client.check(response, context: context) }
-        let received = response.bytesReceived
-        if cut || (expectedSize > 0 && received < expectedSize) {
-          if !cut && attempt < 2 { continue }
-          let message = "\(context): expected \(expectedSize) bytes, got \(received)"
-          logger.error("truncated, failing with EIO: \(message)")
-          throw RemoteError(errno: EIO, message)
-        }
-        return received
-      } catch {
-        // Nothing partial is left behind.
-        _ = ftruncate(descriptor, 0)
-        throw error
-      }
+    return try await client.download(
+      to: localPath, expectedSize: expectedSize, context: "download \(path)"
+    ) {
+      HTTPRequest(
+        method: .post, url: url,
+        headers: ["Content-Type: application/json", "Accept: application/octet-stream"],
+        body: .bytes(body))
     }
   }
 

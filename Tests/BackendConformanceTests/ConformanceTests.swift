@@ -2,6 +2,7 @@ import Backend
 import EnvdBackend
 import ExecLayer
 import Foundation
+import LangSmithBackend
 import TestSupport
 import VercelBackend
 import XCTest
@@ -127,6 +128,49 @@ final class VercelConformanceTests: ConformanceTestCase {
     configuration.teamID = "team_test"
     configuration.remoteRoot = "/vercel/sandbox"
     let backend = try await VercelBackend.connect(configuration: configuration)
+    self.backend = backend
+    return backend
+  }
+
+  override func tearDown() async throws {
+    await backend?.shutdownWithoutBlocking()
+    agent?.stop()
+    root?.remove()
+    try await super.tearDown()
+  }
+
+  func testNamespace() async throws { try await suite.namespace() }
+  func testRenames() async throws { try await suite.renames() }
+  func testSetAttributes() async throws { try await suite.setAttributes() }
+  func testSymlinks() async throws { try await suite.symlinks() }
+  func testHardLinks() async throws { try await suite.hardLinks() }
+  func testCreation() async throws { try await suite.creation() }
+  func testReads() async throws { try await suite.reads() }
+  func testUploads() async throws { try await suite.uploads() }
+  func testBatches() async throws { try await suite.batches() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+  func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
+  func testStatistics() async throws { try await suite.statistics() }
+  func testFsync() async throws { try await suite.fsync() }
+}
+
+/// `sandbox-agent --protocol langsmith` (with an API key) through the `langsmith://` backend:
+/// ranged `/download`, multipart `/upload`, metadata through commands over SSE.
+final class LangSmithConformanceTests: ConformanceTestCase {
+  private var root: TemporaryDirectory?
+  private var agent: RunningAgent?
+  private var backend: LangSmithBackend?
+
+  override func makeBackend() async throws -> (any RemoteFilesystem)? {
+    let root = try TemporaryDirectory(prefix: "conformance-langsmith")
+    self.root = root
+    let agent = try RunningAgent(
+      root: root.path, arguments: ["--protocol", "langsmith"],
+      environment: ["SANDBOX_AGENT_TOKEN": "langsmith-test-key"])
+    self.agent = agent
+    var configuration = LangSmithConfiguration(boxName: "conformance", apiKey: "langsmith-test-key")
+    configuration.endpoint = agent.url
+    let backend = try await LangSmithBackend.connect(configuration: configuration)
     self.backend = backend
     return backend
   }

@@ -1,0 +1,193 @@
+import Backend
+import ExecLayer
+import Foundation
+import HTTPTransport
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+/// A LangSmith sandbox ("box") as a `RemoteFilesystem`. Data goes through the dataplane's file
+/// routes: ranged `GET /download` straight into the block cache, `POST /upload` (multipart,
+/// streamed from the local file) to a temporary name that one command renames over the
+/// target. Metadata goes through the exec layer over the SSE command stream: `stat` and `find`
+/// give type, mode, owner, links and nanosecond times in one command, which `HEAD /download`
+/// (size and a whole-second mtime, files only) and `POST /glob` (no modes) cannot.
+public final class LangSmithBackend: ExecMetadataBackend {
+  public let exec: ExecFilesystem
+  let client: LangSmithClient
+  private let remoteRoot: String
+
+  private init(client: LangSmithClient) {
+    self.client = client
+    var root = client.configuration.remoteRoot
+    while root.count > 1, root.hasSuffix("/") { root.removeLast() }
+    remoteRoot = root
+    let prefix = root == "/" ? "" : root
+    exec = ExecFilesystem(executor: LangSmithExecutor(client: client)) { path in
+      path == "/" || path.isEmpty ? (prefix.isEmpty ? "/" : prefix) : prefix + path
+    }
+  }
+
+  /// Finds the box's dataplane through the control plane and checks that the mounted folder is
+  /// a directory the commands can see.
+  public static func connect(configuration: LangSmithConfiguration) async throws
+    -> LangSmithBackend
+  {
+    guard configuration.remoteRoot.hasPrefix("/") else {
+      throw RemoteError(errno: EINVAL, "the remote root must be absolute")
+    }
+    let backend = LangSmithBackend(client: try LangSmithClient(configuration: configuration))
+    do {
+      try await backend.client.lookUpBox()
+      let root = try await backend.exec.attributes(of: "/")
+      guard root.type == .directory else {
+        throw RemoteError(errno: ENOTDIR, "\(configuration.remoteRoot) is not a directory")
+      }
+    } catch {
+      await backend.shutdownWithoutBlocking()
+      throw error
+    }
+    return backend
+  }
+
+  /// The SSE command stream as the exec layer's executor.
+  public var commandExecutor: any ProcessExecutor { LangSmithExecutor(client: client) }
+
+  public var transferThread: any TaskExecutor { client.transferThread }
+  public func shutdown() { client.http.loop.shutdown() }
+  public func shutdownWithoutBlocking() async { await client.http.loop.shutdownWithoutBlocking() }
+
+  public func capabilities() async -> RemoteCapabilities {
+    RemoteCapabilities(
+      rangedReads: true, hardLinks: true, inodeNumbers: true, richAttributes: true,
+      owners: .ids, uploadKeepsOwnerAndMode: true, description: "LangSmith sandbox")
+  }
+
+  // MARK: data
+
+  /// `GET /download` with `Range`: at most `length` bytes at `offset`, checked against the size
+  /// stat'ed before. A short answer is tried once more, then EIO; it is never returned.
+  public func read(_ path: String, offset: UInt64, length: Int, expectedSize: UInt64) async throws
+    -> [UInt8]
+  {
+    guard length > 0 else { return [] }
+    let context = "read \(path) at \(offset)"
+    let wanted =
+      expectedSize == 0 || offset >= expectedSize
+      ? nil : min(UInt64(length), expectedSize - offset)
+    let url = client.dataplaneURL("download", path: exec.sandboxPath(path))
+    let last = offset + UInt64(length) - 1
+    for attempt in 1...2 {
+      let response = try await client.http.send(idempotent: true) {
+        HTTPRequest(
+          method: .get, url: url, headers: ["Accept: application/octet-stream"],
+          range: "\(offset)-\(last)", sink: .memory(expected: length, limit: length),
+          deadline: client.configuration.requestTimeout)
+      }
+      // Past the end of the file: no bytes, as pread(2) gives.
+      if response.status == 416 && response.curlCode == 0 { return [] }
+      if !response.limitReached { try client.check(response, context: context) }
+      guard response.status == 206 || offset == 0 else {
+        throw RemoteError(
+          errno: EIO, "\(context): the server ignored the range (\(response.status))")
+      }
+      let bytes = Array(response.body.prefix(length))
+      if let wanted, UInt64(bytes.count) < wanted {
+        // The file shrank since it was stat'ed, or the body broke off: never served.
+        if attempt == 2 {
+          throw RemoteError(
+            errno: EIO, "\(context): \(bytes.count) bytes arrived, \(wanted) were expected")
+        }
+        continue
+      }
+      return bytes
+    }
+    throw RemoteError(errno: EIO, "\(context): truncated")  // not reached
+  }
+
+  /// `GET /download` streamed into the local file, checked against `expectedSize`.
+  public func download(_ path: String, expectedSize: UInt64, to localPath: String) async throws
+    -> UInt64
+  {
+    let context = "download \(path)"
+    let url = client.dataplaneURL("download", path: exec.sandboxPath(path))
+    return try await client.http.download(
+      to: localPath, expectedSize: expectedSize, context: context,
+      check: { try self.client.check($0, context: context) }
+    ) {
+      HTTPRequest(method: .get, url: url, headers: ["Accept: application/octet-stream"])
+    }
+  }
+
+  /// `POST /upload` of the local file (multipart, streamed) to a temporary name beside the
+  /// target, then renamed over it by one command (`ExecFilesystem.upload`). A cut upload
+  /// leaves the old content.
+  @discardableResult
+  public func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {
+    let context = "upload \(path)"
+    var source: Int32 = -1
+    defer { if source >= 0 { close(source) } }
+    var size: Int64 = 0
+    if let localPath {
+      source = open(localPath, O_RDONLY | O_CLOEXEC)
+      var info = stat()
+      guard source >= 0, fstat(source, &info) == 0 else {
+        throw LocalError(errno: errno, "open for \(context)", localPath)
+      }
+      size = Int64(info.st_size)
+    } else {
+      source = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    }
+    let descriptor = source
+    return try await exec.upload(path, context: context) { temporary in
+      let url = client.dataplaneURL("upload", path: temporary)
+      let response = try await client.http.send(idempotent: true) {
+        let form = MultipartFileBody(
+          field: "file", fileName: "file", descriptor: descriptor, size: size)
+        return HTTPRequest(
+          method: .post, url: url,
+          headers: ["Content-Type: \(form.contentType)", "Accept: application/json"],
+          body: .stream(form), bulk: true)
+      }
+      try client.check(response, context: context)
+      return UInt64(size)
+    }
+  }
+
+  // MARK: metadata, through commands
+
+  public func attributes(of path: String) async throws -> RemoteAttributes {
+    try await exec.attributes(of: path)
+  }
+
+  public func listDirectory(_ path: String) async throws -> [RemoteEntry] {
+    try await exec.listDirectory(path)
+  }
+
+  public func makeDirectory(_ path: String, mode: UInt32) async throws {
+    _ = try await exec.createDirectory(path, mode: mode)
+  }
+
+  @discardableResult
+  public func removeFile(_ path: String) async throws -> RemoteAttributes? {
+    try await exec.removeFile(path)
+    return nil
+  }
+
+  @discardableResult
+  public func removeDirectory(_ path: String) async throws -> RemoteAttributes? {
+    try await exec.removeDirectory(path)
+    return nil
+  }
+
+  public func rename(from source: String, to destination: String) async throws {
+    try await exec.rename(from: source, to: destination)
+  }
+
+  public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
+    try await exec.filesystemStatistics()
+  }
+}
