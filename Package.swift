@@ -150,6 +150,8 @@ let package = Package(
     .testTarget(
       name: "VercelBackendTests",
       dependencies: ["TestSupport", "SandboxAgent", "VercelBackend", "ExecLayer", "Backend"]),
+    .testTarget(
+      name: "LangSmithBackendTests", dependencies: ["LangSmithBackend", "ExecLayer", "Backend"]),
     // The filesystem core against the in-memory backend: no agent, no FUSE.
     .testTarget(
       name: "FilesystemCoreTests",
