@@ -196,12 +196,46 @@ public struct ExecFilesystem: Sendable {
 }
 
 /// A backend whose metadata goes through the exec layer: these forward the operations no
-/// vendor API of its own covers (setattr, create, mkdir, mknod, symlink, readlink, link, fsync).
+/// vendor API of its own covers (stat, list, mkdir, remove, rename, statfs, setattr, create,
+/// mknod, symlink, readlink, link, fsync); a backend with a native call implements it itself.
 public protocol ExecMetadataBackend: RemoteFilesystem {
   var exec: ExecFilesystem { get }
 }
 
 extension ExecMetadataBackend {
+  public func attributes(of path: String) async throws -> RemoteAttributes {
+    try await exec.attributes(of: path)
+  }
+
+  public func listDirectory(_ path: String) async throws -> [RemoteEntry] {
+    try await exec.listDirectory(path)
+  }
+
+  /// `mkdir -m`: the exact mode (vendors' own mkdir calls take none).
+  public func makeDirectory(_ path: String, mode: UInt32) async throws {
+    _ = try await exec.createDirectory(path, mode: mode)
+  }
+
+  @discardableResult
+  public func removeFile(_ path: String) async throws -> RemoteAttributes? {
+    try await exec.removeFile(path)
+    return nil
+  }
+
+  @discardableResult
+  public func removeDirectory(_ path: String) async throws -> RemoteAttributes? {
+    try await exec.removeDirectory(path)
+    return nil
+  }
+
+  public func rename(from source: String, to destination: String) async throws {
+    try await exec.rename(from: source, to: destination)
+  }
+
+  public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
+    try await exec.filesystemStatistics()
+  }
+
   public func setAttributes(_ path: String, _ changes: RemoteAttributeChanges) async throws
     -> RemoteAttributes
   {

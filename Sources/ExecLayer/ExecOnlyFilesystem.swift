@@ -82,60 +82,15 @@ public struct ExecOnlyFilesystem: ExecMetadataBackend {
   @discardableResult
   public func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {
     let context = "upload \(path)"
-    if path == "/" { throw RemoteError(errno: EISDIR, "\(context): the mount root is a directory") }
     let content = try localPath.map { try Self.read($0, context: context) } ?? []
-    let parent = RemotePath.parent(of: path)
-    let folder = try await exec.attributes(of: parent)
-    guard folder.type == .directory else {
-      throw RemoteError(errno: ENOTDIR, "\(context): \(parent) is not a directory")
+    return try await exec.upload(path, context: context) { temporary in
+      let command = ProcessCommand(
+        "/bin/sh", ["-c", "cat > \"$1\"", "sh", "./" + temporary.drop { $0 == "/" }],
+        standardInput: content)
+      let outcome = try await executor.run(command)
+      guard outcome.exitCode == 0 else { throw failure(outcome, context: context) }
+      return UInt64(content.count)
     }
-    let temporary = RemotePath.join(
-      parent,
-      ".\(RemotePath.name(of: path).prefix(200)).sandbox-mount-"
-        + String(UInt64.random(in: 0..<(1 << 40)), radix: 36))
-    let command = ProcessCommand(
-      "/bin/sh", ["-c", "cat > \"$1\"", "sh", relative(temporary)],
-      standardInput: content)
-    let outcome = try await executor.run(command)
-    guard outcome.exitCode == 0 else { throw failure(outcome, context: context) }
-    let replace = ExecScript.Step.replace(
-      from: exec.sandboxPath(temporary), size: UInt64(content.count),
-      directoryTime: folder.modificationTime)
-    return RemoteEntryState(try await exec.run(path, [replace, .stat], context: context))
-  }
-
-  // MARK: metadata
-
-  public func attributes(of path: String) async throws -> RemoteAttributes {
-    try await exec.attributes(of: path)
-  }
-
-  public func listDirectory(_ path: String) async throws -> [RemoteEntry] {
-    try await exec.listDirectory(path)
-  }
-
-  public func makeDirectory(_ path: String, mode: UInt32) async throws {
-    _ = try await exec.createDirectory(path, mode: mode)
-  }
-
-  @discardableResult
-  public func removeFile(_ path: String) async throws -> RemoteAttributes? {
-    try await exec.removeFile(path)
-    return nil
-  }
-
-  @discardableResult
-  public func removeDirectory(_ path: String) async throws -> RemoteAttributes? {
-    try await exec.removeDirectory(path)
-    return nil
-  }
-
-  public func rename(from source: String, to destination: String) async throws {
-    try await exec.rename(from: source, to: destination)
-  }
-
-  public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
-    try await exec.filesystemStatistics()
   }
 
   // MARK: commands

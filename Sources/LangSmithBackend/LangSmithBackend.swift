@@ -131,20 +131,8 @@ public final class LangSmithBackend: ExecMetadataBackend {
   @discardableResult
   public func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {
     let context = "upload \(path)"
-    var source: Int32 = -1
-    defer { if source >= 0 { close(source) } }
-    var size: Int64 = 0
-    if let localPath {
-      source = open(localPath, O_RDONLY | O_CLOEXEC)
-      var info = stat()
-      guard source >= 0, fstat(source, &info) == 0 else {
-        throw LocalError(errno: errno, "open for \(context)", localPath)
-      }
-      size = Int64(info.st_size)
-    } else {
-      source = open("/dev/null", O_RDONLY | O_CLOEXEC)
-    }
-    let descriptor = source
+    let (descriptor, size) = try openUploadSource(localPath, context: context)
+    defer { if descriptor >= 0 { close(descriptor) } }
     return try await exec.upload(path, context: context) { temporary in
       let url = client.dataplaneURL("upload", path: temporary)
       let response = try await client.http.send(idempotent: true) {
@@ -158,39 +146,5 @@ public final class LangSmithBackend: ExecMetadataBackend {
       try client.check(response, context: context)
       return UInt64(size)
     }
-  }
-
-  // MARK: metadata, through commands
-
-  public func attributes(of path: String) async throws -> RemoteAttributes {
-    try await exec.attributes(of: path)
-  }
-
-  public func listDirectory(_ path: String) async throws -> [RemoteEntry] {
-    try await exec.listDirectory(path)
-  }
-
-  public func makeDirectory(_ path: String, mode: UInt32) async throws {
-    _ = try await exec.createDirectory(path, mode: mode)
-  }
-
-  @discardableResult
-  public func removeFile(_ path: String) async throws -> RemoteAttributes? {
-    try await exec.removeFile(path)
-    return nil
-  }
-
-  @discardableResult
-  public func removeDirectory(_ path: String) async throws -> RemoteAttributes? {
-    try await exec.removeDirectory(path)
-    return nil
-  }
-
-  public func rename(from source: String, to destination: String) async throws {
-    try await exec.rename(from: source, to: destination)
-  }
-
-  public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
-    try await exec.filesystemStatistics()
   }
 }

@@ -114,43 +114,19 @@ public final class VercelBackend: ExecMetadataBackend {
   @discardableResult
   public func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {
     let context = "upload \(path)"
-    if path == "/" { throw RemoteError(errno: EISDIR, "\(context): the mount root is a directory") }
-    var source: Int32 = -1
-    defer { if source >= 0 { close(source) } }
-    var size: Int64 = 0
-    if let localPath {
-      source = open(localPath, O_RDONLY | O_CLOEXEC)
-      var info = stat()
-      guard source >= 0, fstat(source, &info) == 0 else {
-        throw LocalError(errno: errno, "open for \(context)", localPath)
+    let (descriptor, size) = try openUploadSource(localPath, context: context)
+    defer { if descriptor >= 0 { close(descriptor) } }
+    let folderPath = temporaryFolder
+    // (`fs/write` makes missing parents, which upload(2)'s contract forbids: checked first.)
+    return try await exec.upload(path, context: context) { temporary in
+      let entryName = String(temporary.drop { $0 == "/" })
+      let archive = try await onOwnThread {
+        try TarUpload.make(
+          name: entryName, mode: 0o644, source: descriptor, size: size,
+          temporaryFolder: folderPath)
       }
-      size = Int64(info.st_size)
-    }
-    // `fs/write` makes missing parents, which upload(2)'s contract forbids.
-    let parent = RemotePath.parent(of: path)
-    let folder = try await exec.attributes(of: parent)
-    guard folder.type == .directory else {
-      throw RemoteError(errno: ENOTDIR, "\(context): \(parent) is not a directory")
-    }
-    let temporary = RemotePath.join(
-      parent,
-      ".\(RemotePath.name(of: path).prefix(200)).sandbox-mount-"
-        + String(UInt64.random(in: 0..<(1 << 40)), radix: 36))
-    let entryName = String(sandboxPath(temporary).drop { $0 == "/" })
-    let (descriptor, length, folderPath) = (source, size, temporaryFolder)
-    let archive = try await onOwnThread {
-      try TarUpload.make(
-        name: entryName, mode: 0o644, source: descriptor, size: length,
-        temporaryFolder: folderPath)
-    }
-    do {
       try await post(archive, context: context)
-      let replace = ExecScript.Step.replace(
-        from: sandboxPath(temporary), size: UInt64(size), directoryTime: folder.modificationTime)
-      return RemoteEntryState(try await exec.run(path, [replace, .stat], context: context))
-    } catch {
-      try? await exec.check(temporary, [.discard], context: context)
-      throw error
+      return UInt64(size)
     }
   }
 
@@ -170,40 +146,5 @@ public final class VercelBackend: ExecMetadataBackend {
   func archive(_ entries: [TarUpload.Entry]) async throws -> TarUpload {
     let folder = temporaryFolder
     return try await onOwnThread { try TarUpload.make(entries, temporaryFolder: folder) }
-  }
-
-  // MARK: metadata, through commands
-
-  public func attributes(of path: String) async throws -> RemoteAttributes {
-    try await exec.attributes(of: path)
-  }
-
-  public func listDirectory(_ path: String) async throws -> [RemoteEntry] {
-    try await exec.listDirectory(path)
-  }
-
-  /// `mkdir -m` through a command: `fs/mkdir` takes no mode.
-  public func makeDirectory(_ path: String, mode: UInt32) async throws {
-    _ = try await exec.createDirectory(path, mode: mode)
-  }
-
-  @discardableResult
-  public func removeFile(_ path: String) async throws -> RemoteAttributes? {
-    try await exec.removeFile(path)
-    return nil
-  }
-
-  @discardableResult
-  public func removeDirectory(_ path: String) async throws -> RemoteAttributes? {
-    try await exec.removeDirectory(path)
-    return nil
-  }
-
-  public func rename(from source: String, to destination: String) async throws {
-    try await exec.rename(from: source, to: destination)
-  }
-
-  public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
-    try await exec.filesystemStatistics()
   }
 }
