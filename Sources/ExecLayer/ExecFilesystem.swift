@@ -154,6 +154,21 @@ public struct ExecFilesystem: Sendable {
     try await check(path, [.fsync(dataOnly: dataOnly)], context: "fsync \(path)")
   }
 
+  /// A mount's remote folder must be an absolute path.
+  public static func checkAbsolute(_ remoteRoot: String) throws {
+    guard remoteRoot.hasPrefix("/") else {
+      throw RemoteError(errno: EINVAL, "the remote root must be absolute")
+    }
+  }
+
+  /// The mounted folder (`remoteRoot`, for the message) is a directory the commands can see.
+  public func checkMountedFolder(_ remoteRoot: String) async throws {
+    let root = try await attributes(of: "/")
+    guard root.type == .directory else {
+      throw RemoteError(errno: ENOTDIR, "\(remoteRoot) is not a directory")
+    }
+  }
+
   /// An upload as a vendor's whole-file write can make it atomic: `push` writes the content to
   /// `.NAME.sandbox-mount-XXXX` beside the target (the sandbox path it is given) and returns
   /// its size; one job then checks that size and renames it over the target with the target's

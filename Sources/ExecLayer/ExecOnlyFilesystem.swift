@@ -45,25 +45,14 @@ public struct ExecOnlyFilesystem: ExecMetadataBackend {
     -> [UInt8]
   {
     guard length > 0 else { return [] }
-    let context = "read \(path) at \(offset)"
-    let wanted =
-      expectedSize == 0 || offset >= expectedSize
-      ? nil : min(UInt64(length), expectedSize - offset)
-    for attempt in 1...2 {
-      let bytes = try await output(
+    return try await checkedRangeRead(
+      context: "read \(path) at \(offset)", offset: offset, length: length,
+      expectedSize: expectedSize
+    ) {
+      try await output(
         "dd if=\"$1\" bs=65536 iflag=skip_bytes,count_bytes skip=\"$2\" count=\"$3\" status=none",
-        [relative(path), String(offset), String(length)], context: context)
-      if let wanted, UInt64(bytes.count) < wanted {
-        // The file shrank since it was stat'ed: truncation, never served as complete.
-        if attempt == 2 {
-          throw RemoteError(
-            errno: EIO, "\(context): \(bytes.count) bytes arrived, \(wanted) were expected")
-        }
-        continue
-      }
-      return bytes
+        [relative(path), String(offset), String(length)], context: "read \(path) at \(offset)")
     }
-    throw RemoteError(errno: EIO, "\(context): truncated")  // not reached
   }
 
   public func download(_ path: String, expectedSize: UInt64, to localPath: String) async throws

@@ -134,6 +134,22 @@ public final class RetryingHTTPClient: Sendable {
     }
   }
 
+  /// Throws the error of an exchange that did not end in a 2xx answer: `checkTransport`'s,
+  /// else the vendor's reading of the status and body.
+  public func check(
+    _ response: HTTPResponse, context: String, error: (_ status: Int, _ body: [UInt8]) -> Error
+  ) throws {
+    try checkTransport(response, context: context)
+    guard response.isSuccessStatus else { throw error(response.status, response.body) }
+  }
+
+  /// JSON bodies as the vendors' SDKs send them (slashes in paths unescaped).
+  public static let jsonEncoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .withoutEscapingSlashes
+    return encoder
+  }()
+
   /// Throws when the exchange failed below HTTP (no answer, a broken connection, the local
   /// file); returns when a status arrived, whatever it is.
   public func checkTransport(_ response: HTTPResponse, context: String) throws {

@@ -37,16 +37,11 @@ public final class LangSmithBackend: ExecMetadataBackend {
   public static func connect(configuration: LangSmithConfiguration) async throws
     -> LangSmithBackend
   {
-    guard configuration.remoteRoot.hasPrefix("/") else {
-      throw RemoteError(errno: EINVAL, "the remote root must be absolute")
-    }
+    try ExecFilesystem.checkAbsolute(configuration.remoteRoot)
     let backend = LangSmithBackend(client: try LangSmithClient(configuration: configuration))
     do {
       try await backend.client.lookUpBox()
-      let root = try await backend.exec.attributes(of: "/")
-      guard root.type == .directory else {
-        throw RemoteError(errno: ENOTDIR, "\(configuration.remoteRoot) is not a directory")
-      }
+      try await backend.exec.checkMountedFolder(configuration.remoteRoot)
     } catch {
       await backend.shutdownWithoutBlocking()
       throw error
@@ -76,12 +71,11 @@ public final class LangSmithBackend: ExecMetadataBackend {
   {
     guard length > 0 else { return [] }
     let context = "read \(path) at \(offset)"
-    let wanted =
-      expectedSize == 0 || offset >= expectedSize
-      ? nil : min(UInt64(length), expectedSize - offset)
     let url = client.dataplaneURL("download", path: exec.sandboxPath(path))
     let last = offset + UInt64(length) - 1
-    for attempt in 1...2 {
+    return try await checkedRangeRead(
+      context: context, offset: offset, length: length, expectedSize: expectedSize
+    ) {
       let response = try await client.http.send(idempotent: true) {
         HTTPRequest(
           method: .get, url: url, headers: ["Accept: application/octet-stream"],
@@ -90,25 +84,15 @@ public final class LangSmithBackend: ExecMetadataBackend {
       }
       // Past the end of the file: no bytes, as pread(2) gives.
       if response.status == 416 && response.curlCode == 0 { return [] }
-      // A body cut short is checked below as a short answer, not reported as a broken link.
+      // A body cut short is a short answer for the check, not reported as a broken link.
       let cut = response.isSuccessStatus && response.curlCode == CURLE_PARTIAL_FILE.rawValue
       if !response.limitReached && !cut { try client.check(response, context: context) }
       guard response.status == 206 || offset == 0 else {
         throw RemoteError(
           errno: EIO, "\(context): the server ignored the range (\(response.status))")
       }
-      let bytes = Array(response.body.prefix(length))
-      if let wanted, UInt64(bytes.count) < wanted {
-        // The file shrank since it was stat'ed, or the body broke off: never served.
-        if attempt == 2 {
-          throw RemoteError(
-            errno: EIO, "\(context): \(bytes.count) bytes arrived, \(wanted) were expected")
-        }
-        continue
-      }
-      return bytes
+      return Array(response.body.prefix(length))
     }
-    throw RemoteError(errno: EIO, "\(context): truncated")  // not reached
   }
 
   /// `GET /download` streamed into the local file, checked against `expectedSize`.

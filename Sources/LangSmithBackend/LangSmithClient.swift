@@ -93,20 +93,13 @@ final class LangSmithClient: Sendable {
     return dataplane
   }
 
-  static let encoder: JSONEncoder = {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = .withoutEscapingSlashes
-    return encoder
-  }()
+  static var encoder: JSONEncoder { RetryingHTTPClient.jsonEncoder }
 
   // MARK: errors
 
   /// Throws the error of an exchange that did not end in a 2xx answer.
   func check(_ response: HTTPResponse, context: String) throws {
-    try http.checkTransport(response, context: context)
-    guard response.isSuccessStatus else {
-      throw error(status: response.status, body: response.body, context: context)
-    }
+    try http.check(response, context: context) { error(status: $0, body: $1, context: context) }
   }
 
   private struct ErrorBody: Decodable {

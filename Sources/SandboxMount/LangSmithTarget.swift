@@ -7,16 +7,7 @@ import LangSmithBackend
 enum LangSmithTarget {
   /// The box name of `langsmith://NAME`, or nil for any other URL.
   static func boxName(_ url: String) throws -> String? {
-    guard url.lowercased().hasPrefix("langsmith://") else { return nil }
-    var name = Substring(url.dropFirst("langsmith://".count))
-    if name.hasSuffix("/") { name = name.dropLast() }
-    guard !name.isEmpty,
-      name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
-    else {
-      throw MountFailure(
-        "invalid URL '\(url)': expected langsmith://BOX_NAME (letters, digits, -, _ or .)")
-    }
-    return String(name)
+    try Preflight.name(of: url, scheme: "langsmith", form: "langsmith://BOX_NAME")
   }
 
   /// The key from `--token-file`, else `LANGSMITH_API_KEY`; the endpoint from `--api-url`, else
@@ -24,14 +15,7 @@ enum LangSmithTarget {
   static func configuration(
     name: String, command: MountCommand, environment: [String: String]
   ) throws -> LangSmithConfiguration {
-    var key: String?
-    if let file = command.tokenFile {
-      guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-        throw MountFailure("cannot read the token file \(file)")
-      }
-      key = text.trimmingCharacters(in: .whitespacesAndNewlines)
-      guard key?.isEmpty == false else { throw MountFailure("the token file \(file) is empty") }
-    }
+    let key = try Preflight.tokenFile(command.tokenFile)
     var configuration: LangSmithConfiguration
     do {
       configuration = try LangSmithConfiguration.fromEnvironment(

@@ -40,16 +40,11 @@ public final class VercelBackend: ExecMetadataBackend {
   /// Finds the sandbox's session through the control plane and checks that the mounted folder
   /// is a directory the commands can see.
   public static func connect(configuration: VercelConfiguration) async throws -> VercelBackend {
-    guard configuration.remoteRoot.hasPrefix("/") else {
-      throw RemoteError(errno: EINVAL, "the remote root must be absolute")
-    }
+    try ExecFilesystem.checkAbsolute(configuration.remoteRoot)
     let backend = VercelBackend(client: try VercelClient(configuration: configuration))
     do {
       try await backend.client.lookUpSession()
-      let root = try await backend.exec.attributes(of: "/")
-      guard root.type == .directory else {
-        throw RemoteError(errno: ENOTDIR, "\(configuration.remoteRoot) is not a directory")
-      }
+      try await backend.exec.checkMountedFolder(configuration.remoteRoot)
     } catch {
       await backend.shutdownWithoutBlocking()
       throw error

@@ -160,11 +160,7 @@ final class VercelClient: Sendable {
     return response
   }
 
-  static let encoder: JSONEncoder = {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = .withoutEscapingSlashes
-    return encoder
-  }()
+  static var encoder: JSONEncoder { RetryingHTTPClient.jsonEncoder }
 
   /// Sends the request `make` builds, retrying as the SDK does: on 429 (unless `Retry-After`
   /// asks for more than 20 s), 5xx and network errors, twice.
@@ -186,10 +182,7 @@ final class VercelClient: Sendable {
 
   /// Throws the error of an exchange that did not end in a 2xx answer.
   func check(_ response: HTTPResponse, context: String) throws {
-    try http.checkTransport(response, context: context)
-    guard response.isSuccessStatus else {
-      throw error(status: response.status, body: response.body, context: context)
-    }
+    try http.check(response, context: context) { error(status: $0, body: $1, context: context) }
   }
 
   private struct ErrorBody: Decodable {
