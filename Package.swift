@@ -151,7 +151,8 @@ let package = Package(
       name: "VercelBackendTests",
       dependencies: ["TestSupport", "SandboxAgent", "VercelBackend", "ExecLayer", "Backend"]),
     .testTarget(
-      name: "LangSmithBackendTests", dependencies: ["LangSmithBackend", "ExecLayer", "Backend"]),
+      name: "LangSmithBackendTests",
+      dependencies: ["TestSupport", "SandboxAgent", "LangSmithBackend", "ExecLayer", "Backend"]),
     // The filesystem core against the in-memory backend: no agent, no FUSE.
     .testTarget(
       name: "FilesystemCoreTests",

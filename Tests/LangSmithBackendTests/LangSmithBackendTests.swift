@@ -1,6 +1,7 @@
 import Backend
 import ExecLayer
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import LangSmithBackend
@@ -84,5 +85,41 @@ final class LangSmithBackendTests: XCTestCase {
     XCTAssertThrowsError(
       try LangSmithConfiguration.fromEnvironment(
         boxName: "b", apiKey: nil, endpoint: nil, environment: [:]))
+  }
+
+  /// Against the agent: a stream cut while the command pauses (curl's stall limit, one second
+  /// below 1 byte/s over its ~5 s speed window; no retries) is resumed by offset, and the
+  /// output arrives whole, nothing lost or repeated.
+  func testACutStreamIsResumedByOffset() async throws {
+    let root = try TemporaryDirectory(prefix: "langsmith-resume")
+    defer { root.remove() }
+    let agent = try RunningAgent(root: root.path, arguments: ["--protocol", "langsmith"])
+    defer { agent.stop() }
+    var configuration = LangSmithConfiguration(boxName: "resume", apiKey: "any")
+    configuration.endpoint = agent.url
+    configuration.lowSpeedTime = 1
+    configuration.retryDelays = []
+    configuration.streamResumes = 20
+    let client = try LangSmithClient(configuration: configuration)
+    defer { client.http.loop.shutdown() }
+    try await client.lookUpBox()
+    let command = ProcessCommand(
+      "/bin/sh", ["-c", "printf one; printf ' two' >&2; sleep 8; printf ' three'"])
+    let outcome = try await LangSmithExecutor(client: client).run(command)
+    XCTAssertEqual(String(decoding: outcome.stdout, as: UTF8.self), "one three")
+    XCTAssertEqual(String(decoding: outcome.stderr, as: UTF8.self), " two")
+    XCTAssertEqual(outcome.exitCode, 0)
+
+    // Without resumes the same cut is an error, not a partial outcome.
+    configuration.streamResumes = 0
+    let impatient = try LangSmithClient(configuration: configuration)
+    defer { impatient.http.loop.shutdown() }
+    try await impatient.lookUpBox()
+    do {
+      _ = try await LangSmithExecutor(client: impatient).run(command)
+      XCTFail("a cut stream without resumes succeeded")
+    } catch let error as RemoteError {
+      XCTAssertEqual(error.errno, EIO)
+    }
   }
 }
