@@ -20,7 +20,7 @@ public struct LangSmithConfiguration: Sendable {
   public var lowSpeedTime: Double = 30
   /// Whole-request deadline of control calls and of commands without their own timeout.
   public var requestTimeout: Double = 60
-  /// Waits before the retries of a failed request (the SDK's three, exponential).
+  /// Waits before the retries of a failed request: three, as the SDK's (which waits 1, 2, 4 s).
   public var retryDelays: [Double] = [0.5, 1, 2]
   /// A 429 asking for a longer wait than this is not retried.
   public var longestRetryAfter: Double = 30
