@@ -3,7 +3,6 @@ import CCurl
 import ExecLayer
 import Foundation
 import HTTPTransport
-import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -25,7 +24,6 @@ public final class VercelBackend: ExecMetadataBackend {
   private let temporaryFolder: String
   /// Batch uploads whose batch was cut, to remove with the next batch.
   let orphanedUploads = Mutex<Set<String>>([])
-  private let logger = Logger(label: "sandbox-mount.vercel")
 
   private init(client: VercelClient) {
     self.client = client
