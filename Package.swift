@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 // Layers, top to bottom (each target may import only the ones below it):
 //   SandboxMount (CLI) → FuseBridge → FilesystemCore → DataLayer → Backend ← EnvdBackend,
-//   VercelBackend
+//   VercelBackend, LangSmithBackend
 //   Backend: RemoteFilesystem plus RemoteCapabilities (what a backend does natively; the core
 //   emulates the rest). Each vendor backend (EnvdBackend today) shares:
 //     ExecLayer → Backend (POSIX over any command API: ProcessExecutor, ExecFilesystem)
@@ -58,7 +58,7 @@ let package = Package(
     .target(name: "Backend"),
     // HTTP transport: one libcurl multi loop thread (also a task executor) and its transfers.
     // Knows no vendor: backends add their own headers, routes and error mapping.
-    .target(name: "HTTPTransport", dependencies: ["CCurl"]),
+    .target(name: "HTTPTransport", dependencies: ["Backend", "CCurl"]),
     // Exec layer: POSIX operations built on any sandbox's command API (`ProcessExecutor`), as
     // one constant shell script with group commit. Knows no vendor.
     .target(name: "ExecLayer", dependencies: ["Backend"]),
@@ -77,6 +77,11 @@ let package = Package(
         "Backend", "ExecLayer", "HTTPTransport", "CCurl", "CArchive", "CZlib",
         .product(name: "Logging", package: "swift-log"),
       ]),
+    // LangSmith sandbox backend: ranged `/download` and multipart `/upload`, the rest through
+    // the exec layer over the SSE command stream.
+    .target(
+      name: "LangSmithBackend",
+      dependencies: ["Backend", "ExecLayer", "HTTPTransport", "CCurl"]),
     // Data layer: staging files for writes, checked ranged reads.
     .target(
       name: "DataLayer",
@@ -95,8 +100,8 @@ let package = Package(
     .executableTarget(
       name: "SandboxMount",
       dependencies: [
-        "FuseBridge", "FilesystemCore", "DataLayer", "EnvdBackend", "VercelBackend", "Backend",
-        "MemoryTuning",
+        "FuseBridge", "FilesystemCore", "DataLayer", "EnvdBackend", "VercelBackend", "LangSmithBackend",
+        "Backend", "MemoryTuning",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -139,11 +144,15 @@ let package = Package(
     .testTarget(
       name: "BackendConformanceTests",
       dependencies: [
-        "TestSupport", "SandboxAgent", "EnvdBackend", "VercelBackend", "ExecLayer", "Backend",
+        "TestSupport", "SandboxAgent", "EnvdBackend", "VercelBackend", "LangSmithBackend",
+        "ExecLayer", "Backend",
       ]),
     .testTarget(
       name: "VercelBackendTests",
       dependencies: ["TestSupport", "SandboxAgent", "VercelBackend", "ExecLayer", "Backend"]),
+    .testTarget(
+      name: "LangSmithBackendTests",
+      dependencies: ["TestSupport", "SandboxAgent", "LangSmithBackend", "ExecLayer", "Backend"]),
     // The filesystem core against the in-memory backend: no agent, no FUSE.
     .testTarget(
       name: "FilesystemCoreTests",

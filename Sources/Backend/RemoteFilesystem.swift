@@ -217,3 +217,24 @@ public struct RemoteError: Error, CustomStringConvertible, Sendable, Equatable {
 
   public var description: String { "\(message) (errno \(errno))" }
 }
+
+/// `read`'s truncation check for a backend that fetches a range: fewer bytes than
+/// `min(length, expectedSize - offset)` (the file shrank since it was stat'ed, or the answer
+/// broke off) is fetched once more, then EIO; a short answer is never returned.
+public func checkedRangeRead(
+  context: String, offset: UInt64, length: Int, expectedSize: UInt64,
+  fetch: () async throws -> [UInt8]
+) async throws -> [UInt8] {
+  let wanted =
+    expectedSize == 0 || offset >= expectedSize
+    ? nil : min(UInt64(length), expectedSize - offset)
+  var bytes = try await fetch()
+  if let wanted, UInt64(bytes.count) < wanted {
+    bytes = try await fetch()
+    if UInt64(bytes.count) < wanted {
+      throw RemoteError(
+        errno: EIO, "\(context): \(bytes.count) bytes arrived, \(wanted) were expected")
+    }
+  }
+  return bytes
+}

@@ -154,6 +154,51 @@ public struct ExecFilesystem: Sendable {
     try await check(path, [.fsync(dataOnly: dataOnly)], context: "fsync \(path)")
   }
 
+  /// A mount's remote folder must be an absolute path.
+  public static func checkAbsolute(_ remoteRoot: String) throws {
+    guard remoteRoot.hasPrefix("/") else {
+      throw RemoteError(errno: EINVAL, "the remote root must be absolute")
+    }
+  }
+
+  /// The mounted folder (`remoteRoot`, for the message) is a directory the commands can see.
+  public func checkMountedFolder(_ remoteRoot: String) async throws {
+    let root = try await attributes(of: "/")
+    guard root.type == .directory else {
+      throw RemoteError(errno: ENOTDIR, "\(remoteRoot) is not a directory")
+    }
+  }
+
+  /// An upload as a vendor's whole-file write can make it atomic: `push` writes the content to
+  /// `.NAME.sandbox-mount-XXXX` beside the target (the sandbox path it is given) and returns
+  /// its size; one job then checks that size and renames it over the target with the target's
+  /// owner and mode, and sets the folder's mtime back. Missing parents are ENOENT/ENOTDIR, as
+  /// upload(2)'s contract asks, even where the vendor's write would make them. A failed push
+  /// leaves the old content and no temporary file.
+  public func upload(
+    _ path: String, context: String, push: (_ temporarySandboxPath: String) async throws -> UInt64
+  ) async throws -> RemoteEntryState {
+    if path == "/" { throw RemoteError(errno: EISDIR, "\(context): the mount root is a directory") }
+    let parent = RemotePath.parent(of: path)
+    let folder = try await attributes(of: parent)
+    guard folder.type == .directory else {
+      throw RemoteError(errno: ENOTDIR, "\(context): \(parent) is not a directory")
+    }
+    let temporary = RemotePath.join(
+      parent,
+      ".\(RemotePath.name(of: path).prefix(200)).sandbox-mount-"
+        + String(UInt64.random(in: 0..<(1 << 40)), radix: 36))
+    do {
+      let size = try await push(sandboxPath(temporary))
+      let replace = ExecScript.Step.replace(
+        from: sandboxPath(temporary), size: size, directoryTime: folder.modificationTime)
+      return RemoteEntryState(try await run(path, [replace, .stat], context: context))
+    } catch {
+      try? await check(temporary, [.discard], context: context)
+      throw error
+    }
+  }
+
   /// `stat -f` of the mount's root.
   public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
     let result = try await runner.run(sandboxPath("/"), [.statfs])
@@ -228,12 +273,46 @@ public struct ExecFilesystem: Sendable {
 }
 
 /// A backend whose metadata goes through the exec layer: these forward the operations no
-/// vendor API of its own covers (setattr, create, mkdir, mknod, symlink, readlink, link, fsync).
+/// vendor API of its own covers (stat, list, mkdir, remove, rename, statfs, setattr, create,
+/// mknod, symlink, readlink, link, fsync); a backend with a native call implements it itself.
 public protocol ExecMetadataBackend: RemoteFilesystem {
   var exec: ExecFilesystem { get }
 }
 
 extension ExecMetadataBackend {
+  public func attributes(of path: String) async throws -> RemoteAttributes {
+    try await exec.attributes(of: path)
+  }
+
+  public func listDirectory(_ path: String) async throws -> [RemoteEntry] {
+    try await exec.listDirectory(path)
+  }
+
+  /// `mkdir -m`: the exact mode (vendors' own mkdir calls take none).
+  public func makeDirectory(_ path: String, mode: UInt32) async throws {
+    _ = try await exec.createDirectory(path, mode: mode)
+  }
+
+  @discardableResult
+  public func removeFile(_ path: String) async throws -> RemoteAttributes? {
+    try await exec.removeFile(path)
+    return nil
+  }
+
+  @discardableResult
+  public func removeDirectory(_ path: String) async throws -> RemoteAttributes? {
+    try await exec.removeDirectory(path)
+    return nil
+  }
+
+  public func rename(from source: String, to destination: String) async throws {
+    try await exec.rename(from: source, to: destination)
+  }
+
+  public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
+    try await exec.filesystemStatistics()
+  }
+
   public func setAttributes(_ path: String, _ changes: RemoteAttributeChanges) async throws
     -> RemoteAttributes
   {

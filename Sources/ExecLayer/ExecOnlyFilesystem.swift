@@ -45,25 +45,14 @@ public struct ExecOnlyFilesystem: ExecMetadataBackend {
     -> [UInt8]
   {
     guard length > 0 else { return [] }
-    let context = "read \(path) at \(offset)"
-    let wanted =
-      expectedSize == 0 || offset >= expectedSize
-      ? nil : min(UInt64(length), expectedSize - offset)
-    for attempt in 1...2 {
-      let bytes = try await output(
+    return try await checkedRangeRead(
+      context: "read \(path) at \(offset)", offset: offset, length: length,
+      expectedSize: expectedSize
+    ) {
+      try await output(
         "dd if=\"$1\" bs=65536 iflag=skip_bytes,count_bytes skip=\"$2\" count=\"$3\" status=none",
-        [relative(path), String(offset), String(length)], context: context)
-      if let wanted, UInt64(bytes.count) < wanted {
-        // The file shrank since it was stat'ed: truncation, never served as complete.
-        if attempt == 2 {
-          throw RemoteError(
-            errno: EIO, "\(context): \(bytes.count) bytes arrived, \(wanted) were expected")
-        }
-        continue
-      }
-      return bytes
+        [relative(path), String(offset), String(length)], context: "read \(path) at \(offset)")
     }
-    throw RemoteError(errno: EIO, "\(context): truncated")  // not reached
   }
 
   public func download(_ path: String, expectedSize: UInt64, to localPath: String) async throws
@@ -82,60 +71,15 @@ public struct ExecOnlyFilesystem: ExecMetadataBackend {
   @discardableResult
   public func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {
     let context = "upload \(path)"
-    if path == "/" { throw RemoteError(errno: EISDIR, "\(context): the mount root is a directory") }
     let content = try localPath.map { try Self.read($0, context: context) } ?? []
-    let parent = RemotePath.parent(of: path)
-    let folder = try await exec.attributes(of: parent)
-    guard folder.type == .directory else {
-      throw RemoteError(errno: ENOTDIR, "\(context): \(parent) is not a directory")
+    return try await exec.upload(path, context: context) { temporary in
+      let command = ProcessCommand(
+        "/bin/sh", ["-c", "cat > \"$1\"", "sh", "./" + temporary.drop { $0 == "/" }],
+        standardInput: content)
+      let outcome = try await executor.run(command)
+      guard outcome.exitCode == 0 else { throw failure(outcome, context: context) }
+      return UInt64(content.count)
     }
-    let temporary = RemotePath.join(
-      parent,
-      ".\(RemotePath.name(of: path).prefix(200)).sandbox-mount-"
-        + String(UInt64.random(in: 0..<(1 << 40)), radix: 36))
-    let command = ProcessCommand(
-      "/bin/sh", ["-c", "cat > \"$1\"", "sh", relative(temporary)],
-      standardInput: content)
-    let outcome = try await executor.run(command)
-    guard outcome.exitCode == 0 else { throw failure(outcome, context: context) }
-    let replace = ExecScript.Step.replace(
-      from: exec.sandboxPath(temporary), size: UInt64(content.count),
-      directoryTime: folder.modificationTime)
-    return RemoteEntryState(try await exec.run(path, [replace, .stat], context: context))
-  }
-
-  // MARK: metadata
-
-  public func attributes(of path: String) async throws -> RemoteAttributes {
-    try await exec.attributes(of: path)
-  }
-
-  public func listDirectory(_ path: String) async throws -> [RemoteEntry] {
-    try await exec.listDirectory(path)
-  }
-
-  public func makeDirectory(_ path: String, mode: UInt32) async throws {
-    _ = try await exec.createDirectory(path, mode: mode)
-  }
-
-  @discardableResult
-  public func removeFile(_ path: String) async throws -> RemoteAttributes? {
-    try await exec.removeFile(path)
-    return nil
-  }
-
-  @discardableResult
-  public func removeDirectory(_ path: String) async throws -> RemoteAttributes? {
-    try await exec.removeDirectory(path)
-    return nil
-  }
-
-  public func rename(from source: String, to destination: String) async throws {
-    try await exec.rename(from: source, to: destination)
-  }
-
-  public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
-    try await exec.filesystemStatistics()
   }
 
   // MARK: commands

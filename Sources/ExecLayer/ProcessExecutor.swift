@@ -29,6 +29,22 @@ public struct ProcessCommand: Sendable, Equatable {
   }
 }
 
+extension ProcessCommand {
+  /// The argv as one line for a sandbox API that takes a shell string (LangSmith's
+  /// `command`): each word single-quoted, so the shell parses nothing.
+  public var shellLine: String {
+    ([executable] + arguments).map(Self.shellQuoted).joined(separator: " ")
+  }
+
+  public static func shellQuoted(_ word: String) -> String {
+    var quoted = "'"
+    for character in word {
+      quoted += character == "'" ? "'\\''" : String(character)
+    }
+    return quoted + "'"
+  }
+}
+
 /// What a finished process printed and how it ended.
 public struct ProcessOutcome: Sendable {
   public var stdout: [UInt8]

@@ -11,7 +11,7 @@ struct MountCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "sandbox-mount",
     abstract:
-      "Mount a sandbox's files (E2B/envd, sandbox-agent or Vercel Sandbox) on a local directory through FUSE.",
+      "Mount a sandbox's files (E2B/envd, sandbox-agent, Vercel or LangSmith) on a local directory through FUSE.",
     discussion: """
       Unmount with: fusermount3 -u MOUNTPOINT (or Ctrl-C / SIGTERM with -f).
       sandbox-mount sync MOUNTPOINT waits until every change reached the sandbox;
@@ -20,7 +20,7 @@ struct MountCommand: AsyncParsableCommand {
 
   @Argument(
     help:
-      "e2b://SANDBOX_ID (with E2B_API_KEY), vercel://SANDBOX_NAME (with VERCEL_TOKEN), or the sandbox's file daemon, e.g. http://127.0.0.1:49983"
+      "e2b://SANDBOX_ID (with E2B_API_KEY), vercel://SANDBOX_NAME (with VERCEL_TOKEN), langsmith://BOX_NAME (with LANGSMITH_API_KEY), or the sandbox's file daemon, e.g. http://127.0.0.1:49983"
   )
   var url: String
 
@@ -40,7 +40,7 @@ struct MountCommand: AsyncParsableCommand {
 
   @Option(
     help:
-      "A file holding the access token (else $SANDBOX_TOKEN; for vercel://, $VERCEL_TOKEN); not for e2b://."
+      "A file holding the access token (else $SANDBOX_TOKEN; for vercel://, $VERCEL_TOKEN; for langsmith://, $LANGSMITH_API_KEY); not for e2b://."
   )
   var tokenFile: String?
 
@@ -51,7 +51,10 @@ struct MountCommand: AsyncParsableCommand {
     help: "With e2b://: seconds the sandbox should stay alive from now (default: E2B's, 300).")
   var sandboxTimeout: Int?
 
-  @Option(help: "With vercel://: Vercel's API (default https://vercel.com/api).")
+  @Option(
+    help:
+      "With vercel://: Vercel's API (default https://vercel.com/api). With langsmith://: LangSmith's endpoint (else $LANGSMITH_ENDPOINT, else https://api.smith.langchain.com)."
+  )
   var apiURL: String?
 
   @Option(help: "With vercel://: the team ID sent as ?teamId= (else $VERCEL_TEAM_ID).")

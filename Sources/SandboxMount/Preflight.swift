@@ -83,16 +83,34 @@ enum Preflight {
     }
   }
 
+  /// The token `--token-file` holds, trimmed; nil without the option.
+  static func tokenFile(_ file: String?) throws -> String? {
+    guard let file else { return nil }
+    guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+      throw MountFailure("cannot read the token file \(file)")
+    }
+    let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    guard !token.isEmpty else { throw MountFailure("the token file \(file) is empty") }
+    return token
+  }
+
+  /// The name of `scheme://NAME` (letters, digits, `-`, `_`, `.`), or nil for another scheme.
+  /// `form` is the URL's shape for the error, e.g. `vercel://SANDBOX_NAME`.
+  static func name(of url: String, scheme: String, form: String) throws -> String? {
+    guard url.lowercased().hasPrefix(scheme + "://") else { return nil }
+    var name = Substring(url.dropFirst(scheme.count + 3))
+    if name.hasSuffix("/") { name = name.dropLast() }
+    guard !name.isEmpty,
+      name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+    else {
+      throw MountFailure("invalid URL '\(url)': expected \(form) (letters, digits, -, _ or .)")
+    }
+    return String(name)
+  }
+
   /// The access token from `--token-file`, else `$SANDBOX_TOKEN`, else none.
   static func token(file: String?) throws -> String? {
-    if let file {
-      guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-        throw MountFailure("cannot read the token file \(file)")
-      }
-      let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-      guard !token.isEmpty else { throw MountFailure("the token file \(file) is empty") }
-      return token
-    }
+    if let token = try tokenFile(file) { return token }
     if let token = ProcessInfo.processInfo.environment["SANDBOX_TOKEN"], !token.isEmpty {
       return token
     }

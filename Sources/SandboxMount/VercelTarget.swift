@@ -7,16 +7,7 @@ import VercelBackend
 enum VercelTarget {
   /// The sandbox name of `vercel://NAME`, or nil for any other URL.
   static func sandboxName(_ url: String) throws -> String? {
-    guard url.lowercased().hasPrefix("vercel://") else { return nil }
-    var name = Substring(url.dropFirst("vercel://".count))
-    if name.hasSuffix("/") { name = name.dropLast() }
-    guard !name.isEmpty,
-      name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
-    else {
-      throw MountFailure(
-        "invalid URL '\(url)': expected vercel://SANDBOX_NAME (letters, digits, -, _ or .)")
-    }
-    return String(name)
+    try Preflight.name(of: url, scheme: "vercel", form: "vercel://SANDBOX_NAME")
   }
 
   /// The configuration of a mount of `name`: the token from `--token-file`, else as Vercel's
@@ -25,14 +16,7 @@ enum VercelTarget {
   static func configuration(
     name: String, command: MountCommand, environment: [String: String]
   ) throws -> VercelConfiguration {
-    var token: String?
-    if let file = command.tokenFile {
-      guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-        throw MountFailure("cannot read the token file \(file)")
-      }
-      token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-      guard token?.isEmpty == false else { throw MountFailure("the token file \(file) is empty") }
-    }
+    let token = try Preflight.tokenFile(command.tokenFile)
     let credentials: VercelCredentials
     do {
       credentials = try VercelCredentials.resolve(

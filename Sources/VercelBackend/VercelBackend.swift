@@ -3,7 +3,6 @@ import CCurl
 import ExecLayer
 import Foundation
 import HTTPTransport
-import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -25,7 +24,6 @@ public final class VercelBackend: ExecMetadataBackend {
   private let temporaryFolder: String
   /// Batch uploads whose batch was cut, to remove with the next batch.
   let orphanedUploads = Mutex<Set<String>>([])
-  private let logger = Logger(label: "sandbox-mount.vercel")
 
   private init(client: VercelClient) {
     self.client = client
@@ -40,16 +38,11 @@ public final class VercelBackend: ExecMetadataBackend {
   /// Finds the sandbox's session through the control plane and checks that the mounted folder
   /// is a directory the commands can see.
   public static func connect(configuration: VercelConfiguration) async throws -> VercelBackend {
-    guard configuration.remoteRoot.hasPrefix("/") else {
-      throw RemoteError(errno: EINVAL, "the remote root must be absolute")
-    }
+    try ExecFilesystem.checkAbsolute(configuration.remoteRoot)
     let backend = VercelBackend(client: try VercelClient(configuration: configuration))
     do {
       try await backend.client.lookUpSession()
-      let root = try await backend.exec.attributes(of: "/")
-      guard root.type == .directory else {
-        throw RemoteError(errno: ENOTDIR, "\(configuration.remoteRoot) is not a directory")
-      }
+      try await backend.exec.checkMountedFolder(configuration.remoteRoot)
     } catch {
       await backend.shutdownWithoutBlocking()
       throw error
@@ -96,42 +89,15 @@ public final class VercelBackend: ExecMetadataBackend {
   public func download(_ path: String, expectedSize: UInt64, to localPath: String) async throws
     -> UInt64
   {
-    let context = "download \(path)"
-    let descriptor = open(localPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    guard descriptor >= 0 else { throw LocalError(errno: errno, "open for \(context)", localPath) }
-    defer { close(descriptor) }
     let body = try Array(VercelClient.encoder.encode(PathBody(path: sandboxPath(path))))
     let url = client.sessionURL("fs/read")
-    var attempt = 0
-    while true {
-      attempt += 1
-      do {
-        let response = try await client.send(idempotent: true) {
-          guard ftruncate(descriptor, 0) == 0 else {
-            throw LocalError(errno: errno, "truncate for \(context)", localPath)
-          }
-          return HTTPRequest(
-            method: .post, url: url,
-            headers: ["Content-Type: application/json", "Accept: application/octet-stream"],
-            body: .bytes(body), sink: .file(descriptor: descriptor), bulk: true)
-        }
-        // A body cut short (Content-Length not reached) after the client's retries, or a file
-        // that shrank since it was stat'ed (tried once more): truncation, never served.
-        let cut = response.isSuccessStatus && response.curlCode == CURLE_PARTIAL_FILE.rawValue
-        if !cut { try client.check(response, context: context) }
-        let received = response.bytesReceived
-        if cut || (expectedSize > 0 && received < expectedSize) {
-          if !cut && attempt < 2 { continue }
-          let message = "\(context): expected \(expectedSize) bytes, got \(received)"
-          logger.error("truncated, failing with EIO: \(message)")
-          throw RemoteError(errno: EIO, message)
-        }
-        return received
-      } catch {
-        // Nothing partial is left behind.
-        _ = ftruncate(descriptor, 0)
-        throw error
-      }
+    return try await client.download(
+      to: localPath, expectedSize: expectedSize, context: "download \(path)"
+    ) {
+      HTTPRequest(
+        method: .post, url: url,
+        headers: ["Content-Type: application/json", "Accept: application/octet-stream"],
+        body: .bytes(body))
     }
   }
 
@@ -142,43 +108,19 @@ public final class VercelBackend: ExecMetadataBackend {
   @discardableResult
   public func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {
     let context = "upload \(path)"
-    if path == "/" { throw RemoteError(errno: EISDIR, "\(context): the mount root is a directory") }
-    var source: Int32 = -1
-    defer { if source >= 0 { close(source) } }
-    var size: Int64 = 0
-    if let localPath {
-      source = open(localPath, O_RDONLY | O_CLOEXEC)
-      var info = stat()
-      guard source >= 0, fstat(source, &info) == 0 else {
-        throw LocalError(errno: errno, "open for \(context)", localPath)
+    let (descriptor, size) = try openUploadSource(localPath, context: context)
+    defer { if descriptor >= 0 { close(descriptor) } }
+    let folderPath = temporaryFolder
+    // (`fs/write` makes missing parents, which upload(2)'s contract forbids: checked first.)
+    return try await exec.upload(path, context: context) { temporary in
+      let entryName = String(temporary.drop { $0 == "/" })
+      let archive = try await onOwnThread {
+        try TarUpload.make(
+          name: entryName, mode: 0o644, source: descriptor, size: size,
+          temporaryFolder: folderPath)
       }
-      size = Int64(info.st_size)
-    }
-    // `fs/write` makes missing parents, which upload(2)'s contract forbids.
-    let parent = RemotePath.parent(of: path)
-    let folder = try await exec.attributes(of: parent)
-    guard folder.type == .directory else {
-      throw RemoteError(errno: ENOTDIR, "\(context): \(parent) is not a directory")
-    }
-    let temporary = RemotePath.join(
-      parent,
-      ".\(RemotePath.name(of: path).prefix(200)).sandbox-mount-"
-        + String(UInt64.random(in: 0..<(1 << 40)), radix: 36))
-    let entryName = String(sandboxPath(temporary).drop { $0 == "/" })
-    let (descriptor, length, folderPath) = (source, size, temporaryFolder)
-    let archive = try await onOwnThread {
-      try TarUpload.make(
-        name: entryName, mode: 0o644, source: descriptor, size: length,
-        temporaryFolder: folderPath)
-    }
-    do {
       try await post(archive, context: context)
-      let replace = ExecScript.Step.replace(
-        from: sandboxPath(temporary), size: UInt64(size), directoryTime: folder.modificationTime)
-      return RemoteEntryState(try await exec.run(path, [replace, .stat], context: context))
-    } catch {
-      try? await exec.check(temporary, [.discard], context: context)
-      throw error
+      return UInt64(size)
     }
   }
 
@@ -217,40 +159,5 @@ public final class VercelBackend: ExecMetadataBackend {
   func archive(_ entries: [TarUpload.Entry]) async throws -> TarUpload {
     let folder = temporaryFolder
     return try await onOwnThread { try TarUpload.make(entries, temporaryFolder: folder) }
-  }
-
-  // MARK: metadata, through commands
-
-  public func attributes(of path: String) async throws -> RemoteAttributes {
-    try await exec.attributes(of: path)
-  }
-
-  public func listDirectory(_ path: String) async throws -> [RemoteEntry] {
-    try await exec.listDirectory(path)
-  }
-
-  /// `mkdir -m` through a command: `fs/mkdir` takes no mode.
-  public func makeDirectory(_ path: String, mode: UInt32) async throws {
-    _ = try await exec.createDirectory(path, mode: mode)
-  }
-
-  @discardableResult
-  public func removeFile(_ path: String) async throws -> RemoteAttributes? {
-    try await exec.removeFile(path)
-    return nil
-  }
-
-  @discardableResult
-  public func removeDirectory(_ path: String) async throws -> RemoteAttributes? {
-    try await exec.removeDirectory(path)
-    return nil
-  }
-
-  public func rename(from source: String, to destination: String) async throws {
-    try await exec.rename(from: source, to: destination)
-  }
-
-  public func filesystemStatistics() async throws -> RemoteFilesystemStatistics {
-    try await exec.filesystemStatistics()
   }
 }

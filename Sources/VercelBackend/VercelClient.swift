@@ -15,9 +15,7 @@ import Synchronization
 final class VercelClient: Sendable {
   let configuration: VercelConfiguration
   let apiURL: String
-  private let loop: CurlMultiLoop
-  private let settings: TransferSettings
-  private let authHeader: String
+  private let http: RetryingHTTPClient
   private let teamQuery: String
   /// `…/v2/sandboxes/sessions/{id}/`, known once the control plane answered.
   private let sessionBase = Mutex<String?>(nil)
@@ -41,17 +39,21 @@ final class VercelClient: Sendable {
     else {
       throw RemoteError(errno: EINVAL, "the Vercel token is empty or holds control characters")
     }
-    authHeader = "Authorization: Bearer \(configuration.token)"
     teamQuery = configuration.teamID.map { "teamId=" + Self.encode($0) } ?? ""
-    settings = TransferSettings(
-      connectTimeout: configuration.connectTimeout, lowSpeedTime: configuration.lowSpeedTime,
-      lowSpeedLimit: 1, userAgent: Self.userAgent, caFile: configuration.caFile)
-    loop = try CurlMultiLoop()
+    http = try RetryingHTTPClient(
+      settings: TransferSettings(
+        connectTimeout: configuration.connectTimeout, lowSpeedTime: configuration.lowSpeedTime,
+        lowSpeedLimit: 1, userAgent: Self.userAgent, caFile: configuration.caFile),
+      headers: ["Authorization: Bearer \(configuration.token)"],
+      policy: .init(
+        delays: configuration.retryDelays, longestRetryAfter: configuration.longestRetryAfter,
+        retriedStatuses: [500, 502, 503, 504]),
+      server: url)
   }
 
-  var transferThread: any TaskExecutor { loop }
-  func shutdown() { loop.shutdown() }
-  func shutdownWithoutBlocking() async { await loop.shutdownWithoutBlocking() }
+  var transferThread: any TaskExecutor { http.loop }
+  func shutdown() { http.loop.shutdown() }
+  func shutdownWithoutBlocking() async { await http.loop.shutdownWithoutBlocking() }
 
   // MARK: URLs
 
@@ -158,74 +160,29 @@ final class VercelClient: Sendable {
     return response
   }
 
-  static let encoder: JSONEncoder = {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = .withoutEscapingSlashes
-    return encoder
-  }()
+  static var encoder: JSONEncoder { RetryingHTTPClient.jsonEncoder }
 
-  /// Sends the request `make` builds (afresh for each attempt), retrying as the SDK does: on
-  /// 429 (unless `Retry-After` asks for more than 20 s), 5xx and network errors, twice. A request
-  /// that is not `idempotent` (a command) is retried only when it cannot have reached the server.
+  /// Sends the request `make` builds, retrying as the SDK does: on 429 (unless `Retry-After`
+  /// asks for more than 20 s), 5xx and network errors, twice.
   func send(idempotent: Bool, _ make: () throws -> HTTPRequest) async throws -> HTTPResponse {
-    var attempt = 0
-    while true {
-      var request = try make()
-      request.headers.append(authHeader)
-      let transfer: CurlTransfer
-      do {
-        transfer = try CurlTransfer(request, settings: settings)
-      } catch {
-        throw RemoteError(errno: EIO, "cannot set up a request to \(request.url): \(error)")
-      }
-      let response = await loop.perform(transfer)
-      if response.cancelled { throw RemoteError(errno: EINTR, "the request was cancelled") }
-      guard attempt < configuration.retryDelays.count,
-        let wait = retryWait(response, idempotent: idempotent)
-      else { return response }
-      let delay = max(wait, configuration.retryDelays[attempt]) * Double.random(in: 1...1.2)
-      attempt += 1
-      try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
-    }
+    try await http.send(idempotent: idempotent, make)
   }
 
-  /// How long to wait before another attempt, or nil when there is none.
-  private func retryWait(_ response: HTTPResponse, idempotent: Bool) -> Double? {
-    if response.curlCode != CURLE_OK.rawValue {
-      guard !response.limitReached, response.localFailure == nil, response.localErrno == 0 else {
-        return nil
-      }
-      let code = CURLcode(rawValue: response.curlCode)
-      let unsent = code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST
-      return idempotent || unsent ? 0 : nil
-    }
-    switch response.status {
-    case 429:
-      let asked = response.retryAfter.flatMap { Double($0.trimmingASCIIWhitespace()) } ?? 0
-      return asked > configuration.longestRetryAfter ? nil : asked
-    case 500, 502, 503, 504: return 0
-    default: return nil
-    }
+  /// A request's answer streamed into a local file, checked against `expectedSize`.
+  func download(
+    to localPath: String, expectedSize: UInt64, context: String,
+    _ make: () throws -> HTTPRequest
+  ) async throws -> UInt64 {
+    try await http.download(
+      to: localPath, expectedSize: expectedSize, context: context,
+      check: { try self.check($0, context: context) }, make)
   }
 
   // MARK: errors
 
   /// Throws the error of an exchange that did not end in a 2xx answer.
   func check(_ response: HTTPResponse, context: String) throws {
-    if response.curlCode != CURLE_OK.rawValue && !response.limitReached {
-      if response.localErrno != 0 {
-        throw LocalError(
-          errno: response.localErrno, context, "the local file",
-          detail: response.localFailure)
-      }
-      if let local = response.localFailure {
-        throw RemoteError(errno: EIO, "\(context): \(local)")
-      }
-      throw RemoteError(errno: EIO, "\(context): \(describeFailure(response))")
-    }
-    guard response.isSuccessStatus else {
-      throw error(status: response.status, body: response.body, context: context)
-    }
+    try http.check(response, context: context) { error(status: $0, body: $1, context: context) }
   }
 
   private struct ErrorBody: Decodable {
@@ -270,22 +227,6 @@ final class VercelClient: Sendable {
     case (413, _): return RemoteError(errno: EFBIG, said)
     case (404, _): return RemoteError(errno: ENOENT, said)
     default: return RemoteError(errno: EIO, said, kind: .failure)
-    }
-  }
-
-  /// One line saying why the server could not be reached or the exchange broke off.
-  func describeFailure(_ response: HTTPResponse) -> String {
-    switch CURLcode(rawValue: response.curlCode) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-      return "cannot resolve the host of \(apiURL) (\(response.curlMessage))"
-    case CURLE_COULDNT_CONNECT:
-      return "cannot connect to \(apiURL): \(response.curlMessage)"
-    case CURLE_OPERATION_TIMEDOUT:
-      return "no answer from \(apiURL) in time: \(response.curlMessage)"
-    case CURLE_PARTIAL_FILE, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING:
-      return "the connection to \(apiURL) broke: \(response.curlMessage)"
-    default:
-      return "request to \(apiURL) failed: \(response.curlMessage)"
     }
   }
 }

@@ -2,6 +2,7 @@ import Backend
 import EnvdBackend
 import ExecLayer
 import Foundation
+import LangSmithBackend
 import TestSupport
 import VercelBackend
 import XCTest
@@ -108,34 +109,90 @@ final class StockEnvdConformanceTests: AgentConformanceTestCase {
   func testFsync() async throws { try await suite.fsync() }
 }
 
-/// `sandbox-agent --protocol vercel` (with a bearer token) through the `vercel://` backend,
-/// mounted at Vercel's working folder `/vercel/sandbox`.
-final class VercelConformanceTests: ConformanceTestCase {
+/// A vendor protocol of the agent (`--protocol …`) on a temporary root, through the vendor's
+/// backend: subclasses say how to start the agent and connect.
+class ProtocolAgentConformanceTestCase: ConformanceTestCase {
+  var agentArguments: [String] { [] }
+  var agentEnvironment: [String: String]? { nil }
   private var root: TemporaryDirectory?
   private var agent: RunningAgent?
-  private var backend: VercelBackend?
+  private var shutdown: (@Sendable () async -> Void)?
+
+  /// The backend on the agent at `agentURL`, and how to stop it.
+  func connect(agentURL: String) async throws -> (
+    backend: any RemoteFilesystem, shutdown: @Sendable () async -> Void
+  ) {
+    fatalError("override connect(agentURL:)")
+  }
 
   override func makeBackend() async throws -> (any RemoteFilesystem)? {
-    let root = try TemporaryDirectory(prefix: "conformance-vercel")
+    let root = try TemporaryDirectory(prefix: "conformance-protocol")
     self.root = root
     let agent = try RunningAgent(
-      root: root.path, arguments: ["--protocol", "vercel"],
-      environment: ["SANDBOX_AGENT_TOKEN": "vercel-test-token"])
+      root: root.path, arguments: agentArguments, environment: agentEnvironment)
     self.agent = agent
-    var configuration = VercelConfiguration(sandboxName: "conformance", token: "vercel-test-token")
-    configuration.apiURL = agent.url + "/api"
-    configuration.teamID = "team_test"
-    configuration.remoteRoot = "/vercel/sandbox"
-    let backend = try await VercelBackend.connect(configuration: configuration)
-    self.backend = backend
+    let (backend, shutdown) = try await connect(agentURL: agent.url)
+    self.shutdown = shutdown
     return backend
   }
 
   override func tearDown() async throws {
-    await backend?.shutdownWithoutBlocking()
+    await shutdown?()
     agent?.stop()
     root?.remove()
     try await super.tearDown()
+  }
+}
+
+/// `sandbox-agent --protocol vercel` (with a bearer token) through the `vercel://` backend,
+/// mounted at Vercel's working folder `/vercel/sandbox`.
+final class VercelConformanceTests: ProtocolAgentConformanceTestCase {
+  override var agentArguments: [String] { ["--protocol", "vercel"] }
+  override var agentEnvironment: [String: String]? {
+    ["SANDBOX_AGENT_TOKEN": "vercel-test-token"]
+  }
+
+  override func connect(agentURL: String) async throws -> (
+    backend: any RemoteFilesystem, shutdown: @Sendable () async -> Void
+  ) {
+    var configuration = VercelConfiguration(sandboxName: "conformance", token: "vercel-test-token")
+    configuration.apiURL = agentURL + "/api"
+    configuration.teamID = "team_test"
+    configuration.remoteRoot = "/vercel/sandbox"
+    let backend = try await VercelBackend.connect(configuration: configuration)
+    return (backend, { await backend.shutdownWithoutBlocking() })
+  }
+
+  func testNamespace() async throws { try await suite.namespace() }
+  func testRenames() async throws { try await suite.renames() }
+  func testSetAttributes() async throws { try await suite.setAttributes() }
+  func testSymlinks() async throws { try await suite.symlinks() }
+  func testHardLinks() async throws { try await suite.hardLinks() }
+  func testCreation() async throws { try await suite.creation() }
+  func testReads() async throws { try await suite.reads() }
+  func testUploads() async throws { try await suite.uploads() }
+  func testBatches() async throws { try await suite.batches() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+  func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
+  func testStatistics() async throws { try await suite.statistics() }
+  func testFsync() async throws { try await suite.fsync() }
+}
+
+/// `sandbox-agent --protocol langsmith` (with an API key) through the `langsmith://` backend:
+/// ranged `/download`, multipart `/upload`, metadata through commands over SSE.
+final class LangSmithConformanceTests: ProtocolAgentConformanceTestCase {
+  override var agentArguments: [String] { ["--protocol", "langsmith"] }
+  override var agentEnvironment: [String: String]? {
+    ["SANDBOX_AGENT_TOKEN": "langsmith-test-key"]
+  }
+
+  override func connect(agentURL: String) async throws -> (
+    backend: any RemoteFilesystem, shutdown: @Sendable () async -> Void
+  ) {
+    var configuration = LangSmithConfiguration(boxName: "conformance", apiKey: "langsmith-test-key")
+    configuration.endpoint = agentURL
+    let backend = try await LangSmithBackend.connect(configuration: configuration)
+    return (backend, { await backend.shutdownWithoutBlocking() })
   }
 
   func testNamespace() async throws { try await suite.namespace() }
@@ -155,29 +212,20 @@ final class VercelConformanceTests: ConformanceTestCase {
 
 /// Every operation through Vercel's `cmd` alone (`ExecOnlyFilesystem` over the backend's
 /// executor): uploads go through stdin (base64 chunks with offsets), reads come back base64.
-final class VercelCommandsConformanceTests: ConformanceTestCase {
-  private var root: TemporaryDirectory?
-  private var agent: RunningAgent?
-  private var backend: VercelBackend?
+final class VercelCommandsConformanceTests: ProtocolAgentConformanceTestCase {
+  override var agentArguments: [String] { ["--protocol", "vercel"] }
 
-  override func makeBackend() async throws -> (any RemoteFilesystem)? {
-    let root = try TemporaryDirectory(prefix: "conformance-vercel-cmd")
-    self.root = root
-    let agent = try RunningAgent(root: root.path, arguments: ["--protocol", "vercel"])
-    self.agent = agent
+  override func connect(agentURL: String) async throws -> (
+    backend: any RemoteFilesystem, shutdown: @Sendable () async -> Void
+  ) {
     var configuration = VercelConfiguration(sandboxName: "commands", token: "any")
-    configuration.apiURL = agent.url
+    configuration.apiURL = agentURL
     configuration.remoteRoot = "/vercel/sandbox"
     let backend = try await VercelBackend.connect(configuration: configuration)
-    self.backend = backend
-    return ExecOnlyFilesystem(executor: backend.commandExecutor, rootFolder: "/vercel/sandbox")
-  }
-
-  override func tearDown() async throws {
-    await backend?.shutdownWithoutBlocking()
-    agent?.stop()
-    root?.remove()
-    try await super.tearDown()
+    return (
+      ExecOnlyFilesystem(executor: backend.commandExecutor, rootFolder: "/vercel/sandbox"),
+      { await backend.shutdownWithoutBlocking() }
+    )
   }
 
   func testNamespace() async throws { try await suite.namespace() }

@@ -10,16 +10,35 @@ final class AcceptanceTests: XCTestCase {
     case agentExtension = "extension"
     case stockEnvd = "stock envd (--envd-compat)"
     case vercel = "vercel:// (--protocol vercel)"
+    case langSmith = "langsmith:// (--protocol langsmith)"
 
     var agentArguments: [String] {
       switch self {
       case .agentExtension: []
       case .stockEnvd: ["--envd-compat"]
       case .vercel: VercelAgent.arguments
+      case .langSmith: LangSmithAgent.arguments
       }
     }
 
-    var agentEnvironment: [String: String]? { self == .vercel ? VercelAgent.environment : nil }
+    var agentEnvironment: [String: String]? {
+      switch self {
+      case .vercel: VercelAgent.environment
+      case .langSmith: LangSmithAgent.environment
+      default: nil
+      }
+    }
+
+    /// The mount's URL and options for the agent at `agentURL`.
+    func mountTarget(agentURL: String, folder: String) throws -> (
+      url: String, arguments: [String]
+    ) {
+      switch self {
+      case .vercel: try VercelAgent.mountTarget(agentURL: agentURL, folder: folder)
+      case .langSmith: try LangSmithAgent.mountTarget(agentURL: agentURL, folder: folder)
+      default: (agentURL, [])
+      }
+    }
   }
 
   static let scriptsDirectory = URL(fileURLWithPath: #filePath)
@@ -43,9 +62,7 @@ final class AcceptanceTests: XCTestCase {
     try sandbox.start(
       agentArguments: mode.agentArguments, agentEnvironment: mode.agentEnvironment
     ) { agentURL in
-      mode == .vercel
-        ? try VercelAgent.mountTarget(agentURL: agentURL, folder: sandbox.workDirectory.path)
-        : (agentURL, [])
+      try mode.mountTarget(agentURL: agentURL, folder: sandbox.workDirectory.path)
     }
     let (root, mountpoint) = (sandbox.root, sandbox.mountpoint)
 
@@ -117,4 +134,13 @@ final class AcceptanceTests: XCTestCase {
   func testTarVercel() throws { try runScript("tar", .vercel) }
   func testSqliteVercel() throws { try runScript("sqlite", .vercel) }
   func testMakeVercel() throws { try runScript("make", .vercel) }
+
+  func testRsyncLangSmith() throws { try runScript("rsync", .langSmith) }
+  func testVimLangSmith() throws { try runScript("vim", .langSmith) }
+  func testAtomicSaveLangSmith() throws { try runScript("atomic-save", .langSmith) }
+  func testEmacsLockLangSmith() throws { try runScript("emacs-lock", .langSmith) }
+  func testGitLangSmith() throws { try runScript("git", .langSmith) }
+  func testTarLangSmith() throws { try runScript("tar", .langSmith) }
+  func testSqliteLangSmith() throws { try runScript("sqlite", .langSmith) }
+  func testMakeLangSmith() throws { try runScript("make", .langSmith) }
 }

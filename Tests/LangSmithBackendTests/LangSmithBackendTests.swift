@@ -1,0 +1,125 @@
+import Backend
+import ExecLayer
+import Foundation
+import TestSupport
+import XCTest
+
+@testable import LangSmithBackend
+
+/// The pieces of `langsmith://` that need no agent: the SSE join by offset (what a resume after
+/// a cut stream relies on), the command line, and the endpoint the SDK derives.
+final class LangSmithBackendTests: XCTestCase {
+  private func event(_ name: String, _ json: String) -> String {
+    "event: \(name)\ndata: \(json)\n\n"
+  }
+
+  private func output(_ stream: String, _ text: String, at offset: Int) -> String {
+    event(
+      stream,
+      "{\"data\":\"\(Data(text.utf8).base64EncodedString())\",\"offset\":\(offset)}")
+  }
+
+  /// A stream cut in the middle of an event, then resumed from the offsets held: the replayed
+  /// bytes are skipped, nothing is lost or repeated.
+  func testAResumedStreamJoinsByOffset() throws {
+    var stream = EventStream(outputLimit: 1 << 20)
+    let first =
+      event("started", "{\"command_id\":\"c\",\"pid\":1}") + output("stdout", "hello ", at: 0)
+      + output("stderr", "warn", at: 0) + "event: stdout\ndata: {\"data\":\"d29y"
+    try stream.consume(Array(first.utf8), context: "test")
+    XCTAssertNil(try stream.outcome(context: "test"))
+    XCTAssertEqual(stream.stdout.count, 6)
+    // The server's ring replays from an earlier offset than asked: the overlap is dropped.
+    let second =
+      event("started", "{\"command_id\":\"c\",\"pid\":1}") + output("stdout", "o world", at: 4)
+      + output("stdout", "!", at: 11) + event("stream_end", "{\"stream\":\"stdout\",\"offset\":12}")
+      + event("exit", "{\"exit_code\":3}")
+    try stream.consume(Array(second.utf8), context: "test")
+    let outcome = try XCTUnwrap(try stream.outcome(context: "test"))
+    XCTAssertEqual(String(decoding: outcome.stdout, as: UTF8.self), "hello world!")
+    XCTAssertEqual(String(decoding: outcome.stderr, as: UTF8.self), "warn")
+    XCTAssertEqual(outcome.exitCode, 3)
+  }
+
+  /// Output the server no longer has (its ring moved past the offset) is EIO, never a gap.
+  func testLostOutputIsEIO() throws {
+    var stream = EventStream(outputLimit: 1 << 20)
+    XCTAssertThrowsError(
+      try stream.consume(Array(output("stdout", "late", at: 10).utf8), context: "test")
+    ) { XCTAssertEqual(($0 as? RemoteError)?.errno, EIO) }
+  }
+
+  func testATimeoutIsETIMEDOUT() throws {
+    var stream = EventStream(outputLimit: 1 << 20)
+    try stream.consume(
+      Array(event("error", "{\"error_type\":\"CommandTimeout\",\"error\":\"late\"}").utf8),
+      context: "test")
+    XCTAssertThrowsError(try stream.outcome(context: "test")) {
+      XCTAssertEqual(($0 as? RemoteError)?.errno, ETIMEDOUT)
+    }
+  }
+
+  func testTheCommandLineQuotesEveryWord() throws {
+    let command = ProcessCommand("/bin/sh", ["-c", "echo \"$1\"", "sh", "it's"])
+    XCTAssertEqual(command.shellLine, #"'/bin/sh' '-c' 'echo "$1"' 'sh' 'it'\''s'"#)
+    let start = try LangSmithExecutor.start(
+      ProcessCommand("cat", [], standardInput: Array("in".utf8)), id: "c", defaultTimeout: 60)
+    XCTAssertEqual(start.command, "printf %s 'aW4=' | base64 -d | 'cat'")
+  }
+
+  /// `LANGSMITH_ENDPOINT` as the SDK derives the control plane from it.
+  func testTheControlPlaneIsDerivedAsTheSDKDoes() throws {
+    for endpoint in [
+      "https://api.smith.langchain.com", "https://api.smith.langchain.com/",
+      "https://api.smith.langchain.com/api", "https://api.smith.langchain.com/api/v1",
+    ] {
+      XCTAssertEqual(
+        LangSmithConfiguration.controlPlane(endpoint),
+        "https://api.smith.langchain.com/api/v2/sandboxes", endpoint)
+    }
+    let configuration = try LangSmithConfiguration.fromEnvironment(
+      boxName: "b", apiKey: nil, endpoint: nil,
+      environment: ["LANGCHAIN_API_KEY": "k", "LANGSMITH_ENDPOINT": "http://h:1"])
+    XCTAssertEqual(configuration.apiKey, "k")
+    XCTAssertEqual(configuration.endpoint, "http://h:1")
+    XCTAssertThrowsError(
+      try LangSmithConfiguration.fromEnvironment(
+        boxName: "b", apiKey: nil, endpoint: nil, environment: [:]))
+  }
+
+  /// Against the agent: a stream cut while the command pauses (curl's stall limit, one second
+  /// below 1 byte/s over its ~5 s speed window; no retries) is resumed by offset, and the
+  /// output arrives whole, nothing lost or repeated.
+  func testACutStreamIsResumedByOffset() async throws {
+    let root = try TemporaryDirectory(prefix: "langsmith-resume")
+    defer { root.remove() }
+    let agent = try RunningAgent(root: root.path, arguments: ["--protocol", "langsmith"])
+    defer { agent.stop() }
+    var configuration = LangSmithConfiguration(boxName: "resume", apiKey: "any")
+    configuration.endpoint = agent.url
+    configuration.lowSpeedTime = 1
+    configuration.retryDelays = []
+    configuration.streamResumes = 20
+    let client = try LangSmithClient(configuration: configuration)
+    defer { client.http.loop.shutdown() }
+    try await client.lookUpBox()
+    let command = ProcessCommand(
+      "/bin/sh", ["-c", "printf one; printf ' two' >&2; sleep 8; printf ' three'"])
+    let outcome = try await LangSmithExecutor(client: client).run(command)
+    XCTAssertEqual(String(decoding: outcome.stdout, as: UTF8.self), "one three")
+    XCTAssertEqual(String(decoding: outcome.stderr, as: UTF8.self), " two")
+    XCTAssertEqual(outcome.exitCode, 0)
+
+    // Without resumes the same cut is an error, not a partial outcome.
+    configuration.streamResumes = 0
+    let impatient = try LangSmithClient(configuration: configuration)
+    defer { impatient.http.loop.shutdown() }
+    try await impatient.lookUpBox()
+    do {
+      _ = try await LangSmithExecutor(client: impatient).run(command)
+      XCTFail("a cut stream without resumes succeeded")
+    } catch let error as RemoteError {
+      XCTAssertEqual(error.errno, EIO)
+    }
+  }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import TestSupport
+import XCTest
+
+extension MountTestCase {
+  /// cp, cat, ls -l, mkdir, chmod, mv, rm, a vim-style save, binary content both ways (a
+  /// whole file and a range of it) and rsync of a small tree, each compared with the agent's
+  /// folder. (Each `sh` waits for write-back first: the folder is compared in the next one.)
+  func checkFileToolsMatchTheBackingFolder() throws {
+    try sh("printf 'hello\\n' > scratch/a.txt && cp scratch/a.txt mnt/a.txt")
+    XCTAssertEqual(try sh("cat mnt/a.txt"), "hello\n")
+    // `sh` waits for write-back first: the agent's folder is read after the drain.
+    XCTAssertEqual(try sh("cat root/a.txt"), "hello\n")
+    try sh("mkdir mnt/d && cp mnt/a.txt mnt/d/b.txt && chmod 640 mnt/d/b.txt")
+    XCTAssertTrue(try sh("ls -l mnt/d").contains("-rw-r----- "))
+    try sh("mv mnt/d/b.txt mnt/d/c.txt && rm mnt/a.txt")
+    try sh("test ! -e root/a.txt && test -f root/d/c.txt")
+    // A vim-style save: the new content under a temporary name, renamed over the file.
+    try sh("printf 'saved\\n' > mnt/d/.c.txt.swp && mv mnt/d/.c.txt.swp mnt/d/c.txt")
+    XCTAssertEqual(try sh("cat root/d/c.txt"), "saved\n")
+    // Binary content both ways: a whole-file upload, then whole and ranged reads.
+    try sh("head -c 3000000 /dev/urandom > scratch/big && cp scratch/big mnt/big")
+    try sh("cmp scratch/big root/big && cmp scratch/big mnt/big")
+    try sh(
+      "dd if=mnt/big of=scratch/part bs=4096 skip=300 count=2 status=none && dd if=scratch/big bs=4096 skip=300 count=2 status=none | cmp - scratch/part"
+    )
+    try sh(
+      "mkdir -p scratch/tree/sub/deeper && printf x > scratch/tree/one && head -c 100000 /dev/urandom > scratch/tree/sub/two && ln -s one scratch/tree/link && chmod 750 scratch/tree/sub && rsync -a scratch/tree/ mnt/tree/ && diff -r scratch/tree mnt/tree"
+    )
+    try sh("diff -r scratch/tree root/tree")
+    XCTAssertEqual(try sh("readlink mnt/tree/link"), "one\n")
+    try sh("rm -r mnt/d")
+    try sh("test ! -e root/d")
+    try assertMountMatchesRoot()
+  }
+}
