@@ -211,6 +211,27 @@ public struct ExecFilesystem: Sendable {
 
   // MARK: small writes in place
 
+  /// `RemoteFilesystem.writeRanges` for a backend with whole-file uploads: small changes in
+  /// place through one job (a pwrite or an append to a big file moves its bytes, not the file);
+  /// a file written from scratch, or more than `limit` bytes, is EOPNOTSUPP: the caller
+  /// uploads the whole file.
+  public func writeRanges(
+    _ path: String, from localPath: String, ranges: [Range<UInt64>], truncateFirst: UInt64?,
+    size: UInt64, limit: Int = patchLimit
+  ) async throws -> RemoteAttributes? {
+    let context = "write \(path)"
+    let total = ranges.reduce(0) { $0 + ($1.upperBound - $1.lowerBound) }
+    guard truncateFirst != 0, total <= UInt64(limit) else {
+      throw RemoteError(errno: EOPNOTSUPP, "\(context): a whole upload is cheaper")
+    }
+    let descriptor = open(localPath, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { throw LocalError(errno: errno, "open for \(context)", localPath) }
+    defer { close(descriptor) }
+    return try await patch(
+      path, descriptor: descriptor, ranges: ranges, truncateFirst: truncateFirst, size: size,
+      limit: limit)
+  }
+
   /// Dirty ranges of at most this many bytes in all go through one process, as base64
   /// arguments (each under Linux's 128 KiB limit for one argument); more is EOPNOTSUPP, and
   /// the caller uploads the whole file.
@@ -222,11 +243,11 @@ public struct ExecFilesystem: Sendable {
   /// end. A size other than `size` afterwards is EIO.
   public func patch(
     _ path: String, descriptor: Int32, ranges: [Range<UInt64>], truncateFirst: UInt64?,
-    size: UInt64
+    size: UInt64, limit: Int = patchLimit
   ) async throws -> RemoteAttributes {
     let context = "write \(path)"
     let total = ranges.reduce(0) { $0 + ($1.upperBound - $1.lowerBound) }
-    guard total <= UInt64(Self.patchLimit) else {
+    guard total <= UInt64(limit) else {
       throw RemoteError(errno: EOPNOTSUPP, "\(context): too many changed bytes for one process")
     }
     var steps: [ExecScript.Step] = truncateFirst.map { [.size($0)] } ?? []

@@ -58,7 +58,8 @@ public final class LangSmithBackend: ExecMetadataBackend {
 
   public func capabilities() async -> RemoteCapabilities {
     RemoteCapabilities(
-      rangedReads: true, hardLinks: true, inodeNumbers: true, richAttributes: true,
+      rangedReads: true, offsetWrites: true, hardLinks: true, inodeNumbers: true,
+      richAttributes: true,
       owners: .ids, uploadKeepsOwnerAndMode: true, description: "LangSmith sandbox")
   }
 
@@ -113,6 +114,17 @@ public final class LangSmithBackend: ExecMetadataBackend {
   /// target, then renamed over it by one command (`ExecFilesystem.upload`). A cut upload
   /// leaves the old content.
   @discardableResult
+  /// Small changes in place through one command; the command is one shell line (one argv
+  /// string, at most 128 KiB), so a patch stays under 64 KiB.
+  public func writeRanges(
+    _ path: String, from localPath: String, ranges: [Range<UInt64>], truncateFirst: UInt64?,
+    size: UInt64
+  ) async throws -> RemoteAttributes? {
+    try await exec.writeRanges(
+      path, from: localPath, ranges: ranges, truncateFirst: truncateFirst, size: size,
+      limit: 64 << 10)
+  }
+
   public func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {
     let context = "upload \(path)"
     let (descriptor, size) = try openUploadSource(localPath, context: context)

@@ -131,16 +131,8 @@ public final class VercelBackend: ExecMetadataBackend {
     _ path: String, from localPath: String, ranges: [Range<UInt64>], truncateFirst: UInt64?,
     size: UInt64
   ) async throws -> RemoteAttributes? {
-    let context = "write \(path)"
-    let total = ranges.reduce(0) { $0 + ($1.upperBound - $1.lowerBound) }
-    guard truncateFirst != 0, total <= UInt64(ExecFilesystem.patchLimit) else {
-      throw RemoteError(errno: EOPNOTSUPP, "\(context): a whole upload is cheaper")
-    }
-    let descriptor = open(localPath, O_RDONLY | O_CLOEXEC)
-    guard descriptor >= 0 else { throw LocalError(errno: errno, "open for \(context)", localPath) }
-    defer { close(descriptor) }
-    return try await exec.patch(
-      path, descriptor: descriptor, ranges: ranges, truncateFirst: truncateFirst, size: size)
+    try await exec.writeRanges(
+      path, from: localPath, ranges: ranges, truncateFirst: truncateFirst, size: size)
   }
 
   /// `fs/write` of a gzip'ed tar whose entries are relative to `/`.

@@ -33,4 +33,23 @@ extension MountTestCase {
     try sh("test ! -e root/d")
     try assertMountMatchesRoot()
   }
+
+  /// Requests to `route` (e.g. `fs/write`) the agent has logged so far (it runs at debug).
+  func agentRequests(to route: String) -> Int {
+    Thread.sleep(forTimeInterval: 0.2)  // let the last log lines arrive
+    return agent.child.standardError.components(separatedBy: "/\(route)").count - 1
+  }
+
+  /// A pwrite and an append to a big file send their bytes through one command each: none of
+  /// `wholeFileRoutes` (the backend's whole-file download and upload) is asked.
+  func checkSmallChangesToABigFileMoveOnlyTheirBytes(wholeFileRoutes: [String]) throws {
+    try sh("head -c 6000000 /dev/urandom > root/big.bin && head -c 4096 /dev/urandom > scratch/b")
+    let before = wholeFileRoutes.map(agentRequests(to:))
+    try sh("dd if=scratch/b of=mnt/big.bin bs=4096 seek=700 conv=notrunc status=none")
+    try sh("echo line >> mnt/big.bin")
+    try sh("dd if=root/big.bin bs=4096 skip=700 count=1 status=none | cmp - scratch/b")
+    XCTAssertEqual(try sh("tail -c 5 root/big.bin"), "line\n")
+    XCTAssertEqual(try sh("stat -c %s root/big.bin"), "6000005\n")
+    XCTAssertEqual(wholeFileRoutes.map(agentRequests(to:)), before, "\(wholeFileRoutes)")
+  }
 }

@@ -5,7 +5,7 @@ import XCTest
 /// `sandbox-mount langsmith://NAME --api-url …` against `sandbox-agent --protocol langsmith`:
 /// file tools through the mount, compared with the agent's folder (the box's `/`).
 final class LangSmithMountTests: MountTestCase {
-  override var agentArguments: [String] { LangSmithAgent.arguments }
+  override var agentArguments: [String] { LangSmithAgent.arguments + ["--log-level", "debug"] }
   override var agentEnvironment: [String: String]? { LangSmithAgent.environment }
 
   override func mountTarget(agentURL: String) throws -> (url: String, arguments: [String]) {
@@ -14,6 +14,10 @@ final class LangSmithMountTests: MountTestCase {
 
   func testFileToolsMatchTheBackingFolder() throws {
     try checkFileToolsMatchTheBackingFolder()
+  }
+
+  func testSmallChangesToABigFileMoveOnlyTheirBytes() throws {
+    try checkSmallChangesToABigFileMoveOnlyTheirBytes(wholeFileRoutes: ["upload "])
   }
 
   func testAWrongKeyIsRefusedAtMount() throws {
