@@ -25,7 +25,8 @@ public final class ExecRunner: Sendable {
   }
 
   private let state = Mutex(State())
-  private let executor: any ProcessExecutor
+  /// The sandbox's command API the jobs run on.
+  public let executor: any ProcessExecutor
   /// Caps one process's argv (Linux allows 2 MiB in total, 128 KiB per argument).
   public static let batchLimit = 64
 

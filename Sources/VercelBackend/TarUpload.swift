@@ -156,38 +156,7 @@ final class TarUpload: @unchecked Sendable {
 
   /// The archive as a request body, from its start.
   func body() -> RequestBody {
-    .stream(ArchiveBodySource(descriptor: descriptor, length: length))
-  }
-}
-
-/// Streams the archive as curl asks (on curl's thread).
-private final class ArchiveBodySource: RequestBodySource {
-  private let descriptor: Int32
-  let length: Int64?
-  private var position: Int64 = 0
-  private(set) var failure: String?
-
-  init(descriptor: Int32, length: Int64) {
-    self.descriptor = descriptor
-    self.length = length
-  }
-
-  func read(into buffer: UnsafeMutableRawPointer, capacity: Int) -> Int? {
-    while true {
-      let count = pread(descriptor, buffer, capacity, off_t(position))
-      if count >= 0 {
-        position += Int64(count)
-        return count
-      }
-      if errno == EINTR { continue }
-      failure = "reading the archive: \(String(cString: strerror(errno)))"
-      return nil
-    }
-  }
-
-  func rewind() -> Bool {
-    position = 0
-    return true
+    .stream(FileRangeBodySource(descriptor: descriptor, offset: 0, length: length))
   }
 }
 

@@ -2,11 +2,7 @@ import Backend
 import ExecLayer
 import Foundation
 
-/// Batches: the small files' bytes go in ONE `fs/write` tar, each to a name beside its target;
-/// then one command per 64 changes applies everything in order (a put is a check of its size
-/// and a rename over the target, with its mode and times). A command before them reads the
-/// folders' mtimes, which the puts put back. So a drained rsync costs three requests per batch,
-/// not five per file. (Stock envd's batch, with a tar for the multipart body.)
+/// Batches: `ExecBatch`, with the small files' bytes in ONE `fs/write` tar.
 extension VercelBackend {
   /// Its commands act as one caller per call.
   public func applyBatch(_ changes: [RemoteBatchChange], callers: [CallerIdentity?]) async throws
@@ -24,68 +20,7 @@ extension VercelBackend {
   private func batch(_ changes: [RemoteBatchChange]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]
   {
-    let orphans = orphanedUploads.withLock { orphans in
-      defer { orphans = [] }
-      return orphans
-    }
-    var uploads: [Int: String] = [:]
-    for (index, change) in changes.enumerated() {
-      if case .put(let path, _, _, _, _) = change { uploads[index] = uploadPath(for: path) }
-    }
-    let folderTimes = try await modificationTimes(
-      of: Set(uploads.keys.map { RemotePath.parent(of: changes[$0].path) }))
-    do {
-      try await upload(changes, to: uploads)
-    } catch {
-      // A cut upload may have left some of them.
-      orphanedUploads.withLock { $0.formUnion(orphans.union(uploads.values)) }
-      throw error
-    }
-    // An orphan this batch uploads again is consumed by its put instead.
-    let discarded = orphans.subtracting(uploads.values).sorted()
-    var jobs: [(path: String, steps: [ExecScript.Step])] = discarded.map { ($0, [.discard]) }
-    for (index, change) in changes.enumerated() {
-      jobs.append(
-        (
-          sandboxPath(change.path),
-          ExecScript.asCaller()
-            + Self.steps(
-              for: change, upload: uploads[index],
-              folderTime: folderTimes[RemotePath.parent(of: change.path)])
-        ))
-    }
-    var results: [Result<RemoteAttributes?, RemoteError>] = []
-    var start = 0
-    while start < jobs.count {
-      let chunk = Array(jobs[start..<min(start + ExecRunner.batchLimit, jobs.count)])
-      let outcome: ProcessOutcome
-      do {
-        outcome = try await commandExecutor.run(
-          ProcessCommand("/bin/sh", ExecScript.arguments(for: chunk)))
-      } catch {
-        // What was uploaded for the changes not applied would stay beside their targets.
-        let pending = Set(discarded).union(
-          uploads.filter { $0.key + discarded.count >= start }.map(\.value))
-        orphanedUploads.withLock { $0.formUnion(pending) }
-        throw error
-      }
-      let answers = ExecOutput.results(outcome.stdout, jobs: chunk.count)
-      for (offset, answer) in answers.enumerated() where start + offset >= discarded.count {
-        let change = changes[start + offset - discarded.count]
-        results.append(Self.result(of: answer, for: change, outcome: outcome))
-      }
-      start += chunk.count
-    }
-    return results
-  }
-
-  /// A put's bytes go first to this sandbox path beside its target. One name per target, not
-  /// a random one: a batch cut after its upload is sent again, and its retry overwrites and
-  /// then consumes the same file.
-  private func uploadPath(for path: String) -> String {
-    let name = String(RemotePath.name(of: path).prefix(200))
-    return sandboxPath(
-      RemotePath.join(RemotePath.parent(of: path), ".\(name).sandbox-mount-batch"))
+    try await batches.apply(changes) { uploads in try await upload(changes, to: uploads) }
   }
 
   /// Every put's bytes to its upload path (`uploads`, by index): one `fs/write`.
@@ -101,76 +36,5 @@ extension VercelBackend {
     }
     guard !entries.isEmpty else { return }
     try await post(try await archive(entries), context: "upload of \(entries.count) files")
-  }
-
-  /// The folders' mtimes before the upload, which leaves a file in each: a put puts its
-  /// folder's back, as writing a file does not change its folder.
-  private func modificationTimes(of folders: Set<String>) async throws -> [String: RemoteTime] {
-    guard !folders.isEmpty else { return [:] }
-    let ordered = folders.sorted()
-    var times: [String: RemoteTime] = [:]
-    var start = 0
-    while start < ordered.count {
-      let chunk = Array(ordered[start..<min(start + ExecRunner.batchLimit, ordered.count)])
-      let outcome = try await commandExecutor.run(
-        ProcessCommand(
-          "/bin/sh", ExecScript.arguments(for: chunk.map { (sandboxPath($0), [.stat]) })))
-      for (folder, answer) in zip(chunk, ExecOutput.results(outcome.stdout, jobs: chunk.count)) {
-        if let line = answer.stat, let attributes = ExecOutput.attributes(statLine: line) {
-          times[folder] = attributes.modificationTime
-        }
-      }
-      start += chunk.count
-    }
-    return times
-  }
-
-  private static func steps(
-    for change: RemoteBatchChange, upload: String?, folderTime: RemoteTime?
-  ) -> [ExecScript.Step] {
-    switch change {
-    case .makeDirectory(_, let mode):
-      return [.makeDirectory(mode: mode), .stat]
-    case .put(_, let content, let mode, let changes, let expected):
-      guard let upload else { return [] }
-      var steps: [ExecScript.Step] = []
-      if let expected { steps.append(.expect(expected, upload: upload)) }
-      steps.append(.replace(from: upload, size: UInt64(content.count), directoryTime: folderTime))
-      var attributes = changes
-      attributes.mode = mode
-      attributes.size = nil
-      return steps + ExecScript.steps(for: attributes)
-    case .setAttributes(_, let changes):
-      return ExecScript.steps(for: changes)
-    case .removeFile:
-      return [.unlink]
-    case .removeDirectory:
-      return [.removeDirectory]
-    case .symlink(_, let target):
-      return [.symlink(target: target), .stat]
-    }
-  }
-
-  private static func result(
-    of answer: ExecResult, for change: RemoteBatchChange, outcome: ProcessOutcome
-  ) -> Result<RemoteAttributes?, RemoteError> {
-    let context = change.path
-    if let failure = answer.failure {
-      return .failure(
-        RemoteError(errno: ExecOutput.errno(describedBy: failure), "\(context): \(failure)"))
-    }
-    switch change {
-    case .removeFile, .removeDirectory:
-      // No output is success, unless the command itself failed before reaching this job.
-      if outcome.exitCode == 0 { return .success(nil) }
-    default:
-      if let stat = answer.stat, let attributes = ExecOutput.attributes(statLine: stat) {
-        return .success(attributes)
-      }
-    }
-    let stderr = String(decoding: outcome.stderr.prefix(500), as: UTF8.self)
-    return .failure(
-      RemoteError(errno: EIO, "\(context): the batch command failed (\(outcome.status)): \(stderr)")
-    )
   }
 }

@@ -22,8 +22,7 @@ public final class VercelBackend: ExecMetadataBackend {
   private let commands: ExecOnlyFilesystem
   private let remoteRoot: String
   private let temporaryFolder: String
-  /// Batch uploads whose batch was cut, to remove with the next batch.
-  let orphanedUploads = Mutex<Set<String>>([])
+  let batches: ExecBatch
 
   private init(client: VercelClient) {
     self.client = client
@@ -32,6 +31,7 @@ public final class VercelBackend: ExecMetadataBackend {
     remoteRoot = root
     commands = ExecOnlyFilesystem(executor: VercelExecutor(client: client), rootFolder: root)
     exec = commands.exec
+    batches = ExecBatch(exec: commands.exec)
     temporaryFolder = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
   }
 

@@ -5,7 +5,7 @@ import Hummingbird
 /// LangSmith's error answer, `{"detail":{"error":"<type>","message":"…"}}`. The SDK maps the
 /// type (`FileNotFound`, `ReadError`, `WriteError`, `CommandError`, …) and the status to its
 /// exception classes, so both follow the service's.
-struct LangSmithError: Error, Sendable {
+struct LangSmithError: VendorError, Sendable {
   var status: Int
   var type: String
   var message: String
@@ -88,27 +88,8 @@ struct LangSmithAuthMiddleware: RouterMiddleware {
 
 let langSmithKeyHeader = HTTPField.Name("X-Api-Key")!
 
-/// Turns every failure into LangSmith's error body; a path no route takes is 404 `NotFound`.
-struct LangSmithErrorMiddleware: RouterMiddleware {
-  typealias Context = AgentRequestContext
-
-  func handle(
-    _ request: Request, context: Context, next: (Request, Context) async throws -> Response
-  ) async throws -> Response {
-    do {
-      return try await next(request, context)
-    } catch let error as LangSmithError {
-      return error.response
-    } catch let error as HTTPError {
-      if error.status == .notFound {
-        return LangSmithError(404, "NotFound", "no route for \(request.method) \(request.uri.path)")
-          .response
-      }
-      return LangSmithError(error.status.code, "InvalidRequest", error.body ?? "\(error.status)")
-        .response
-    } catch {
-      context.logger.warning("\(request.method) \(request.uri.path) failed: \(error)")
-      return LangSmithError(500, "InternalError", "\(error)").response
-    }
-  }
+extension LangSmithError {
+  static let noRouteCode = "NotFound"
+  static let invalidRequestCode = "InvalidRequest"
+  static let internalCode = "InternalError"
 }

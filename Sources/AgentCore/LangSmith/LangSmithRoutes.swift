@@ -18,7 +18,7 @@ func buildLangSmithRouter(sandbox: LangSmithSandbox) -> Router<AgentRequestConte
   let services = sandbox.services
   let router = Router(context: AgentRequestContext.self)
   router.add(middleware: RequestLogMiddleware(counters: services.counters))
-  router.add(middleware: LangSmithErrorMiddleware())
+  router.add(middleware: VendorErrorMiddleware<LangSmithError>())
   router.add(middleware: LangSmithAuthMiddleware(token: services.accessToken))
   for prefix in ["/api/v2/sandboxes", "/v2/sandboxes"] {
     let boxes = RouterPath(prefix + "/boxes")

@@ -3,7 +3,7 @@ import Hummingbird
 
 /// Vercel's error answer: `{"error":{"code":"…","message":"…"}}` with an HTTP status. The SDK
 /// reads `code` (`not_found` is a missing path, 410 a stopped sandbox), so codes are Vercel's own.
-struct VercelError: Error, Sendable {
+struct VercelError: VendorError, Sendable {
   var status: Int
   var code: String
   var message: String
@@ -43,4 +43,10 @@ struct VercelError: Error, Sendable {
       ?? Data()
     return .json(body, status: .init(code: status))
   }
+}
+
+extension VercelError {
+  static let noRouteCode = "not_found"
+  static let invalidRequestCode = "bad_request"
+  static let internalCode = "internal_error"
 }

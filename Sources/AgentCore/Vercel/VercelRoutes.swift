@@ -17,7 +17,7 @@ func buildVercelRouter(services: AgentServices) throws -> Router<AgentRequestCon
   let sandbox = try VercelSandbox(services: services)
   let router = Router(context: AgentRequestContext.self)
   router.add(middleware: RequestLogMiddleware(counters: services.counters))
-  router.add(middleware: VercelErrorMiddleware())
+  router.add(middleware: VendorErrorMiddleware<VercelError>())
   router.add(middleware: VercelAuthMiddleware(token: services.accessToken))
   for prefix in ["", "/api"] {
     registerVercelRoutes(on: router, prefix: prefix, sandbox: sandbox)
@@ -195,29 +195,5 @@ struct VercelAuthMiddleware: RouterMiddleware {
       throw VercelError(403, "forbidden", "the token is not valid for this sandbox")
     }
     return try await next(request, context)
-  }
-}
-
-/// Turns every failure into Vercel's error body; a path no route takes is 404 `not_found`.
-struct VercelErrorMiddleware: RouterMiddleware {
-  typealias Context = AgentRequestContext
-
-  func handle(
-    _ request: Request, context: Context, next: (Request, Context) async throws -> Response
-  ) async throws -> Response {
-    do {
-      return try await next(request, context)
-    } catch let error as VercelError {
-      return error.response
-    } catch let error as HTTPError {
-      if error.status == .notFound {
-        return VercelError(404, "not_found", "no route for \(request.method) \(request.uri.path)")
-          .response
-      }
-      return VercelError(error.status.code, "bad_request", error.body ?? "\(error.status)").response
-    } catch {
-      context.logger.warning("\(request.method) \(request.uri.path) failed: \(error)")
-      return VercelError(500, "internal_error", "\(error)").response
-    }
   }
 }

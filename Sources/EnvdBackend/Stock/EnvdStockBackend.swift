@@ -14,13 +14,13 @@ import Synchronization
 /// writers of the sandbox.
 public final class EnvdStockBackend: EnvdRemote, ExecMetadataBackend, Sendable {
   public let connection: EnvdConnection
-  /// Uploads of a stock batch whose process never ran (the agent went away): the next batch
-  /// removes them.
-  let orphanedUploads = Mutex<Set<String>>([])
   let recentStatistics = Mutex<(ContinuousClock.Instant, RemoteFilesystemStatistics)?>(nil)
+
+  let batches: ExecBatch
 
   init(connection: EnvdConnection) {
     self.connection = connection
+    batches = ExecBatch(exec: connection.exec)
   }
 
   public var exec: ExecFilesystem { connection.exec }

@@ -3,18 +3,17 @@ E2B control-plane call the SDK makes to connect with a token."""
 
 import json
 import os
+import sys
 import re
 import secrets
-import select
-import shutil
-import subprocess
-import tempfile
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from agent_process import AgentProcess  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 # What the stand-in reports: the envd release the agent follows (docs/envd-protocol.md).
@@ -34,52 +33,12 @@ def pytest_addoption(parser):
     )
 
 
-class Agent:
+class Agent(AgentProcess):
     """A sandbox-agent process serving a temporary folder on 127.0.0.1, on a free port."""
 
     def __init__(self, binary, envd_compat, token=None):
-        self.root = tempfile.mkdtemp(prefix="sdk-e2b-root-")
-        arguments = [binary, "--listen", "127.0.0.1:0", "--root", self.root]
-        if envd_compat:
-            arguments.append("--envd-compat")
-        self.token = token
-        if token is not None:
-            self.token_file = os.path.join(tempfile.mkdtemp(prefix="sdk-e2b-token-"), "token")
-            with open(self.token_file, "w") as f:
-                f.write(token)
-            arguments += ["--token-file", self.token_file]
-        self.process = subprocess.Popen(
-            arguments, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
-        self.url = self._listening_url()
-
-    def _listening_url(self):
-        deadline = time.monotonic() + 30
-        output = b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], 0.5)
-            if ready:
-                chunk = os.read(self.process.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                output += chunk
-                found = re.search(rb"listening on (\S+)\n", output)
-                if found:
-                    return found.group(1).decode()
-        self.stop()
-        raise RuntimeError(f"sandbox-agent did not start: {output!r}")
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
-        if self.token is not None:
-            shutil.rmtree(os.path.dirname(self.token_file), ignore_errors=True)
+        super().__init__(
+            binary, ["--envd-compat"] if envd_compat else [], token=token, name="e2b")
 
 
 @pytest.fixture(scope="session")

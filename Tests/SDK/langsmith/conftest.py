@@ -4,16 +4,15 @@
 start in `/home/user`, which is `<root>/home/user` on this machine."""
 
 import os
+import sys
 import re
 import secrets
-import select
-import shutil
-import subprocess
-import tempfile
-import time
 import uuid
 
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from agent_process import AgentProcess  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 HOME = "/home/user"
@@ -27,57 +26,16 @@ def pytest_addoption(parser):
     )
 
 
-class Agent:
+class Agent(AgentProcess):
     """A sandbox-agent process (`--protocol langsmith`) serving a temporary folder on 127.0.0.1."""
 
     def __init__(self, binary, token=None):
-        self.root = tempfile.mkdtemp(prefix="sdk-langsmith-root-")
-        os.makedirs(os.path.join(self.root, HOME.lstrip("/")))
-        arguments = [binary, "--protocol", "langsmith", "--listen", "127.0.0.1:0", "--root", self.root]
-        self.token = token
-        self.token_dir = None
-        if token is not None:
-            self.token_dir = tempfile.mkdtemp(prefix="sdk-langsmith-token-")
-            token_file = os.path.join(self.token_dir, "token")
-            with open(token_file, "w") as f:
-                f.write(token)
-            arguments += ["--token-file", token_file]
-        self.process = subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self.url = self._listening_url()
-
-    def _listening_url(self):
-        deadline = time.monotonic() + 30
-        output = b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], 0.5)
-            if ready:
-                chunk = os.read(self.process.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                output += chunk
-                found = re.search(rb"listening on (\S+)\n", output)
-                if found:
-                    return found.group(1).decode()
-        self.stop()
-        raise RuntimeError(f"sandbox-agent did not start: {output!r}")
+        super().__init__(
+            binary, ["--protocol", "langsmith"], token=token, name="langsmith", folders=[HOME])
 
     def host_path(self, box_path):
         """Where a box path lives on this machine."""
-        if not box_path.startswith("/"):
-            box_path = HOME + "/" + box_path
-        return os.path.join(self.root, box_path.lstrip("/"))
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
-        if self.token_dir is not None:
-            shutil.rmtree(self.token_dir, ignore_errors=True)
+        return super().host_path(box_path, cwd=HOME)
 
 
 @pytest.fixture(scope="session")
