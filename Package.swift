@@ -61,7 +61,7 @@ let package = Package(
     .target(name: "HTTPTransport", dependencies: ["Backend", "CCurl"]),
     // Exec layer: POSIX operations built on any sandbox's command API (`ProcessExecutor`), as
     // one constant shell script with group commit. Knows no vendor.
-    .target(name: "ExecLayer", dependencies: ["Backend"]),
+    .target(name: "ExecLayer", dependencies: ["Backend", "CArchive", "CZlib"]),
     // envd backend: Connect JSON, gzip, envd's routes and errors over HTTPTransport.
     .target(
       name: "EnvdBackend",
@@ -78,10 +78,13 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]),
     // LangSmith sandbox backend: ranged `/download` and multipart `/upload`, the rest through
-    // the exec layer over the SSE command stream.
+    // the exec layer over the command WebSocket (or SSE).
     .target(
       name: "LangSmithBackend",
-      dependencies: ["Backend", "ExecLayer", "HTTPTransport", "CCurl"]),
+      dependencies: [
+        "Backend", "ExecLayer", "HTTPTransport", "CCurl",
+        .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+      ]),
     // Data layer: staging files for writes, checked ranged reads.
     .target(
       name: "DataLayer",

@@ -21,15 +21,19 @@ public final class LangSmithBackend: ExecMetadataBackend {
   let client: LangSmithClient
   private let remoteRoot: String
 
+  let batches: ExecBatch
+  let temporaryFolder = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+
   private init(client: LangSmithClient) {
     self.client = client
     var root = client.configuration.remoteRoot
     while root.count > 1, root.hasSuffix("/") { root.removeLast() }
     remoteRoot = root
     let prefix = root == "/" ? "" : root
-    exec = ExecFilesystem(executor: LangSmithExecutor(client: client)) { path in
+    exec = ExecFilesystem(executor: Self.executor(client)) { path in
       path == "/" || path.isEmpty ? (prefix.isEmpty ? "/" : prefix) : prefix + path
     }
+    batches = ExecBatch(exec: exec)
   }
 
   /// Finds the box's dataplane through the control plane and checks that the mounted folder is
@@ -49,8 +53,15 @@ public final class LangSmithBackend: ExecMetadataBackend {
     return backend
   }
 
-  /// The SSE command stream as the exec layer's executor.
-  public var commandExecutor: any ProcessExecutor { LangSmithExecutor(client: client) }
+  /// The command stream the configuration picks, as the exec layer's executor.
+  public var commandExecutor: any ProcessExecutor { Self.executor(client) }
+
+  private static func executor(_ client: LangSmithClient) -> any ProcessExecutor {
+    switch client.configuration.commandStream {
+    case .webSocket: LangSmithWebSocketExecutor(client: client)
+    case .serverSentEvents: LangSmithSSEExecutor(client: client)
+    }
+  }
 
   public var transferThread: any TaskExecutor { client.transferThread }
   public func shutdown() { client.http.loop.shutdown() }
@@ -58,9 +69,12 @@ public final class LangSmithBackend: ExecMetadataBackend {
 
   public func capabilities() async -> RemoteCapabilities {
     RemoteCapabilities(
-      rangedReads: true, offsetWrites: true, hardLinks: true, inodeNumbers: true,
+      rangedReads: true, offsetWrites: true, hardLinks: true, batchChanges: true,
+      inodeNumbers: true,
       richAttributes: true,
-      owners: .ids, uploadKeepsOwnerAndMode: true, description: "LangSmith sandbox")
+      owners: .ids, uploadKeepsOwnerAndMode: true,
+      description:
+        "LangSmith sandbox (commands over \(client.configuration.commandStream.rawValue))")
   }
 
   // MARK: data
@@ -130,17 +144,22 @@ public final class LangSmithBackend: ExecMetadataBackend {
     let (descriptor, size) = try openUploadSource(localPath, context: context)
     defer { if descriptor >= 0 { close(descriptor) } }
     return try await exec.upload(path, context: context) { temporary in
-      let url = client.dataplaneURL("upload", path: temporary)
-      let response = try await client.http.send(idempotent: true) {
-        let form = MultipartFileBody(
-          field: "file", fileName: "file", descriptor: descriptor, size: size)
-        return HTTPRequest(
-          method: .post, url: url,
-          headers: ["Content-Type: \(form.contentType)", "Accept: application/json"],
-          body: .stream(form), bulk: true)
-      }
-      try client.check(response, context: context)
+      try await post(descriptor: descriptor, size: size, to: temporary, context: context)
       return UInt64(size)
     }
+  }
+
+  /// `POST /upload` of `size` bytes of `descriptor` (multipart, streamed) to a sandbox path.
+  func post(descriptor: Int32, size: Int64, to sandboxPath: String, context: String) async throws {
+    let url = client.dataplaneURL("upload", path: sandboxPath)
+    let response = try await client.http.send(idempotent: true) {
+      let form = MultipartFileBody(
+        field: "file", fileName: "file", descriptor: descriptor, size: size)
+      return HTTPRequest(
+        method: .post, url: url,
+        headers: ["Content-Type: \(form.contentType)", "Accept: application/json"],
+        body: .stream(form), bulk: true)
+    }
+    try client.check(response, context: context)
   }
 }

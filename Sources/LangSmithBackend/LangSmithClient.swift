@@ -2,6 +2,7 @@ import Backend
 import CCurl
 import Foundation
 import HTTPTransport
+import NIOSSL
 import Synchronization
 
 /// LangSmith's sandbox REST surface: the control plane's box lookup, then the box's dataplane,
@@ -55,6 +56,24 @@ final class LangSmithClient: Sendable {
   func dataplaneURL(_ route: String, path: String? = nil) -> String {
     let base = dataplaneBase.withLock { $0 } ?? controlPlane
     return base + "/" + route + (path.map { "?path=" + Self.encode($0) } ?? "")
+  }
+
+  /// A dataplane route as a WebSocket URL (`ws://` or `wss://`).
+  func webSocketURL(_ route: String) -> String {
+    let url = dataplaneURL(route)
+    if url.hasPrefix("https://") { return "wss://" + url.dropFirst(8) }
+    if url.hasPrefix("http://") { return "ws://" + url.dropFirst(7) }
+    return url
+  }
+
+  /// TLS for the WebSocket: the system's roots, or only `--ca-file`'s.
+  func webSocketTLS() throws -> TLSConfiguration? {
+    guard dataplaneURL("").hasPrefix("https://") else { return nil }
+    var tls = TLSConfiguration.makeClientConfiguration()
+    if let caFile = configuration.caFile {
+      tls.trustRoots = .file(caFile)
+    }
+    return tls
   }
 
   private struct Box: Decodable {

@@ -26,6 +26,15 @@ public struct LangSmithConfiguration: Sendable {
   public var longestRetryAfter: Double = 30
   /// Times a command's stream is resumed by offset after it broke off.
   public var streamResumes = 3
+  /// Commands over the WebSocket (the SDK's default) or over SSE.
+  public var commandStream: CommandStream = .webSocket
+
+  public enum CommandStream: String, Sendable {
+    /// `/execute/ws`: text output, any stdin.
+    case webSocket = "WebSocket"
+    /// `/execute/stream/start|resume`: binary-safe output, stdin only in the command line.
+    case serverSentEvents = "SSE"
+  }
 
   public static let defaultEndpoint = "https://api.smith.langchain.com"
 
@@ -69,6 +78,22 @@ public struct LangSmithConfiguration: Sendable {
     }
     var configuration = LangSmithConfiguration(boxName: boxName, apiKey: key)
     configuration.endpoint = endpoint ?? value("ENDPOINT") ?? defaultEndpoint
+    if sandboxSSEExec(environment["LANGSMITH_EXPERIMENTAL_FEATURES"] ?? "") {
+      configuration.commandStream = .serverSentEvents
+    }
     return configuration
+  }
+
+  /// Whether the SDK's feature list (`LANGSMITH_EXPERIMENTAL_FEATURES`, comma-separated, `no`
+  /// turning one off, `-` read as `_`) turns `sandbox_sse_exec` on; the last word wins.
+  static func sandboxSSEExec(_ features: String) -> Bool {
+    var on = false
+    for token in features.split(separator: ",") {
+      let name = token.trimmingCharacters(in: .whitespaces).lowercased()
+        .replacingOccurrences(of: "-", with: "_")
+      if name == "sandbox_sse_exec" { on = true }
+      if name == "nosandbox_sse_exec" { on = false }
+    }
+    return on
   }
 }

@@ -153,3 +153,10 @@ public final class VercelBackend: ExecMetadataBackend {
     return try await onOwnThread { try TarUpload.make(entries, temporaryFolder: folder) }
   }
 }
+
+extension TarUpload {
+  /// The archive as a request body, from its start.
+  func body() -> RequestBody {
+    .stream(FileRangeBodySource(descriptor: descriptor, offset: 0, length: length))
+  }
+}

@@ -179,8 +179,10 @@ final class VercelConformanceTests: ProtocolAgentConformanceTestCase {
 }
 
 /// `sandbox-agent --protocol langsmith` (with an API key) through the `langsmith://` backend:
-/// ranged `/download`, multipart `/upload`, metadata through commands over SSE.
-final class LangSmithConformanceTests: ProtocolAgentConformanceTestCase {
+/// ranged `/download`, multipart `/upload`, metadata through commands over the WebSocket.
+class LangSmithConformanceTests: ProtocolAgentConformanceTestCase {
+  var commandStream: LangSmithConfiguration.CommandStream { .webSocket }
+
   override var agentArguments: [String] { ["--protocol", "langsmith"] }
   override var agentEnvironment: [String: String]? {
     ["SANDBOX_AGENT_TOKEN": "langsmith-test-key"]
@@ -191,6 +193,7 @@ final class LangSmithConformanceTests: ProtocolAgentConformanceTestCase {
   ) {
     var configuration = LangSmithConfiguration(boxName: "conformance", apiKey: "langsmith-test-key")
     configuration.endpoint = agentURL
+    configuration.commandStream = commandStream
     let backend = try await LangSmithBackend.connect(configuration: configuration)
     return (backend, { await backend.shutdownWithoutBlocking() })
   }
@@ -208,6 +211,26 @@ final class LangSmithConformanceTests: ProtocolAgentConformanceTestCase {
   func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
   func testStatistics() async throws { try await suite.statistics() }
   func testFsync() async throws { try await suite.fsync() }
+}
+
+/// The same over SSE (`LANGSMITH_EXPERIMENTAL_FEATURES=sandbox_sse_exec`): binary-safe output.
+/// (Linux's XCTest lists only the test methods a class declares itself.)
+final class LangSmithSSEConformanceTests: LangSmithConformanceTests {
+  override var commandStream: LangSmithConfiguration.CommandStream { .serverSentEvents }
+
+  override func testNamespace() async throws { try await suite.namespace() }
+  override func testRenames() async throws { try await suite.renames() }
+  override func testSetAttributes() async throws { try await suite.setAttributes() }
+  override func testSymlinks() async throws { try await suite.symlinks() }
+  override func testHardLinks() async throws { try await suite.hardLinks() }
+  override func testCreation() async throws { try await suite.creation() }
+  override func testReads() async throws { try await suite.reads() }
+  override func testUploads() async throws { try await suite.uploads() }
+  override func testBatches() async throws { try await suite.batches() }
+  override func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+  override func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
+  override func testStatistics() async throws { try await suite.statistics() }
+  override func testFsync() async throws { try await suite.fsync() }
 }
 
 /// Every operation through Vercel's `cmd` alone (`ExecOnlyFilesystem` over the backend's

@@ -62,7 +62,7 @@ final class LangSmithBackendTests: XCTestCase {
   func testTheCommandLineQuotesEveryWord() throws {
     let command = ProcessCommand("/bin/sh", ["-c", "echo \"$1\"", "sh", "it's"])
     XCTAssertEqual(command.shellLine, #"'/bin/sh' '-c' 'echo "$1"' 'sh' 'it'\''s'"#)
-    let start = try LangSmithExecutor.start(
+    let start = try LangSmithSSEExecutor.start(
       ProcessCommand("cat", [], standardInput: Array("in".utf8)), id: "c", defaultTimeout: 60)
     XCTAssertEqual(start.command, "printf %s 'aW4=' | base64 -d | 'cat'")
   }
@@ -105,7 +105,7 @@ final class LangSmithBackendTests: XCTestCase {
     try await client.lookUpBox()
     let command = ProcessCommand(
       "/bin/sh", ["-c", "printf one; printf ' two' >&2; sleep 8; printf ' three'"])
-    let outcome = try await LangSmithExecutor(client: client).run(command)
+    let outcome = try await LangSmithSSEExecutor(client: client).run(command)
     XCTAssertEqual(String(decoding: outcome.stdout, as: UTF8.self), "one three")
     XCTAssertEqual(String(decoding: outcome.stderr, as: UTF8.self), " two")
     XCTAssertEqual(outcome.exitCode, 0)
@@ -116,10 +116,110 @@ final class LangSmithBackendTests: XCTestCase {
     defer { impatient.http.loop.shutdown() }
     try await impatient.lookUpBox()
     do {
-      _ = try await LangSmithExecutor(client: impatient).run(command)
+      _ = try await LangSmithSSEExecutor(client: impatient).run(command)
       XCTFail("a cut stream without resumes succeeded")
     } catch let error as RemoteError {
       XCTAssertEqual(error.errno, EIO)
     }
+  }
+}
+
+/// The WebSocket command stream against the agent, through a proxy that cuts it.
+final class LangSmithWebSocketTests: XCTestCase {
+  /// 100,000 numbered lines (588,895 bytes), so a cut lands in the middle of the output.
+  private let longOutput = ProcessCommand("/bin/sh", ["-c", "seq 1 100000; echo done >&2"])
+  private let expected = (1...100_000).map(String.init).joined(separator: "\n") + "\n"
+
+  private func withAgent(
+    _ body: (_ agent: RunningAgent, _ configuration: LangSmithConfiguration) async throws -> Void
+  ) async throws {
+    let root = try TemporaryDirectory(prefix: "langsmith-ws")
+    defer { root.remove() }
+    let agent = try RunningAgent(root: root.path, arguments: ["--protocol", "langsmith"])
+    defer { agent.stop() }
+    var configuration = LangSmithConfiguration(boxName: "ws", apiKey: "any")
+    configuration.retryDelays = [0.1]
+    try await body(agent, configuration)
+  }
+
+  private func run(
+    _ command: ProcessCommand, through proxy: CuttingProxy,
+    _ configuration: LangSmithConfiguration
+  ) async throws -> ProcessOutcome {
+    var configuration = configuration
+    configuration.endpoint = proxy.url
+    let client = try LangSmithClient(configuration: configuration)
+    defer { client.http.loop.shutdown() }
+    try await client.lookUpBox()
+    return try await LangSmithWebSocketExecutor(client: client).run(command)
+  }
+
+  private func port(of url: String) -> Int { Int(url.split(separator: ":").last!)! }
+
+  /// A connection dropped in the middle of a frame is reattached from the offsets held:
+  /// the output arrives whole, nothing lost or repeated.
+  func testACutConnectionIsReattachedByOffset() async throws {
+    try await withAgent { agent, configuration in
+      let proxy = try CuttingProxy(upstreamPort: port(of: agent.url), afterBytes: 200_000)
+      defer { proxy.stop() }
+      let outcome = try await run(longOutput, through: proxy, configuration)
+      XCTAssertEqual(proxy.cuts, 1)
+      XCTAssertEqual(outcome.exitCode, 0)
+      XCTAssertEqual(outcome.stdout.count, expected.utf8.count)
+      XCTAssertTrue(String(decoding: outcome.stdout, as: UTF8.self) == expected)
+      XCTAssertEqual(String(decoding: outcome.stderr, as: UTF8.self), "done\n")
+
+      // Without reattaching, the same cut is an error, never a partial outcome.
+      var impatient = configuration
+      impatient.streamResumes = 0
+      let again = try CuttingProxy(upstreamPort: port(of: agent.url), afterBytes: 200_000)
+      defer { again.stop() }
+      do {
+        _ = try await run(longOutput, through: again, impatient)
+        XCTFail("a cut connection without reattaching succeeded")
+      } catch let error as RemoteError {
+        XCTAssertEqual(error.errno, EIO)
+      }
+    }
+  }
+
+  /// Close code 1001 (the server reloading) in the middle of the output: reattached.
+  func testGoingAwayIsReattached() async throws {
+    try await withAgent { agent, configuration in
+      let proxy = try CuttingProxy(
+        upstreamPort: port(of: agent.url), afterBytes: 100_000, closeCode: 1001, cuts: 2)
+      defer { proxy.stop() }
+      let outcome = try await run(longOutput, through: proxy, configuration)
+      XCTAssertEqual(proxy.cuts, 2)
+      XCTAssertTrue(String(decoding: outcome.stdout, as: UTF8.self) == expected)
+      XCTAssertEqual(outcome.exitCode, 0)
+    }
+  }
+
+  /// stdin of any size and any bytes (base64 `input` messages), and the exit code.
+  func testStandardInputIsBinarySafeAndUnbounded() async throws {
+    try await withAgent { agent, configuration in
+      let proxy = try CuttingProxy(upstreamPort: port(of: agent.url), afterBytes: 0, cuts: 0)
+      defer { proxy.stop() }
+      let input = (0..<(600 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 7919 >> 3) }
+      let outcome = try await run(
+        ProcessCommand(
+          "/bin/sh", ["-c", "od -An -tx1 -v | tr -d ' \\n'; exit 3"], standardInput: input),
+        through: proxy, configuration)
+      let hex = input.map { String(format: "%02x", $0) }.joined()
+      XCTAssertTrue(String(decoding: outcome.stdout, as: UTF8.self) == hex)
+      XCTAssertEqual(outcome.exitCode, 3)
+    }
+  }
+
+  /// The SDK's feature switch picks SSE; the WebSocket is the default.
+  func testTheFeatureListPicksTheCommandStream() throws {
+    XCTAssertFalse(LangSmithConfiguration.sandboxSSEExec(""))
+    XCTAssertTrue(LangSmithConfiguration.sandboxSSEExec("other, Sandbox-SSE-Exec"))
+    XCTAssertFalse(LangSmithConfiguration.sandboxSSEExec("sandbox_sse_exec,nosandbox_sse_exec"))
+    let configuration = try LangSmithConfiguration.fromEnvironment(
+      boxName: "b", apiKey: "k", endpoint: nil,
+      environment: ["LANGSMITH_EXPERIMENTAL_FEATURES": "sandbox_sse_exec"])
+    XCTAssertEqual(configuration.commandStream, .serverSentEvents)
   }
 }

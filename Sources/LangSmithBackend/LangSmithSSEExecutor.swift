@@ -11,7 +11,7 @@ import HTTPTransport
 /// resumed by offset (`/execute/stream/resume` with the client-chosen `command_id`): bytes
 /// already held are skipped, none are lost. SSE has no stdin, so stdin goes base64 in the
 /// command line (small inputs only: the exec layer sends none but ExecOnlyFilesystem's uploads).
-struct LangSmithExecutor: ProcessExecutor {
+struct LangSmithSSEExecutor: ProcessExecutor {
   let client: LangSmithClient
 
   var binarySafeOutput: Bool { true }
@@ -149,26 +149,44 @@ struct EventStream {
         throw RemoteError(
           errno: EIO, "\(context): unreadable event \(name): \(String(data.prefix(200)))")
       }
-      switch name {
-      case "stdout": stdout += try Self.unseen(payload, held: stdout.count, context: context)
-      case "stderr": stderr += try Self.unseen(payload, held: stderr.count, context: context)
-      case "exit": exitCode = payload.exit_code
-      case "error": failure = (payload.error_type ?? "error", payload.error ?? "")
-      default: break
+      var bytes = Data()
+      if let encoded = payload.data {
+        guard let decoded = Data(base64Encoded: encoded) else {
+          throw RemoteError(errno: EIO, "\(context): output that is not base64")
+        }
+        bytes = decoded
       }
-      if stdout.count + stderr.count > outputLimit {
-        throw RemoteError(errno: EIO, "\(context): more output than the command may print")
-      }
+      try receive(
+        name, bytes: bytes, offset: payload.offset, exitCode: payload.exit_code,
+        failure: payload.error_type.map { ($0, payload.error ?? "") }, context: context)
+    }
+  }
+
+  /// One event of either transport, its output already decoded.
+  mutating func receive(
+    _ name: String, bytes: Data, offset: Int?, exitCode: Int32?,
+    failure: (String, String)?, context: String
+  ) throws {
+    switch name {
+    case "stdout":
+      stdout += try Self.unseen(bytes, offset: offset, held: stdout.count, context: context)
+    case "stderr":
+      stderr += try Self.unseen(bytes, offset: offset, held: stderr.count, context: context)
+    case "exit": self.exitCode = exitCode
+    case "error": self.failure = failure ?? ("error", "")
+    default: break
+    }
+    if stdout.count + stderr.count > outputLimit {
+      throw RemoteError(errno: EIO, "\(context): more output than the command may print")
     }
   }
 
   /// The bytes of an output event past the `held` ones; a gap (the server's ring dropped
   /// them) is EIO.
-  private static func unseen(_ payload: Payload, held: Int, context: String) throws -> Data {
-    guard let encoded = payload.data, let bytes = Data(base64Encoded: encoded) else {
-      throw RemoteError(errno: EIO, "\(context): output that is not base64")
-    }
-    let offset = payload.offset ?? held
+  private static func unseen(_ bytes: Data, offset: Int?, held: Int, context: String) throws
+    -> Data
+  {
+    let offset = offset ?? held
     guard offset <= held else {
       throw RemoteError(errno: EIO, "\(context): output from \(held) to \(offset) was lost")
     }

@@ -2,7 +2,6 @@ import Backend
 import CArchive
 import CZlib
 import Foundation
-import HTTPTransport
 
 #if canImport(Glibc)
   import Glibc
@@ -10,12 +9,13 @@ import HTTPTransport
   import Musl
 #endif
 
-/// `fs/write`'s body: a gzip-compressed tar, built with libarchive into an unlinked temporary
-/// file (a tar header needs the size first, and curl may resend the body), then streamed.
-final class TarUpload: @unchecked Sendable {
+/// Many files in one upload (Vercel's `fs/write` body, LangSmith's batches): a gzip-compressed
+/// tar, built with libarchive into an unlinked temporary file (a tar header needs the size
+/// first, and a transport may resend the body), then streamed.
+public final class TarUpload: @unchecked Sendable {
   /// The archive; closed at deinit.
-  let descriptor: Int32
-  let length: Int64
+  public let descriptor: Int32
+  public let length: Int64
 
   private init(descriptor: Int32, length: Int64) {
     self.descriptor = descriptor
@@ -25,21 +25,27 @@ final class TarUpload: @unchecked Sendable {
   deinit { close(descriptor) }
 
   /// Where an entry's bytes come from.
-  enum Content {
+  public enum Content: Sendable {
     /// `size` bytes of an open file (-1: none, size 0).
     case file(descriptor: Int32, size: Int64)
     case bytes([UInt8])
   }
 
   /// One regular file of the archive: `name` relative to `x-cwd`, with `mode`.
-  struct Entry {
-    var name: String
-    var mode: UInt32
-    var content: Content
+  public struct Entry: Sendable {
+    public var name: String
+    public var mode: UInt32
+    public var content: Content
+
+    public init(name: String, mode: UInt32, content: Content) {
+      self.name = name
+      self.mode = mode
+      self.content = content
+    }
   }
 
   /// An archive of one regular file. Blocking: call it off the cooperative pool.
-  static func make(
+  public static func make(
     name: String, mode: UInt32, source: Int32, size: Int64, temporaryFolder: String
   ) throws -> TarUpload {
     try make(
@@ -48,7 +54,7 @@ final class TarUpload: @unchecked Sendable {
   }
 
   /// An archive of `entries`, each with exactly its bytes. Blocking: call it off the pool.
-  static func make(_ entries: [Entry], temporaryFolder: String) throws -> TarUpload {
+  public static func make(_ entries: [Entry], temporaryFolder: String) throws -> TarUpload {
     var template = Array((temporaryFolder + "/sandbox-mount-tar-XXXXXX").utf8CString)
     let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
     let folder = "temporary file in \(temporaryFolder)"
@@ -154,14 +160,10 @@ final class TarUpload: @unchecked Sendable {
     return result == Z_OK && Double(compressedSize) < Double(sample.count) * 0.9
   }
 
-  /// The archive as a request body, from its start.
-  func body() -> RequestBody {
-    .stream(FileRangeBodySource(descriptor: descriptor, offset: 0, length: length))
-  }
 }
 
 /// Runs blocking file work on a thread of its own, never on the cooperative pool.
-func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+public func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
   try await withCheckedThrowingContinuation { continuation in
     Thread { continuation.resume(with: Result { try work() }) }.start()
   }

@@ -1,0 +1,219 @@
+import Backend
+import ExecLayer
+import Foundation
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import NIOSSL
+import Synchronization
+
+/// Commands over LangSmith's WebSocket `/execute/ws`, the SDK's default transport: one command
+/// per connection, `execute` with a client-chosen `command_id`, then `started`,
+/// `stdout`/`stderr{data, offset}`, and `exit{exit_code}` or `error{error_type, error}`.
+/// Output travels as JSON strings, so the channel is not binary-safe (the exec layer then
+/// encodes what it needs). stdin goes as base64 `input` messages that `base64 -d` unpacks in
+/// front of the command, so it is binary-safe and has no size limit.
+///
+/// A connection that drops before the exit (a cut, or close code 1001 when the server
+/// reloads) is reattached with `reconnect` from the byte offsets already held: nothing is lost
+/// and nothing repeated. A command whose stdin was cut short cannot be resumed: it is started
+/// with `kill_on_disconnect`, and the call fails.
+struct LangSmithWebSocketExecutor: ProcessExecutor {
+  let client: LangSmithClient
+
+  var binarySafeOutput: Bool { false }
+
+  /// stdin bytes per `input` message (as base64 text, a third more).
+  static let inputChunk = 48 << 10
+
+  private struct Execute: Encodable {
+    var type = "execute"
+    var command: String
+    var command_id: String
+    var timeout_seconds: Int
+    var shell = "/bin/sh"
+    var env: [String: String]
+    var cwd: String
+    var kill_on_disconnect: Bool
+    var ttl_seconds = 120
+    var close_stdin: Bool
+  }
+
+  private struct Reconnect: Encodable {
+    var type = "reconnect"
+    var command_id: String
+    var stdout_offset: Int
+    var stderr_offset: Int
+  }
+
+  private struct Message: Decodable {
+    var type: String
+    var data: String?
+    var offset: Int?
+    var exit_code: Int32?
+    var error_type: String?
+    var error: String?
+  }
+
+  /// What one command's connections have gathered so far.
+  private final class Gathered: Sendable {
+    let stream: Mutex<EventStream>
+    /// The server said `started`: a reconnect that finds no such command means it was lost.
+    let started = Atomic<Bool>(false)
+    init(outputLimit: Int) { stream = Mutex(EventStream(outputLimit: outputLimit)) }
+  }
+
+  func run(_ command: ProcessCommand) async throws -> ProcessOutcome {
+    let context = "command \(command.executable)"
+    let id = UUID().uuidString.lowercased()
+    let hasInput = !command.standardInput.isEmpty
+    let timeout = Int((command.timeout ?? client.configuration.requestTimeout).rounded(.up))
+    let execute = Execute(
+      command: (hasInput ? "base64 -d | " : "") + command.shellLine, command_id: id,
+      timeout_seconds: timeout, env: command.environment, cwd: command.workingDirectory,
+      kill_on_disconnect: hasInput, close_stdin: !hasInput)
+    let gathered = Gathered(outputLimit: command.outputLimit)
+    // The server kills the command at its timeout; the connections wait a little longer.
+    return try await withDeadline(seconds: Double(timeout) + 10, context: context) {
+      try await attach(
+        first: try encodeText(execute), input: command.standardInput, id: id,
+        gathered: gathered, context: context)
+    }
+  }
+
+  /// Connects until the command's end arrives. The first connection executes (and sends
+  /// stdin); each later one reattaches by offset, or executes again under the same id when the
+  /// server never heard of it.
+  private func attach(
+    first: String, input: [UInt8], id: String, gathered: Gathered, context: String
+  ) async throws -> ProcessOutcome {
+    var attempts = 0
+    var opening = first
+    while true {
+      let broke: String
+      do {
+        let closing = try await connect(
+          send: opening, input: opening == first ? input : [], gathered: gathered,
+          context: context)
+        if let outcome = try gathered.stream.withLock({ try $0.outcome(context: context) }) {
+          return outcome
+        }
+        broke =
+          closing.map {
+            $0.closeCode == .goingAway
+              ? "the server is reloading (1001)" : "closed with \($0.closeCode)"
+          } ?? "the connection ended"
+      } catch is NeverStarted {
+        opening = first
+        broke = "the command never started"
+      } catch let error as RemoteError {
+        throw error
+      } catch {
+        broke = "\(error)"
+      }
+      // Its stdin may have been cut short, and the command was killed with the connection.
+      if !input.isEmpty {
+        throw RemoteError(errno: EIO, "\(context): the connection broke (\(broke))")
+      }
+      guard attempts < client.configuration.streamResumes else {
+        throw RemoteError(
+          errno: EIO,
+          "\(context): the command stream broke off \(attempts + 1) times before the exit code (\(broke))"
+        )
+      }
+      try await Task.sleep(for: .seconds(client.configuration.retryDelays.first ?? 0.5))
+      attempts += 1
+      if broke != "the command never started" {
+        let (stdout, stderr) = gathered.stream.withLock { ($0.stdout.count, $0.stderr.count) }
+        opening = try encodeText(
+          Reconnect(command_id: id, stdout_offset: stdout, stderr_offset: stderr))
+      }
+    }
+  }
+
+  /// A reconnect found no such command, and none was seen to start.
+  private struct NeverStarted: Error {}
+
+  /// One connection: sends `opening` (and `input`, then `close_stdin`), gathers messages until
+  /// the command's end. Returns the server's close frame when the server closed first.
+  private func connect(send opening: String, input: [UInt8], gathered: Gathered, context: String)
+    async throws -> WebSocketCloseFrame?
+  {
+    var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20)
+    configuration.additionalHeaders[HTTPField.Name("X-Api-Key")!] = client.configuration.apiKey
+    configuration.additionalHeaders[.userAgent] = LangSmithClient.userAgent
+    configuration.closeTimeout = .seconds(2)
+    configuration.autoPing = .enabled(timePeriod: .seconds(20))
+    let url = client.webSocketURL("execute/ws")
+    let tls = try client.webSocketTLS()
+    let reconnecting = opening.contains("\"reconnect\"")
+    do {
+      return try await WebSocketClient.connect(
+        url: url, configuration: configuration, tlsConfiguration: tls,
+        logger: Logger(label: "sandbox-mount.langsmith.ws")
+      ) { inbound, outbound, _ in
+        try await outbound.write(.text(opening))
+        if !input.isEmpty {
+          let encoded = Array(Data(input).base64EncodedString().utf8)
+          var start = 0
+          let step = Self.inputChunk / 3 * 4
+          while start < encoded.count {
+            let chunk = String(
+              decoding: encoded[start..<min(start + step, encoded.count)], as: UTF8.self)
+            try await outbound.write(.text("{\"type\":\"input\",\"data\":\"\(chunk)\"}"))
+            start += step
+          }
+          try await outbound.write(.text("{\"type\":\"close_stdin\"}"))
+        }
+        for try await message in inbound.messages(maxSize: 16 << 20) {
+          guard case .text(let text) = message else { continue }
+          guard let decoded = try? JSONDecoder().decode(Message.self, from: Data(text.utf8)) else {
+            throw RemoteError(errno: EIO, "\(context): unreadable message \(text.prefix(200))")
+          }
+          if decoded.type == "started" { gathered.started.store(true, ordering: .relaxed) }
+          if decoded.type == "error" && decoded.error_type == "CommandNotFound" && reconnecting
+            && !gathered.started.load(ordering: .relaxed)
+          {
+            throw NeverStarted()
+          }
+          let ended = try gathered.stream.withLock { stream in
+            try stream.receive(
+              decoded.type, bytes: Data((decoded.data ?? "").utf8), offset: decoded.offset,
+              exitCode: decoded.exit_code,
+              failure: decoded.error_type.map { ($0, decoded.error ?? "") }, context: context)
+            return stream.exitCode != nil || stream.failure != nil
+          }
+          if ended { return }
+        }
+      }
+    } catch let error as WebSocketClientError {
+      throw RemoteError(
+        errno: EIO,
+        "\(context): the WebSocket \(url) was refused (\(error)); check LANGSMITH_API_KEY and the box"
+      )
+    }
+  }
+
+  private func encodeText<T: Encodable>(_ value: T) throws -> String {
+    String(decoding: try LangSmithClient.encoder.encode(value), as: UTF8.self)
+  }
+}
+
+/// Runs `work`, failing with ETIMEDOUT once `seconds` have passed (the work is cancelled).
+func withDeadline<T: Sendable>(
+  seconds: Double, context: String, _ work: @escaping @Sendable () async throws -> T
+) async throws -> T {
+  try await withThrowingTaskGroup(of: T?.self) { group in
+    group.addTask { try await work() }
+    group.addTask {
+      try await Task.sleep(for: .seconds(seconds))
+      return nil
+    }
+    defer { group.cancelAll() }
+    guard let first = try await group.next(), let value = first else {
+      throw RemoteError(errno: ETIMEDOUT, "\(context): no answer within \(Int(seconds)) s")
+    }
+    return value
+  }
+}
