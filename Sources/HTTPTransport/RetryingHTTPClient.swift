@@ -78,6 +78,9 @@ public final class RetryingHTTPClient: Sendable {
         return nil
       }
       let code = CURLcode(rawValue: response.curlCode)
+      // A body cut short goes back to the caller, whose size check tries once more (reads,
+      // downloads) or resumes by offset (command streams): retrying here too multiplies waits.
+      if code == CURLE_PARTIAL_FILE { return nil }
       let unsent = code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST
       return idempotent || unsent ? 0 : nil
     }
