@@ -144,47 +144,56 @@ struct LangSmithWebSocketExecutor: ProcessExecutor {
     configuration.additionalHeaders[HTTPField.Name("X-Api-Key")!] = client.configuration.apiKey
     configuration.additionalHeaders[.userAgent] = LangSmithClient.userAgent
     configuration.closeTimeout = .seconds(2)
-    configuration.autoPing = .enabled(timePeriod: .seconds(20))
+    // A server that stops answering pings is dropped within the stall limit (`--io-timeout`).
+    let stallLimit = client.configuration.lowSpeedTime
+    configuration.autoPing = .enabled(timePeriod: .milliseconds(Int(stallLimit * 500)))
     let url = client.webSocketURL("execute/ws")
     let tls = try client.webSocketTLS()
     let reconnecting = opening.contains("\"reconnect\"")
+    // The server answers `started` at once, to an execute and to a reconnect alike.
+    let answered = Flag()
+    let settings = configuration
     do {
-      return try await WebSocketClient.connect(
-        url: url, configuration: configuration, tlsConfiguration: tls,
-        logger: Logger(label: "sandbox-mount.langsmith.ws")
-      ) { inbound, outbound, _ in
-        try await outbound.write(.text(opening))
-        if !input.isEmpty {
-          let encoded = Array(Data(input).base64EncodedString().utf8)
-          var start = 0
-          let step = Self.inputChunk / 3 * 4
-          while start < encoded.count {
-            let chunk = String(
-              decoding: encoded[start..<min(start + step, encoded.count)], as: UTF8.self)
-            try await outbound.write(.text("{\"type\":\"input\",\"data\":\"\(chunk)\"}"))
-            start += step
+      return try await withStallLimit(stallLimit, answered: answered, context: context) {
+        try await WebSocketClient.connect(
+          url: url, configuration: settings, tlsConfiguration: tls,
+          logger: Logger(label: "sandbox-mount.langsmith.ws")
+        ) { inbound, outbound, _ in
+          try await outbound.write(.text(opening))
+          if !input.isEmpty {
+            let encoded = Array(Data(input).base64EncodedString().utf8)
+            var start = 0
+            let step = Self.inputChunk / 3 * 4
+            while start < encoded.count {
+              let chunk = String(
+                decoding: encoded[start..<min(start + step, encoded.count)], as: UTF8.self)
+              try await outbound.write(.text("{\"type\":\"input\",\"data\":\"\(chunk)\"}"))
+              start += step
+            }
+            try await outbound.write(.text("{\"type\":\"close_stdin\"}"))
           }
-          try await outbound.write(.text("{\"type\":\"close_stdin\"}"))
-        }
-        for try await message in inbound.messages(maxSize: 16 << 20) {
-          guard case .text(let text) = message else { continue }
-          guard let decoded = try? JSONDecoder().decode(Message.self, from: Data(text.utf8)) else {
-            throw RemoteError(errno: EIO, "\(context): unreadable message \(text.prefix(200))")
+          for try await message in inbound.messages(maxSize: 16 << 20) {
+            guard case .text(let text) = message else { continue }
+            guard let decoded = try? JSONDecoder().decode(Message.self, from: Data(text.utf8))
+            else {
+              throw RemoteError(errno: EIO, "\(context): unreadable message \(text.prefix(200))")
+            }
+            answered.value.store(true, ordering: .relaxed)
+            if decoded.type == "started" { gathered.started.store(true, ordering: .relaxed) }
+            if decoded.type == "error" && decoded.error_type == "CommandNotFound" && reconnecting
+              && !gathered.started.load(ordering: .relaxed)
+            {
+              throw NeverStarted()
+            }
+            let ended = try gathered.stream.withLock { stream in
+              try stream.receive(
+                decoded.type, bytes: Data((decoded.data ?? "").utf8), offset: decoded.offset,
+                exitCode: decoded.exit_code,
+                failure: decoded.error_type.map { ($0, decoded.error ?? "") }, context: context)
+              return stream.exitCode != nil || stream.failure != nil
+            }
+            if ended { return }
           }
-          if decoded.type == "started" { gathered.started.store(true, ordering: .relaxed) }
-          if decoded.type == "error" && decoded.error_type == "CommandNotFound" && reconnecting
-            && !gathered.started.load(ordering: .relaxed)
-          {
-            throw NeverStarted()
-          }
-          let ended = try gathered.stream.withLock { stream in
-            try stream.receive(
-              decoded.type, bytes: Data((decoded.data ?? "").utf8), offset: decoded.offset,
-              exitCode: decoded.exit_code,
-              failure: decoded.error_type.map { ($0, decoded.error ?? "") }, context: context)
-            return stream.exitCode != nil || stream.failure != nil
-          }
-          if ended { return }
         }
       }
     } catch let error as WebSocketClientError {
@@ -200,20 +209,103 @@ struct LangSmithWebSocketExecutor: ProcessExecutor {
   }
 }
 
-/// Runs `work`, failing with ETIMEDOUT once `seconds` have passed (the work is cancelled).
+final class Flag: Sendable {
+  let value = Atomic<Bool>(false)
+}
+
+/// Runs `work`, failing with EIO when `answered` is still false after `seconds` (a server that
+/// accepted the connection but never answered the upgrade or the first message).
+private func withStallLimit<T: Sendable>(
+  _ seconds: Double, answered: Flag, context: String,
+  _ work: @escaping @Sendable () async throws -> T
+) async throws -> T {
+  try await race(after: seconds, work) {
+    answered.value.load(ordering: .relaxed)
+      ? nil : RemoteError(errno: EIO, "\(context): no answer for \(Int(seconds)) s (--io-timeout)")
+  }
+}
+
+/// Runs `work`, failing with ETIMEDOUT once `seconds` have passed.
 func withDeadline<T: Sendable>(
   seconds: Double, context: String, _ work: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-  try await withThrowingTaskGroup(of: T?.self) { group in
-    group.addTask { try await work() }
-    group.addTask {
-      try await Task.sleep(for: .seconds(seconds))
+  try await race(after: seconds, work) {
+    RemoteError(errno: ETIMEDOUT, "\(context): no answer within \(Int(seconds)) s")
+  }
+}
+
+/// `work`'s result, or `expiry`'s error once `seconds` have passed (nil: keep waiting). The
+/// work is cancelled then but not awaited: a connection stuck in NIO's upgrade ignores
+/// cancellation, and the caller must not wait for it.
+private func race<T: Sendable>(
+  after seconds: Double, _ work: @escaping @Sendable () async throws -> T,
+  expiry: @escaping @Sendable () -> RemoteError?
+) async throws -> T {
+  let outcome = Outcome<T>()
+  return try await withTaskCancellationHandler {
+    try await withCheckedThrowingContinuation { continuation in
+      outcome.set(continuation)
+      let worker = Task { outcome.finish(await Result(catching: work)) }
+      let timer = Task {
+        try? await Task.sleep(for: .seconds(seconds))
+        guard !Task.isCancelled, let error = expiry() else { return }
+        worker.cancel()
+        outcome.finish(.failure(error))
+      }
+      outcome.onFinish {
+        worker.cancel()
+        timer.cancel()
+      }
+    }
+  } onCancel: {
+    outcome.finish(.failure(CancellationError()))
+  }
+}
+
+/// One result, delivered once, whichever side comes first.
+private final class Outcome<T: Sendable>: Sendable {
+  private struct State {
+    var continuation: CheckedContinuation<T, any Error>?
+    var early: Result<T, any Error>?
+    var finished = false
+    var cleanup: (@Sendable () -> Void)?
+  }
+  private let state = Mutex(State())
+
+  func set(_ continuation: CheckedContinuation<T, any Error>) {
+    let early = state.withLock { state -> Result<T, any Error>? in
+      if let early = state.early { return early }
+      state.continuation = continuation
       return nil
     }
-    defer { group.cancelAll() }
-    guard let first = try await group.next(), let value = first else {
-      throw RemoteError(errno: ETIMEDOUT, "\(context): no answer within \(Int(seconds)) s")
+    if let early { continuation.resume(with: early) }
+  }
+
+  func onFinish(_ cleanup: @escaping @Sendable () -> Void) {
+    let done = state.withLock { state in
+      if state.finished { return true }
+      state.cleanup = cleanup
+      return false
     }
-    return value
+    if done { cleanup() }
+  }
+
+  func finish(_ result: Result<T, any Error>) {
+    let (continuation, cleanup) = state.withLock {
+      state -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+      guard !state.finished else { return (nil, nil) }
+      state.finished = true
+      if state.continuation == nil { state.early = result }
+      defer { state.continuation = nil }
+      return (state.continuation, state.cleanup)
+    }
+    continuation?.resume(with: result)
+    cleanup?()
+  }
+}
+
+extension Result where Failure == any Error {
+  fileprivate init(catching body: () async throws -> Success) async {
+    do { self = .success(try await body()) } catch { self = .failure(error) }
   }
 }

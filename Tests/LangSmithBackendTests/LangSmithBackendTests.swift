@@ -212,6 +212,33 @@ final class LangSmithWebSocketTests: XCTestCase {
     }
   }
 
+  /// A server that accepts the connection but never answers (stopped) fails the command with
+  /// EIO at the stall limit (`--io-timeout`), not at the command's own deadline.
+  func testAStalledServerIsEIOAtTheStallLimit() async throws {
+    try await withAgent { agent, configuration in
+      var configuration = configuration
+      configuration.endpoint = agent.url
+      configuration.lowSpeedTime = 2
+      configuration.requestTimeout = 120
+      let client = try LangSmithClient(configuration: configuration)
+      defer { client.http.loop.shutdown() }
+      try await client.lookUpBox()
+      let pid = agent.child.process.processIdentifier
+      kill(pid, SIGSTOP)
+      defer { kill(pid, SIGCONT) }
+      let started = Date()
+      do {
+        _ = try await LangSmithWebSocketExecutor(client: client).run(
+          ProcessCommand("/bin/true", []))
+        XCTFail("a stopped server answered")
+      } catch let error as RemoteError {
+        XCTAssertEqual(error.errno, EIO)
+      }
+      // Well below the command's 120 s deadline (+10): the stall limit cut it.
+      XCTAssertLessThan(Date().timeIntervalSince(started), 60)
+    }
+  }
+
   /// The SDK's feature switch picks SSE; the WebSocket is the default.
   func testTheFeatureListPicksTheCommandStream() throws {
     XCTAssertFalse(LangSmithConfiguration.sandboxSSEExec(""))
