@@ -30,6 +30,11 @@ let package = Package(
     .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
     // SHA-256 for envd's signed `/files` URLs.
     .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+    // gRPC for CoreWeave's `coreweave.sandbox.v1.SandboxService` (h2c and TLS over NIO).
+    .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+    .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+    .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
   ],
   targets: [
     // System libraries, with static inline shims for variadic functions and macros.
@@ -82,6 +87,16 @@ let package = Package(
     .target(
       name: "LangSmithBackend",
       dependencies: ["Backend", "ExecLayer", "HTTPTransport", "CCurl"]),
+    // CoreWeave's sandbox API: messages and gRPC stubs (client and server) generated once from
+    // the `.proto` subset in Proto/ by Scripts/generate-coreweave-proto, and committed.
+    .target(
+      name: "CoreWeaveProtocol",
+      dependencies: [
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      exclude: ["Proto"]),
     // Data layer: staging files for writes, checked ranged reads.
     .target(
       name: "DataLayer",
@@ -111,13 +126,17 @@ let package = Package(
     .target(
       name: "AgentCore",
       dependencies: [
-        "CZlib", "CXattr", "CPty", "CArchive",
+        "CZlib", "CXattr", "CPty", "CArchive", "CoreWeaveProtocol",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "HummingbirdCore", package: "hummingbird"),
         .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
         .product(name: "MultipartKit", package: "multipart-kit"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]),
     .executableTarget(
       name: "SandboxAgent",
