@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 // Layers, top to bottom (each target may import only the ones below it):
 //   SandboxMount (CLI) → FuseBridge → FilesystemCore → DataLayer → Backend ← EnvdBackend,
-//   VercelBackend, LangSmithBackend
+//   VercelBackend, LangSmithBackend, CoreWeaveBackend (gRPC: CoreWeaveProtocol)
 //   Backend: RemoteFilesystem plus RemoteCapabilities (what a backend does natively; the core
 //   emulates the rest). Each vendor backend (EnvdBackend today) shares:
 //     ExecLayer → Backend (POSIX over any command API: ProcessExecutor, ExecFilesystem)
@@ -97,6 +97,17 @@ let package = Package(
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
       exclude: ["Proto"]),
+    // CoreWeave sandbox backend: whole-file `ReadFile`/`WriteFile` up to the cap, ranges and
+    // larger files through `StreamExec` (`dd`, `cat`), the rest through the exec layer.
+    .target(
+      name: "CoreWeaveBackend",
+      dependencies: [
+        "Backend", "ExecLayer", "CoreWeaveProtocol",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]),
     // Data layer: staging files for writes, checked ranged reads.
     .target(
       name: "DataLayer",
