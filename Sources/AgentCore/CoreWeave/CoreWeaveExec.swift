@@ -153,15 +153,32 @@ extension CoreWeaveSandbox {
         }
       }
     }
+    // The truncation test switch: the last `cut` bytes of stdout are held back, then dropped
+    // when the output was large.
+    let cut = TruncationFault.bytesToCut()
+    var held = Data()
+    var stdoutBytes = 0
     for await event in subscription.events {
       switch event {
       case .stdout(let data), .pty(let data):
-        try await response.write(output(.stdout, data))
+        if cut > 0 {
+          stdoutBytes += data.count
+          held.append(data)
+          if held.count > cut {
+            try await response.write(output(.stdout, Data(held.prefix(held.count - cut))))
+            held = Data(held.suffix(cut))
+          }
+        } else {
+          try await response.write(output(.stdout, data))
+        }
         subscription.gate.leave()
       case .stderr(let data):
         try await response.write(output(.stderr, data))
         subscription.gate.leave()
       case .end(let exit):
+        if !held.isEmpty && stdoutBytes <= TruncationFault.largeOutput {
+          try await response.write(output(.stdout, held))
+        }
         try await response.write(
           .with {
             $0.exit = .with {

@@ -13,9 +13,11 @@ extension CoreWeaveSandbox {
     let path = try Self.resolve(request.path)
     let jail = services.jail
     let cap = fileCap
-    let content = try await services.blocking {
+    var content = try await services.blocking {
       try Self.readWhole(path, jail: jail, cap: cap)
     }
+    let cut = min(content.count, TruncationFault.bytesToCut())
+    if cut > 0 { content.removeLast(cut) }
     return .with { $0.content = content }
   }
 

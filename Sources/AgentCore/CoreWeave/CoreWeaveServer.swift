@@ -25,7 +25,8 @@ struct CoreWeaveServer: Service {
     let server = GRPCServer(
       transport: transport,
       services: [CoreWeaveService(sandbox: CoreWeaveSandbox(services: services))],
-      interceptors: services.accessToken.map { [CoreWeaveBearerAuth(token: $0)] } ?? [])
+      interceptors: [CoreWeaveRequestLog(logger: services.logger)]
+        + (services.accessToken.map { [CoreWeaveBearerAuth(token: $0)] } ?? []))
     try await withThrowingDiscardingTaskGroup { group in
       group.addTask {
         try await withGracefulShutdownHandler {
@@ -38,5 +39,21 @@ struct CoreWeaveServer: Service {
       await onListening(
         configuration.host, bound.ipv4?.port ?? bound.ipv6?.port ?? configuration.port)
     }
+  }
+}
+
+/// Each call's method at debug level, as the HTTP modes log their routes (tests count them).
+struct CoreWeaveRequestLog: ServerInterceptor {
+  let logger: Logger
+
+  func intercept<Input: Sendable, Output: Sendable>(
+    request: StreamingServerRequest<Input>,
+    context: ServerContext,
+    next:
+      @Sendable (StreamingServerRequest<Input>, ServerContext) async throws ->
+      StreamingServerResponse<Output>
+  ) async throws -> StreamingServerResponse<Output> {
+    logger.debug("gRPC /\(context.descriptor.fullyQualifiedMethod)")
+    return try await next(request, context)
   }
 }
