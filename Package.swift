@@ -127,7 +127,7 @@ let package = Package(
       name: "SandboxMount",
       dependencies: [
         "FuseBridge", "FilesystemCore", "DataLayer", "EnvdBackend", "VercelBackend", "LangSmithBackend",
-        "Backend", "MemoryTuning",
+        "CoreWeaveBackend", "Backend", "MemoryTuning",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -175,7 +175,7 @@ let package = Package(
       name: "BackendConformanceTests",
       dependencies: [
         "TestSupport", "SandboxAgent", "EnvdBackend", "VercelBackend", "LangSmithBackend",
-        "ExecLayer", "Backend",
+        "CoreWeaveBackend", "ExecLayer", "Backend",
       ]),
     .testTarget(
       name: "VercelBackendTests",
