@@ -101,7 +101,7 @@ final class CoreWeaveClient: Sendable {
       $0.sandboxID = configuration.sandboxID
     }
     let options = options(deadline: configuration.connectTimeout + configuration.requestTimeout)
-    return try await withRetries(context: "look up the sandbox '\(configuration.sandboxID)'") {
+    return try await withRetries(context: "GetSandbox") {
       try await service.getSandbox(request, metadata: metadata, options: options)
     }
   }
@@ -302,6 +302,13 @@ final class CoreWeaveClient: Sendable {
     }
   }
 
+  private func noSandbox(context: String, detail: String) -> RemoteError {
+    RemoteError(
+      errno: EIO,
+      "\(context): no sandbox '\(configuration.sandboxID)' at \(configuration.baseURL) (\(detail))",
+      kind: .failure)
+  }
+
   /// A failed call as the errno the kernel should see (or `FileTooLarge`).
   func map(_ error: any Error, context: String) -> any Error {
     if error is RemoteError || error is FileTooLarge || error is LocalError { return error }
@@ -325,9 +332,7 @@ final class CoreWeaveClient: Sendable {
         }
         return FileTooLarge(size: info.metadata["size_bytes"].flatMap(Int.init), limit: limit)
       case "CWSANDBOX_SANDBOX_NOT_FOUND":
-        return RemoteError(
-          errno: EIO, "\(context): the sandbox '\(configuration.sandboxID)' does not exist",
-          kind: .failure)
+        return noSandbox(context: context, detail: detail)
       case "CWSANDBOX_COMMAND_TIMEOUT":
         return RemoteError(errno: ETIMEDOUT, "\(context): \(detail)")
       default:
@@ -345,9 +350,7 @@ final class CoreWeaveClient: Sendable {
       return RemoteError(errno: EACCES, "\(context): \(detail)")
     case .notFound:
       // Without a reason, NOT_FOUND is the sandbox's, as the SDK reads it.
-      return RemoteError(
-        errno: EIO, "\(context): no sandbox '\(configuration.sandboxID)' (\(detail))",
-        kind: .failure)
+      return noSandbox(context: context, detail: detail)
     case .invalidArgument:
       return RemoteError(errno: EINVAL, "\(context): \(detail)")
     case .unimplemented:

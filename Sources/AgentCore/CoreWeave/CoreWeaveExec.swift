@@ -176,7 +176,7 @@ extension CoreWeaveSandbox {
         try await response.write(output(.stderr, data))
         subscription.gate.leave()
       case .end(let exit):
-        if !held.isEmpty && stdoutBytes <= TruncationFault.largeOutput {
+        if !held.isEmpty && stdoutBytes < TruncationFault.largeOutput {
           try await response.write(output(.stdout, held))
         }
         try await response.write(
