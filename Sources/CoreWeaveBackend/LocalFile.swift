@@ -70,9 +70,13 @@ enum LocalFile {
     }
   }
 
-  /// Empties the local file after a failed download: nothing short is left to be served.
+  /// Empties the local file (after a failed download: nothing short is left to be served), and
+  /// the next write starts at 0.
   static func truncate(_ descriptor: Int32) async {
-    _ = try? await onOwnThread { ftruncate(descriptor, 0) }
+    _ = try? await onOwnThread {
+      _ = ftruncate(descriptor, 0)
+      _ = lseek(descriptor, 0, SEEK_SET)
+    }
   }
 
   static func close(_ descriptor: Int32) async {
