@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 // Layers, top to bottom (each target may import only the ones below it):
 //   SandboxMount (CLI) → FuseBridge → FilesystemCore → DataLayer → Backend ← EnvdBackend,
-//   VercelBackend, LangSmithBackend
+//   VercelBackend, LangSmithBackend, CoreWeaveBackend (gRPC: CoreWeaveProtocol)
 //   Backend: RemoteFilesystem plus RemoteCapabilities (what a backend does natively; the core
 //   emulates the rest). Each vendor backend (EnvdBackend today) shares:
 //     ExecLayer → Backend (POSIX over any command API: ProcessExecutor, ExecFilesystem)
@@ -30,6 +30,11 @@ let package = Package(
     .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
     // SHA-256 for envd's signed `/files` URLs.
     .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+    // gRPC for CoreWeave's `coreweave.sandbox.v1.SandboxService` (h2c and TLS over NIO).
+    .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+    .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+    .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
   ],
   targets: [
     // System libraries, with static inline shims for variadic functions and macros.
@@ -85,6 +90,27 @@ let package = Package(
         "Backend", "ExecLayer", "HTTPTransport", "CCurl",
         .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
       ]),
+    // CoreWeave's sandbox API: messages and gRPC stubs (client and server) generated once from
+    // the `.proto` subset in Proto/ by Scripts/generate-coreweave-proto, and committed.
+    .target(
+      name: "CoreWeaveProtocol",
+      dependencies: [
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      exclude: ["Proto"]),
+    // CoreWeave sandbox backend: whole-file `ReadFile`/`WriteFile` up to the cap, ranges and
+    // larger files through `StreamExec` (`dd`, `cat`), the rest through the exec layer.
+    .target(
+      name: "CoreWeaveBackend",
+      dependencies: [
+        "Backend", "ExecLayer", "CoreWeaveProtocol",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]),
     // Data layer: staging files for writes, checked ranged reads.
     .target(
       name: "DataLayer",
@@ -104,7 +130,7 @@ let package = Package(
       name: "SandboxMount",
       dependencies: [
         "FuseBridge", "FilesystemCore", "DataLayer", "EnvdBackend", "VercelBackend", "LangSmithBackend",
-        "Backend", "MemoryTuning",
+        "CoreWeaveBackend", "Backend", "MemoryTuning",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -114,13 +140,17 @@ let package = Package(
     .target(
       name: "AgentCore",
       dependencies: [
-        "CZlib", "CXattr", "CPty", "CArchive",
+        "CZlib", "CXattr", "CPty", "CArchive", "CoreWeaveProtocol",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "HummingbirdCore", package: "hummingbird"),
         .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
         .product(name: "MultipartKit", package: "multipart-kit"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]),
     .executableTarget(
       name: "SandboxAgent",
@@ -148,7 +178,7 @@ let package = Package(
       name: "BackendConformanceTests",
       dependencies: [
         "TestSupport", "SandboxAgent", "EnvdBackend", "VercelBackend", "LangSmithBackend",
-        "ExecLayer", "Backend",
+        "CoreWeaveBackend", "ExecLayer", "Backend",
       ]),
     .testTarget(
       name: "VercelBackendTests",

@@ -7,7 +7,9 @@ import MemoryTuning
 struct SandboxAgentCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "sandbox-agent",
-    abstract: "Serve a folder over E2B's envd wire protocol (or Vercel Sandbox's, or LangSmith's).")
+    abstract:
+      "Serve a folder over E2B's envd wire protocol (or Vercel Sandbox's, LangSmith's or CoreWeave's)."
+  )
 
   @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
   var listen: String = "127.0.0.1:49983"
@@ -30,9 +32,17 @@ struct SandboxAgentCommand: AsyncParsableCommand {
   @Option(
     name: .customLong("protocol"),
     help:
-      "Wire protocol: envd, vercel or langsmith (with the last two the folder stands for the sandbox's '/')."
+      "Wire protocol: envd, vercel, langsmith or coreweave (with the last three the folder stands for the sandbox's '/')."
   )
   var wireProtocol: String = "envd"
+
+  @Option(help: "With --protocol coreweave: the sandbox id the agent answers to.")
+  var sandboxId: String = "local"
+
+  @Option(
+    help:
+      "With --protocol coreweave: the largest file ReadFile/WriteFile move in one call, in bytes.")
+  var coreweaveFileCap: Int = 32 << 20
 
   func run() async throws { try await serve() }
 
@@ -61,14 +71,19 @@ struct SandboxAgentCommand: AsyncParsableCommand {
     }
     let (host, port) = try Self.parseListen(listen)
     guard let chosen = AgentProtocol(rawValue: wireProtocol.lowercased()) else {
-      throw AgentStartupError("unknown protocol '\(wireProtocol)' (envd, vercel or langsmith)")
+      throw AgentStartupError(
+        "unknown protocol '\(wireProtocol)' (envd, vercel, langsmith or coreweave)")
     }
     if chosen != .envd && envdCompat {
       throw AgentStartupError("--envd-compat applies to --protocol envd only")
     }
+    guard coreweaveFileCap > 0 else {
+      throw AgentStartupError("--coreweave-file-cap must be positive")
+    }
     return AgentConfiguration(
       host: host, port: port, root: root, accessToken: try readToken(), insecure: insecure,
-      logLevel: level, envdCompat: envdCompat, wireProtocol: chosen)
+      logLevel: level, envdCompat: envdCompat, wireProtocol: chosen, sandboxID: sandboxId,
+      coreWeaveFileCap: coreweaveFileCap)
   }
 
   func readToken() throws(AgentStartupError) -> String? {

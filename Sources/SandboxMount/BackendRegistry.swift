@@ -30,7 +30,7 @@ struct BackendFactory: Sendable {
 
 /// Backends by URL scheme. A new vendor (vercel://, langsmith://, cwsandbox://) adds one entry.
 enum BackendRegistry {
-  static let factories: [BackendFactory] = [.envd, .e2b, .vercel, .langSmith]
+  static let factories: [BackendFactory] = [.envd, .e2b, .vercel, .langSmith, .coreWeave]
 
   /// The factory for `url`'s scheme, after its check of the URL.
   static func factory(for url: String) throws -> BackendFactory {

@@ -20,7 +20,7 @@ struct MountCommand: AsyncParsableCommand {
 
   @Argument(
     help:
-      "e2b://SANDBOX_ID (with E2B_API_KEY), vercel://SANDBOX_NAME (with VERCEL_TOKEN), langsmith://BOX_NAME (with LANGSMITH_API_KEY), or the sandbox's file daemon, e.g. http://127.0.0.1:49983"
+      "e2b://SANDBOX_ID (with E2B_API_KEY), vercel://SANDBOX_NAME (with VERCEL_TOKEN), langsmith://BOX_NAME (with LANGSMITH_API_KEY), cwsandbox://SANDBOX_ID (with CWSANDBOX_API_KEY), or the sandbox's file daemon, e.g. http://127.0.0.1:49983"
   )
   var url: String
 
@@ -40,7 +40,7 @@ struct MountCommand: AsyncParsableCommand {
 
   @Option(
     help:
-      "A file holding the access token (else $SANDBOX_TOKEN; for vercel://, $VERCEL_TOKEN; for langsmith://, $LANGSMITH_API_KEY); not for e2b://."
+      "A file holding the access token (else $SANDBOX_TOKEN; for vercel://, $VERCEL_TOKEN; for langsmith://, $LANGSMITH_API_KEY; for cwsandbox://, $CWSANDBOX_API_KEY); not for e2b://."
   )
   var tokenFile: String?
 
@@ -53,7 +53,7 @@ struct MountCommand: AsyncParsableCommand {
 
   @Option(
     help:
-      "With vercel://: Vercel's API (default https://vercel.com/api). With langsmith://: LangSmith's endpoint (else $LANGSMITH_ENDPOINT, else https://api.smith.langchain.com)."
+      "With vercel://: Vercel's API (default https://vercel.com/api). With langsmith://: LangSmith's endpoint (else $LANGSMITH_ENDPOINT, else https://api.smith.langchain.com). With cwsandbox://: the API's base URL, http:// for h2c (else $CWSANDBOX_BASE_URL, else https://api.cwsandbox.com)."
   )
   var apiURL: String?
 

@@ -1,4 +1,5 @@
 import Backend
+import CoreWeaveBackend
 import EnvdBackend
 import ExecLayer
 import Foundation
@@ -231,6 +232,103 @@ final class LangSmithSSEConformanceTests: LangSmithConformanceTests {
   override func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
   override func testStatistics() async throws { try await suite.statistics() }
   override func testFsync() async throws { try await suite.fsync() }
+}
+
+/// `sandbox-agent --protocol coreweave` (with an API key) through the `cwsandbox://` backend
+/// over h2c gRPC: `ReadFile`/`WriteFile` up to the cap, `dd`/`cat` over `StreamExec` past it,
+/// metadata through commands over `StreamExec`. A 1 MiB cap makes the suite's larger files
+/// take the streamed paths.
+final class CoreWeaveConformanceTests: ProtocolAgentConformanceTestCase {
+  override var agentArguments: [String] {
+    ["--protocol", "coreweave", "--sandbox-id", "conformance", "--coreweave-file-cap", "1048576"]
+  }
+  override var agentEnvironment: [String: String]? {
+    ["SANDBOX_AGENT_TOKEN": "cwsandbox-test-key"]
+  }
+
+  override func connect(agentURL: String) async throws -> (
+    backend: any RemoteFilesystem, shutdown: @Sendable () async -> Void
+  ) {
+    var configuration = CoreWeaveConfiguration(
+      sandboxID: "conformance", apiKey: "cwsandbox-test-key")
+    configuration.baseURL = agentURL
+    configuration.ioTimeout = 2
+    let backend = try await CoreWeaveBackend.connect(configuration: configuration)
+    coreWeave = backend
+    return (backend, { await backend.shutdownWithoutBlocking() })
+  }
+
+  private var coreWeave: CoreWeaveBackend!
+
+  /// Past the cap: the upload streams through stdin, the download through `cat`, ranges through
+  /// `dd`, each checked against the size stat'ed before.
+  func testFilesOverTheCapStream() async throws {
+    let content = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) }
+    let scratch = try TemporaryDirectory(prefix: "coreweave-cap")
+    defer { scratch.remove() }
+    let local = scratch.path + "/big"
+    FileManager.default.createFile(atPath: local, contents: Data(content))
+    let answer = try await coreWeave.upload("/big", from: local)
+    XCTAssertEqual(answer?.attributes.size, UInt64(content.count))
+    let size = UInt64(content.count)
+    let range = try await coreWeave.read(
+      "/big", offset: 1_500_000, length: 1 << 20, expectedSize: size)
+    XCTAssertEqual(range, Array(content[1_500_000..<(1_500_000 + (1 << 20))]))
+    let copy = scratch.path + "/copy"
+    let count = try await coreWeave.download("/big", expectedSize: size, to: copy)
+    XCTAssertEqual(count, size)
+    XCTAssertEqual(FileManager.default.contents(atPath: copy).map { [UInt8]($0) }, content)
+    await assertRemoteError(EIO) {
+      try await self.coreWeave.download("/big", expectedSize: size + 1, to: copy)
+    }
+    XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: copy)[.size] as? UInt64, 0)
+    await assertRemoteError(ENOENT) {
+      try await self.coreWeave.read("/none", offset: 2 << 20, length: 10, expectedSize: 3 << 20)
+    }
+    await assertRemoteError(ENOENT) {
+      try await self.coreWeave.download("/none", expectedSize: 3 << 20, to: copy)
+    }
+  }
+
+  /// A stream that moves nothing for `ioTimeout` (a read of a FIFO no one writes) is cancelled:
+  /// EIO, not a hang. A command past its own timeout is ETIMEDOUT.
+  func testAStalledStreamIsCancelledAndACommandHasADeadline() async throws {
+    _ = try await coreWeave.makeNode("/fifo", mode: 0o010644, device: 0)
+    let started = Date()
+    await assertRemoteError(EIO) {
+      try await self.coreWeave.read(
+        "/fifo", offset: 8 << 20, length: 1 << 20, expectedSize: 9 << 20)
+    }
+    XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+    await assertRemoteError(ETIMEDOUT) {
+      _ = try await self.coreWeave.commandExecutor.run(
+        ProcessCommand("/bin/sleep", ["20"], timeout: 1))
+    }
+    XCTAssertLessThan(Date().timeIntervalSince(started), 20)
+  }
+
+  /// Exec output is binary-safe both ways.
+  func testCommandsCarryBytes() async throws {
+    let bytes = (0..<256).map { UInt8($0) } + [0, 10, 13, 255]
+    let outcome = try await coreWeave.commandExecutor.run(
+      ProcessCommand("/bin/cat", [], standardInput: bytes))
+    XCTAssertEqual(outcome.exitCode, 0)
+    XCTAssertEqual(outcome.stdout, bytes)
+  }
+
+  func testNamespace() async throws { try await suite.namespace() }
+  func testRenames() async throws { try await suite.renames() }
+  func testSetAttributes() async throws { try await suite.setAttributes() }
+  func testSymlinks() async throws { try await suite.symlinks() }
+  func testHardLinks() async throws { try await suite.hardLinks() }
+  func testCreation() async throws { try await suite.creation() }
+  func testReads() async throws { try await suite.reads() }
+  func testUploads() async throws { try await suite.uploads() }
+  func testBatches() async throws { try await suite.batches() }
+  func testListingsMatchStats() async throws { try await suite.listingsMatchStats() }
+  func testConcurrentChanges() async throws { try await suite.concurrentChanges() }
+  func testStatistics() async throws { try await suite.statistics() }
+  func testFsync() async throws { try await suite.fsync() }
 }
 
 /// Every operation through Vercel's `cmd` alone (`ExecOnlyFilesystem` over the backend's

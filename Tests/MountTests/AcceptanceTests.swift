@@ -11,6 +11,7 @@ final class AcceptanceTests: XCTestCase {
     case stockEnvd = "stock envd (--envd-compat)"
     case vercel = "vercel:// (--protocol vercel)"
     case langSmith = "langsmith:// (--protocol langsmith)"
+    case coreWeave = "cwsandbox:// (--protocol coreweave)"
 
     var agentArguments: [String] {
       switch self {
@@ -18,6 +19,7 @@ final class AcceptanceTests: XCTestCase {
       case .stockEnvd: ["--envd-compat"]
       case .vercel: VercelAgent.arguments
       case .langSmith: LangSmithAgent.arguments
+      case .coreWeave: CoreWeaveAgent.arguments
       }
     }
 
@@ -25,6 +27,7 @@ final class AcceptanceTests: XCTestCase {
       switch self {
       case .vercel: VercelAgent.environment
       case .langSmith: LangSmithAgent.environment
+      case .coreWeave: CoreWeaveAgent.environment
       default: nil
       }
     }
@@ -36,6 +39,7 @@ final class AcceptanceTests: XCTestCase {
       switch self {
       case .vercel: try VercelAgent.mountTarget(agentURL: agentURL, folder: folder)
       case .langSmith: try LangSmithAgent.mountTarget(agentURL: agentURL, folder: folder)
+      case .coreWeave: try CoreWeaveAgent.mountTarget(agentURL: agentURL, folder: folder)
       default: (agentURL, [])
       }
     }
@@ -143,4 +147,13 @@ final class AcceptanceTests: XCTestCase {
   func testTarLangSmith() throws { try runScript("tar", .langSmith) }
   func testSqliteLangSmith() throws { try runScript("sqlite", .langSmith) }
   func testMakeLangSmith() throws { try runScript("make", .langSmith) }
+
+  func testRsyncCoreWeave() throws { try runScript("rsync", .coreWeave) }
+  func testVimCoreWeave() throws { try runScript("vim", .coreWeave) }
+  func testAtomicSaveCoreWeave() throws { try runScript("atomic-save", .coreWeave) }
+  func testEmacsLockCoreWeave() throws { try runScript("emacs-lock", .coreWeave) }
+  func testGitCoreWeave() throws { try runScript("git", .coreWeave) }
+  func testTarCoreWeave() throws { try runScript("tar", .coreWeave) }
+  func testSqliteCoreWeave() throws { try runScript("sqlite", .coreWeave) }
+  func testMakeCoreWeave() throws { try runScript("make", .coreWeave) }
 }

@@ -13,8 +13,10 @@ import time
 class AgentProcess:
     """sandbox-agent with `arguments` (e.g. `--protocol vercel`) serving a temporary folder."""
 
-    def __init__(self, binary, arguments=(), token=None, name="agent", folders=()):
-        self.root = tempfile.mkdtemp(prefix=f"sdk-{name}-root-")
+    def __init__(self, binary, arguments=(), token=None, name="agent", folders=(), root=None):
+        # A given root (e.g. "/") is served as it is and never removed.
+        self.owns_root = root is None
+        self.root = tempfile.mkdtemp(prefix=f"sdk-{name}-root-") if root is None else root
         for folder in folders:
             os.makedirs(os.path.join(self.root, folder.lstrip("/")), exist_ok=True)
         command = [binary, *arguments, "--listen", "127.0.0.1:0", "--root", self.root]
@@ -59,6 +61,7 @@ class AgentProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
         if self.token_dir is not None:
             shutil.rmtree(self.token_dir, ignore_errors=True)

@@ -31,6 +31,7 @@ public func buildAgentApplication(
     case .envd: buildAgentRouter(services: services)
     case .vercel: try buildVercelRouter(services: services)
     case .langsmith: buildLangSmithRouter(sandbox: langSmith!)
+    case .coreweave: throw AgentApplicationError.grpcOnly
     }
   let host = configuration.host
   let inlineRoutes = services.inlineUnary.snapshot
@@ -69,4 +70,9 @@ public func buildAgentApplication(
       await onListening(host, channel.localAddress?.port ?? configuration.port)
     },
     logger: logger)
+}
+
+/// `--protocol coreweave` is served by `CoreWeaveServer` (gRPC), not by this HTTP application.
+public enum AgentApplicationError: Error {
+  case grpcOnly
 }

@@ -9,6 +9,9 @@ public enum AgentProtocol: String, Sendable, CaseIterable {
   /// LangSmith's sandbox API (control-plane lookup, dataplane files and commands), see
   /// `LangSmith/LangSmithRoutes.swift`.
   case langsmith
+  /// CoreWeave's sandbox gRPC API (`coreweave.sandbox.v1.SandboxService`), see
+  /// `CoreWeave/CoreWeaveService.swift`.
+  case coreweave
 }
 
 /// Everything the agent needs to start, as parsed from the command line.
@@ -27,12 +30,19 @@ public struct AgentConfiguration: Sendable {
   /// Behave as stock envd: the agent extension (`sandboxagent.v1.Extension`) is switched off.
   public var envdCompat: Bool
   public var wireProtocol: AgentProtocol
+  /// The sandbox id a `coreweave` agent answers to; any other is not found.
+  public var sandboxID: String
+  /// The largest file a `coreweave` agent's `ReadFile`/`WriteFile` move in one call.
+  public var coreWeaveFileCap: Int
 
   public init(
     host: String = "127.0.0.1", port: Int = 49983, root: String = "/", accessToken: String? = nil,
     insecure: Bool = false, logLevel: Logger.Level = .info, envdCompat: Bool = false,
-    wireProtocol: AgentProtocol = .envd
+    wireProtocol: AgentProtocol = .envd, sandboxID: String = "local",
+    coreWeaveFileCap: Int = 32 << 20
   ) {
+    self.sandboxID = sandboxID
+    self.coreWeaveFileCap = coreWeaveFileCap
     self.wireProtocol = wireProtocol
     self.host = host
     self.port = port

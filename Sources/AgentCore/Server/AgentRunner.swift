@@ -12,8 +12,15 @@ public func runAgent(
   gracePeriod: Duration = .seconds(5),
   onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void
 ) async throws {
-  let app = try buildAgentApplication(
-    configuration: configuration, logger: logger, onListening: onListening)
+  let app: any Service =
+    if configuration.wireProtocol == .coreweave {
+      try CoreWeaveServer(
+        services: AgentServices(configuration: configuration, logger: logger),
+        onListening: onListening)
+    } else {
+      try buildAgentApplication(
+        configuration: configuration, logger: logger, onListening: onListening)
+    }
   let watcher = ShutdownWatcher()
   // Services shut down in reverse order: the watcher notices first, then the server drains.
   var groupConfiguration = ServiceGroupConfiguration(
