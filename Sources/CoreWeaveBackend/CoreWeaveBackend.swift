@@ -17,7 +17,7 @@ import Foundation
 public final class CoreWeaveBackend: ExecMetadataBackend {
   public let exec: ExecFilesystem
   let client: CoreWeaveClient
-  let batches: ExecBatch
+  public let batches: ExecBatch
 
   /// Files up to this size are read whole through `ReadFile` for any range: one unary call
   /// costs less than a command.

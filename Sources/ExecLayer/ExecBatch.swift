@@ -23,11 +23,17 @@ public final class ExecBatch: Sendable {
     self.exec = exec
   }
 
+  /// One put's bytes and the sandbox path they go to first, beside the put's target.
+  public struct StagedFile: Sendable {
+    public let path: String
+    public let content: [UInt8]
+  }
+
   /// Applies `changes` in order, each answered on its own. `upload` sends every put's bytes
-  /// to its upload path (a sandbox path, by the change's index) in one request.
+  /// to its sandbox path, in as few requests as the backend's API allows.
   public func apply(
     _ changes: [RemoteBatchChange],
-    upload: (_ uploads: [Int: String]) async throws -> Void
+    upload: (_ files: [StagedFile]) async throws -> Void
   ) async throws -> [Result<RemoteAttributes?, RemoteError>] {
     let orphans = orphanedUploads.withLock { orphans in
       defer { orphans = [] }
@@ -39,8 +45,14 @@ public final class ExecBatch: Sendable {
     }
     let folderTimes = try await modificationTimes(
       of: Set(uploads.keys.map { RemotePath.parent(of: changes[$0].path) }))
+    var files: [StagedFile] = []
+    for (index, change) in changes.enumerated() {
+      if case .put(_, let content, _, _, _) = change, let path = uploads[index] {
+        files.append(StagedFile(path: path, content: content))
+      }
+    }
     do {
-      try await upload(uploads)
+      if !files.isEmpty { try await upload(files) }
     } catch {
       // A cut upload may have left some of them.
       orphanedUploads.withLock { $0.formUnion(orphans.union(uploads.values)) }
@@ -164,5 +176,22 @@ public final class ExecBatch: Sendable {
     return .failure(
       RemoteError(errno: EIO, "\(context): the batch command failed (\(outcome.status)): \(stderr)")
     )
+  }
+}
+
+/// A backend whose batches are `ExecBatch`es: it says only how the puts' bytes travel. Its
+/// commands act as one caller per call, so a batch of several callers goes in runs of one
+/// (`RemoteFilesystem.applyBatch(_:callers:)`).
+public protocol ExecBatchBackend: ExecMetadataBackend {
+  var batches: ExecBatch { get }
+  /// Sends every file's bytes to its sandbox path.
+  func stage(_ files: [ExecBatch.StagedFile]) async throws
+}
+
+extension ExecBatchBackend {
+  public func applyBatch(_ changes: [RemoteBatchChange]) async throws
+    -> [Result<RemoteAttributes?, RemoteError>]
+  {
+    try await batches.apply(changes) { try await stage($0) }
   }
 }

@@ -4,45 +4,18 @@ import Foundation
 
 /// Batches: `ExecBatch`, with the small files' bytes in ONE `/upload` of a tar that one command
 /// unpacks beside their targets (LangSmith's `/upload` takes one file per request).
-extension LangSmithBackend {
-  /// Its commands act as one caller per call.
-  public func applyBatch(_ changes: [RemoteBatchChange], callers: [CallerIdentity?]) async throws
-    -> [Result<RemoteAttributes?, RemoteError>]
-  {
-    try await applyInRunsOfOneCaller(changes, callers: callers) { try await batch($0) }
-  }
-
-  public func applyBatch(_ changes: [RemoteBatchChange]) async throws
-    -> [Result<RemoteAttributes?, RemoteError>]
-  {
-    try await batch(changes)
-  }
-
-  private func batch(_ changes: [RemoteBatchChange]) async throws
-    -> [Result<RemoteAttributes?, RemoteError>]
-  {
-    try await batches.apply(changes) { uploads in try await upload(changes, to: uploads) }
-  }
-
-  /// Every put's bytes to its upload path (`uploads`, by index).
-  private func upload(_ changes: [RemoteBatchChange], to uploads: [Int: String]) async throws {
-    var entries: [TarUpload.Entry] = []
-    for (index, change) in changes.enumerated() {
-      guard case .put(_, let content, _, _, _) = change, let temporary = uploads[index] else {
-        continue
-      }
-      entries.append(
-        TarUpload.Entry(
-          name: String(temporary.drop { $0 == "/" }), mode: 0o600, content: .bytes(content)))
+extension LangSmithBackend: ExecBatchBackend {
+  public func stage(_ files: [ExecBatch.StagedFile]) async throws {
+    let entries = files.map {
+      TarUpload.Entry(
+        name: String($0.path.drop { $0 == "/" }), mode: 0o600, content: .bytes($0.content))
     }
-    guard let first = uploads.values.min() else { return }
     let context = "upload of \(entries.count) files"
     let folder = temporaryFolder
-    let files = entries
-    let archive = try await onOwnThread { try TarUpload.make(files, temporaryFolder: folder) }
+    let archive = try await onOwnThread { try TarUpload.make(entries, temporaryFolder: folder) }
     // Beside the first file: a folder the batch writes to anyway.
-    let archivePath =
-      RemotePath.join(RemotePath.parent(of: first), ".sandbox-mount-batch-\(UUID().uuidString).tgz")
+    let archivePath = RemotePath.join(
+      RemotePath.parent(of: files[0].path), ".sandbox-mount-batch-\(UUID().uuidString).tgz")
     try await post(
       descriptor: archive.descriptor, size: archive.length, to: archivePath, context: context)
     let unpack = ProcessCommand(

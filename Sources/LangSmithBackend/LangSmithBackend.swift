@@ -21,7 +21,7 @@ public final class LangSmithBackend: ExecMetadataBackend {
   let client: LangSmithClient
   private let remoteRoot: String
 
-  let batches: ExecBatch
+  public let batches: ExecBatch
   let temporaryFolder = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
 
   private init(client: LangSmithClient) {

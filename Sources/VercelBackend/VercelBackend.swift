@@ -22,7 +22,7 @@ public final class VercelBackend: ExecMetadataBackend {
   private let commands: ExecOnlyFilesystem
   private let remoteRoot: String
   private let temporaryFolder: String
-  let batches: ExecBatch
+  public let batches: ExecBatch
 
   private init(client: VercelClient) {
     self.client = client

@@ -36,6 +36,26 @@ final class JournalTests: XCTestCase {
       try Journal(directory: folder.path).replay().map(\.record), [first, second, third])
   }
 
+  /// A put copies its content into a data file before its record is committed; a reset in
+  /// between (the drain found nothing pending) must keep that file, or the put's upload finds
+  /// it gone and an acknowledged write is lost. (It was deleted before.)
+  func testAResetKeepsDataFilesNotYetCommitted() throws {
+    let folder = try TemporaryDirectory(prefix: "journal-test")
+    defer { folder.remove() }
+    let journal = try Journal(directory: folder.path)
+    let applied = journal.newDataFilePath()
+    try Data("applied".utf8).write(to: URL(fileURLWithPath: applied))
+    journal.releaseDataFile(applied)
+    let copying = journal.newDataFilePath()
+    try Data("being copied".utf8).write(to: URL(fileURLWithPath: copying))
+    journal.reset()
+    XCTAssertFalse(FileManager.default.fileExists(atPath: applied))
+    XCTAssertTrue(FileManager.default.fileExists(atPath: copying))
+    journal.releaseDataFile(copying)
+    journal.reset()
+    XCTAssertFalse(FileManager.default.fileExists(atPath: copying))
+  }
+
   func testAFlippedByteEndsTheReplayThere() throws {
     let folder = try TemporaryDirectory(prefix: "journal-test")
     defer { folder.remove() }

@@ -22,6 +22,9 @@ final class Journal: Sendable {
   let path: String
   private let descriptor: Int32
   private let state: Mutex<State>
+  /// Data files handed out but not yet in a committed record (a put copies its content before
+  /// the record is written): a reset must not delete them.
+  private let reservedDataFiles = Mutex<Set<String>>([])
   private let commitSignal = DispatchSemaphore(value: 0)
   /// Content up to this size goes inline; larger files get a data file.
   static let inlineLimit: UInt64 = 1 << 20
@@ -249,14 +252,25 @@ final class Journal: Sendable {
     // The new header to disk off the caller's thread, before a crash could replay the old.
     commitSignal.signal()
     let data = directory + "/data"
-    for name in (try? FileManager.default.contentsOfDirectory(atPath: data)) ?? [] {
-      unlink(data + "/" + name)
+    // Under the lock: a name reserved meanwhile is either in the set or not yet on disk.
+    reservedDataFiles.withLock { reserved in
+      for name in (try? FileManager.default.contentsOfDirectory(atPath: data)) ?? []
+      where !reserved.contains(data + "/" + name) {
+        unlink(data + "/" + name)
+      }
     }
   }
 
-  /// A new data file's path for content too big to go inline.
+  /// A new data file's path for content too big to go inline, kept by resets until
+  /// `releaseDataFile` (call it once the record naming it is committed, or given up).
   func newDataFilePath() -> String {
-    directory + "/data/" + UUID().uuidString
+    let path = directory + "/data/" + UUID().uuidString
+    reservedDataFiles.withLock { _ = $0.insert(path) }
+    return path
+  }
+
+  func releaseDataFile(_ path: String) {
+    reservedDataFiles.withLock { _ = $0.remove(path) }
   }
 
   private func commitLoop() {

@@ -606,6 +606,8 @@ public final class WriteBackBackend: RemoteFilesystem {
       try await Self.offPool { try Self.copyDurably(localPath, to: dataFile, size: size) }
       record.dataFile = dataFile
     }
+    // Once committed (pending) or given up, the data file is the journal's to reset.
+    defer { if let dataFile = record.dataFile { journal.releaseDataFile(dataFile) } }
     let (attributes, end, _) = try commitToJournal(record, content: content)
     try await journal.waitDurable(upTo: end)
     return attributes!

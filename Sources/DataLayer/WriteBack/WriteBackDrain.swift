@@ -540,12 +540,17 @@ extension WriteBackBackend {
         source = file
       case .journal:
         let bytes = try state.withLock { _ in try read(content, at: 0, count: Int(content.size)) }
-        let file = journal.newDataFilePath() + ".upload"
+        let file = journal.newDataFilePath()
         try Data(bytes).write(to: URL(fileURLWithPath: file))
         source = file
         temporary = file
       }
-      defer { if let temporary { unlink(temporary) } }
+      defer {
+        if let temporary {
+          unlink(temporary)
+          journal.releaseDataFile(temporary)
+        }
+      }
       if pending.remoteType == .regular {
         try await inner.upload(path, from: source)
       } else {

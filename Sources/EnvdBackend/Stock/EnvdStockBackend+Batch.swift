@@ -6,27 +6,22 @@ import HTTPTransport
 /// Batches on stock envd, which has no `Batch` method: `ExecBatch`, with the small files' bytes
 /// in ONE multipart `POST /files`.
 extension EnvdStockBackend {
-  /// Its processes act as one caller per call.
+  /// Its processes act as one caller per call. (`EnvdRemote.applyBatch(_:)` sends a batch as
+  /// the task's caller through this.)
   public func applyBatch(_ changes: [RemoteBatchChange], callers: [CallerIdentity?]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]
   {
-    try await applyInRunsOfOneCaller(changes, callers: callers) { try await stockBatch($0) }
+    try await applyInRunsOfOneCaller(changes, callers: callers) { run in
+      try await batches.apply(run) { try await stage($0) }
+    }
   }
 
-  func stockBatch(_ changes: [RemoteBatchChange]) async throws
-    -> [Result<RemoteAttributes?, RemoteError>]
-  {
-    try await batches.apply(changes) { uploads in try await upload(changes, to: uploads) }
-  }
-
-  /// Sends every put's bytes to its upload path (`uploads`, by index): one multipart request.
-  private func upload(_ changes: [RemoteBatchChange], to uploads: [Int: String]) async throws {
+  /// Every file's bytes in one multipart request.
+  func stage(_ files: [ExecBatch.StagedFile]) async throws {
     var body: [UInt8] = []
     let boundary = "sandbox-mount-" + String(UInt64.random(in: 0..<(1 << 60)), radix: 36)
-    for (index, change) in changes.enumerated() {
-      guard case .put(_, let content, _, _, _) = change, let temporary = uploads[index] else {
-        continue
-      }
+    for file in files {
+      let (temporary, content) = (file.path, file.content)
       if temporary.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }) {
         body += Array(
           ("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(temporary)\"\r\n"
@@ -42,7 +37,7 @@ extension EnvdStockBackend {
     body += Array("--\(boundary)--\r\n".utf8)
     try await postFiles(
       url: client.multipartFilesURL, contentType: "multipart/form-data; boundary=\(boundary)",
-      body: body, context: "upload of \(uploads.count) files")
+      body: body, context: "upload of \(files.count) files")
   }
 
   private func postBytes(_ content: [UInt8], toProtocolPath path: String) async throws {
