@@ -1,6 +1,7 @@
 import Backend
 import CCurl
 import HTTPTransport
+import Synchronization
 
 #if canImport(FoundationEssentials)
   import FoundationEssentials
@@ -27,6 +28,13 @@ final class EnvdClient: Sendable {
   /// X-Access-Token and, with a configured user, Basic auth: for routes beyond `/files`.
   let authHeaders: [String]
   private let usernameQuery: String
+  /// Set while the server is taken as stalled: see `send`.
+  private let stall = Mutex(StallState())
+
+  private struct StallState {
+    var stalled = false
+    var probing = false
+  }
 
   static let userAgent = "sandbox-mount/0.1"
 
@@ -119,6 +127,10 @@ final class EnvdClient: Sendable {
         deadline: deadline ?? configuration.requestTimeout))
   }
 
+  /// A unary call's whole time, retries included: `--io-timeout` (the low-speed time) bounds
+  /// what the user waits for a metadata call, not only a stall in a transfer.
+  var unaryDeadline: Double { min(configuration.requestTimeout, configuration.lowSpeedTime) }
+
   /// A Connect unary call whose answer is returned whatever its status.
   func rpcResponse(
     _ method: String, _ message: some Encodable, service: String = "filesystem.Filesystem"
@@ -134,7 +146,7 @@ final class EnvdClient: Sendable {
     return try await send(
       HTTPRequest(
         method: .post, url: baseURL + "/" + service + "/" + method, headers: rpcHeaders,
-        body: .bytes(body), deadline: configuration.requestTimeout))
+        body: .bytes(body), deadline: unaryDeadline))
   }
 
   /// A POST of any route with the auth headers added (streaming calls, offset writes).
@@ -162,7 +174,16 @@ final class EnvdClient: Sendable {
     }
   }
 
+  /// One request. A request that timed out marks the server stalled: until a `/health` probe
+  /// (one a second) gets an answer, every request fails at once with EIO instead of waiting
+  /// out `--io-timeout` again. The kernel retries a failed lookup or read once, and a tool makes
+  /// several calls, so without this one stall cost each call two timeouts or more.
   private func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+    if stall.withLock({ $0.stalled }) {
+      throw RemoteError(
+        errno: EIO,
+        "\(request.url): the server stopped answering (a check every second tells when it is back)")
+    }
     let transfer: CurlTransfer
     do {
       transfer = try CurlTransfer(request, settings: settings)
@@ -171,7 +192,38 @@ final class EnvdClient: Sendable {
     }
     let response = await loop.perform(transfer)
     if response.cancelled { throw RemoteError(errno: EINTR, "the request was cancelled") }
+    if response.curlCode == CURLE_OPERATION_TIMEDOUT.rawValue && response.status == 0 {
+      markStalled()
+    }
     return response
+  }
+
+  private func markStalled() {
+    let startProbe = stall.withLock { state -> Bool in
+      state.stalled = true
+      defer { state.probing = true }
+      return !state.probing
+    }
+    guard startProbe else { return }
+    let url = baseURL + "/health"
+    let headers = tokenHeaders
+    Task { [self] in
+      while true {
+        try? await Task.sleep(for: .seconds(1))
+        guard
+          let transfer = try? CurlTransfer(
+            HTTPRequest(method: .get, url: url, headers: headers, deadline: 2), settings: settings)
+        else { continue }
+        let response = await loop.perform(transfer)
+        // Cancelled, or the backend was shut down: nobody asks any more.
+        if response.cancelled || response.curlCode == CURLE_ABORTED_BY_CALLBACK.rawValue { return }
+        // Any HTTP answer: the server reads and writes again.
+        if response.status != 0 {
+          stall.withLock { $0 = StallState() }
+          return
+        }
+      }
+    }
   }
 
   /// The error for an exchange that did not complete (no usable HTTP answer), or nil.
