@@ -69,6 +69,9 @@ struct MountCommand: AsyncParsableCommand {
   @Option(help: "A PEM file of the CA certificates to trust for https (a private CA).")
   var caFile: String?
 
+  @Flag(help: "Send the token over plain http:// to a host that is not loopback.")
+  var insecure = false
+
   @Option(help: "The sandbox user requests act as (default: the sandbox's own).")
   var user: String?
 
