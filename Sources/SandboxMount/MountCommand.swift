@@ -29,7 +29,9 @@ struct MountCommand: AsyncParsableCommand {
 
   @Option(
     name: .customShort("o"),
-    help: "Mount options: allow_other, default_permissions, ro, uid=N, gid=N, … (repeatable)")
+    help:
+      "Mount options: allow_other, default_permissions, ro, uid=N, gid=N, …, and any long option below as name=value or flag (token_file=F,read_only); mount(8)'s _netdev, nofail, x-*, … are ignored (repeatable)"
+  )
   var options: [String] = []
 
   @Flag(name: .customShort("f"), help: "Stay in the foreground.")
