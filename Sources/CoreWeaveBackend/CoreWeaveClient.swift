@@ -50,7 +50,7 @@ final class CoreWeaveClient: Sendable {
       } : .plaintext
     let ioTimeout = configuration.ioTimeout
     let transport = try Transport(
-      target: .dns(host: endpoint.host, port: endpoint.port), transportSecurity: security,
+      target: Self.target(endpoint), transportSecurity: security,
       config: .defaults { config in
         // A connection that stops answering pings is dropped, and its calls fail.
         config.connection.keepalive = .init(
@@ -64,6 +64,23 @@ final class CoreWeaveClient: Sendable {
     self.grpc = grpc
     connections = Task { try? await grpc.runConnections() }
     service = Service(wrapping: grpc)
+  }
+
+  /// An address literal is its own target: through `.dns` it would become the TLS server name,
+  /// which may not be an address (NIOSSL refuses it); without one the certificate is checked
+  /// against the peer's address.
+  private static func target(_ endpoint: CoreWeaveConfiguration.Endpoint)
+    -> any ResolvableTarget
+  {
+    var v4 = in_addr()
+    var v6 = in6_addr()
+    if inet_pton(AF_INET, endpoint.host, &v4) == 1 {
+      return ResolvableTargets.IPv4.ipv4(host: endpoint.host, port: endpoint.port)
+    }
+    if inet_pton(AF_INET6, endpoint.host, &v6) == 1 {
+      return ResolvableTargets.IPv6.ipv6(host: endpoint.host, port: endpoint.port)
+    }
+    return ResolvableTargets.DNS.dns(host: endpoint.host, port: endpoint.port)
   }
 
   /// Stops the connection: calls in flight get a moment, then are cancelled.

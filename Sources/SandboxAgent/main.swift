@@ -23,6 +23,14 @@ struct SandboxAgentCommand: AsyncParsableCommand {
   @Flag(help: "Allow a non-loopback listen address without a token.")
   var insecure = false
 
+  @Option(
+    help:
+      "PEM certificate chain to serve HTTPS with (gRPC over TLS for coreweave); needs --tls-key.")
+  var tlsCert: String?
+
+  @Option(help: "PEM private key of --tls-cert.")
+  var tlsKey: String?
+
   @Option(help: "trace, debug, info, notice, warning, error or critical.")
   var logLevel: String = "info"
 
@@ -55,8 +63,9 @@ struct SandboxAgentCommand: AsyncParsableCommand {
       try await runAgent(configuration: configuration, logger: logger) { host, port in
         let shownHost = host.contains(":") ? "[\(host)]" : host
         // An unbuffered write: tests wait for this exact line.
+        let scheme = configuration.tls == nil ? "http" : "https"
         FileHandle.standardOutput.write(
-          Data("sandbox-agent listening on http://\(shownHost):\(port)\n".utf8))
+          Data("sandbox-agent listening on \(scheme)://\(shownHost):\(port)\n".utf8))
       }
     } catch let error as AgentStartupError {
       fail(error.message)
@@ -83,7 +92,20 @@ struct SandboxAgentCommand: AsyncParsableCommand {
     return AgentConfiguration(
       host: host, port: port, root: root, accessToken: try readToken(), insecure: insecure,
       logLevel: level, envdCompat: envdCompat, wireProtocol: chosen, sandboxID: sandboxId,
-      coreWeaveFileCap: coreweaveFileCap)
+      coreWeaveFileCap: coreweaveFileCap, tls: try loadTLS())
+  }
+
+  func loadTLS() throws(AgentStartupError) -> AgentTLS? {
+    switch (tlsCert, tlsKey) {
+    case (nil, nil): return nil
+    case (let certificate?, let key?):
+      do {
+        return try AgentTLS(certificateFile: certificate, keyFile: key)
+      } catch {
+        throw AgentStartupError(error.description)
+      }
+    default: throw AgentStartupError("--tls-cert and --tls-key go together")
+    }
   }
 
   func readToken() throws(AgentStartupError) -> String? {

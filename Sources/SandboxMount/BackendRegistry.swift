@@ -57,6 +57,9 @@ extension BackendFactory {
     let target = EnvdTarget(
       url: command.url, accessToken: try Preflight.token(file: command.tokenFile),
       user: command.user)
+    if target.accessToken != nil {
+      try Preflight.refuseCleartextToken(to: target.url, insecure: command.insecure)
+    }
     return try await openEnvd(target, for: command)
   }
 
@@ -73,10 +76,16 @@ extension BackendFactory {
     try command.refuseVercelOptions()
     let environment = try E2BEnvironment(
       ProcessInfo.processInfo.environment, apiKeyFile: command.apiKeyFile)
+    if !environment.debug && environment.apiKey != nil {
+      try Preflight.refuseCleartextToken(to: environment.apiURL, insecure: command.insecure)
+    }
     let target = try await EnvdTarget.e2b(
       sandboxID: sandboxID, environment: environment, user: command.user, readOnly: readOnly,
       caFile: command.caFile, sandboxTimeout: command.sandboxTimeout,
       connectTimeout: command.connectTimeout, stallTimeout: command.ioTimeout)
+    if target.accessToken != nil {
+      try Preflight.refuseCleartextToken(to: target.url, insecure: command.insecure)
+    }
     return try await openEnvd(target, for: command)
   }
 

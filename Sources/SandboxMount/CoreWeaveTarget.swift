@@ -24,6 +24,9 @@ enum CoreWeaveTarget {
       throw MountFailure(error.message)
     }
     configuration.remoteRoot = command.root
+    if configuration.apiKey != nil {
+      try Preflight.refuseCleartextToken(to: configuration.baseURL, insecure: command.insecure)
+    }
     configuration.caFile = command.caFile
     configuration.connectTimeout = command.connectTimeout
     configuration.ioTimeout = command.ioTimeout

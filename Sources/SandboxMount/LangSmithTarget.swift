@@ -24,6 +24,14 @@ enum LangSmithTarget {
       throw MountFailure(error.message)
     }
     configuration.remoteRoot = command.root
+    try Preflight.refuseCleartextToken(to: configuration.endpoint, insecure: command.insecure)
+    // The WebSocket client always names the host for TLS (SNI), and NIO refuses an address
+    // there: over https to an address, commands go over SSE (curl checks the address).
+    if let url = URL(string: configuration.endpoint), url.scheme?.lowercased() == "https",
+      let host = url.host, Preflight.isAddress(host)
+    {
+      configuration.commandStream = .serverSentEvents
+    }
     configuration.caFile = command.caFile
     configuration.connectTimeout = command.connectTimeout
     configuration.lowSpeedTime = command.ioTimeout

@@ -29,7 +29,9 @@ struct MountCommand: AsyncParsableCommand {
 
   @Option(
     name: .customShort("o"),
-    help: "Mount options: allow_other, default_permissions, ro, uid=N, gid=N, … (repeatable)")
+    help:
+      "Mount options: allow_other, default_permissions, ro, uid=N, gid=N, …, and any long option below as name=value or flag (token_file=F,read_only); mount(8)'s _netdev, nofail, x-*, … are ignored (repeatable)"
+  )
   var options: [String] = []
 
   @Flag(name: .customShort("f"), help: "Stay in the foreground.")
@@ -68,6 +70,9 @@ struct MountCommand: AsyncParsableCommand {
 
   @Option(help: "A PEM file of the CA certificates to trust for https (a private CA).")
   var caFile: String?
+
+  @Flag(help: "Send the token over plain http:// to a host that is not loopback.")
+  var insecure = false
 
   @Option(help: "The sandbox user requests act as (default: the sandbox's own).")
   var user: String?

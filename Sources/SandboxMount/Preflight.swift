@@ -117,3 +117,33 @@ enum Preflight {
     return nil
   }
 }
+
+extension Preflight {
+  /// A token over plain `http://` is readable by anyone on the path; loopback never leaves the
+  /// host. `--insecure` sends it anyway.
+  static func refuseCleartextToken(to url: String, insecure: Bool) throws {
+    guard !insecure, let parsed = URL(string: url), parsed.scheme?.lowercased() == "http",
+      let host = parsed.host, !isLoopback(host)
+    else { return }
+    let port = parsed.port.map { ":\($0)" } ?? ""
+    throw MountFailure(
+      "refusing to send the token in the clear to http://\(host)\(port) (not loopback): use https://, or --insecure"
+    )
+  }
+
+  /// An IPv4 or IPv6 address literal (brackets allowed), not a name.
+  static func isAddress(_ host: String) -> Bool {
+    let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+    var v4 = in_addr()
+    var v6 = in6_addr()
+    return inet_pton(AF_INET, bare, &v4) == 1 || inet_pton(AF_INET6, bare, &v6) == 1
+  }
+
+  /// `localhost` and its subdomains (curl resolves them to loopback), 127.0.0.0/8 and ::1.
+  static func isLoopback(_ host: String) -> Bool {
+    let name = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+    if name == "localhost" || name.hasSuffix(".localhost") || name == "::1" { return true }
+    let octets = name.split(separator: ".", omittingEmptySubsequences: false)
+    return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+  }
+}

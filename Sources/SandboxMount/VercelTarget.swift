@@ -30,6 +30,7 @@ enum VercelTarget {
     configuration.projectID = credentials.projectID
     configuration.remoteRoot = command.root
     configuration.sudo = command.sudo
+    try Preflight.refuseCleartextToken(to: configuration.apiURL, insecure: command.insecure)
     configuration.caFile = command.caFile
     configuration.connectTimeout = command.connectTimeout
     configuration.lowSpeedTime = command.ioTimeout

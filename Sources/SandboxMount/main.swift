@@ -24,7 +24,14 @@ default: break
 
 let command: MountCommand
 do {
-  let parsed = try MountCommand.parseAsRoot()
+  let arguments: [String]
+  do {
+    arguments = try MountHelperArguments.expand(Array(CommandLine.arguments.dropFirst()))
+  } catch let failure as MountFailure {
+    FileHandle.standardError.write(Data("sandbox-mount: \(failure)\n".utf8))
+    exit(1)
+  }
+  let parsed = try MountCommand.parseAsRoot(arguments)
   guard let mount = parsed as? MountCommand else {
     var other = parsed
     try other.run()

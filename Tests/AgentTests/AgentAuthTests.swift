@@ -104,4 +104,51 @@ final class AgentStartupTests: XCTestCase {
     defer { agent.stop() }
     XCTAssertTrue(agent.url.hasPrefix("http://0.0.0.0:"))
   }
+
+  /// Certificate and key are read at start: each problem is one line and no listening.
+  func testTLSFilesAreCheckedAtStart() throws {
+    guard TestCertificates.isAvailable else { throw XCTSkip("openssl is needed") }
+    let certificates = try TestCertificates()
+    defer { certificates.remove() }
+    let garbage = certificates.folder.path + "/garbage.pem"
+    try "not a certificate\n".write(toFile: garbage, atomically: true, encoding: .utf8)
+    let otherKey = certificates.folder.path + "/ca-key.pem"
+    let cases: [([String], String)] = [
+      (["--tls-cert", certificates.serverCertificate], "--tls-cert and --tls-key go together"),
+      (["--tls-cert", garbage, "--tls-key", certificates.serverKey], "TLS certificate"),
+      (["--tls-cert", certificates.serverCertificate, "--tls-key", garbage], "TLS key"),
+      (
+        ["--tls-cert", certificates.serverCertificate, "--tls-key", otherKey],
+        "does not match"
+      ),
+      (["--tls-cert", "/no/such.pem", "--tls-key", certificates.serverKey], "/no/such.pem"),
+    ]
+    for (arguments, expected) in cases {
+      let result = try runCommand(
+        [BuiltProducts.executable("sandbox-agent"), "--listen", "127.0.0.1:0", "--root", "/tmp"]
+          + arguments, timeout: 30)
+      XCTAssertNotEqual(result.status, 0, "\(arguments)")
+      XCTAssertTrue(result.error.contains(expected), "\(arguments): \(result.error)")
+      XCTAssertEqual(result.error.split(separator: "\n").count, 1, result.error)
+      XCTAssertFalse(result.output.contains("listening"), result.output)
+    }
+    let agent = try RunningAgent(
+      root: certificates.folder.path,
+      arguments: [
+        "--tls-cert", certificates.serverCertificate, "--tls-key", certificates.serverKey,
+      ])
+    defer { agent.stop() }
+    XCTAssertTrue(agent.url.hasPrefix("https://127.0.0.1:"), agent.url)
+    // curl trusts the test CA and reaches /health over TLS; plain HTTP to the port does not.
+    let health = try runCommand([
+      "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+      certificates.caCertificate, agent.url + "/health",
+    ])
+    XCTAssertEqual(health.output, "204", health.error)
+    let plain = try runCommand([
+      "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+      agent.url.replacingOccurrences(of: "https://", with: "http://") + "/health",
+    ])
+    XCTAssertNotEqual(plain.output, "204")
+  }
 }

@@ -4,7 +4,7 @@ import Logging
 import ServiceLifecycle
 
 /// The agent as a CoreWeave sandbox: a gRPC server over plaintext HTTP/2 (h2c), which the SDK
-/// reaches through an `http://` base URL.
+/// reaches through an `http://` base URL, or over TLS with `--tls-cert` (`https://`).
 struct CoreWeaveServer: Service {
   let services: AgentServices
   let onListening: @Sendable (_ host: String, _ port: Int) async -> Void
@@ -19,8 +19,14 @@ struct CoreWeaveServer: Service {
       host.contains(":")
       ? .ipv6(host: host, port: configuration.port) : .ipv4(host: host, port: configuration.port)
     let limit = maxMessageBytes
+    let security: HTTP2ServerTransport.Posix.TransportSecurity =
+      configuration.tls.map { tls in
+        .tls(
+          certificateChain: [.file(path: tls.certificateFile, format: .pem)],
+          privateKey: .file(path: tls.keyFile, format: .pem))
+      } ?? .plaintext
     let transport = HTTP2ServerTransport.Posix(
-      address: address, transportSecurity: .plaintext,
+      address: address, transportSecurity: security,
       config: .defaults { $0.rpc.maxRequestPayloadSize = limit })
     let server = GRPCServer(
       transport: transport,

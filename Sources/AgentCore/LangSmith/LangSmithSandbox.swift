@@ -22,8 +22,9 @@ final class LangSmithSandbox: Sendable {
   /// `GET …/boxes/{name}`: the box, ready, with `dataplane_url` pointing back at this agent
   /// (as the client reached it).
   func box(name: String, host: String?) -> [String: Any] {
+    let scheme = services.configuration.tls == nil ? "http://" : "https://"
     let dataplane =
-      "http://" + (host ?? "\(services.configuration.host):\(services.configuration.port)")
+      scheme + (host ?? "\(services.configuration.host):\(services.configuration.port)")
     return [
       "name": name, "id": id, "status": "ready", "dataplane_url": dataplane,
       "created_at": Self.rfc3339(Date()), "updated_at": Self.rfc3339(Date()),

@@ -1,5 +1,6 @@
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -37,7 +38,7 @@ public func buildAgentApplication(
   let inlineRoutes = services.inlineUnary.snapshot
   let counters = services.counters
   let token = services.accessToken
-  let server: HTTPServerBuilder
+  var server: HTTPServerBuilder
   if let langSmith {
     // LangSmith runs commands over a WebSocket (`/execute/ws`); everything else is plain HTTP.
     server = .http1WebSocketUpgrade(
@@ -60,6 +61,10 @@ public func buildAgentApplication(
           ]
         })
     }
+  }
+  if let tls = configuration.tls {
+    // TLS first in the pipeline; the channels above see plain HTTP as before.
+    server = try .tls(server, tlsConfiguration: tls.serverConfiguration)
   }
   return Application(
     router: router,

@@ -34,13 +34,16 @@ public struct AgentConfiguration: Sendable {
   public var sandboxID: String
   /// The largest file a `coreweave` agent's `ReadFile`/`WriteFile` move in one call.
   public var coreWeaveFileCap: Int
+  /// HTTPS (gRPC over TLS for `coreweave`) with this certificate; nil: plain HTTP.
+  public var tls: AgentTLS?
 
   public init(
     host: String = "127.0.0.1", port: Int = 49983, root: String = "/", accessToken: String? = nil,
     insecure: Bool = false, logLevel: Logger.Level = .info, envdCompat: Bool = false,
     wireProtocol: AgentProtocol = .envd, sandboxID: String = "local",
-    coreWeaveFileCap: Int = 32 << 20
+    coreWeaveFileCap: Int = 32 << 20, tls: AgentTLS? = nil
   ) {
+    self.tls = tls
     self.sandboxID = sandboxID
     self.coreWeaveFileCap = coreWeaveFileCap
     self.wireProtocol = wireProtocol
