@@ -114,7 +114,7 @@ final class StreamingProcessAttachTests: XCTestCase {
       byTag.frames.endStream?.error?["message"] as? String,
       "process with tag nobody-has-this not found")
     let empty = try connect("{}")
-    XCTAssertEqual(empty.frames.endStream?.errorCode, "unimplemented")
+    XCTAssertEqual(empty.frames.endStream?.errorCode, "invalid_argument")
   }
 
   func testConnectAfterTheEndGetsTheRetainedExit() throws {
@@ -230,9 +230,9 @@ final class StreamingProcessAttachTests: XCTestCase {
       "error writing to stdin: stdin not enabled or closed")
     try kill(quiet)
 
-    // An empty stream is fine; an unknown event is unimplemented.
+    // An empty stream is fine; an unknown event is invalid_argument.
     XCTAssertEqual(try streamInput([]).frames.endStream?.json.isEmpty, true)
-    XCTAssertEqual(try streamInput(["{}"]).frames.endStream?.errorCode, "unimplemented")
+    XCTAssertEqual(try streamInput(["{}"]).frames.endStream?.errorCode, "invalid_argument")
     // A frame cut short.
     let cut = try ConnectWire.post(
       agent, "/process.Process/StreamInput", body: ConnectWire.envelope("{}").dropLast(1))

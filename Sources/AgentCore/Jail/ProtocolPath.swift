@@ -19,7 +19,10 @@ public struct ProtocolPath: Sendable, Equatable, CustomStringConvertible {
       case "..":
         if parts.isEmpty { throw .escapesRoot(path: path) }
         parts.removeLast()
-      default: parts.append(String(part))
+      default:
+        // The kernel's ENAMETOOLONG would come back as a server error.
+        guard part.utf8.count <= Int(NAME_MAX) else { throw .tooLong(path: path) }
+        parts.append(String(part))
       }
     }
     requested = path
@@ -66,7 +69,7 @@ public enum PathExpansionError: Error, Sendable, Equatable {
   case escapesRoot(path: String)
   /// A NUL byte: the kernel would read the path only up to it.
   case containsNUL(path: String)
-  /// `PATH_MAX` bytes or more.
+  /// `PATH_MAX` bytes or more, or a name over `NAME_MAX`.
   case tooLong(path: String)
 
   public var message: String {

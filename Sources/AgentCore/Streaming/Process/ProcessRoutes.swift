@@ -163,7 +163,7 @@ private func deliverInput(_ input: ProcessInput, to process: ManagedProcess)
       throw ConnectError(.internal, "error writing to tty: \(failure)")
     }
   case .none:
-    throw ConnectError(.unimplemented, "invalid input type <nil>")
+    throw ConnectError(.invalidArgument, "invalid input type <nil>")
   }
 }
 
