@@ -230,9 +230,9 @@ final class StreamingProcessAttachTests: XCTestCase {
       "error writing to stdin: stdin not enabled or closed")
     try kill(quiet)
 
-    // An empty stream is fine; an unknown event is invalid_argument.
+    // An empty stream is fine; an unknown event is unimplemented.
     XCTAssertEqual(try streamInput([]).frames.endStream?.json.isEmpty, true)
-    XCTAssertEqual(try streamInput(["{}"]).frames.endStream?.errorCode, "invalid_argument")
+    XCTAssertEqual(try streamInput(["{}"]).frames.endStream?.errorCode, "unimplemented")
     // A frame cut short.
     let cut = try ConnectWire.post(
       agent, "/process.Process/StreamInput", body: ConnectWire.envelope("{}").dropLast(1))

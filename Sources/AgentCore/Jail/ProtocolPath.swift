@@ -11,7 +11,6 @@ public struct ProtocolPath: Sendable, Equatable, CustomStringConvertible {
   /// which the system call would cut the path at (so `/a\0/../x` would not be what was checked).
   public init(validating path: String) throws(PathExpansionError) {
     guard !path.utf8.contains(0) else { throw .containsNUL(path: path) }
-    guard path.utf8.count < Int(PATH_MAX) else { throw .tooLong(path: path) }
     var parts: [String] = []
     for part in path.split(separator: "/", omittingEmptySubsequences: true) {
       switch part {
@@ -25,6 +24,9 @@ public struct ProtocolPath: Sendable, Equatable, CustomStringConvertible {
         parts.append(String(part))
       }
     }
+    // The kernel gets the path relative to the root, with its NUL: under PATH_MAX.
+    let relativeLength = parts.reduce(0) { $0 + $1.utf8.count } + max(parts.count - 1, 0)
+    guard relativeLength < Int(PATH_MAX) else { throw .tooLong(path: path) }
     requested = path
     components = parts
   }
