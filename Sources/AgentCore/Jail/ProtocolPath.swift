@@ -83,7 +83,7 @@ public enum PathExpansionError: Error, Sendable, Equatable {
     case .containsNUL(let path):
       "path '\(path.escapingControlCharacters)' contains a NUL byte"
     case .tooLong(let path):
-      "path '\(path.prefix(64).escapingControlCharacters)…' is too long"
+      "path '\(path.prefix(64).escapingControlCharacters)…': file name too long"
     }
   }
 }
@@ -95,7 +95,7 @@ extension PathExpansionError {
     return switch self {
     case .escapesRoot: "\(noun) '\(shown.escapingControlCharacters)' escapes the sandbox's root"
     case .containsNUL: "\(noun) '\(shown.escapingControlCharacters)' contains a NUL byte"
-    case .tooLong: "\(noun) '\(shown.escapingControlCharacters)' is too long"
+    case .tooLong: "\(noun) '\(shown.escapingControlCharacters)': file name too long"
     case .otherUsersHome: message
     }
   }
