@@ -44,10 +44,10 @@ final class AgentUploadTests: AgentTestCase {
     XCTAssertEqual(reply.json["message"] as? String, "path is a directory: /d")
   }
 
-  func testFileInThePathIs500() throws {
+  func testFileInThePathIs400() throws {
     try put("f", Data("x".utf8))
     let reply = try client.upload("/f/g", Data("x".utf8))
-    XCTAssertEqual(reply.status, 500)
+    XCTAssertEqual(reply.status, 400)
     XCTAssertEqual(
       reply.json["message"] as? String, "error ensuring directories: path is a file: /f")
   }

@@ -114,7 +114,7 @@ final class StreamingProcessAttachTests: XCTestCase {
       byTag.frames.endStream?.error?["message"] as? String,
       "process with tag nobody-has-this not found")
     let empty = try connect("{}")
-    XCTAssertEqual(empty.frames.endStream?.errorCode, "unimplemented")
+    XCTAssertEqual(empty.frames.endStream?.errorCode, "invalid_argument")
   }
 
   func testConnectAfterTheEndGetsTheRetainedExit() throws {

@@ -46,9 +46,10 @@ final class CoreWeaveSandbox: Sendable {
   /// A sandbox path cleaned inside the root; `..` cannot climb above the sandbox's `/`.
   static func resolve(_ path: String) throws(CoreWeaveError) -> ProtocolPath {
     guard !path.isEmpty else { throw CoreWeaveError(.invalidArgument, nil, "path is required") }
-    guard let resolved = ProtocolPath(absolute: path) else {
-      throw CoreWeaveError(.invalidArgument, nil, "path '\(path)' escapes the sandbox's root")
+    do {
+      return try ProtocolPath(validating: path)
+    } catch {
+      throw CoreWeaveError(.invalidArgument, nil, error.sandboxMessage(path))
     }
-    return resolved
   }
 }

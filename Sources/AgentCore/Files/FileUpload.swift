@@ -99,7 +99,7 @@ struct FileUpload {
     if media.value.hasPrefix("multipart/") {
       guard let boundary = media["boundary"], !boundary.isEmpty else {
         throw EnvdHTTPError(
-          status: 500, "error parsing multipart form: no multipart boundary param in Content-Type")
+          status: 400, "error parsing multipart form: no multipart boundary param in Content-Type")
       }
       return MultipartUploadSink(
         boundary: boundary, queryPath: query["path"], user: user, jail: jail,
@@ -129,7 +129,8 @@ struct FileUpload {
         }
         ended = batchBytes < Self.batchSize
       } catch {
-        throw UploadFailure(500, "error writing file: unexpected EOF")
+        // A body cut short or badly framed: the client's fault (envd says 500).
+        throw UploadFailure(400, "error writing file: unexpected EOF")
       }
       let chunks = batch
       batch.removeAll(keepingCapacity: true)

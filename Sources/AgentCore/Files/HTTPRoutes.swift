@@ -14,9 +14,10 @@ func registerHTTPRoutes(on router: Router<AgentRequestContext>, services: AgentS
     return Response.json(try protocolJSONEncoder().encode(metrics))
   }
   router.get("/envs") { _, _ in
-    // The agent's own environment, without its secret.
-    var environment = ProcessInfo.processInfo.environment
-    environment["SANDBOX_AGENT_TOKEN"] = nil
+    // envd's: the variables a process starts with, never the agent's own (its token, say).
+    let base = ProcessLauncher.baseEnvironment(
+      user: services.users.defaultUser, hostRoot: services.jail.hostRoot)
+    let environment = Dictionary(base, uniquingKeysWith: { $1 })
     return Response.json(try protocolJSONEncoder().encode(environment))
   }
 }

@@ -111,7 +111,7 @@ final class MultipartUploadSink: UploadSink, @unchecked Sendable {
       do {
         try parser.execute(piece)
       } catch {
-        throw UploadFailure(500, "error reading form: multipart: malformed body")
+        throw UploadFailure(400, "error reading form: multipart: malformed body")
       }
       let pending = events
       events.removeAll(keepingCapacity: true)
@@ -122,10 +122,10 @@ final class MultipartUploadSink: UploadSink, @unchecked Sendable {
   func finish() throws(UploadFailure) -> [UploadEntry] {
     try decoder.finish()
     switch part {
-    case .writing, .skipping: throw UploadFailure(500, "error writing file: unexpected EOF")
-    case .headers: throw UploadFailure(500, "error reading form: multipart: NextPart: EOF")
+    case .writing, .skipping: throw UploadFailure(400, "error writing file: unexpected EOF")
+    case .headers: throw UploadFailure(400, "error reading form: multipart: NextPart: EOF")
     case .none:
-      if !sawAnyPart { throw UploadFailure(500, "error reading form: multipart: NextPart: EOF") }
+      if !sawAnyPart { throw UploadFailure(400, "error reading form: multipart: NextPart: EOF") }
     }
     return entries
   }

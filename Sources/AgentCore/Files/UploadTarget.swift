@@ -33,7 +33,8 @@ final class UploadTarget: @unchecked Sendable {
     do {
       try jail.ensureDirectories(path.parent, owner: user)
     } catch {
-      throw UploadFailure(500, "error ensuring directories: \(error)")
+      throw UploadFailure(
+        error.isCallersFault ? 400 : 500, "error ensuring directories: \(error)")
     }
     var chowned = false
     do {
@@ -46,7 +47,7 @@ final class UploadTarget: @unchecked Sendable {
       // A new file.
     } catch let error as SystemError {
       throw UploadFailure(
-        500,
+        error.isCallersFault ? 400 : 500,
         error.operation == "chown"
           ? "error changing file ownership: \(error)" : "error getting file info: \(error)")
     } catch let error as UploadFailure {
@@ -59,7 +60,7 @@ final class UploadTarget: @unchecked Sendable {
     } catch  where error.code == ENOSPC {
       throw UploadFailure(507, "not enough inodes available: \(error)")
     } catch {
-      throw UploadFailure(500, "error opening file: \(error)")
+      throw UploadFailure(error.isCallersFault ? 400 : 500, "error opening file: \(error)")
     }
     if !chowned {
       do {

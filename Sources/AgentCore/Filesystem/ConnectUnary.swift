@@ -109,9 +109,11 @@ enum ConnectUnary {
     let raw: ByteBuffer
     do {
       raw = try await request.collectBody(upTo: maxBodySize)
-    } catch {
+    } catch is NIOTooManyBytesError {
       throw ConnectError(
         .resourceExhausted, "message size is larger than configured max \(maxBodySize)")
+    } catch {
+      throw ConnectError(.invalidArgument, "read request body: \(error)")
     }
     guard encoding == "gzip" else { return raw }
     var decoded = ByteBuffer()

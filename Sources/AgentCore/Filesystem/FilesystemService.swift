@@ -21,14 +21,14 @@ struct FilesystemService: Sendable {
       throw ConnectError(
         .invalidArgument, "path already exists but it is not a directory: \(path.requested)")
     } catch let error as SystemError where error.code != ENOENT {
-      throw ConnectError(.internal, "error getting file info: \(error)")
+      throw ConnectError(failing: error, "error getting file info: \(error)")
     } catch is SystemError {
       // Does not exist yet: create it below.
     }
     do {
       try jail.ensureDirectories(path, owner: user)
     } catch {
-      throw ConnectError(.internal, "\(error)")
+      throw ConnectError(failing: error, "\(error)")
     }
     // envd answers with name, type and path only.
     return EntryResponse(
@@ -43,13 +43,13 @@ struct FilesystemService: Sendable {
     do {
       try jail.ensureDirectories(destination.parent, owner: user)
     } catch {
-      throw ConnectError(.internal, "\(error)")
+      throw ConnectError(error.isCallersFault ? .failedPrecondition : .internal, "\(error)")
     }
     let failure = { (code: Int32) -> ConnectError in
       let text = "rename \(source.requested) \(destination.requested): \(SystemError.reason(code))"
-      return code == ENOENT
-        ? ConnectError(.notFound, "source file not found: \(text)")
-        : ConnectError(.internal, "error renaming: \(text)")
+      if code == ENOENT { return ConnectError(.notFound, "source file not found: \(text)") }
+      let fault = SystemError("rename", "", code: code).isCallersFault
+      return ConnectError(fault ? .failedPrecondition : .internal, "error renaming: \(text)")
     }
     guard !source.isRoot, !destination.isRoot else { throw failure(EBUSY) }
     let sourceParent: FileDescriptor
@@ -72,7 +72,7 @@ struct FilesystemService: Sendable {
     do {
       try RemoveAll.remove(path, in: jail)
     } catch {
-      throw ConnectError(.internal, "error removing file or directory: \(error)")
+      throw ConnectError(failing: error, "error removing file or directory: \(error)")
     }
     return EmptyResponse()
   }
@@ -92,12 +92,12 @@ struct FilesystemService: Sendable {
     } catch  where error.code == ENOTDIR {
       // The path resolves to a non-directory, or a middle component is not a directory.
       guard let target = try? jail.open(path, flags: LinuxFlags.openPath) else {
-        throw ConnectError(.internal, "error resolving symlink: \(error)")
+        throw ConnectError(failing: error, "error resolving symlink: \(error)")
       }
       let resolved = jail.protocolPath(of: target) ?? path.requested
       throw ConnectError(.invalidArgument, "path is not a directory: \(resolved)")
     } catch {
-      throw ConnectError(.internal, "error resolving symlink: \(error)")
+      throw ConnectError(failing: error, "error resolving symlink: \(error)")
     }
     var entries: [EntryInfo] = []
     do {
@@ -107,7 +107,7 @@ struct FilesystemService: Sendable {
       throw ConnectError(.internal, "marshal message: string field contains invalid UTF-8")
     } catch {
       let resolved = jail.protocolPath(of: directory) ?? path.requested
-      throw ConnectError(.internal, "error reading directory \(resolved): \(error)")
+      throw ConnectError(failing: error, "error reading directory \(resolved): \(error)")
     }
     return EntriesResponse(entries: entries)
   }
@@ -147,7 +147,18 @@ struct FilesystemService: Sendable {
     } catch  where error.code == ENOENT {
       throw ConnectError(.notFound, "file not found: \(error)")
     } catch {
-      throw ConnectError(.internal, "error getting file info: \(error)")
+      throw ConnectError(failing: error, "error getting file info: \(error)")
     }
+  }
+}
+
+extension ConnectError {
+  /// `internal`, as envd answers, unless the request's path caused `error` (a file where a
+  /// folder should be, a name too long): then `failed_precondition`, a 400.
+  init(failing error: any Error, _ message: String) {
+    let callersFault =
+      (error as? SystemError)?.isCallersFault ?? (error as? EnsureDirectoriesError)?.isCallersFault
+      ?? false
+    self.init(callersFault ? .failedPrecondition : .internal, message)
   }
 }

@@ -17,6 +17,25 @@ public enum EnsureDirectoriesError: Error, Sendable, CustomStringConvertible {
   }
 }
 
+extension EnsureDirectoriesError {
+  /// A parent that is a file, a name too long, a symlink loop: the request's doing, not ours.
+  public var isCallersFault: Bool {
+    switch self {
+    case .pathIsFile: true
+    case .stat(let error), .create(let error), .chown(let error): error.isCallersFault
+    }
+  }
+}
+
+extension SystemError {
+  /// Errors a request's path or operands cause (a 4xx, where the rest are the agent's 5xx).
+  public var isCallersFault: Bool { Self.callersFaults.contains(code) }
+
+  static let callersFaults: Set<Int32> = [
+    ENOTDIR, EISDIR, ENAMETOOLONG, ELOOP, EBUSY, EINVAL, EEXIST, ENOTEMPTY,
+  ]
+}
+
 extension RootJail {
   /// envd's `EnsureDirs`: creates every missing directory of `path` (itself included) with
   /// 0755 (minus umask), owned by `user`. Existing symlinks to directories are followed.

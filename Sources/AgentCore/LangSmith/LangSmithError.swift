@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// LangSmith's error answer, `{"detail":{"error":"<type>","message":"…"}}`. The SDK maps the
 /// type (`FileNotFound`, `ReadError`, `WriteError`, `CommandError`, …) and the status to its
@@ -57,8 +58,10 @@ func decodeLangSmithBody<T: Decodable>(_ type: T.Type, _ request: Request) async
   let body: ByteBuffer
   do {
     body = try await request.body.collect(upTo: 4 << 20)
-  } catch {
+  } catch is NIOTooManyBytesError {
     throw LangSmithError(413, "InvalidRequest", "the request body is too large")
+  } catch {
+    throw LangSmithError(400, "InvalidRequest", "the request body could not be read: \(error)")
   }
   do {
     return try JSONDecoder().decode(T.self, from: Data(buffer: body))

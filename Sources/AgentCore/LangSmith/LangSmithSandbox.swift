@@ -36,10 +36,11 @@ final class LangSmithSandbox: Sendable {
   static func resolve(_ path: String) throws(LangSmithError) -> ProtocolPath {
     guard !path.isEmpty else { throw .badRequest("path must not be empty") }
     let joined = path.hasPrefix("/") ? path : home + "/" + path
-    guard let resolved = ProtocolPath(absolute: joined) else {
-      throw LangSmithError(400, "InvalidPath", "path '\(path)' escapes the sandbox's root")
+    do {
+      return try ProtocolPath(validating: joined)
+    } catch {
+      throw LangSmithError(400, "InvalidPath", error.sandboxMessage(path))
     }
-    return resolved
   }
 
   /// The working directory of a command with no `cwd`.

@@ -38,28 +38,41 @@ public func buildAgentApplication(
   let inlineRoutes = services.inlineUnary.snapshot
   let counters = services.counters
   let token = services.accessToken
+  let headTimeout = TimeAmount(configuration.requestHeadTimeout)
   var server: HTTPServerBuilder
   if let langSmith {
     // LangSmith runs commands over a WebSocket (`/execute/ws`); everything else is plain HTTP.
-    server = .http1WebSocketUpgrade(
-      configuration: .init(
-        http1: .init(idleTimeout: .seconds(300)), ws: .init(maxFrameSize: 16 << 20)),
-      shouldUpgrade: { request, _, _ in langSmith.shouldUpgrade(request) })
-  } else {
     server = HTTPServerBuilder { responder in
-      EventLoopPinnedChannel(
-        inner: HTTP1Channel(
+      RequestHeadTimeoutChannel(
+        inner: HTTP1WebSocketUpgradeChannel(
           responder: responder,
           configuration: .init(
-            additionalChannelHandlers: [ExpectContinueHandler(), FlushCoalescingHandler()],
-            idleTimeout: .seconds(300))),
-        lastHandlers: {
-          [
-            InputClosedHandler(),
-            InlineUnaryHandler(
-              routes: inlineRoutes, counters: counters, token: token, logger: logger),
-          ]
-        })
+            http1: .init(
+              additionalChannelHandlers: [RequestHeadWatcher(addedAfterHead: true)],
+              idleTimeout: .seconds(300), httpDecoderConfiguration: agentHeadLimits),
+            ws: .init(maxFrameSize: 16 << 20)),
+          shouldUpgrade: { request, _, _ in langSmith.shouldUpgrade(request) }),
+        timeout: headTimeout)
+    }
+  } else {
+    server = HTTPServerBuilder { responder in
+      RequestHeadTimeoutChannel(
+        inner: EventLoopPinnedChannel(
+          inner: HTTP1Channel(
+            responder: responder,
+            configuration: .init(
+              additionalChannelHandlers: [
+                RequestHeadWatcher(), ExpectContinueHandler(), FlushCoalescingHandler(),
+              ],
+              idleTimeout: .seconds(300), httpDecoderConfiguration: agentHeadLimits)),
+          lastHandlers: {
+            [
+              InputClosedHandler(),
+              InlineUnaryHandler(
+                routes: inlineRoutes, counters: counters, token: token, logger: logger),
+            ]
+          }),
+        timeout: headTimeout)
     }
   }
   if let tls = configuration.tls {
@@ -69,13 +82,19 @@ public func buildAgentApplication(
   return Application(
     router: router,
     server: server,
-    configuration: .init(address: .hostname(host, port: configuration.port), serverName: nil),
+    configuration: .init(
+      address: .hostname(host, port: configuration.port), serverName: nil,
+      availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)),
     services: langSmith.map { [LangSmithShutdown(sandbox: $0)] } ?? [],
     onServerRunning: { channel in
       await onListening(host, channel.localAddress?.port ?? configuration.port)
     },
     logger: logger)
 }
+
+/// A request head (request line and headers) is at most 64 KiB, in at most 256 fields.
+let agentHeadLimits = HTTP1Channel.Configuration.DecoderConfiguration(
+  maxHeaderFieldSize: 64 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 256)
 
 /// `--protocol coreweave` is served by `CoreWeaveServer` (gRPC), not by this HTTP application.
 public enum AgentApplicationError: Error {

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// The wire protocol the agent speaks over the served folder.
@@ -23,7 +24,12 @@ public struct AgentConfiguration: Sendable {
   /// Folder whose contents the protocol's absolute paths address.
   public var root: String
   /// When set, every request except the envd-excluded routes must carry it in `X-Access-Token`.
-  public var accessToken: String?
+  /// Trimmed; blank is no token (`SANDBOX_AGENT_TOKEN=" "` must not open a public listen).
+  public var accessToken: String? {
+    get { storedToken }
+    set { storedToken = Self.usableToken(newValue) }
+  }
+  private var storedToken: String?
   /// Allows a non-loopback listen address without a token.
   public var insecure: Bool
   public var logLevel: Logger.Level
@@ -36,6 +42,12 @@ public struct AgentConfiguration: Sendable {
   public var coreWeaveFileCap: Int
   /// HTTPS (gRPC over TLS for `coreweave`) with this certificate; nil: plain HTTP.
   public var tls: AgentTLS?
+
+  /// How long a client has to send a request head: from the connection's start, and from the
+  /// first byte of each later request.
+  public var requestHeadTimeout: Duration = .seconds(10)
+  /// Open connections at most; more wait in the listen backlog until one closes.
+  public var maxConnections: Int = 512
 
   public init(
     host: String = "127.0.0.1", port: Int = 49983, root: String = "/", accessToken: String? = nil,
@@ -50,10 +62,17 @@ public struct AgentConfiguration: Sendable {
     self.host = host
     self.port = port
     self.root = root
-    self.accessToken = accessToken
+    self.storedToken = Self.usableToken(accessToken)
     self.insecure = insecure
     self.logLevel = logLevel
     self.envdCompat = envdCompat
+  }
+
+  /// `token` without surrounding white space, or nil when nothing is left.
+  public static func usableToken(_ token: String?) -> String? {
+    guard let trimmed = token?.trimmingCharacters(in: .whitespacesAndNewlines), !trimmed.isEmpty
+    else { return nil }
+    return trimmed
   }
 
   /// Loopback addresses may be served without a token; anything else needs one or `--insecure`.

@@ -12,6 +12,7 @@ public func runAgent(
   gracePeriod: Duration = .seconds(5),
   onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void
 ) async throws {
+  let logger = logger.escapingControlCharacters
   let app: any Service =
     if configuration.wireProtocol == .coreweave {
       try CoreWeaveServer(

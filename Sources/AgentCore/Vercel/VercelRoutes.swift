@@ -124,8 +124,10 @@ func decodeVercelBody<T: Decodable>(_ type: T.Type, _ request: Request) async th
   let body: ByteBuffer
   do {
     body = try await request.body.collect(upTo: 4 << 20)
-  } catch {
+  } catch is NIOTooManyBytesError {
     throw VercelError(413, "payload_too_large", "the request body is too large")
+  } catch {
+    throw VercelError.badRequest("the request body could not be read: \(error)")
   }
   do {
     return try JSONDecoder().decode(T.self, from: Data(buffer: body))

@@ -120,10 +120,11 @@ final class VercelSandbox: Sendable {
     } else {
       joined = resolveDirectory(cwd) + "/" + path
     }
-    guard let resolved = ProtocolPath(absolute: joined) else {
-      throw VercelError(400, "invalid_path", "path '\(path)' escapes the sandbox's root")
+    do {
+      return try ProtocolPath(validating: joined)
+    } catch {
+      throw VercelError(400, "invalid_path", error.sandboxMessage(path))
     }
-    return resolved
   }
 
   /// A working directory: absolute, or relative to `/vercel/sandbox`; empty means that.

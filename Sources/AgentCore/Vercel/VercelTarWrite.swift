@@ -104,8 +104,11 @@ struct TarExtraction {
       throw VercelError.badRequest("archive entry without a name")
     }
     let name = String(cString: rawName)
-    guard let path = ProtocolPath(absolute: base.cleaned + "/" + name) else {
-      throw VercelError(400, "invalid_path", "entry '\(name)' escapes the sandbox's root")
+    let path: ProtocolPath
+    do {
+      path = try ProtocolPath(validating: base.cleaned + "/" + name)
+    } catch {
+      throw VercelError(400, "invalid_path", error.sandboxMessage(name, noun: "entry"))
     }
     let mode = mode_t(archive_entry_perm(entry)) & 0o7777
     // A hard link comes as a regular entry without data; unpacked as one it would be empty.

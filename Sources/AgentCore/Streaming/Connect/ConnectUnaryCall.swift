@@ -24,8 +24,12 @@ enum ConnectUnaryCall {
       do {
         var request = request
         body = try await request.collectBody(upTo: maxBodyBytes)
+      } catch is NIOTooManyBytesError {
+        throw ConnectError(
+          .resourceExhausted, "message size is larger than configured max \(maxBodyBytes)")
       } catch {
-        throw ConnectError(.resourceExhausted, "request body too large or unreadable: \(error)")
+        // Broken framing (a bad chunk size, a short body) is the client's fault, not a quota.
+        throw ConnectError(.invalidArgument, "read request body: \(error)")
       }
       let message = try ProtoJSON.decode(type, from: Data(body.readableBytesView))
       let reply = try await handler(message)

@@ -92,12 +92,18 @@ struct ProcessLauncher: Sendable {
     }
   }
 
-  private func environment(_ config: ProcessConfig, user: AgentUser) -> [String] {
-    var pairs: [(String, String)] = [
+  /// What every process starts with, before its request's `envs`: nothing else of the agent's
+  /// own environment (its token, say) reaches a process or `/envs`.
+  static func baseEnvironment(user: AgentUser, hostRoot: String) -> [(String, String)] {
+    [
       ("PATH", ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"),
       ("HOME", user.home), ("USER", user.name), ("LOGNAME", user.name),
-      ("SANDBOX_ROOT", jail.hostRoot),
+      ("SANDBOX_ROOT", hostRoot),
     ]
+  }
+
+  private func environment(_ config: ProcessConfig, user: AgentUser) -> [String] {
+    var pairs = Self.baseEnvironment(user: user, hostRoot: jail.hostRoot)
     pairs += config.envs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     // Later values win, as Go's exec deduplicates them.
     var order: [String] = []

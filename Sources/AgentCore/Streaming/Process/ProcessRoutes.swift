@@ -107,7 +107,7 @@ func registerProcessRoutes(
       switch message.signal {
       case "SIGNAL_SIGKILL": signal = SIGKILL
       case "SIGNAL_SIGTERM": signal = SIGTERM
-      default: throw ConnectError(.unimplemented, "invalid signal: \(message.signal)")
+      default: throw ConnectError(.invalidArgument, "invalid signal: \(message.signal)")
       }
       if let failure = process.signal(signal) {
         throw ConnectError(.internal, "error sending signal: \(failure)")
@@ -163,7 +163,7 @@ private func deliverInput(_ input: ProcessInput, to process: ManagedProcess)
       throw ConnectError(.internal, "error writing to tty: \(failure)")
     }
   case .none:
-    throw ConnectError(.unimplemented, "invalid input type <nil>")
+    throw ConnectError(.invalidArgument, "invalid input type <nil>")
   }
 }
 

@@ -57,7 +57,7 @@ final class ProcessTable: Sendable {
       }
       return process
     case .none:
-      throw ConnectError(.unimplemented, "invalid input type <nil>")
+      throw ConnectError(.invalidArgument, "invalid input type <nil>")
     }
   }
 

@@ -35,7 +35,9 @@ final class DirectoryWatcher: @unchecked Sendable {
       of: FilesystemEvent.self, bufferingPolicy: .bufferingOldest(Self.bufferLimit))
     inotify = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
     guard inotify >= 0 else {
-      throw ConnectError(.internal, "error creating watcher: \(SystemError.reason(errno))")
+      // EMFILE: the user's inotify instances (host-wide) or the agent's descriptors ran out.
+      let code: ConnectCode = errno == EMFILE || errno == ENFILE ? .resourceExhausted : .internal
+      throw ConnectError(code, "error creating watcher: \(SystemError.reason(errno))")
     }
     do {
       let fd = try jail.open(root, flags: LinuxFlags.openPath | O_DIRECTORY, operation: "stat")

@@ -3,33 +3,53 @@ import Hummingbird
 
 /// A watcher made by `CreateWatcher`: it outlives the request and collects events until
 /// `GetWatcherEvents` drains them or `RemoveWatcher` ends it (envd's `FileWatcher`).
+///
+/// envd's buffer is unbounded. Here at most `pendingLimit` events wait; past that, events are
+/// dropped and the next drain ends with one `overflowEvent`, as inotify queues `IN_Q_OVERFLOW`:
+/// the client then knows to rescan.
 final class PollingWatcher: @unchecked Sendable {
   private let watcher: DirectoryWatcher
+  private let slot: WatcherQuota.Slot
+  private let quota: WatcherQuota
   private let lock = NSLock()
   private var pending: [(event: FilesystemEvent, entry: EntryInfo?)] = []
+  private var overflowed = false
   private var failure: ConnectError?
   private var collector: Task<Void, Never>?
+  private var closed = false
 
-  /// envd's buffer is unbounded; past this many undrained events the watcher fails instead.
-  static let pendingLimit = 1 << 20
+  static let pendingLimit = 4096
+  /// No name, type `EVENT_TYPE_UNSPECIFIED` (0): events were lost.
+  static let overflowEvent = FilesystemEvent(name: "", type: "EVENT_TYPE_UNSPECIFIED", path: "")
 
-  init(watcher: DirectoryWatcher, entries: EntryLookup?) {
+  init(
+    watcher: DirectoryWatcher, entries: EntryLookup?, slot: WatcherQuota.Slot, quota: WatcherQuota
+  ) {
     self.watcher = watcher
+    self.slot = slot
+    self.quota = quota
     watcher.start()
     collector = Task { [weak self] in
       for await event in watcher.events {
-        let entry = await entries?.entry(for: event)
+        guard let hasRoom = self?.hasRoom else { return }
+        // An event that will be dropped needs no entry looked up.
+        let entry = hasRoom ? await entries?.entry(for: event) : nil
         guard let self else { return }
-        let overflow = self.lock.withLock {
-          self.pending.append((event, entry))
-          return self.pending.count > Self.pendingLimit
-        }
-        if overflow {
-          self.fail(ConnectError(.internal, "watcher error: fsnotify: queue or buffer overflow"))
-          return
-        }
+        self.accept(event, entry: entry)
       }
       if let error = watcher.failure { self?.fail(error) }
+    }
+  }
+
+  private var hasRoom: Bool { lock.withLock { pending.count < Self.pendingLimit } }
+
+  private func accept(_ event: FilesystemEvent, entry: EntryInfo?) {
+    lock.withLock {
+      if pending.count < Self.pendingLimit {
+        pending.append((event, entry))
+      } else {
+        overflowed = true
+      }
     }
   }
 
@@ -41,20 +61,30 @@ final class PollingWatcher: @unchecked Sendable {
     watcher.stop()
   }
 
-  /// The events since the last call, or the watcher's terminal error.
+  /// The events since the last call (the last one `overflowEvent` if some were lost), or the
+  /// watcher's terminal error.
   func drain() throws(ConnectError) -> [(event: FilesystemEvent, entry: EntryInfo?)] {
     let result = lock.withLock {
       () -> Result<[(event: FilesystemEvent, entry: EntryInfo?)], ConnectError> in
       if let failure { return .failure(failure) }
-      defer { pending = [] }
-      return .success(pending)
+      var drained = pending
+      if overflowed { drained.append((Self.overflowEvent, nil)) }
+      pending = []
+      overflowed = false
+      return .success(drained)
     }
     return try result.get()
   }
 
   func close() {
+    let first = lock.withLock {
+      defer { closed = true }
+      return !closed
+    }
+    guard first else { return }
     collector?.cancel()
     watcher.stop()
+    quota.release(slot)
   }
 }
 
@@ -122,13 +152,15 @@ struct WatcherEvents: Encodable {
 }
 
 func registerPollingWatcherRoutes(
-  on router: Router<AgentRequestContext>, services: AgentServices, watchers: PollingWatchers
+  on router: Router<AgentRequestContext>, services: AgentServices, watchers: PollingWatchers,
+  quota: WatcherQuota
 ) {
-  router.post("/filesystem.Filesystem/CreateWatcher") { request, _ in
+  router.post("/filesystem.Filesystem/CreateWatcher") { request, context in
     await ConnectUnaryCall.respond(to: request, WatchDirRequest.self) {
       message throws(ConnectError) in
       let user = try services.rpcUser(for: request)
       let path = try services.rpcPath(message.path, user: user)
+      let slot = try quota.acquire(on: context.channel)
       let watcher: DirectoryWatcher
       do {
         watcher = try await services.blocking { () throws -> DirectoryWatcher in
@@ -136,13 +168,16 @@ func registerPollingWatcherRoutes(
           return try DirectoryWatcher(jail: services.jail, root: path, recursive: message.recursive)
         }
       } catch let error as ConnectError {
+        quota.release(slot)
         throw error
       } catch {
+        quota.release(slot)
         throw ConnectError(.internal, "error creating watcher: \(error)")
       }
       let entries =
         message.includeEntry ? EntryLookup(services: services) : nil
-      return WatcherID(watchers.add(PollingWatcher(watcher: watcher, entries: entries)))
+      return WatcherID(
+        watchers.add(PollingWatcher(watcher: watcher, entries: entries, slot: slot, quota: quota)))
     }
   }
 

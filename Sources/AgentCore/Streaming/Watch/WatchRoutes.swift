@@ -6,7 +6,9 @@ import Logging
 /// `filesystem.Filesystem/WatchDir` (server streaming), and the polling trio CreateWatcher /
 /// GetWatcherEvents / RemoveWatcher (unary).
 func registerWatchRoutes(on router: Router<AgentRequestContext>, services: AgentServices) {
-  registerPollingWatcherRoutes(on: router, services: services, watchers: PollingWatchers())
+  let quota = WatcherQuota()
+  registerPollingWatcherRoutes(
+    on: router, services: services, watchers: PollingWatchers(), quota: quota)
   router.post("/filesystem.Filesystem/WatchDir") { request, context in
     await ConnectStreamingCall.respond(to: request, context: context) {
       payload, stream, shutdown in
@@ -14,6 +16,8 @@ func registerWatchRoutes(on router: Router<AgentRequestContext>, services: Agent
       let options = try StreamCallOptions(headers: request.headers)
       let message = try StreamRequestReader.decode(WatchDirRequest.self, from: payload)
       let path = try services.rpcPath(message.path, user: user)
+      let slot = try quota.acquire(on: context.channel)
+      defer { quota.release(slot) }
       let watcher = try await services.blocking { () throws -> DirectoryWatcher in
         try checkWatchable(path, message: message, jail: services.jail)
         return try DirectoryWatcher(jail: services.jail, root: path, recursive: message.recursive)
