@@ -1,6 +1,7 @@
 import Backend
 import CCurl
 import HTTPTransport
+import Synchronization
 
 #if canImport(FoundationEssentials)
   import FoundationEssentials
@@ -20,6 +21,9 @@ final class EnvdClient: Sendable {
   let remoteRoot: String
   let configuration: EnvdConfiguration
   private let loop: CurlMultiLoop
+  /// Watches hold a connection each for as long as they last: on a loop of their own, so they
+  /// never take the connections reads and writes need. Made at the first watch.
+  private let watchLoop = Mutex<CurlMultiLoop?>(nil)
   private let settings: TransferSettings
   /// X-Access-Token, for every route.
   private let tokenHeaders: [String]
@@ -78,11 +82,34 @@ final class EnvdClient: Sendable {
     loop = try CurlMultiLoop()
   }
 
-  func shutdown() { loop.shutdown() }
+  func shutdown() {
+    loop.shutdown()
+    watchLoop.withLock { $0 }?.shutdown()
+  }
 
   var transferThread: any TaskExecutor { loop }
 
-  func shutdownWithoutBlocking() async { await loop.shutdownWithoutBlocking() }
+  func shutdownWithoutBlocking() async {
+    await loop.shutdownWithoutBlocking()
+    await watchLoop.withLock { $0 }?.shutdownWithoutBlocking()
+  }
+
+  /// A long-lived streaming POST (a watch), on the watch loop.
+  func postStream(route: String, _ request: HTTPRequest) async throws -> HTTPResponse {
+    var request = request
+    request.url = baseURL + route
+    request.headers += authHeaders
+    let loop = try watchLoop.withLock { loop in
+      if let loop { return loop }
+      let made = try CurlMultiLoop(maxHostConnections: Self.watchConnections)
+      loop = made
+      return made
+    }
+    return try await send(request, on: loop)
+  }
+
+  /// More than any mount watches at once (`--watch-limit` is bounded below this).
+  static let watchConnections = 512
 
   // MARK: paths and URLs
 
@@ -162,7 +189,10 @@ final class EnvdClient: Sendable {
     }
   }
 
-  private func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+  private func send(_ request: HTTPRequest, on loop: CurlMultiLoop? = nil) async throws
+    -> HTTPResponse
+  {
+    let loop = loop ?? self.loop
     let transfer: CurlTransfer
     do {
       transfer = try CurlTransfer(request, settings: settings)
