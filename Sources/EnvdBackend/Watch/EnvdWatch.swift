@@ -13,9 +13,6 @@ import Synchronization
   import Musl
 #endif
 
-extension EnvdExtensionBackend: RemoteWatching {}
-extension EnvdStockBackend: RemoteWatching {}
-
 extension EnvdRemote {
   /// envd's `filesystem.Filesystem/WatchDir` (server streaming, not recursive), the same on
   /// stock envd and on sandbox-agent.
