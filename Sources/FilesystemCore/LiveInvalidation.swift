@@ -201,7 +201,7 @@ final class LiveInvalidation: Sendable {
   private func apply(_ change: RemoteChange, name: String, in directory: String) {
     let isSelf = name.isEmpty || name == "."
     let path = isSelf ? directory : RemotePath.join(directory, name)
-    if let ownChanges, ownChanges.isOwn(path) || ownChanges.isOwn(Self.replacedPath(of: path)) {
+    if let ownChanges, ownChanges.isOwn(path) || Self.isOurTemporaryName(name) {
       state.withLock { $0.ownEchoes += 1 }
       return
     }
@@ -241,22 +241,12 @@ final class LiveInvalidation: Sendable {
     if let inode = inodes.inode(ofPath: path) { notifier.invalidateInode(inode, content: content) }
   }
 
-  /// The agent replaces a file through a temporary name beside it, `.NAME.sandbox-agent-XXXX`:
-  /// that name's events are the echo of a change to NAME.
-  static func replacedPath(of path: String) -> String {
-    let name = RemotePath.name(of: path)
-    guard name.hasPrefix(".") else { return path }
-    let marker = ".sandbox-agent-"
-    var found: String.Index?
-    var index = name.index(after: name.startIndex)
-    while index < name.endIndex {
-      if name[index...].hasPrefix(marker) { found = index }
-      index = name.index(after: index)
-    }
-    guard let found else { return path }
-    let original = name[name.index(after: name.startIndex)..<found]
-    guard !original.isEmpty else { return path }
-    return RemotePath.join(RemotePath.parent(of: path), String(original))
+  /// Whether `name` is a temporary file our changes go through: the agent's replace
+  /// (`.NAME.sandbox-agent-XXXX`), the exec layer's batches (`.NAME.sandbox-mount-batch`,
+  /// `.sandbox-mount-batch-UUID.tgz`). Its events are the echo of a change of ours.
+  static func isOurTemporaryName(_ name: String) -> Bool {
+    name.hasPrefix(".")
+      && (name.contains(".sandbox-agent-") || name.contains(".sandbox-mount-batch"))
   }
 
   /// Our caches of `directory` and the kernel's, after events may have been missed.

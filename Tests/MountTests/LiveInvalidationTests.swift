@@ -115,6 +115,13 @@ class LiveInvalidationTests: MountTestCase {
     print("invalidations during rsync of 200 files: \(during)")
     // Our own changes come back as events (hundreds of them); none may become an invalidation.
     XCTAssertLessThanOrEqual(during, 2, mount.child.standardError)
+    let status = try sh("\(BuiltProducts.executable("sandbox-mount")) status mnt --json")
+    let watch =
+      (try JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any])?["watch"]
+      as? [String: Any]
+    let echoes = (watch?["ownEchoes"] as? Int) ?? 0
+    print("own echoes skipped: \(echoes)")
+    XCTAssertGreaterThan(echoes, 100, status)
   }
 
   func testABrokenWatchIsReestablished() throws {
