@@ -21,6 +21,9 @@ final class EnvdClient: Sendable {
   let remoteRoot: String
   let configuration: EnvdConfiguration
   private let loop: CurlMultiLoop
+  /// Watches hold a connection each for as long as they last: on a loop of their own, so they
+  /// never take the connections reads and writes need. Made at the first watch.
+  private let watchLoop = Mutex<CurlMultiLoop?>(nil)
   private let settings: TransferSettings
   /// X-Access-Token, for every route.
   private let tokenHeaders: [String]
@@ -86,11 +89,34 @@ final class EnvdClient: Sendable {
     loop = try CurlMultiLoop()
   }
 
-  func shutdown() { loop.shutdown() }
+  func shutdown() {
+    loop.shutdown()
+    watchLoop.withLock { $0 }?.shutdown()
+  }
 
   var transferThread: any TaskExecutor { loop }
 
-  func shutdownWithoutBlocking() async { await loop.shutdownWithoutBlocking() }
+  func shutdownWithoutBlocking() async {
+    await loop.shutdownWithoutBlocking()
+    await watchLoop.withLock { $0 }?.shutdownWithoutBlocking()
+  }
+
+  /// A long-lived streaming POST (a watch), on the watch loop.
+  func postStream(route: String, _ request: HTTPRequest) async throws -> HTTPResponse {
+    var request = request
+    request.url = baseURL + route
+    request.headers += authHeaders
+    let loop = try watchLoop.withLock { loop in
+      if let loop { return loop }
+      let made = try CurlMultiLoop(maxHostConnections: Self.watchConnections)
+      loop = made
+      return made
+    }
+    return try await send(request, on: loop)
+  }
+
+  /// More than any mount watches at once (`--watch-limit` is bounded below this).
+  static let watchConnections = 512
 
   // MARK: paths and URLs
 
@@ -177,9 +203,14 @@ final class EnvdClient: Sendable {
   /// One request. A request that timed out marks the server stalled: until a `/health` probe
   /// (one a second) gets an answer, every request fails at once with EIO instead of waiting
   /// out `--io-timeout` again. The kernel retries a failed lookup or read once, and a tool makes
-  /// several calls, so without this one stall cost each call two timeouts or more.
-  private func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-    if stall.withLock({ $0.stalled }) {
+  /// several calls, so without this one stall cost each call two timeouts or more. Watch
+  /// streams (`loop` given) neither wait for nor mark a stall: they re-establish themselves.
+  private func send(_ request: HTTPRequest, on loop: CurlMultiLoop? = nil) async throws
+    -> HTTPResponse
+  {
+    let watching = loop != nil
+    let loop = loop ?? self.loop
+    if !watching, stall.withLock({ $0.stalled }) {
       throw RemoteError(
         errno: EIO,
         "\(request.url): the server stopped answering (a check every second tells when it is back)")
@@ -192,7 +223,7 @@ final class EnvdClient: Sendable {
     }
     let response = await loop.perform(transfer)
     if response.cancelled { throw RemoteError(errno: EINTR, "the request was cancelled") }
-    if response.curlCode == CURLE_OPERATION_TIMEDOUT.rawValue && response.status == 0 {
+    if !watching && response.curlCode == CURLE_OPERATION_TIMEDOUT.rawValue && response.status == 0 {
       markStalled()
     }
     return response

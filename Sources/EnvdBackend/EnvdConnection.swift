@@ -29,7 +29,7 @@ public enum EnvdBackend {
 }
 
 /// What both envd backends share: the connection, envd's reads, and the lifecycle.
-public protocol EnvdRemote: RemoteFilesystem {
+public protocol EnvdRemote: RemoteFilesystem, RemoteWatching {
   var connection: EnvdConnection { get }
 }
 

@@ -54,6 +54,7 @@ extension Filesystem {
   /// Local.
   public func openDirectory(_ inode: UInt64) throws -> OpenedDirectory {
     let path = try path(of: inode)
+    live?.use(path)
     return OpenedDirectory(
       handle: directoryHandles.open(), cacheListing: directories.isEnabled,
       keepCache: directories.kernelCacheIsCurrent(path))

@@ -30,11 +30,17 @@ public final class Filesystem: Sendable {
   let directoryHandles = DirectoryHandles()
   let listAhead = DirectoryListAhead()
   let fileReadAhead = FileReadAhead()
+  /// Set when the backend watches: its events invalidate caches.
+  let live: LiveInvalidation?
   let logger: Logger
 
+  /// `watcher` and `watch`: live invalidation from the sandbox's watch; `ownChanges`: what the
+  /// backend records of our own changes (`OwnChangeRecorder`), whose echoes are skipped.
   public init(
     backend: any RemoteFilesystem, capabilities: RemoteCapabilities,
-    configuration: FilesystemConfiguration, reader: (any FileReader)? = nil, logger: Logger
+    configuration: FilesystemConfiguration, reader: (any FileReader)? = nil,
+    watcher: (any RemoteWatching)? = nil, watch: WatchConfiguration? = nil,
+    ownChanges: OwnChanges? = nil, logger: Logger
   ) throws {
     self.backend = backend
     self.capabilities = capabilities
@@ -45,11 +51,46 @@ public final class Filesystem: Sendable {
       backend: backend, directory: configuration.stagingParent,
       fillsFromWholeFile: !capabilities.rangedReads, logger: logger)
     self.directories = DirectoryCache(lifetime: configuration.attributeLifetime)
+    if let watcher, let watch, watch.limit > 0 {
+      live = LiveInvalidation(
+        configuration: watch, watcher: watcher, ownChanges: ownChanges, inodes: inodes,
+        directories: directories, logger: logger)
+    } else {
+      live = nil
+    }
     self.logger = logger
   }
 
+  /// Where invalidations for the kernel go, once the session exists.
+  public func setKernelNotifier(_ notifier: any KernelNotifier) {
+    live?.setNotifier(notifier)
+  }
+
+  /// Local. The kernel timeouts for `inode`'s attributes and for its name: the long ones of
+  /// `WatchConfiguration` while a watch reports changes to it.
+  public func kernelTimeouts(of inode: UInt64) -> (attribute: Double, entry: Double) {
+    let ordinary = (configuration.attributeTimeout, configuration.entryTimeout)
+    guard let live, let path = inodes.path(of: inode) else { return ordinary }
+    guard live.isWatching(RemotePath.parent(of: path)) || live.isWatching(path) else {
+      return ordinary
+    }
+    return (live.configuration.attributeTimeout, live.configuration.entryTimeout)
+  }
+
+  /// `observer` hears of each directory someone else changed in the sandbox (a cache below
+  /// this one, such as the write-back view, drops what it holds of it).
+  public func observeRemoteChanges(_ observer: @escaping @Sendable (_ directory: String) -> Void) {
+    live?.addObserver(observer)
+  }
+
+  /// Local. Watches and invalidations so far, for `status`; nil without live invalidation.
+  public var watchCounts:
+    (watched: Int, active: Int, invalidations: Int, ownEchoes: Int, reestablished: Int)?
+  { live?.counts }
+
   /// Call after the session ended and pending work finished.
   public func shutdown() {
+    live?.stop()
     if openFiles.handleCount > 0 {
       logger.warning("\(openFiles.handleCount) files were still open at unmount")
     }
@@ -61,6 +102,7 @@ public final class Filesystem: Sendable {
   public func lookUp(parent: UInt64, name: String) async throws -> Entry {
     let directory = try self.path(of: parent)
     let path = try childPath(of: directory, name)
+    live?.use(directory)
     var answer = directories.lookUp(name, in: directory)
     if case .unknown = answer, directories.listsForLookUp(in: directory) {
       // A listing that fails (a directory we may search but not read) leaves the stat to answer.

@@ -290,6 +290,21 @@ final class InodeTable: Sendable {
     }
   }
 
+  /// The number of `path`, if it has one.
+  func inode(ofPath path: String) -> UInt64? {
+    state.withLock { $0.inodeByPath[path] }
+  }
+
+  /// The children of `directory` the kernel holds (lookup count above 0), by name.
+  func heldChildren(of directory: String) -> [(name: String, inode: UInt64)] {
+    state.withLock { state in
+      state.inodeByPath.children(of: directory).compactMap { path, inode in
+        guard (state.records[inode]?.lookups ?? 0) > 0 else { return nil }
+        return (RemotePath.name(of: path), inode)
+      }
+    }
+  }
+
   /// How many inodes are known, for logs and tests.
   var count: Int { state.withLock { $0.records.count } }
 }

@@ -76,6 +76,7 @@ extension Filesystem {
   public func cachedLookUp(parent: UInt64, name: String) -> CachedLookup? {
     guard let parentPath = inodes.path(of: parent), let path = try? childPath(of: parentPath, name)
     else { return nil }
+    live?.use(parentPath)
     switch directories.lookUp(name, in: parentPath) {
     case .found(let attributes): return .found(entry(for: path, attributes: attributes))
     case .missing: return .missing

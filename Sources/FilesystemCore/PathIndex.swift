@@ -33,6 +33,11 @@ struct PathIndex {
     return found
   }
 
+  /// The known paths directly below `directory`, with their inodes.
+  func children(of directory: String) -> [(path: String, inode: UInt64)] {
+    (children[directory] ?? []).compactMap { path in inodes[path].map { (path, $0) } }
+  }
+
   /// Any path of `inode` (a hard link's other name); O(paths), for the rare hard link.
   func anyPath(of inode: UInt64) -> String? {
     inodes.first(where: { $0.value == inode })?.key

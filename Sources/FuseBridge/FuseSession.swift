@@ -18,6 +18,7 @@ public final class FuseSession: @unchecked Sendable {
   private let logger: Logger
   private var mountpoint: String?
   private let loopEnded = Mutex(false)
+  private let notifications: KernelNotifications
 
   /// Whether the loop stopped serving requests (it may still be finishing answers).
   public var hasStoppedServing: Bool { loopEnded.withLock { $0 } }
@@ -57,9 +58,15 @@ public final class FuseSession: @unchecked Sendable {
     }
     self.session = session
     self.retainedDispatcher = retained
+    notifications = KernelNotifications(session: session, logger: logger)
+    filesystem.setKernelNotifier(notifications)
   }
 
+  /// Invalidations sent to the kernel so far.
+  public var kernelNotifications: Int { notifications.count }
+
   deinit {
+    notifications.stop()
     if mountpoint != nil { fuse_session_unmount(session) }
     fuse_session_destroy(session)
     retainedDispatcher.release()
@@ -105,6 +112,7 @@ public final class FuseSession: @unchecked Sendable {
       thread.start()
     }
     loopEnded.withLock { $0 = true }
+    notifications.stop()
     logger.debug("FUSE loop ended with status \(status)")
     await dispatcher.waitForRequests(timeout: .seconds(30))
     if mountpoint != nil {

@@ -107,12 +107,13 @@ enum LowLevelOperations {
       request, inode, _ in
       let dispatcher = RequestDispatcher.of(request)
       if let cached = dispatcher.filesystem.cachedAttributes(of: UInt64(inode)) {
-        FuseRequest(raw: request!).replyAttributes(cached, timeout: dispatcher.attributeTimeout)
+        FuseRequest(raw: request!).replyAttributes(
+          cached, timeout: dispatcher.attributeTimeout(of: inode))
         return
       }
       dispatcher.answer(request, "getattr") { reply in
         let attributes = try await dispatcher.filesystem.attributes(of: UInt64(inode))
-        reply.replyAttributes(attributes, timeout: dispatcher.attributeTimeout)
+        reply.replyAttributes(attributes, timeout: dispatcher.attributeTimeout(of: inode))
       }
     }
 
@@ -126,14 +127,15 @@ enum LowLevelOperations {
       if let unchanged = dispatcher.filesystem.setAttributesLocally(
         of: UInt64(inode), changes: changes)
       {
-        FuseRequest(raw: request!).replyAttributes(unchanged, timeout: dispatcher.attributeTimeout)
+        FuseRequest(raw: request!).replyAttributes(
+          unchanged, timeout: dispatcher.attributeTimeout(of: inode))
         return
       }
       let handle = info?.pointee.fh
       dispatcher.answer(request, "setattr") { reply in
         let result = try await dispatcher.filesystem.setAttributes(
           of: UInt64(inode), handle: handle, changes: changes)
-        reply.replyAttributes(result, timeout: dispatcher.attributeTimeout)
+        reply.replyAttributes(result, timeout: dispatcher.attributeTimeout(of: inode))
       }
     }
 

@@ -11,8 +11,6 @@ import Synchronization
 final class RequestDispatcher: Sendable {
   let filesystem: Filesystem
   let logger: Logger
-  let entryTimeout: Double
-  let attributeTimeout: Double
   let negativeTimeout: Double
   /// Asked of the kernel at FUSE_INIT; 0 keeps its default.
   let readaheadBytes: UInt32
@@ -29,8 +27,6 @@ final class RequestDispatcher: Sendable {
     self.readaheadBytes = readaheadBytes
     self.lightRequestExecutor = lightRequestExecutor
     self.logger = logger
-    self.entryTimeout = filesystem.configuration.entryTimeout
-    self.attributeTimeout = filesystem.configuration.attributeTimeout
     self.negativeTimeout = filesystem.configuration.negativeTimeout
     self.callers = filesystem.configuration.actAsCaller ? CallerCredentials() : nil
   }
@@ -109,6 +105,11 @@ final class RequestDispatcher: Sendable {
     }
   }
 
+  /// How long the kernel may keep `inode`'s attributes.
+  func attributeTimeout(of inode: fuse_ino_t) -> Double {
+    filesystem.kernelTimeouts(of: UInt64(inode)).attribute
+  }
+
   func entryParameters(_ entry: Entry) -> fuse_entry_param {
     entryParameters(inode: entry.inode, attributes: entry.attributes)
   }
@@ -119,8 +120,9 @@ final class RequestDispatcher: Sendable {
     parameters.ino = fuse_ino_t(inode)
     parameters.generation = 0
     parameters.attr = attributes
-    parameters.attr_timeout = attributeTimeout
-    parameters.entry_timeout = entryTimeout
+    let timeouts = filesystem.kernelTimeouts(of: inode)
+    parameters.attr_timeout = timeouts.attribute
+    parameters.entry_timeout = timeouts.entry
     return parameters
   }
 

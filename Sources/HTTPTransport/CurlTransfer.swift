@@ -178,6 +178,11 @@ public final class CurlTransfer: @unchecked Sendable {
         }
         done += written
       }
+    case .chunks(let receiver):
+      guard receiver.receive(data) else {
+        localFailure = "the stream's receiver stopped it"
+        return 0
+      }
     }
     bytesReceived += UInt64(data.count)
     return data.count

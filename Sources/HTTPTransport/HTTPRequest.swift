@@ -23,6 +23,14 @@ public enum ResponseSink {
   case memory(expected: Int, limit: Int)
   /// Writes to an open file descriptor as the bytes arrive.
   case file(descriptor: Int32)
+  /// Hands each chunk to `receiver` as it arrives (long-lived streams such as a watch).
+  case chunks(any ResponseChunkReceiver)
+}
+
+/// Takes a response body chunk by chunk, on curl's thread: keep it short.
+public protocol ResponseChunkReceiver: AnyObject, Sendable {
+  /// false stops the transfer (a local failure).
+  func receive(_ bytes: UnsafeRawBufferPointer) -> Bool
 }
 
 public struct HTTPRequest {

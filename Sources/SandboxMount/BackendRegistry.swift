@@ -14,6 +14,8 @@ struct OpenedBackend {
   /// What names the sandbox for the write-back journal's folder when the URL alone does not
   /// (`vercel://NAME` of another API, team or project); nil: the URL.
   var journalKey: String? = nil
+  /// Reports changes made inside the sandbox, when the backend can (`RemoteCapabilities.watch`).
+  var watcher: (any RemoteWatching)? = nil
 }
 
 /// One kind of backend: the URL forms it serves, a check of the URL made before anything else,
@@ -109,6 +111,6 @@ extension BackendFactory {
     }
     return OpenedBackend(
       filesystem: backend, description: shown, lightRequestExecutor: backend.transferThread,
-      shutdown: { await backend.shutdownWithoutBlocking() })
+      shutdown: { await backend.shutdownWithoutBlocking() }, watcher: backend)
   }
 }

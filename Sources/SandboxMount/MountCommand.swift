@@ -101,11 +101,26 @@ struct MountCommand: AsyncParsableCommand {
   @Option(help: "Seconds a transfer may stall before it fails with EIO.")
   var ioTimeout: Double = 30
 
-  @Option(help: "Seconds the kernel and our caches trust a file's attributes (and listings).")
-  var attrTimeout: Double = CacheDefaults.attributeTimeout
+  @Option(
+    help:
+      "Seconds the kernel and our caches trust a file's attributes (and listings) (default: 1; in a watched folder \(Int(CacheDefaults.watchedTimeout)))."
+  )
+  var attrTimeout: Double?
 
-  @Option(help: "Seconds the kernel trusts a name's lookup.")
-  var entryTimeout: Double = CacheDefaults.entryTimeout
+  @Option(
+    help:
+      "Seconds the kernel trusts a name's lookup (default: 1; in a watched folder \(Int(CacheDefaults.watchedTimeout)))."
+  )
+  var entryTimeout: Double?
+
+  @Option(
+    help:
+      "on: where the sandbox can watch (envd), changes made inside it show at once; off: after the timeouts."
+  )
+  var watch: WatchMode = .on
+
+  @Option(help: "Folders watched at once (the least recently used stops first).")
+  var watchLimit: Int = CacheDefaults.watchLimit
 
   @Option(help: "Seconds the kernel trusts that a name does not exist (0: ask every time).")
   var negativeTimeout: Double = CacheDefaults.negativeTimeout
@@ -153,6 +168,12 @@ struct MountCommand: AsyncParsableCommand {
     case on, off
   }
 
+  enum WatchMode: String, ExpressibleByArgument, Sendable {
+    case on, off
+  }
+
+  var attributeTimeout: Double { attrTimeout ?? CacheDefaults.attributeTimeout }
+
   /// envd and e2b:// take none of vercel://'s options.
   func refuseVercelOptions() throws {
     guard apiURL == nil, team == nil, project == nil, !sudo else {
@@ -165,7 +186,10 @@ struct MountCommand: AsyncParsableCommand {
     guard Logger.Level(rawValue: logLevel) != nil else {
       throw ValidationError("unknown log level '\(logLevel)'")
     }
-    guard connectTimeout > 0, ioTimeout > 0, attrTimeout >= 0, entryTimeout >= 0,
+    guard (1...256).contains(watchLimit) else {
+      throw ValidationError("--watch-limit must be between 1 and 256")
+    }
+    guard connectTimeout > 0, ioTimeout > 0, attributeTimeout >= 0, entryTimeout ?? 0 >= 0,
       negativeTimeout >= 0, readahead >= 0
     else {
       throw ValidationError("timeouts and --readahead must not be negative")
@@ -223,17 +247,26 @@ struct MountCommand: AsyncParsableCommand {
     let mountpoint = try Preflight.checkMountpoint(self.mountpoint)
     if let caFile { try Preflight.checkReadable(caFile, what: "CA file") }
     let opened = try await factory.open(self, readOnly)
-    let backend = opened.filesystem
+    let watching = watch == .on ? opened.watcher : nil
+    // Innermost, so a journal's drain counts as our change when it reaches the sandbox.
+    let recorder = watching.map { _ in OwnChangeRecorder(inner: opened.filesystem) }
+    let backend: any RemoteFilesystem = recorder ?? opened.filesystem
     // Not a defer: stopping awaits the transfer thread, which must not block a pool thread.
     do {
       var configuration = FilesystemConfiguration(
         ownerUID: mountOptions.ownerUID ?? getuid(), ownerGID: mountOptions.ownerGID ?? getgid(),
-        attributeTimeout: attrTimeout, entryTimeout: entryTimeout, negativeTimeout: negativeTimeout,
+        attributeTimeout: attributeTimeout,
+        entryTimeout: entryTimeout ?? CacheDefaults.entryTimeout, negativeTimeout: negativeTimeout,
         readOnly: readOnly,
         stagingParent: cacheDir ?? ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
       var declared = await backend.capabilities()
       if wholeFileReads { declared.rangedReads = false }
       let capabilities = declared
+      let watchConfiguration =
+        capabilities.watch && watching != nil
+        ? WatchConfiguration(
+          limit: watchLimit, attributeTimeout: attrTimeout ?? CacheDefaults.watchedTimeout,
+          entryTimeout: entryTimeout ?? CacheDefaults.watchedTimeout) : nil
       // Numeric ids come from the extension, or on stock envd from the owner names it gives,
       // mapped with the sandbox's own /etc/passwd and /etc/group.
       configuration.showRemoteOwners = mountOptions.showRemoteOwners
@@ -257,13 +290,17 @@ struct MountCommand: AsyncParsableCommand {
           logger: logger)
         filesystem = try Filesystem(
           backend: remote, capabilities: capabilities, configuration: configuration,
-          reader: reader, logger: logger)
+          reader: reader, watcher: watching, watch: watchConfiguration,
+          ownChanges: recorder?.changes, logger: logger)
       } catch let error as RemoteError {
         throw MountFailure(error.message)
       } catch let error as LocalError {
         throw MountFailure(error.description)
       }
       defer { filesystem.shutdown() }
+      if let view = writeBack?.backend {
+        filesystem.observeRemoteChanges { view.remoteChanged(in: $0) }
+      }
 
       let fuseOptions =
         mountOptions.passedThrough + (readOnly && !mountOptions.readOnly ? ["ro"] : [])
@@ -284,7 +321,8 @@ struct MountCommand: AsyncParsableCommand {
         path: StateFolder.controlSocket(forMountpoint: mountpoint)
       ) { [self] request in
         controlAnswer(
-          request, writeBack: writeBack?.backend, mountpoint: mountpoint, mode: capabilities)
+          request, writeBack: writeBack?.backend, mountpoint: mountpoint, mode: capabilities,
+          watches: filesystem.watchCounts)
       }
       shutdown.serving(session, at: mountpoint)
       let status = await session.run()
@@ -306,7 +344,7 @@ struct MountCommand: AsyncParsableCommand {
     let folder = try StateFolder.open(explicit: stateDir, url: journalKey, root: root)
     do {
       var configuration = WriteBackConfiguration(stateDirectory: folder.path)
-      configuration.pinLifetime = .milliseconds(Int64(max(attrTimeout, 1) * 1000))
+      configuration.pinLifetime = .milliseconds(Int64(max(attributeTimeout, 1) * 1000))
       let writeBack = try WriteBackBackend(
         inner: backend, configuration: configuration, logger: logger)
       let replayed = try await writeBack.replayJournal()
@@ -341,7 +379,8 @@ struct MountCommand: AsyncParsableCommand {
   /// What the control socket answers: `status` (JSON), `retry-failed`, `discard-failed`.
   private func controlAnswer(
     _ request: String, writeBack: WriteBackBackend?, mountpoint: String,
-    mode capabilities: RemoteCapabilities
+    mode capabilities: RemoteCapabilities,
+    watches: (watched: Int, active: Int, invalidations: Int, ownEchoes: Int, reestablished: Int)?
   ) -> String {
     switch request {
     case "retry-failed":
@@ -360,6 +399,13 @@ struct MountCommand: AsyncParsableCommand {
       "memoryCacheBytes": memoryCache.bytes,
       "diskCache": cacheDir.map { "\($0) (\(cacheSize.bytes) bytes)" } ?? "off",
     ]
+    if let watches {
+      status["watch"] = [
+        "folders": watches.watched, "active": watches.active,
+        "invalidations": watches.invalidations, "ownEchoes": watches.ownEchoes,
+        "reestablished": watches.reestablished,
+      ]
+    }
     if let writeBack {
       let progress = writeBack.progress
       status["stateDir"] = writeBack.configuration.stateDirectory
@@ -398,6 +444,9 @@ struct MountCommand: AsyncParsableCommand {
 enum CacheDefaults {
   static let attributeTimeout = 1.0
   static let entryTimeout = 1.0
+  /// Attributes and names in a watched folder: its events invalidate them.
+  static let watchedTimeout = 30.0
+  static let watchLimit = 32
   static let negativeTimeout = 1.0
 }
 

@@ -134,7 +134,17 @@ struct LocalView: Sendable {
   /// them (whose entry would otherwise be answered from nowhere).
   mutating func unpinIdle(olderThan lifetime: Duration) {
     let now = ContinuousClock.now
-    let stale = pinned.filter { $0.value.pending.isEmpty && now - $0.value.listedAt > lifetime }
+    unpin(pinned.filter { $0.value.pending.isEmpty && now - $0.value.listedAt > lifetime })
+  }
+
+  /// Someone else changed `directory` in the sandbox: its listing is asked for again, unless
+  /// changes of ours wait there.
+  mutating func unpinChanged(_ directory: String) {
+    guard let listing = pinned[directory], listing.pending.isEmpty else { return }
+    unpin([directory: listing])
+  }
+
+  private mutating func unpin(_ stale: [String: PinnedDirectory]) {
     guard !stale.isEmpty else { return }
     for directory in stale.keys { pinned[directory] = nil }
     // A pinned directory whose parent is no longer pinned cannot keep its own attributes in

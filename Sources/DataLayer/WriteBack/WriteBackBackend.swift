@@ -156,6 +156,15 @@ public final class WriteBackBackend: RemoteFilesystem {
     return records.count
   }
 
+  /// Someone else changed `directory` in the sandbox (a watch event): what the view pinned
+  /// of it is stale, unless a change of ours is under way.
+  public func remoteChanged(in directory: String) {
+    state.withLock { state in
+      guard state.leases == 0 else { return }
+      state.view.unpinChanged(directory)
+    }
+  }
+
   // MARK: - Reads
 
   public func attributes(of path: String) async throws -> RemoteAttributes {
