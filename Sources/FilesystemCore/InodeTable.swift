@@ -295,12 +295,14 @@ final class InodeTable: Sendable {
     state.withLock { $0.inodeByPath[path] }
   }
 
-  /// The children of `directory` the kernel holds (lookup count above 0), by name.
-  func heldChildren(of directory: String) -> [(name: String, inode: UInt64)] {
+  /// The children of `directory` the kernel holds (lookup count above 0), by name; a child
+  /// whose type is not known counts as a directory.
+  func heldChildren(of directory: String) -> [(name: String, inode: UInt64, isDirectory: Bool)] {
     state.withLock { state in
       state.inodeByPath.children(of: directory).compactMap { path, inode in
-        guard (state.records[inode]?.lookups ?? 0) > 0 else { return nil }
-        return (RemotePath.name(of: path), inode)
+        guard let record = state.records[inode], record.lookups > 0 else { return nil }
+        let isDirectory = (record.attributes?.type ?? .directory) == .directory
+        return (RemotePath.name(of: path), inode, isDirectory)
       }
     }
   }

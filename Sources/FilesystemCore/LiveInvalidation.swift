@@ -230,7 +230,12 @@ final class LiveInvalidation: Sendable {
       guard let notifier else { return }
       // The directory's cached listing and times, the name, and whatever now has it.
       notify(notifier, inodeOf: directory, content: true)
-      if let parent = inodes.inode(ofPath: directory) {
+      // A folder that still exists keeps its name: dropping the entry of a process's working
+      // folder breaks its getcwd (git gc failed so).
+      let existingFolder =
+        change == .created
+        && inodes.heldChildren(of: directory).contains { $0.name == name && $0.isDirectory }
+      if let parent = inodes.inode(ofPath: directory), !existingFolder {
         notifier.invalidateEntry(parent: parent, name: name)
       }
       if let inode { notifier.invalidateInode(inode, content: true) }
@@ -268,7 +273,9 @@ final class LiveInvalidation: Sendable {
     notifier.invalidateInode(parent, content: true)
     for child in inodes.heldChildren(of: directory) {
       notifier.invalidateInode(child.inode, content: false)
-      notifier.invalidateEntry(parent: parent, name: child.name)
+      // Not a folder's name: it may be a process's working folder, whose getcwd would break
+      // (git gc failed so when a watch was dropped). Its own watch covers its contents.
+      if !child.isDirectory { notifier.invalidateEntry(parent: parent, name: child.name) }
     }
   }
 }

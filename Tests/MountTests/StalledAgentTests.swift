@@ -7,7 +7,10 @@ import XCTest
 /// second, and the mount works again once the agent runs again. A killed agent is EIO at once.
 final class StalledAgentTests: MountTestCase {
   private let ioTimeout = 2.0
-  override var mountArguments: [String] { ["--io-timeout", "2", "--write-back", "off"] }
+  // Without watches, names and attributes keep their 1 s timeouts: every call asks the agent.
+  override var mountArguments: [String] {
+    ["--io-timeout", "2", "--write-back", "off", "--watch", "off"]
+  }
 
   /// Each call, timed by a Python child: "NAME ERRNO-TEXT SECONDS" per line.
   private func timedCalls() throws -> [(name: String, result: String, seconds: Double)] {
