@@ -191,7 +191,7 @@ public final class CoreWeaveBackend: ExecMetadataBackend {
   @discardableResult
   public func upload(_ path: String, from localPath: String?) async throws -> RemoteEntryState? {
     let context = "upload \(path)"
-    let (descriptor, size) = try Self.openSource(localPath, context: context)
+    let (descriptor, size) = try openUploadSource(localPath, context: context)
     defer { if descriptor >= 0 { close(descriptor) } }
     return try await exec.upload(path, context: context) { temporary in
       try await push(descriptor: descriptor, size: size, to: temporary, context: context)
@@ -250,19 +250,5 @@ public final class CoreWeaveBackend: ExecMetadataBackend {
       errno: errno,
       "\(context): \(message.isEmpty ? ending.status : message.trimmingCharacters(in: .whitespacesAndNewlines))"
     )
-  }
-
-  /// The local file open for reading and its size; nil: no descriptor (-1), size 0.
-  static func openSource(_ localPath: String?, context: String) throws -> (Int32, Int64) {
-    guard let localPath else { return (-1, 0) }
-    let descriptor = open(localPath, O_RDONLY | O_CLOEXEC)
-    guard descriptor >= 0 else { throw LocalError(errno: errno, "open for \(context)", localPath) }
-    var info = stat()
-    guard fstat(descriptor, &info) == 0 else {
-      let failure = errno
-      close(descriptor)
-      throw LocalError(errno: failure, "stat for \(context)", localPath)
-    }
-    return (descriptor, Int64(info.st_size))
   }
 }

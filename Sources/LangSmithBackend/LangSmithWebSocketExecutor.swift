@@ -89,13 +89,21 @@ struct LangSmithWebSocketExecutor: ProcessExecutor {
     first: String, input: [UInt8], id: String, gathered: Gathered, context: String
   ) async throws -> ProcessOutcome {
     var attempts = 0
-    var opening = first
+    var reattaching = false
     while true {
       let broke: String
+      var neverStarted = false
       do {
+        let opening =
+          reattaching
+          ? try gathered.stream.withLock {
+            try encodeText(
+              Reconnect(
+                command_id: id, stdout_offset: $0.stdout.count, stderr_offset: $0.stderr.count))
+          } : first
         let closing = try await connect(
-          send: opening, input: opening == first ? input : [], gathered: gathered,
-          context: context)
+          send: opening, reattaching: reattaching, input: reattaching ? [] : input,
+          gathered: gathered, context: context)
         if let outcome = try gathered.stream.withLock({ try $0.outcome(context: context) }) {
           return outcome
         }
@@ -105,7 +113,7 @@ struct LangSmithWebSocketExecutor: ProcessExecutor {
               ? "the server is reloading (1001)" : "closed with \($0.closeCode)"
           } ?? "the connection ended"
       } catch is NeverStarted {
-        opening = first
+        neverStarted = true
         broke = "the command never started"
       } catch let error as RemoteError {
         throw error
@@ -124,11 +132,8 @@ struct LangSmithWebSocketExecutor: ProcessExecutor {
       }
       try await Task.sleep(for: .seconds(client.configuration.retryDelays.first ?? 0.5))
       attempts += 1
-      if broke != "the command never started" {
-        let (stdout, stderr) = gathered.stream.withLock { ($0.stdout.count, $0.stderr.count) }
-        opening = try encodeText(
-          Reconnect(command_id: id, stdout_offset: stdout, stderr_offset: stderr))
-      }
+      // Executed again under the same id when the server never heard of it.
+      reattaching = !neverStarted
     }
   }
 
@@ -137,7 +142,9 @@ struct LangSmithWebSocketExecutor: ProcessExecutor {
 
   /// One connection: sends `opening` (and `input`, then `close_stdin`), gathers messages until
   /// the command's end. Returns the server's close frame when the server closed first.
-  private func connect(send opening: String, input: [UInt8], gathered: Gathered, context: String)
+  private func connect(
+    send opening: String, reattaching: Bool, input: [UInt8], gathered: Gathered, context: String
+  )
     async throws -> WebSocketCloseFrame?
   {
     var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20)
@@ -149,7 +156,6 @@ struct LangSmithWebSocketExecutor: ProcessExecutor {
     configuration.autoPing = .enabled(timePeriod: .milliseconds(Int(stallLimit * 500)))
     let url = client.webSocketURL("execute/ws")
     let tls = try client.webSocketTLS()
-    let reconnecting = opening.contains("\"reconnect\"")
     // The server answers `started` at once, to an execute and to a reconnect alike.
     let answered = Flag()
     let settings = configuration
@@ -180,7 +186,7 @@ struct LangSmithWebSocketExecutor: ProcessExecutor {
             }
             answered.value.store(true, ordering: .relaxed)
             if decoded.type == "started" { gathered.started.store(true, ordering: .relaxed) }
-            if decoded.type == "error" && decoded.error_type == "CommandNotFound" && reconnecting
+            if decoded.type == "error" && decoded.error_type == "CommandNotFound" && reattaching
               && !gathered.started.load(ordering: .relaxed)
             {
               throw NeverStarted()

@@ -81,23 +81,9 @@ final class CoreWeaveMountTests: MountTestCase {
 
   /// `CWSANDBOX_BASE_URL` and `CWSANDBOX_API_KEY` alone find the sandbox, as the SDK's do.
   func testTheEnvironmentAloneFindsTheSandbox() throws {
-    let other = workDirectory.path + "/scratch/env-mnt"
-    try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
-    try sh("printf 'env\\n' > root/env.txt")
-    let child = try ChildProcess(
-      executable: BuiltProducts.executable("sandbox-mount"),
-      arguments: ["cwsandbox://\(CoreWeaveAgent.sandboxID)", other, "-f"],
-      environment: [
-        "CWSANDBOX_BASE_URL": agent.url, "CWSANDBOX_API_KEY": CoreWeaveAgent.apiKey,
-      ])
-    defer {
-      _ = try? runCommand(["fusermount3", "-u", other], timeout: 10)
-      child.stop()
-    }
-    let deadline = Date().addingTimeInterval(20)
-    while !RunningMount.isMounted(other) && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-    XCTAssertTrue(RunningMount.isMounted(other), child.standardError)
-    XCTAssertEqual(try String(contentsOfFile: other + "/env.txt", encoding: .utf8), "env\n")
+    try checkTheEnvironmentAloneMounts(
+      "cwsandbox://\(CoreWeaveAgent.sandboxID)",
+      environment: ["CWSANDBOX_BASE_URL": agent.url, "CWSANDBOX_API_KEY": CoreWeaveAgent.apiKey])
   }
 }
 

@@ -3,6 +3,25 @@ import TestSupport
 import XCTest
 
 extension MountTestCase {
+  /// `sandbox-mount URL MNT -f` with nothing but `environment` to find the sandbox and its key
+  /// (as the vendor's SDK reads them): the mount shows the agent's folder.
+  func checkTheEnvironmentAloneMounts(_ url: String, environment: [String: String]) throws {
+    let other = workDirectory.path + "/scratch/env-mnt"
+    try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+    try sh("printf 'env\\n' > root/env.txt")
+    let child = try ChildProcess(
+      executable: BuiltProducts.executable("sandbox-mount"), arguments: [url, other, "-f"],
+      environment: environment)
+    defer {
+      _ = try? runCommand(["fusermount3", "-u", other], timeout: 10)
+      child.stop()
+    }
+    let deadline = Date().addingTimeInterval(20)
+    while !RunningMount.isMounted(other) && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+    XCTAssertTrue(RunningMount.isMounted(other), child.standardError)
+    XCTAssertEqual(try String(contentsOfFile: other + "/env.txt", encoding: .utf8), "env\n")
+  }
+
   /// cp, cat, ls -l, mkdir, chmod, mv, rm, a vim-style save, binary content both ways (a
   /// whole file and a range of it) and rsync of a small tree, each compared with the agent's
   /// folder. (Each `sh` waits for write-back first: the folder is compared in the next one.)

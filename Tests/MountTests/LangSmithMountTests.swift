@@ -63,23 +63,11 @@ final class LangSmithMountTests: MountTestCase {
 
   /// `LANGSMITH_ENDPOINT` and `LANGSMITH_API_KEY` alone find the box, as the SDK's do.
   func testTheEnvironmentAloneFindsTheBox() throws {
-    let other = workDirectory.path + "/scratch/env-mnt"
-    try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
-    try sh("printf 'env\\n' > root/env.txt")
-    let child = try ChildProcess(
-      executable: BuiltProducts.executable("sandbox-mount"),
-      arguments: ["langsmith://any-box", other, "-f"],
+    try checkTheEnvironmentAloneMounts(
+      "langsmith://any-box",
       environment: [
         "LANGSMITH_ENDPOINT": agent.url + "/api/v1", "LANGSMITH_API_KEY": LangSmithAgent.apiKey,
       ])
-    defer {
-      _ = try? runCommand(["fusermount3", "-u", other], timeout: 10)
-      child.stop()
-    }
-    let deadline = Date().addingTimeInterval(20)
-    while !RunningMount.isMounted(other) && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-    XCTAssertTrue(RunningMount.isMounted(other), child.standardError)
-    XCTAssertEqual(try String(contentsOfFile: other + "/env.txt", encoding: .utf8), "env\n")
   }
 }
 
