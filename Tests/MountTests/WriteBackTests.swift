@@ -339,7 +339,13 @@ final class StockWriteBackTests: WriteBackTests {
     XCTAssertEqual(try sh("find root -name '.*' | wc -l"), "0\n", "temporary files left")
     // One upload per drained batch, and processes of up to 64 changes (the drain runs beside
     // rsync, so the passes vary). One by one, each file was an upload and two processes.
-    XCTAssertLessThanOrEqual(requests("POST /files ") - uploads, 12)
-    XCTAssertLessThanOrEqual(requests("Process/Start") - processes, 100)
+    let (madeUploads, madeProcesses) = (
+      requests("POST /files ") - uploads, requests("Process/Start") - processes
+    )
+    print("rsync of 300 files drained in \(madeUploads) uploads and \(madeProcesses) processes")
+    XCTAssertLessThanOrEqual(madeUploads, 12)
+    // A directory made in one pass and changed during it was made again, one by one, in the
+    // next: 67 to 114 processes where 15 do.
+    XCTAssertLessThanOrEqual(madeProcesses, 40)
   }
 }

@@ -370,6 +370,14 @@ struct LocalView: Sendable {
         pinned[directory]?.pending[name] = nil
       } else {
         pinned[directory]?.pending[name]?.remoteType = result?.type
+        // Changed since the pass began (its children's times): the sandbox has the directory
+        // now, so what is left is its attributes, not a second mkdir (one by one, as it exists).
+        if current.change == .directory, result?.type == .directory {
+          pinned[directory]?.pending[name]?.change = .attributes
+          if current.changes.mode == nil {
+            pinned[directory]?.pending[name]?.changes.mode = current.attributes?.permissions
+          }
+        }
       }
     } else if result != nil {
       set(path, .removed, attributes: nil)

@@ -9,8 +9,12 @@ public struct WriteBackConfiguration: Sendable {
   public var stateDirectory: String
   /// Changes applied to the sandbox at once.
   public var parallelChanges = 8
-  /// How long a drain waits for more changes to gather before it starts.
+  /// How long a drain waits for more changes to gather before it starts, and again while
+  /// they keep coming, up to `longestGather` or `fullPass` changes.
   public var gatherDelay: Duration = .milliseconds(20)
+  /// A drain beside a running rsync otherwise makes a pass, and its commands, per few files.
+  public var longestGather: Duration = .milliseconds(500)
+  public var fullPass = 256
   /// Files bigger than this are written through (after the journal drained), not staged twice.
   public var writeThroughSize: UInt64 = 64 << 20
   /// How long a directory listing the view took stays after its changes drained: the
@@ -95,6 +99,8 @@ public final class WriteBackBackend: RemoteFilesystem {
   struct State {
     var view = LocalView()
     var drainScheduled = false
+    /// Changes journaled since the mount began: a drain gathers while it grows.
+    var journaled = 0
     var retryDelay: Duration = .zero
     /// Woken when a drain pass finds nothing left to apply.
     var idleWaiters: [CheckedContinuation<Void, any Error>] = []
@@ -698,6 +704,7 @@ public final class WriteBackBackend: RemoteFilesystem {
       if requireResult && attributes == nil { return (nil, 0, nil) }
       do {
         let end = try journal.append(framed: framed)
+        state.journaled += 1
         return (attributes, end, state.view.entry(RemotePath.parent(of: record.path)))
       } catch {
         state.view.restore(saved)

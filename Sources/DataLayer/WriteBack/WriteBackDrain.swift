@@ -105,8 +105,7 @@ extension WriteBackBackend {
 
   private func drainLoop() async {
     while true {
-      let waiting = state.withLock { !$0.idleWaiters.isEmpty }
-      if !waiting { try? await Task.sleep(for: configuration.gatherDelay) }
+      await gather()
       let step = state.withLock {
         state -> ([(path: String, pending: PendingName)], [CheckedContinuation<Void, any Error>]) in
         let items = state.view.snapshot().filter { $0.pending.failure == nil }
@@ -134,6 +133,21 @@ extension WriteBackBackend {
       } else {
         state.withLock { $0.retryDelay = .zero }
       }
+    }
+  }
+
+  /// Waits while changes keep arriving, unless someone waits for the drain (sync, fsync,
+  /// unmount): fewer, fuller passes.
+  private func gather() async {
+    let deadline = ContinuousClock.now + configuration.longestGather
+    var seen = state.withLock { $0.journaled }
+    let firstSeen = seen
+    while ContinuousClock.now < deadline {
+      if state.withLock({ !$0.idleWaiters.isEmpty }) { return }
+      try? await Task.sleep(for: configuration.gatherDelay)
+      let now = state.withLock { $0.journaled }
+      if now == seen || now - firstSeen >= configuration.fullPass { return }
+      seen = now
     }
   }
 

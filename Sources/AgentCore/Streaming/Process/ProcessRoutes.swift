@@ -23,7 +23,10 @@ func registerProcessRoutes(
       // The stream's own deadline kills first and ends with deadline_exceeded; this backstop
       // covers a stream aborted before then.
       if let timeout = options.timeout { process.killAfter(timeout + .milliseconds(250)) }
-      context.logger.debug("process \(process.pid) started: \(message.process?.cmd ?? "")")
+      // The arguments' tail: a batch script's operations follow its fixed body.
+      let arguments = (message.process?.args ?? []).joined(separator: " ").suffix(300)
+      context.logger.debug(
+        "process \(process.pid) started: \(message.process?.cmd ?? "") …\(arguments)")
       try await streamProcess(
         process, subscription, options: options, killAtDeadline: true, shutdown: shutdown,
         to: &stream)
