@@ -52,6 +52,24 @@ struct SandboxAgentCommand: AsyncParsableCommand {
       "With --protocol coreweave: the largest file ReadFile/WriteFile move in one call, in bytes.")
   var coreweaveFileCap: Int = 32 << 20
 
+  @Option(
+    help:
+      "Seconds a client has to send a request head, from the connection's start and from the first byte of each later request."
+  )
+  var requestHeadTimeout: Double = 10
+
+  @Option(help: "Open connections at most; more wait in the listen backlog until one closes.")
+  var maxConnections: Int = 512
+
+  @Option(help: "Directory watchers one connection may hold.")
+  var watchersPerConnection: Int = 16
+
+  @Option(
+    help:
+      "Directory watchers in all (each takes an inotify instance; default: half the host's per-user limit, at most 64)."
+  )
+  var maxWatchers: Int?
+
   func run() async throws { try await serve() }
 
   func serve() async throws {
@@ -89,10 +107,24 @@ struct SandboxAgentCommand: AsyncParsableCommand {
     guard coreweaveFileCap > 0 else {
       throw AgentStartupError("--coreweave-file-cap must be positive")
     }
-    return AgentConfiguration(
+    guard requestHeadTimeout > 0, requestHeadTimeout.isFinite else {
+      throw AgentStartupError("--request-head-timeout must be a positive number of seconds")
+    }
+    for (name, value) in [
+      ("--max-connections", maxConnections), ("--watchers-per-connection", watchersPerConnection),
+      ("--max-watchers", maxWatchers ?? 1),
+    ] where value < 1 {
+      throw AgentStartupError("\(name) must be at least 1")
+    }
+    var configuration = AgentConfiguration(
       host: host, port: port, root: root, accessToken: try readToken(), insecure: insecure,
       logLevel: level, envdCompat: envdCompat, wireProtocol: chosen, sandboxID: sandboxId,
       coreWeaveFileCap: coreweaveFileCap, tls: try loadTLS())
+    configuration.requestHeadTimeout = .milliseconds(Int64(requestHeadTimeout * 1000))
+    configuration.maxConnections = maxConnections
+    configuration.watchersPerConnection = watchersPerConnection
+    if let maxWatchers { configuration.maxWatchers = maxWatchers }
+    return configuration
   }
 
   func loadTLS() throws(AgentStartupError) -> AgentTLS? {

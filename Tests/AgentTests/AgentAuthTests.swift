@@ -105,6 +105,24 @@ final class AgentStartupTests: XCTestCase {
     XCTAssertTrue(agent.url.hasPrefix("http://0.0.0.0:"))
   }
 
+  func testBadLimitsAreOneLineAndNoListening() throws {
+    let cases: [([String], String)] = [
+      (["--request-head-timeout", "0"], "--request-head-timeout must be a positive number"),
+      (["--request-head-timeout", "nan"], "--request-head-timeout must be a positive number"),
+      (["--max-connections", "0"], "--max-connections must be at least 1"),
+      (["--watchers-per-connection=-1"], "--watchers-per-connection must be at least 1"),
+      (["--max-watchers", "0"], "--max-watchers must be at least 1"),
+    ]
+    for (arguments, message) in cases {
+      let result = try runCommand(
+        [BuiltProducts.executable("sandbox-agent"), "--listen", "127.0.0.1:0", "--root", "/tmp"]
+          + arguments, timeout: 30)
+      XCTAssertNotEqual(result.status, 0, "\(arguments)")
+      XCTAssertTrue(result.error.contains(message), "\(arguments): \(result.error)")
+      XCTAssertEqual(result.error.split(separator: "\n").count, 1, result.error)
+    }
+  }
+
   /// Certificate and key are read at start: each problem is one line and no listening.
   func testTLSFilesAreCheckedAtStart() throws {
     guard TestCertificates.isAvailable else { throw XCTSkip("openssl is needed") }

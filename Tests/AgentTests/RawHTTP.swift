@@ -75,6 +75,12 @@ final class RawConnection {
     }
   }
 
+  /// Whether the agent sent anything, or closed (within `wait` seconds).
+  func isReadable(within wait: TimeInterval) -> Bool {
+    var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    return poll(&poller, 1, Int32(wait * 1000)) > 0
+  }
+
   /// Whether the agent has closed this connection (within `wait` seconds).
   func isClosed(within wait: TimeInterval) -> Bool {
     var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -48,6 +48,9 @@ public struct AgentConfiguration: Sendable {
   public var requestHeadTimeout: Duration = .seconds(10)
   /// Open connections at most; more wait in the listen backlog until one closes.
   public var maxConnections: Int = 512
+  /// Directory watchers (streaming and polling) one connection may hold, and all together.
+  public var watchersPerConnection = 16
+  public var maxWatchers = WatcherQuota.defaultTotal
 
   public init(
     host: String = "127.0.0.1", port: Int = 49983, root: String = "/", accessToken: String? = nil,

@@ -6,7 +6,9 @@ import Logging
 /// `filesystem.Filesystem/WatchDir` (server streaming), and the polling trio CreateWatcher /
 /// GetWatcherEvents / RemoveWatcher (unary).
 func registerWatchRoutes(on router: Router<AgentRequestContext>, services: AgentServices) {
-  let quota = WatcherQuota()
+  let quota = WatcherQuota(
+    perConnection: services.configuration.watchersPerConnection,
+    total: services.configuration.maxWatchers)
   registerPollingWatcherRoutes(
     on: router, services: services, watchers: PollingWatchers(), quota: quota)
   router.post("/filesystem.Filesystem/WatchDir") { request, context in

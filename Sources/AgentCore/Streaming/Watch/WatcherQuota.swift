@@ -25,7 +25,7 @@ final class WatcherQuota: Sendable {
   }
   private let state = Mutex(State())
 
-  init(perConnection: Int = 16, total: Int = WatcherQuota.defaultTotal) {
+  init(perConnection: Int, total: Int) {
     self.perConnection = perConnection
     self.total = total
   }
