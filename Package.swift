@@ -24,8 +24,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
-    // WebSocket upgrades for LangSmith's `/execute/ws`.
+    // WebSocket upgrades for LangSmith's `/execute/ws`, and NIO's connect errors from it.
     .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+    .package(url: "https://github.com/apple/swift-nio.git", from: "2.65.0"),
     // Streaming multipart/form-data parser for the agent's uploads.
     .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
     // SHA-256 for envd's signed `/files` URLs.
@@ -91,6 +92,7 @@ let package = Package(
       dependencies: [
         "Backend", "ExecLayer", "HTTPTransport", "CCurl",
         .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+        .product(name: "NIOPosix", package: "swift-nio"),
       ]),
     // CoreWeave's sandbox API: messages and gRPC stubs (client and server) generated once from
     // the `.proto` subset in Proto/ by Scripts/generate-coreweave-proto, and committed.

@@ -28,6 +28,9 @@ static inline CURLcode sandbox_curl_setopt_read_function(CURL *handle, curl_read
 static inline CURLcode sandbox_curl_setopt_seek_function(CURL *handle, curl_seek_callback value) {
   return curl_easy_setopt(handle, CURLOPT_SEEKFUNCTION, value);
 }
+static inline CURLcode sandbox_curl_setopt_xferinfo_function(CURL *handle, curl_xferinfo_callback value) {
+  return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, value);
+}
 static inline CURLcode sandbox_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
   return curl_easy_getinfo(handle, info, value);
 }

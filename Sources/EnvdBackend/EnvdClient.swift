@@ -32,12 +32,7 @@ final class EnvdClient: Sendable {
   let authHeaders: [String]
   private let usernameQuery: String
   /// Set while the server is taken as stalled: see `send`.
-  private let stall = Mutex(StallState())
-
-  private struct StallState {
-    var stalled = false
-    var probing = false
-  }
+  private let stall: StallLatch
 
   static let userAgent = "sandbox-mount/0.1"
 
@@ -87,6 +82,8 @@ final class EnvdClient: Sendable {
       lowSpeedLimit: configuration.lowSpeedLimit, userAgent: Self.userAgent,
       caFile: configuration.caFile)
     loop = try CurlMultiLoop()
+    stall = StallLatch(
+      loop: loop, settings: settings, probeURL: baseURL + "/health", probeHeaders: tokenHeaders)
   }
 
   func shutdown() {
@@ -200,21 +197,15 @@ final class EnvdClient: Sendable {
     }
   }
 
-  /// One request. A request that timed out marks the server stalled: until a `/health` probe
-  /// (one a second) gets an answer, every request fails at once with EIO instead of waiting
-  /// out `--io-timeout` again. The kernel retries a failed lookup or read once, and a tool makes
-  /// several calls, so without this one stall cost each call two timeouts or more. Watch
-  /// streams (`loop` given) neither wait for nor mark a stall: they re-establish themselves.
+  /// One request. A request that timed out marks the server stalled (`StallLatch`): until
+  /// `/health` answers, every request fails at once. Watch streams (`loop` given) neither wait
+  /// for nor mark a stall: they re-establish themselves.
   private func send(_ request: HTTPRequest, on loop: CurlMultiLoop? = nil) async throws
     -> HTTPResponse
   {
     let watching = loop != nil
     let loop = loop ?? self.loop
-    if !watching, stall.withLock({ $0.stalled }) {
-      throw RemoteError(
-        errno: EIO,
-        "\(request.url): the server stopped answering (a check every second tells when it is back)")
-    }
+    if !watching { try stall.check(request.url) }
     let transfer: CurlTransfer
     do {
       transfer = try CurlTransfer(request, settings: settings)
@@ -223,38 +214,8 @@ final class EnvdClient: Sendable {
     }
     let response = await loop.perform(transfer)
     if response.cancelled { throw RemoteError(errno: EINTR, "the request was cancelled") }
-    if !watching && response.curlCode == CURLE_OPERATION_TIMEDOUT.rawValue && response.status == 0 {
-      markStalled()
-    }
+    if !watching { stall.record(response) }
     return response
-  }
-
-  private func markStalled() {
-    let startProbe = stall.withLock { state -> Bool in
-      state.stalled = true
-      defer { state.probing = true }
-      return !state.probing
-    }
-    guard startProbe else { return }
-    let url = baseURL + "/health"
-    let headers = tokenHeaders
-    Task { [self] in
-      while true {
-        try? await Task.sleep(for: .seconds(1))
-        guard
-          let transfer = try? CurlTransfer(
-            HTTPRequest(method: .get, url: url, headers: headers, deadline: 2), settings: settings)
-        else { continue }
-        let response = await loop.perform(transfer)
-        // Cancelled, or the backend was shut down: nobody asks any more.
-        if response.cancelled || response.curlCode == CURLE_ABORTED_BY_CALLBACK.rawValue { return }
-        // Any HTTP answer: the server reads and writes again.
-        if response.status != 0 {
-          stall.withLock { $0 = StallState() }
-          return
-        }
-      }
-    }
   }
 
   /// The error for an exchange that did not complete (no usable HTTP answer), or nil.

@@ -26,6 +26,12 @@ public final class CurlTransfer: @unchecked Sendable {
   private var limitReached = false
   private var localFailure: String?
   private var localErrno: Int32 = 0
+  /// Microseconds without a byte moving (either way) after which the transfer stops, as
+  /// timed out; nil for long-lived streams, which keep only curl's low-speed check.
+  private let stallLimit: curl_off_t?
+  private var bytesMoved: curl_off_t = 0
+  private var lastMoved: curl_off_t = 0
+  private var stalled = false
 
   /// Set by the loop under its lock; read there too.
   var cancelRequested = false
@@ -43,6 +49,11 @@ public final class CurlTransfer: @unchecked Sendable {
     sink = request.sink
     if case .stream(let source) = request.body { self.source = source } else { source = nil }
     if case .memory(let expected, _) = request.sink { body.reserveCapacity(expected) }
+    if case .chunks = request.sink {
+      stallLimit = nil
+    } else {
+      stallLimit = curl_off_t(max(1, settings.lowSpeedTime) * 1_000_000)
+    }
     try configure(request, settings: settings)
   }
 
@@ -64,6 +75,18 @@ public final class CurlTransfer: @unchecked Sendable {
     try set(CURLOPT_LOW_SPEED_TIME, max(1, Int(settings.lowSpeedTime.rounded(.up))))
     if let deadline = request.deadline { try set(CURLOPT_TIMEOUT_MS, Int(deadline * 1000)) }
     if request.bulk { try set(CURLOPT_BUFFERSIZE, Self.receiveBufferSize) }
+    if stallLimit != nil {
+      // curl's low-speed check averages over a ~5 s window: a transfer that moved bytes and then
+      // stopped took --io-timeout plus up to 6 s to fail. This one counts from the last byte.
+      try set(CURLOPT_NOPROGRESS, 0)
+      try check(
+        sandbox_curl_setopt_xferinfo_function(easy) { context, _, received, _, sent in
+          guard let context else { return 0 }
+          let transfer = Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue()
+          return transfer.checkProgress(moved: received + sent)
+        }, "XFERINFOFUNCTION")
+      try check(sandbox_curl_setopt_pointer(easy, CURLOPT_XFERINFODATA, context), "XFERINFODATA")
+    }
     // On https, wait for the first connection to tell whether it multiplexes (HTTP/2) rather
     // than opening one connection per concurrent request.
     if request.url.hasPrefix("https:") { try set(CURLOPT_PIPEWAIT, 1) }
@@ -220,6 +243,24 @@ public final class CurlTransfer: @unchecked Sendable {
     }
   }
 
+  /// Non-zero stops the transfer: no byte moved for `stallLimit` since the request went out.
+  private func checkProgress(moved: curl_off_t) -> Int32 {
+    guard let stallLimit else { return 0 }
+    var now: curl_off_t = 0
+    var requestSent: curl_off_t = 0
+    _ = sandbox_curl_getinfo_offset(easy, CURLINFO_TOTAL_TIME_T, &now)
+    _ = sandbox_curl_getinfo_offset(easy, CURLINFO_PRETRANSFER_TIME_T, &requestSent)
+    // Connecting has its own timeout.
+    if requestSent == 0 || moved != bytesMoved {
+      bytesMoved = moved
+      lastMoved = now
+      return 0
+    }
+    guard now - lastMoved >= stallLimit else { return 0 }
+    stalled = true
+    return 1
+  }
+
   private func send(into buffer: UnsafeMutablePointer<CChar>, capacity: Int) -> Int {
     guard let source else { return 0 }
     guard let count = source.read(into: UnsafeMutableRawPointer(buffer), capacity: capacity) else {
@@ -232,6 +273,18 @@ public final class CurlTransfer: @unchecked Sendable {
   // MARK: completion (curl's thread)
 
   func response(curlCode: CURLcode, cancelled: Bool) -> HTTPResponse {
+    if stalled && curlCode == CURLE_ABORTED_BY_CALLBACK && !cancelled {
+      let seconds = (stallLimit ?? 0) / 1_000_000
+      return response(
+        curlCode: CURLE_OPERATION_TIMEDOUT, message: "no byte moved for \(seconds) s",
+        cancelled: false)
+    }
+    return response(curlCode: curlCode, message: nil, cancelled: cancelled)
+  }
+
+  private func response(curlCode: CURLcode, message stated: String?, cancelled: Bool)
+    -> HTTPResponse
+  {
     if status == 0 {
       var code = 0
       _ = sandbox_curl_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &code)
@@ -241,7 +294,7 @@ public final class CurlTransfer: @unchecked Sendable {
     var osErrno = 0
     if curlCode != CURLE_OK {
       _ = sandbox_curl_getinfo_long(easy, CURLINFO_OS_ERRNO, &osErrno)
-      message = String(cString: errorBuffer)
+      message = stated ?? String(cString: errorBuffer)
       if message.isEmpty { message = String(cString: curl_easy_strerror(curlCode)) }
     }
     var connects = 0

@@ -11,6 +11,8 @@ import Foundation
 /// A vendor's HTTP API as its SDK calls it: fixed headers on every request (the key), retries
 /// of the statuses the SDK retries (429 within its `Retry-After` limit), and failures below
 /// HTTP as one line naming the server. What a status means stays with the vendor's client.
+/// `--io-timeout` (the settings' low-speed time) bounds what a call waits for an answer,
+/// retries included, and a stalled server fails calls at once (`stall`).
 public final class RetryingHTTPClient: Sendable {
   public struct Policy: Sendable {
     /// Waits before each retry; their count is the number of retries.
@@ -33,6 +35,8 @@ public final class RetryingHTTPClient: Sendable {
   private let policy: Policy
   /// Names the server in messages (its base URL).
   private let server: String
+  /// Set while the server is taken as stalled; probes `server` unless told another address.
+  public let stall: StallLatch
 
   public init(settings: TransferSettings, headers: [String], policy: Policy, server: String)
     throws
@@ -42,15 +46,21 @@ public final class RetryingHTTPClient: Sendable {
     self.policy = policy
     self.server = server
     loop = try CurlMultiLoop()
+    stall = StallLatch(loop: loop, settings: settings, probeURL: server, probeHeaders: headers)
   }
 
   /// Sends the request `make` builds (afresh for each attempt), retrying per the policy and on
   /// network errors. A request that is not `idempotent` (a command) is retried only when it
-  /// cannot have reached the server.
+  /// cannot have reached the server. Retries fit in `--io-timeout`, counted from the call or
+  /// from the last byte it received: a retry gets what is left as its stall limit, and none
+  /// starts with less than a second left or once the server is taken as stalled.
   public func send(idempotent: Bool, _ make: () throws -> HTTPRequest) async throws
     -> HTTPResponse
   {
+    try stall.check(server)
     var attempt = 0
+    var settings = settings
+    var waitingSince = ContinuousClock.now
     while true {
       var request = try make()
       request.headers.append(contentsOf: headers)
@@ -62,13 +72,23 @@ public final class RetryingHTTPClient: Sendable {
       }
       let response = await loop.perform(transfer)
       if response.cancelled { throw RemoteError(errno: EINTR, "the request was cancelled") }
-      guard attempt < policy.delays.count,
+      stall.record(response)
+      guard attempt < policy.delays.count, !stall.isStalled,
         let wait = retryWait(response, idempotent: idempotent)
       else { return response }
+      if response.bytesReceived > 0 { waitingSince = .now }
       let delay = max(wait, policy.delays[attempt]) * Double.random(in: 1...1.2)
+      let left = self.settings.lowSpeedTime - seconds(since: waitingSince) - delay
+      guard left >= 1 else { return response }
+      settings.lowSpeedTime = left.rounded(.down)
       attempt += 1
       try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
     }
+  }
+
+  private func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = (ContinuousClock.now - start).components
+    return Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
   }
 
   /// How long to wait before another attempt, or nil when there is none.
@@ -78,6 +98,9 @@ public final class RetryingHTTPClient: Sendable {
         return nil
       }
       let code = CURLcode(rawValue: response.curlCode)
+      // Nobody listens there (a server that was stopped or restarts): tried again a second
+      // later it rarely is, and each try is time the caller waits.
+      if code == CURLE_COULDNT_CONNECT && response.osErrno == ECONNREFUSED { return nil }
       // A body cut short goes back to the caller, whose size check tries once more (reads,
       // downloads) or resumes by offset (command streams): retrying here too multiplies waits.
       if code == CURLE_PARTIAL_FILE { return nil }

@@ -109,6 +109,7 @@ final class LangSmithClient: Sendable {
     }
     while dataplane.hasSuffix("/") { dataplane.removeLast() }
     dataplaneBase.withLock { $0 = dataplane }
+    http.stall.probe(at: dataplane + "/")
     return dataplane
   }
 

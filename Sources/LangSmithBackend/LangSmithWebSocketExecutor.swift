@@ -1,10 +1,12 @@
 import Backend
 import ExecLayer
 import Foundation
+import HTTPTransport
 import HTTPTypes
 import HummingbirdWSClient
 import Logging
 import NIOCore
+import NIOPosix
 import NIOSSL
 import Synchronization
 
@@ -74,6 +76,7 @@ struct LangSmithWebSocketExecutor: ProcessExecutor {
       timeout_seconds: timeout, env: command.environment, cwd: command.workingDirectory,
       kill_on_disconnect: hasInput, close_stdin: !hasInput)
     let gathered = Gathered(outputLimit: command.outputLimit)
+    try client.http.stall.check(context)
     // The server kills the command at its timeout; the connections wait a little longer.
     return try await withDeadline(seconds: Double(timeout) + 10, context: context) {
       try await attach(
@@ -118,6 +121,11 @@ struct LangSmithWebSocketExecutor: ProcessExecutor {
       } catch let error as RemoteError {
         throw error
       } catch {
+        // Nobody listens (a stopped or restarting server): each try is time the caller waits.
+        // A stream that broke is still reattached: a reloading server comes back.
+        if !reattaching && Self.refused(error) {
+          throw RemoteError(errno: EIO, "\(context): cannot connect: \(error)")
+        }
         broke = "\(error)"
       }
       // Its stdin may have been cut short, and the command was killed with the connection.
@@ -135,6 +143,14 @@ struct LangSmithWebSocketExecutor: ProcessExecutor {
       // Executed again under the same id when the server never heard of it.
       reattaching = !neverStarted
     }
+  }
+
+  /// Whether every address refused the connection.
+  private static func refused(_ error: any Error) -> Bool {
+    guard let error = error as? NIOConnectionError, !error.connectionErrors.isEmpty else {
+      return false
+    }
+    return error.connectionErrors.allSatisfy { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
   }
 
   /// A reconnect found no such command, and none was seen to start.
@@ -160,7 +176,9 @@ struct LangSmithWebSocketExecutor: ProcessExecutor {
     let answered = Flag()
     let settings = configuration
     do {
-      return try await withStallLimit(stallLimit, answered: answered, context: context) {
+      return try await withStallLimit(
+        stallLimit, answered: answered, marking: client.http.stall, context: context
+      ) {
         try await WebSocketClient.connect(
           url: url, configuration: settings, tlsConfiguration: tls,
           logger: Logger(label: "sandbox-mount.langsmith.ws")
@@ -220,14 +238,16 @@ final class Flag: Sendable {
 }
 
 /// Runs `work`, failing with EIO when `answered` is still false after `seconds` (a server that
-/// accepted the connection but never answered the upgrade or the first message).
+/// accepted the connection but never answered the upgrade or the first message), and then
+/// taking the server as stalled (`stall`), as an HTTP request that timed out does.
 private func withStallLimit<T: Sendable>(
-  _ seconds: Double, answered: Flag, context: String,
+  _ seconds: Double, answered: Flag, marking stall: StallLatch, context: String,
   _ work: @escaping @Sendable () async throws -> T
 ) async throws -> T {
   try await race(after: seconds, work) {
-    answered.value.load(ordering: .relaxed)
-      ? nil : RemoteError(errno: EIO, "\(context): no answer for \(Int(seconds)) s (--io-timeout)")
+    if answered.value.load(ordering: .relaxed) { return nil }
+    stall.markStalled()
+    return RemoteError(errno: EIO, "\(context): no answer for \(Int(seconds)) s (--io-timeout)")
   }
 }
 

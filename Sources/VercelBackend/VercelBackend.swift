@@ -90,10 +90,9 @@ public final class VercelBackend: ExecMetadataBackend {
     -> UInt64
   {
     let body = try Array(VercelClient.encoder.encode(PathBody(path: sandboxPath(path))))
-    let url = client.sessionURL("fs/read")
     return try await client.download(
-      to: localPath, expectedSize: expectedSize, context: "download \(path)"
-    ) {
+      "fs/read", to: localPath, expectedSize: expectedSize, context: "download \(path)"
+    ) { url in
       HTTPRequest(
         method: .post, url: url,
         headers: ["Content-Type: application/json", "Accept: application/octet-stream"],
@@ -137,14 +136,12 @@ public final class VercelBackend: ExecMetadataBackend {
 
   /// `fs/write` of a gzip'ed tar whose entries are relative to `/`.
   func post(_ archive: TarUpload, context: String) async throws {
-    let url = client.sessionURL("fs/write")
-    let response = try await client.send(idempotent: true) {
+    _ = try await client.send("fs/write", idempotent: true, context: context) { url in
       HTTPRequest(
         method: .post, url: url,
         headers: ["Content-Type: application/gzip", "x-cwd: /", "Accept: application/json"],
         body: archive.body(), bulk: true)
     }
-    try client.check(response, context: context)
   }
 
   /// Builds an archive off the cooperative pool.

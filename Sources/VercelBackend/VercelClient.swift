@@ -89,16 +89,16 @@ final class VercelClient: Sendable {
     var session: Session?
   }
 
-  /// `GET /v2/sandboxes/{name}` (resuming a stopped sandbox, as the SDK's `get` does): the
-  /// session every later call goes to. Returns its id.
+  /// `GET /v2/sandboxes/{name}` (resuming a stopped sandbox, as the SDK's `get` does, unless
+  /// `resume` is false): the session every later call goes to. Returns its id.
   @discardableResult
-  func lookUpSession() async throws -> String {
+  func lookUpSession(resume: Bool = true) async throws -> String {
     let name = configuration.sandboxName
     let context = "look up the sandbox '\(name)'"
-    var query = [("resume", "true")]
+    var query = resume ? [("resume", "true")] : []
     if let project = configuration.projectID { query.insert(("projectId", project), at: 0) }
     let route = url(apiURL + "/v2/sandboxes/" + Self.encode(name), query)
-    let response = try await send(idempotent: true) {
+    let response = try await http.send(idempotent: true) {
       HTTPRequest(
         method: .get, url: route, headers: ["Accept: application/json"],
         deadline: self.configuration.requestTimeout)
@@ -110,7 +110,7 @@ final class VercelClient: Sendable {
         "\(context): Vercel refused the token (\(response.status)); check VERCEL_TOKEN or --token-file, and the team (VERCEL_TEAM_ID) [\(detail.message)]",
         kind: .failure)
     }
-    try check(response, context: context)
+    try http.check(response, context: context) { error(status: $0, body: $1, context: context) }
     guard let lookup = try? JSONDecoder().decode(Lookup.self, from: Data(response.body)),
       let id = lookup.session?.id ?? lookup.sandbox?.currentSessionId
     else {
@@ -120,8 +120,35 @@ final class VercelClient: Sendable {
     guard status == "running" || status == "pending" else {
       throw RemoteError(errno: EIO, "\(context): the sandbox is \(status), not running")
     }
-    sessionBase.withLock { $0 = apiURL + "/v2/sandboxes/sessions/" + Self.encode(id) + "/" }
+    let session = apiURL + "/v2/sandboxes/sessions/" + Self.encode(id)
+    sessionBase.withLock { $0 = session + "/" }
+    http.stall.probe(at: url(session))
     return id
+  }
+
+  /// A session route answered that the sandbox has no such session.
+  private struct SessionLost: Error {}
+
+  /// Runs `call`, whose requests go to the session's routes. A session the sandbox no longer
+  /// knows (its API restarted, or the sandbox went on in another session) is looked up again,
+  /// without resuming a stopped sandbox, and `call` runs once more in the new one: otherwise
+  /// every file would be ENOENT until the mount is made again.
+  private func followingSession<T>(context: String, _ call: () async throws -> T) async throws
+    -> T
+  {
+    let before = sessionBase.withLock { $0 }
+    do {
+      return try await call()
+    } catch is SessionLost {
+      let now = try? await lookUpSession(resume: false)
+      if now != nil && sessionBase.withLock({ $0 }) != before {
+        do { return try await call() } catch is SessionLost {}
+      }
+      throw RemoteError(
+        errno: EIO,
+        "\(context): the sandbox '\(configuration.sandboxName)' no longer has this session, and no other is running",
+        kind: .failure)
+    }
   }
 
   // MARK: requests
@@ -132,16 +159,13 @@ final class VercelClient: Sendable {
     limit: Int = 64 << 20, context: String
   ) async throws -> HTTPResponse {
     let bytes = try Array(Self.encoder.encode(body))
-    let target = sessionURL(route)
-    let response = try await send(idempotent: idempotent) {
+    return try await send(route, idempotent: idempotent, context: context) { target in
       HTTPRequest(
         method: .post, url: target,
         headers: ["Content-Type: application/json", "Accept: application/json"],
         body: .bytes(bytes), sink: .memory(expected: 0, limit: limit),
         deadline: deadline ?? self.configuration.requestTimeout)
     }
-    try check(response, context: context)
-    return response
   }
 
   /// A GET of a session route; errors thrown.
@@ -150,39 +174,52 @@ final class VercelClient: Sendable {
   )
     async throws -> HTTPResponse
   {
-    let target = sessionURL(route, query)
-    let response = try await send(idempotent: true) {
+    try await send(route, query, idempotent: true, context: context) { target in
       HTTPRequest(
         method: .get, url: target, headers: ["Accept: application/json"],
         deadline: deadline ?? self.configuration.requestTimeout)
     }
-    try check(response, context: context)
-    return response
   }
 
   static var encoder: JSONEncoder { RetryingHTTPClient.jsonEncoder }
 
-  /// Sends the request `make` builds, retrying as the SDK does: on 429 (unless `Retry-After`
-  /// asks for more than 20 s), 5xx and network errors, twice.
-  func send(idempotent: Bool, _ make: () throws -> HTTPRequest) async throws -> HTTPResponse {
-    try await http.send(idempotent: idempotent, make)
+  /// Sends the request `make` builds for the session's `route` (its URL given), retrying as
+  /// the SDK does: on 429 (unless `Retry-After` asks for more than 20 s), 5xx and network
+  /// errors, twice. Errors thrown.
+  func send(
+    _ route: String, _ query: [(String, String)] = [], idempotent: Bool, context: String,
+    _ make: (_ url: String) throws -> HTTPRequest
+  ) async throws -> HTTPResponse {
+    try await followingSession(context: context) {
+      let target = sessionURL(route, query)
+      let response = try await http.send(idempotent: idempotent) { try make(target) }
+      try check(response, context: context)
+      return response
+    }
   }
 
-  /// A request's answer streamed into a local file, checked against `expectedSize`.
+  /// The answer of the session's `route` streamed into a local file, checked against
+  /// `expectedSize`.
   func download(
-    to localPath: String, expectedSize: UInt64, context: String,
-    _ make: () throws -> HTTPRequest
+    _ route: String, to localPath: String, expectedSize: UInt64, context: String,
+    _ make: (_ url: String) throws -> HTTPRequest
   ) async throws -> UInt64 {
-    try await http.download(
-      to: localPath, expectedSize: expectedSize, context: context,
-      check: { try self.check($0, context: context) }, make)
+    try await followingSession(context: context) {
+      let target = sessionURL(route)
+      return try await http.download(
+        to: localPath, expectedSize: expectedSize, context: context,
+        check: { try self.check($0, context: context) }, { try make(target) })
+    }
   }
 
   // MARK: errors
 
-  /// Throws the error of an exchange that did not end in a 2xx answer.
-  func check(_ response: HTTPResponse, context: String) throws {
-    try http.check(response, context: context) { error(status: $0, body: $1, context: context) }
+  /// Throws the error of an exchange with a session route that did not end in a 2xx answer.
+  private func check(_ response: HTTPResponse, context: String) throws {
+    try http.check(response, context: context) { status, body in
+      if status == 404 && Self.code(body) == "sandbox_not_found" { return SessionLost() }
+      return error(status: status, body: body, context: context)
+    }
   }
 
   private struct ErrorBody: Decodable {
@@ -191,6 +228,10 @@ final class VercelClient: Sendable {
       var message: String?
     }
     var error: Detail?
+  }
+
+  private static func code(_ body: [UInt8]) -> String? {
+    (try? JSONDecoder().decode(ErrorBody.self, from: Data(body)))?.error?.code
   }
 
   /// Vercel's `{error:{code,message}}` as the errno Linux would give.

@@ -87,9 +87,9 @@ final class LangSmithBackendTests: XCTestCase {
         boxName: "b", apiKey: nil, endpoint: nil, environment: [:]))
   }
 
-  /// Against the agent: a stream cut while the command pauses (curl's stall limit, one second
-  /// below 1 byte/s over its ~5 s speed window; no retries) is resumed by offset, and the
-  /// output arrives whole, nothing lost or repeated.
+  /// Against the agent: a stream cut while the command pauses (the stall limit, one second
+  /// without a byte; no retries) is resumed by offset, and the output arrives whole, nothing
+  /// lost or repeated.
   func testACutStreamIsResumedByOffset() async throws {
     let root = try TemporaryDirectory(prefix: "langsmith-resume")
     defer { root.remove() }
