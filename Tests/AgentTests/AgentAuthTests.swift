@@ -113,13 +113,19 @@ final class AgentStartupTests: XCTestCase {
       (["--watchers-per-connection=-1"], "--watchers-per-connection must be at least 1"),
       (["--max-watchers", "0"], "--max-watchers must be at least 1"),
     ]
-    for (arguments, message) in cases {
+    try assertRefusedAtStart(cases)
+  }
+
+  /// Each case's arguments stop the agent before it listens, with one line naming the problem.
+  private func assertRefusedAtStart(_ cases: [([String], String)]) throws {
+    for (arguments, expected) in cases {
       let result = try runCommand(
         [BuiltProducts.executable("sandbox-agent"), "--listen", "127.0.0.1:0", "--root", "/tmp"]
           + arguments, timeout: 30)
       XCTAssertNotEqual(result.status, 0, "\(arguments)")
-      XCTAssertTrue(result.error.contains(message), "\(arguments): \(result.error)")
+      XCTAssertTrue(result.error.contains(expected), "\(arguments): \(result.error)")
       XCTAssertEqual(result.error.split(separator: "\n").count, 1, result.error)
+      XCTAssertFalse(result.output.contains("listening"), result.output)
     }
   }
 
@@ -141,15 +147,7 @@ final class AgentStartupTests: XCTestCase {
       ),
       (["--tls-cert", "/no/such.pem", "--tls-key", certificates.serverKey], "/no/such.pem"),
     ]
-    for (arguments, expected) in cases {
-      let result = try runCommand(
-        [BuiltProducts.executable("sandbox-agent"), "--listen", "127.0.0.1:0", "--root", "/tmp"]
-          + arguments, timeout: 30)
-      XCTAssertNotEqual(result.status, 0, "\(arguments)")
-      XCTAssertTrue(result.error.contains(expected), "\(arguments): \(result.error)")
-      XCTAssertEqual(result.error.split(separator: "\n").count, 1, result.error)
-      XCTAssertFalse(result.output.contains("listening"), result.output)
-    }
+    try assertRefusedAtStart(cases)
     let agent = try RunningAgent(
       root: certificates.folder.path,
       arguments: [
