@@ -172,11 +172,19 @@ extension Filesystem {
     return bytes.count
   }
 
-  /// close(2) returns what this returns: the upload's result when the handle wrote.
+  /// close(2) returns what this returns: the upload's result when the handle wrote. A failure
+  /// is noted for the release that follows.
   public func flush(handle: UInt64) async throws {
     let opened = try openHandle(handle)
     guard opened.writable else { return }
-    try await upload(opened.inode)
+    do {
+      try await upload(opened.inode)
+    } catch {
+      if let staging = openFiles.staging(of: opened.inode) {
+        openFiles.noteFailedFlush(handle, at: staging.changeCount)
+      }
+      throw error
+    }
   }
 
   /// With write-back, returns once this file's changes and everything journaled before them
@@ -197,7 +205,10 @@ extension Filesystem {
   }
 
   /// The last close of a handle: uploads what a flush did not (e.g. writes through mmap), then
-  /// drops the staging file when no handle of the inode is left.
+  /// drops the staging file when no handle of the inode is left. Changes whose upload failed
+  /// (close(2) got the error) are dropped when no other writer has the file open: sending them
+  /// later, by a retry here or with a later writer's changes (readers keep the staging file),
+  /// would make a write that failed appear after all.
   public func release(handle: UInt64) async throws {
     guard let opened = openFiles.removeHandle(handle) else { return }
     reader.release(handle: handle)
@@ -206,11 +217,25 @@ extension Filesystem {
       let lastUse = openFiles.endUse(of: opened.inode)
       if uploaded && lastUse { pagesMatchUploadedVersion(opened.inode) }
     }
-    if opened.writable {
-      pageCacheVersions.forget(opened.inode)
-      try await upload(opened.inode)
-      uploaded = true
+    guard opened.writable else { return }
+    pageCacheVersions.forget(opened.inode)
+    if let failed = opened.failedFlushAt,
+      openFiles.staging(of: opened.inode)?.changeCount == failed
+    {
+      dropUnsentChanges(of: opened.inode)
+      return
     }
+    do {
+      try await upload(opened.inode)
+    } catch {
+      dropUnsentChanges(of: opened.inode)
+      throw error
+    }
+    uploaded = true
+  }
+
+  private func dropUnsentChanges(of inode: UInt64) {
+    if openFiles.dropStaging(ofReleased: inode) { inodes.invalidateAttributes(of: inode) }
   }
 
   /// After the last writer's close and upload: the kernel's pages are the version the writer

@@ -13,6 +13,9 @@ final class OpenFiles: Sendable {
     let writable: Bool
     /// Size and mtime when opened: what remote reads are checked against.
     let version: RemoteFileVersion
+    /// The staging file's change count when a flush of this handle failed (close(2) got the
+    /// error); nil when none did.
+    var failedFlushAt: UInt64? = nil
   }
 
   private struct InodeState {
@@ -66,6 +69,27 @@ final class OpenFiles: Sendable {
 
   func removeHandle(_ number: UInt64) -> Handle? {
     state.withLock { $0.handles.removeValue(forKey: number) }
+  }
+
+  func noteFailedFlush(_ number: UInt64, at changeCount: UInt64) {
+    state.withLock { $0.handles[number]?.failedFlushAt = changeCount }
+  }
+
+  /// Drops the staging file of `inode`, whose writer was just released, with its unsent
+  /// changes; readers then read the remote's version. Not while another writer has it open or
+  /// an open is under way (it may hold the staging file already): false then.
+  func dropStaging(ofReleased inode: UInt64) -> Bool {
+    state.withLock { state in
+      guard var files = state.inodes[inode], files.staging != nil else { return false }
+      let open = state.handles.values.filter { $0.inode == inode }
+      // The released handle is no longer registered but still counts as a use.
+      guard !open.contains(where: \.writable), files.handles == open.count + 1 else {
+        return false
+      }
+      files.staging = nil
+      state.inodes[inode] = files
+      return true
+    }
   }
 
   /// The staging file of `inode` if it has one (no waiting for one being loaded).

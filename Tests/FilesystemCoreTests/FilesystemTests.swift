@@ -309,6 +309,53 @@ final class FilesystemTests: XCTestCase {
     return entries.map(\.name).sorted()
   }
 
+  /// close(2) got EIO (the sandbox unreachable): the release after it does not send those
+  /// changes anyway once the sandbox is back, and the file reads as the sandbox has it.
+  func testChangesWhoseCloseFailedAreNotSentByTheRelease() async throws {
+    let old = [UInt8](repeating: 1, count: 1000)
+    backend.put("/f", old)
+    let inode = try await filesystem.lookUp(parent: root, name: "f").inode
+    let writing = try await filesystem.open(inode, flags: O_WRONLY)
+    try write([UInt8](repeating: 2, count: 500), handle: writing.handle, at: 1000)
+    backend.fail(["upload", "writeRanges"])
+    await assertRemoteError(EIO) { try await self.filesystem.flush(handle: writing.handle) }
+    backend.fail([])
+    try? await filesystem.release(handle: writing.handle)
+    let sent = try backend.contents("/f")
+    XCTAssertEqual(sent.count, 1000)
+    XCTAssertTrue(sent == old)
+    let reading = try await filesystem.open(inode, flags: O_RDONLY)
+    let bytes = try await filesystem.read(handle: reading.handle, offset: 0, length: 4096)
+    XCTAssertEqual(bytes.count, 1000)
+    XCTAssertTrue(Array(bytes) == old)
+    try await filesystem.release(handle: reading.handle)
+  }
+
+  /// A reader keeps the inode's staging file past a writer whose close failed: a later
+  /// writer's upload must not carry the failed changes along.
+  func testChangesWhoseCloseFailedAreNotSentWithALaterWriter() async throws {
+    backend.put("/f", [UInt8](repeating: 1, count: 1000))
+    let inode = try await filesystem.lookUp(parent: root, name: "f").inode
+    let reading = try await filesystem.open(inode, flags: O_RDONLY)
+    let first = try await filesystem.open(inode, flags: O_WRONLY)
+    try write([UInt8](repeating: 2, count: 500), handle: first.handle, at: 1000)
+    backend.fail(["upload", "writeRanges"])
+    await assertRemoteError(EIO) { try await self.filesystem.flush(handle: first.handle) }
+    try? await filesystem.release(handle: first.handle)
+    backend.fail([])
+
+    let second = try await filesystem.open(inode, flags: O_WRONLY)
+    try write([9], handle: second.handle, at: 0)
+    try await filesystem.flush(handle: second.handle)
+    try await filesystem.release(handle: second.handle)
+    try await filesystem.release(handle: reading.handle)
+    var expected = [UInt8](repeating: 1, count: 1000)
+    expected[0] = 9
+    let sent = try backend.contents("/f")
+    XCTAssertEqual(sent.count, 1000)
+    XCTAssertTrue(sent == expected)
+  }
+
   private func write(_ bytes: [UInt8], handle: UInt64, at offset: UInt64) throws {
     let written = try bytes.withUnsafeBytes {
       try filesystem.write(handle: handle, bytes: $0, offset: offset)

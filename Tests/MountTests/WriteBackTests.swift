@@ -349,3 +349,32 @@ final class StockWriteBackTests: WriteBackTests {
     XCTAssertLessThanOrEqual(madeProcesses, 40)
   }
 }
+
+/// The agent carried out a batch but its answer was lost (the connection cut, or the agent
+/// killed, just after): the retry finds the file as that batch made it, ours, which is no
+/// conflict (Scripts/soak found `NAME.sandbox-mount-conflict-…` copies after agent restarts).
+final class LostBatchAnswerTests: MountTestCase {
+  private var proxy: AnswerDroppingProxy!
+
+  override var syncsBeforeEachCommand: Bool { false }
+
+  override func mountTarget(agentURL: String) throws -> (url: String, arguments: [String]) {
+    // The new content below as the batch's JSON carries it.
+    proxy = try AnswerDroppingProxy(
+      upstream: agentURL, marker: Data("new content\n".utf8).base64EncodedString())
+    return (proxy.url, [])
+  }
+
+  override func tearDown() {
+    super.tearDown()
+    proxy?.stop()
+  }
+
+  func testABatchWhoseAnswerWasLostIsNoConflict() throws {
+    try sh("echo old > root/f && cat mnt/f >/dev/null")
+    try sh("echo 'new content' > mnt/f && timeout 60 sync mnt")
+    XCTAssertEqual(proxy.dropped, 1)
+    XCTAssertEqual(try sh("cat root/f"), "new content\n")
+    XCTAssertEqual(try sh("ls root"), "f\n", "a conflict copy was made")
+  }
+}

@@ -38,6 +38,8 @@ public final class InMemoryRemoteFilesystem: RemoteFilesystem {
     var calls: [String: Int] = [:]
     /// Answers of `read` and `download` cut short (a broken transfer), while above zero.
     var truncatedAnswers = 0
+    /// Operations that fail with EIO (the sandbox unreachable).
+    var failing: Set<String> = []
   }
 
   static let rootInode: UInt64 = 1
@@ -85,6 +87,9 @@ public final class InMemoryRemoteFilesystem: RemoteFilesystem {
 
   /// The next `count` answers of `read` or `download` lose their second half.
   public func truncateAnswers(_ count: Int) { state.withLock { $0.truncatedAnswers = count } }
+
+  /// Makes the operations named `names` (e.g. "upload", "writeRanges") fail with EIO; [] ends it.
+  public func fail(_ names: Set<String>) { state.withLock { $0.failing = names } }
 
   /// The content of the regular file at `path`, without counting a call.
   public func contents(_ path: String) throws -> [UInt8] {
@@ -534,6 +539,7 @@ public final class InMemoryRemoteFilesystem: RemoteFilesystem {
   private func access<T: Sendable>(_ name: String, _ body: (inout State) throws -> T) throws -> T {
     try state.withLock { state in
       state.calls[name, default: 0] += 1
+      if state.failing.contains(name) { throw RemoteError(errno: EIO, "\(name) failed (test)") }
       return try body(&state)
     }
   }

@@ -35,6 +35,7 @@ public final class StagingFile: Sendable {
     /// file with content): a cut upload must leave the old content, not a prefix of the new.
     var replacesContent = false
     var uploadInFlight: UploadInFlight?
+    var changeCount: UInt64 = 0
   }
 
   /// What one upload sends: taken out of the state when it starts.
@@ -94,6 +95,9 @@ public final class StagingFile: Sendable {
     let descriptor = descriptor
     DispatchQueue.global(qos: .utility).async { close(descriptor) }
   }
+
+  /// Writes and truncates so far: equal counts mean no change in between.
+  public var changeCount: UInt64 { state.withLock { $0.changeCount } }
 
   /// Whether the file has changes the remote has not acknowledged.
   public var isDirty: Bool {
@@ -157,6 +161,7 @@ public final class StagingFile: Sendable {
       state.local.insert(range)
       state.dirty.insert(range)
       state.size = max(state.size, range.upperBound)
+      state.changeCount += 1
     }
   }
 
@@ -172,6 +177,7 @@ public final class StagingFile: Sendable {
       state.remoteLimit = min(state.remoteLimit, size)
       state.truncatedTo = min(state.truncatedTo ?? size, size)
       state.size = size
+      state.changeCount += 1
     }
   }
 

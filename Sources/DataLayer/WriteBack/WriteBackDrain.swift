@@ -332,6 +332,15 @@ extension WriteBackBackend {
     async -> Bool
   {
     guard case .put(_, let content, let mode, let changes, _) = change else { return false }
+    // The retry of a put the sandbox carried out but whose answer was lost (the connection
+    // cut, the agent killed): the file is the version this put names, ours.
+    if case .set(let time)? = changes.modificationTime,
+      let current = try? await inner.attributes(of: path), current.type == .regular,
+      current.size == UInt64(content.count), current.modificationTime == time
+    {
+      finish(path, pending, step: .content, result: current)
+      return false
+    }
     let stamp = Self.conflictStamp()
     let conflict = path + ".sandbox-mount-conflict-" + stamp
     do {
