@@ -122,6 +122,22 @@ final class ExtensionWriteTests: ExtensionTestCase {
     assertErrno(try client.writeAt("/missing", Data("x".utf8), query: "&replace=1"), "ENOENT")
   }
 
+  /// The agent killed in the middle of a replace leaves the old file and nothing beside it
+  /// (its temporary file is anonymous until the rename).
+  func testAnAgentKilledMidReplaceLeavesNoTemporaryFile() throws {
+    try put("f", Data("old content".utf8))
+    let connection = try RawConnection(url: agent.url)
+    try connection.send(
+      "POST /sandboxagent/v1/files?path=/f&replace=1&length=1000000 HTTP/1.1\r\nHost: x\r\n"
+        + "Content-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n")
+    try connection.send([UInt8](repeating: 120, count: 300_000))
+    Thread.sleep(forTimeInterval: 0.5)  // the body's first part is written
+    kill(agent.child.process.processIdentifier, SIGKILL)
+    agent.child.process.waitUntilExit()
+    XCTAssertEqual(contents("f"), Data("old content".utf8))
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: hostPath("")), ["f"])
+  }
+
   func testReplaceOfAFileWithHardLinksWritesInPlace() throws {
     try put("f", Data("old content".utf8))
     XCTAssertEqual(link(hostPath("f"), hostPath("g")), 0)

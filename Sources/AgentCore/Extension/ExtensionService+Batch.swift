@@ -101,7 +101,7 @@ extension ExtensionService {
     let existingMode = existing.map { UInt32($0.st_mode & 0o7777) }
     let mode = mode_t(change.create.mode ?? existingMode ?? 0o644)
     let file: FileDescriptor
-    var temporary: [CChar]?
+    var temporary: TemporaryFile?
     // Rewriting a file leaves its directory's mtime alone on Linux; a replace by rename would
     // move it, so it is put back unless something else changed the directory meanwhile.
     var directoryTimes: (original: Glibc.timespec, withTemporary: Glibc.timespec)?
@@ -113,9 +113,9 @@ extension ExtensionService {
     } else {
       let owner = existing.map { ($0.st_uid, $0.st_gid) }
       let original = existing == nil ? nil : Self.modificationTime(of: entry.parent)
-      let made = try OffsetWriteTarget.makeTemporary(next: entry, owner: owner, mode: mode & 0o777)
-      file = made.0
-      temporary = made.1
+      let made = try TemporaryFile(next: entry, owner: owner, mode: mode & 0o777)
+      file = made.descriptor
+      temporary = made
       if let original, let withTemporary = Self.modificationTime(of: entry.parent) {
         directoryTimes = (original, withTemporary)
       }
@@ -140,7 +140,7 @@ extension ExtensionService {
           try checked(futimens(file.raw, &values), entry.path.description)
         }
       }
-      if let temporary {
+      if var placing = temporary {
         // Checked before the rename, which moves the mtime itself.
         let unchanged =
           directoryTimes.flatMap { times in
@@ -148,9 +148,8 @@ extension ExtensionService {
               $0.tv_sec == times.withTemporary.tv_sec && $0.tv_nsec == times.withTemporary.tv_nsec
             }
           } ?? false
-        try checked(
-          renameat(entry.parent.raw, temporary, entry.parent.raw, entry.name),
-          entry.path.description)
+        defer { temporary = placing }
+        try placing.place(in: entry.parent, as: entry.name, path: entry.path.description)
         if unchanged, let directoryTimes {
           var times = [
             Glibc.timespec(tv_sec: 0, tv_nsec: LinuxExtras.utimeOmit), directoryTimes.original,
@@ -159,7 +158,7 @@ extension ExtensionService {
         }
       }
     } catch {
-      if let temporary { unlinkat(entry.parent.raw, temporary, 0) }
+      temporary?.discard(in: entry.parent)
       throw error
     }
     var info = Glibc.stat()

@@ -176,7 +176,7 @@ final class OffsetWriteTarget: @unchecked Sendable {
   private var position: Int64
   private(set) var written: Int64 = 0
   /// The directory and names of a replace through a temporary file.
-  private let replacement: (directory: FileDescriptor, temporary: [CChar], name: [CChar])?
+  private var replacement: (directory: FileDescriptor, temporary: TemporaryFile, name: [CChar])?
   /// The directory's mtime before the temporary file was made, and right after: writing a file
   /// leaves its directory's mtime alone on Linux, so a replace puts it back, unless something
   /// else changed the directory meanwhile.
@@ -212,9 +212,9 @@ final class OffsetWriteTarget: @unchecked Sendable {
         }
       }
       let original = Self.modificationTime(of: entry.parent)
-      let (fd, temporary) = try Self.makeTemporary(
+      let temporary = try TemporaryFile(
         next: entry, owner: (info.st_uid, info.st_gid), mode: info.st_mode & 0o7777)
-      file = fd
+      file = temporary.descriptor
       replacement = (entry.parent, temporary, entry.name)
       if let original, let withTemporary = Self.modificationTime(of: entry.parent) {
         directoryTimes = (original, withTemporary)
@@ -231,34 +231,6 @@ final class OffsetWriteTarget: @unchecked Sendable {
     }
   }
 
-  /// `.NAME.sandbox-agent-XXXXXX` in the target's directory, with `owner` (nil: the agent's)
-  /// and `mode`.
-  static func makeTemporary(next entry: ResolvedEntry, owner: (uid_t, gid_t)?, mode: mode_t)
-    throws(ErrnoError) -> (FileDescriptor, [CChar])
-  {
-    let base = String(decoding: entry.name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    for _ in 0..<16 {
-      let suffix = String(UInt64.random(in: 0..<(1 << 40)), radix: 36)
-      var name = Array(".\(base.prefix(200)).sandbox-agent-\(suffix)".utf8CString)
-      let fd = openat(
-        entry.parent.raw, &name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600)
-      if fd < 0 {
-        if errno == EEXIST { continue }
-        throw ErrnoError(errno, entry.path.description)
-      }
-      let descriptor = FileDescriptor(fd)
-      // Owner first: a chown clears setuid and setgid. Not root: the creator owns it.
-      if let owner { _ = fchown(fd, owner.0, owner.1) }
-      if fchmod(fd, mode) != 0 {
-        let failure = errno
-        unlinkat(entry.parent.raw, name, 0)
-        throw ErrnoError(failure, entry.path.description)
-      }
-      return (descriptor, name)
-    }
-    throw ErrnoError(EEXIST, "no free temporary name next to \(entry.path)")
-  }
-
   /// The directory a replace renamed into; nil for writes in place, which leave it alone.
   func directoryAttr() -> ExtensionAttr? {
     guard let replacement else { return nil }
@@ -271,7 +243,7 @@ final class OffsetWriteTarget: @unchecked Sendable {
   func abandon() {
     guard let replacement, !finished else { return }
     let unchanged = directoryIsUnchanged()
-    unlinkat(replacement.directory.raw, replacement.temporary, 0)
+    replacement.temporary.discard(in: replacement.directory)
     if unchanged { restoreDirectoryTime() }
   }
 
@@ -331,10 +303,10 @@ final class OffsetWriteTarget: @unchecked Sendable {
     if let replacement {
       try checked(fsync(file.raw), path.description)
       let unchanged = directoryIsUnchanged()
-      try checked(
-        renameat(
-          replacement.directory.raw, replacement.temporary, replacement.directory.raw,
-          replacement.name), path.description)
+      var temporary = replacement.temporary
+      defer { self.replacement?.temporary = temporary }
+      try temporary.place(
+        in: replacement.directory, as: replacement.name, path: path.description)
       finished = true
       if unchanged { restoreDirectoryTime() }
     }
