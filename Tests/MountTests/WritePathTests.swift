@@ -180,9 +180,22 @@ final class WritePathTests: MountTestCase {
 }
 
 extension MountTestCase {
-  /// Writes new content over `victim.bin`, stops the agent once a file named
-  /// `temporaryPrefix…` appears (the upload is under way), checks the old content is whole,
-  /// kills the agent, and sends the new content with fsync to a restarted agent.
+  /// Writes new content over `victim.bin`, stops the agent once its upload is under way (a file
+  /// named `temporaryPrefix…` appears, or the agent holds an anonymous file in the root), checks
+  /// the old content is whole, kills the agent, and sends the new content with fsync to a
+  /// restarted agent.
+  /// Whether process `pid` has an `O_TMPFILE` file of `folder` open (`/proc` shows it as
+  /// `FOLDER/#INODE (deleted)`).
+  static func holdsAnonymousFile(_ pid: pid_t, in folder: String) -> Bool {
+    let descriptors = "/proc/\(pid)/fd"
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: descriptors)) ?? []
+    return names.contains { name in
+      let target = try? FileManager.default.destinationOfSymbolicLink(
+        atPath: descriptors + "/" + name)
+      return target.map { $0.hasPrefix(folder + "/#") && $0.hasSuffix(" (deleted)") } ?? false
+    }
+  }
+
   func checkKilledUpload(temporaryPrefix: String) throws {
     try sh("head -c 33554432 /dev/urandom > root/victim.bin && cp root/victim.bin scratch/old.bin")
     try sh("head -c 134217728 /dev/urandom > scratch/new.bin")
@@ -200,7 +213,9 @@ extension MountTestCase {
       let deadline = Date().addingTimeInterval(30)
       while Date() < deadline {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: rootPath)) ?? []
-        if names.contains(where: { $0.hasPrefix(temporaryPrefix) }) {
+        if names.contains(where: { $0.hasPrefix(temporaryPrefix) })
+          || Self.holdsAnonymousFile(pid, in: rootPath)
+        {
           kill(pid, SIGSTOP)
           return
         }

@@ -123,6 +123,7 @@ final class DirectoryWatcher: @unchecked Sendable {
           ))
       }
       relative.append(name)
+      if Self.mayBeAnonymous(name) && !exists(relative) { return }
     }
     for type in event.eventTypes { emit(relative, type: type) }
     guard recursive, !isSelf, event.has(IN_ISDIR) else { return }
@@ -138,6 +139,16 @@ final class DirectoryWatcher: @unchecked Sendable {
         _ = addSubtrees(of: relative, reportCreates: true)
       }
     }
+  }
+
+  /// inotify reports writes to an `O_TMPFILE` file (the agent's replace until its rename, or
+  /// any program's) under `#INODE`, a name the directory does not have: no change to report.
+  private static func mayBeAnonymous(_ name: String) -> Bool {
+    name.count > 1 && name.first == "#" && name.dropFirst().allSatisfy { ("0"..."9").contains($0) }
+  }
+
+  private func exists(_ relative: [String]) -> Bool {
+    (try? jail.open(path(relative), flags: LinuxFlags.openPath | O_NOFOLLOW)) != nil
   }
 
   private func emit(_ relative: [String], type: String) {
