@@ -184,16 +184,40 @@ extension MountTestCase {
   /// named `temporaryPrefix…` appears, or the agent holds an anonymous file in the root), checks
   /// the old content is whole, kills the agent, and sends the new content with fsync to a
   /// restarted agent.
-  /// Whether process `pid` has an `O_TMPFILE` file of `folder` open (`/proc` shows it as
-  /// `FOLDER/#INODE (deleted)`).
-  static func holdsAnonymousFile(_ pid: pid_t, in folder: String) -> Bool {
-    let descriptors = "/proc/\(pid)/fd"
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: descriptors)) ?? []
-    return names.contains { name in
-      let target = try? FileManager.default.destinationOfSymbolicLink(
-        atPath: descriptors + "/" + name)
-      return target.map { $0.hasPrefix(folder + "/#") && $0.hasSuffix(" (deleted)") } ?? false
+  /// Blocks until a name in `folder` is created or written that `matches` (inotify: an
+  /// `O_TMPFILE` file's writes come as `#INODE`), or `seconds` pass; true if one came.
+  static func waitForName(
+    in folder: String, seconds: Int32, matching matches: (String) -> Bool
+  ) -> Bool {
+    let queue = inotify_init1(0)
+    guard queue >= 0 else { return false }
+    defer { close(queue) }
+    guard inotify_add_watch(queue, folder, UInt32(IN_CREATE | IN_MODIFY)) >= 0 else {
+      return false
     }
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    var poller = pollfd(fd: queue, events: Int16(POLLIN), revents: 0)
+    while poll(&poller, 1, seconds * 1000) > 0 {
+      let count = buffer.withUnsafeMutableBytes { read(queue, $0.baseAddress, $0.count) }
+      var offset = 0
+      // struct inotify_event: wd, mask, cookie, len (4 bytes each), then a NUL-padded name.
+      while count > 0 && offset + 16 <= count {
+        let length = buffer[(offset + 12)..<(offset + 16)].reversed().reduce(0) {
+          $0 << 8 | Int($1)
+        }
+        let name = String(
+          decoding: buffer[(offset + 16)..<(offset + 16 + length)].prefix { $0 != 0 }, as: UTF8.self
+        )
+        if matches(name) { return true }
+        offset += 16 + length
+      }
+    }
+    return false
+  }
+
+  static func inode(of path: String) -> ino_t {
+    var info = stat()
+    return stat(path, &info) == 0 ? info.st_ino : 0
   }
 
   func checkKilledUpload(temporaryPrefix: String) throws {
@@ -209,19 +233,18 @@ extension MountTestCase {
     // Stop the agent as soon as the upload's temporary file appears, then kill it.
     let pid = agent.child.process.processIdentifier
     let rootPath = root
+    let victim = root + "/victim.bin"
+    let oldInode = Self.inode(of: victim)
+    // inotify wakes the watcher at the upload's first write (polling missed the window).
     let watcher = Thread {
-      let deadline = Date().addingTimeInterval(30)
-      while Date() < deadline {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: rootPath)) ?? []
-        if names.contains(where: { $0.hasPrefix(temporaryPrefix) })
-          || Self.holdsAnonymousFile(pid, in: rootPath)
-        {
-          kill(pid, SIGSTOP)
-          return
-        }
+      let caught = Self.waitForName(in: rootPath, seconds: 30) { name in
+        name.hasPrefix(temporaryPrefix)
+          || (name.hasPrefix("#") && Self.inode(of: victim) == oldInode)
       }
+      if caught { kill(pid, SIGSTOP) }
     }
     watcher.start()
+    Thread.sleep(forTimeInterval: 0.2)  // its watch is armed before the upload starts
     var failure: Int32 = 0
     let synced = Thread.detachNewThreadAndWait {
       fsync(descriptor) == 0 ? 0 : errno
