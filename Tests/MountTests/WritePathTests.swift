@@ -180,21 +180,24 @@ final class WritePathTests: MountTestCase {
 }
 
 extension MountTestCase {
-  /// Writes new content over `victim.bin`, stops the agent once its upload is under way (a file
-  /// named `temporaryPrefix…` appears, or the agent holds an anonymous file in the root), checks
-  /// the old content is whole, kills the agent, and sends the new content with fsync to a
-  /// restarted agent.
-  /// Blocks until a name in `folder` is created or written that `matches` (inotify: an
-  /// `O_TMPFILE` file's writes come as `#INODE`), or `seconds` pass; true if one came.
-  static func waitForName(
-    in folder: String, seconds: Int32, matching matches: (String) -> Bool
-  ) -> Bool {
+  /// An inotify queue of the names created or written in `folder` (an `O_TMPFILE` file's
+  /// writes come as `#INODE`); armed here, so nothing after the call is missed.
+  static func watchNames(in folder: String) -> Int32? {
     let queue = inotify_init1(0)
-    guard queue >= 0 else { return false }
-    defer { close(queue) }
+    guard queue >= 0 else { return nil }
     guard inotify_add_watch(queue, folder, UInt32(IN_CREATE | IN_MODIFY)) >= 0 else {
-      return false
+      close(queue)
+      return nil
     }
+    return queue
+  }
+
+  /// Blocks until `queue` reports a name that `matches`, or `seconds` pass; true if one came.
+  /// Closes the queue.
+  static func waitForName(
+    on queue: Int32, seconds: Int32, matching matches: (String) -> Bool
+  ) -> Bool {
+    defer { close(queue) }
     var buffer = [UInt8](repeating: 0, count: 65536)
     var poller = pollfd(fd: queue, events: Int16(POLLIN), revents: 0)
     while poll(&poller, 1, seconds * 1000) > 0 {
@@ -220,6 +223,10 @@ extension MountTestCase {
     return stat(path, &info) == 0 ? info.st_ino : 0
   }
 
+  /// Writes new content over `victim.bin`, stops the agent once its upload is under way (a file
+  /// named `temporaryPrefix…` appears, or the agent holds an anonymous file in the root), checks
+  /// the old content is whole, kills the agent, and sends the new content with fsync to a
+  /// restarted agent.
   func checkKilledUpload(temporaryPrefix: String) throws {
     try sh("head -c 33554432 /dev/urandom > root/victim.bin && cp root/victim.bin scratch/old.bin")
     try sh("head -c 134217728 /dev/urandom > scratch/new.bin")
@@ -236,15 +243,15 @@ extension MountTestCase {
     let victim = root + "/victim.bin"
     let oldInode = Self.inode(of: victim)
     // inotify wakes the watcher at the upload's first write (polling missed the window).
+    let queue = try XCTUnwrap(Self.watchNames(in: rootPath), "inotify")
     let watcher = Thread {
-      let caught = Self.waitForName(in: rootPath, seconds: 30) { name in
+      let caught = Self.waitForName(on: queue, seconds: 30) { name in
         name.hasPrefix(temporaryPrefix)
           || (name.hasPrefix("#") && Self.inode(of: victim) == oldInode)
       }
       if caught { kill(pid, SIGSTOP) }
     }
     watcher.start()
-    Thread.sleep(forTimeInterval: 0.2)  // its watch is armed before the upload starts
     var failure: Int32 = 0
     let synced = Thread.detachNewThreadAndWait {
       fsync(descriptor) == 0 ? 0 : errno

@@ -101,7 +101,7 @@ extension ExtensionService {
     let existingMode = existing.map { UInt32($0.st_mode & 0o7777) }
     let mode = mode_t(change.create.mode ?? existingMode ?? 0o644)
     let file: FileDescriptor
-    var temporary: TemporaryFile?
+    let temporary: TemporaryFile?
     // Rewriting a file leaves its directory's mtime alone on Linux; a replace by rename would
     // move it, so it is put back unless something else changed the directory meanwhile.
     var directoryTimes: (original: Glibc.timespec, withTemporary: Glibc.timespec)?
@@ -110,6 +110,7 @@ extension ExtensionService {
       file = try CallerCredentials.perform(as: writer) { () throws(ErrnoError) in
         try reopen(try entry.openPath(), flags: O_WRONLY | O_TRUNC, detail: entry.path.description)
       }
+      temporary = nil
     } else {
       let owner = existing.map { ($0.st_uid, $0.st_gid) }
       let original = existing == nil ? nil : Self.modificationTime(of: entry.parent)
@@ -140,7 +141,7 @@ extension ExtensionService {
           try checked(futimens(file.raw, &values), entry.path.description)
         }
       }
-      if var placing = temporary {
+      if let temporary {
         // Checked before the rename, which moves the mtime itself.
         let unchanged =
           directoryTimes.flatMap { times in
@@ -148,8 +149,7 @@ extension ExtensionService {
               $0.tv_sec == times.withTemporary.tv_sec && $0.tv_nsec == times.withTemporary.tv_nsec
             }
           } ?? false
-        defer { temporary = placing }
-        try placing.place(in: entry.parent, as: entry.name, path: entry.path.description)
+        try temporary.place(in: entry.parent, as: entry.name, path: entry.path.description)
         if unchanged, let directoryTimes {
           var times = [
             Glibc.timespec(tv_sec: 0, tv_nsec: LinuxExtras.utimeOmit), directoryTimes.original,

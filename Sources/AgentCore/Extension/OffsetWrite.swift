@@ -176,7 +176,7 @@ final class OffsetWriteTarget: @unchecked Sendable {
   private var position: Int64
   private(set) var written: Int64 = 0
   /// The directory and names of a replace through a temporary file.
-  private var replacement: (directory: FileDescriptor, temporary: TemporaryFile, name: [CChar])?
+  private let replacement: (directory: FileDescriptor, temporary: TemporaryFile, name: [CChar])?
   /// The directory's mtime before the temporary file was made, and right after: writing a file
   /// leaves its directory's mtime alone on Linux, so a replace puts it back, unless something
   /// else changed the directory meanwhile.
@@ -303,9 +303,7 @@ final class OffsetWriteTarget: @unchecked Sendable {
     if let replacement {
       try checked(fsync(file.raw), path.description)
       let unchanged = directoryIsUnchanged()
-      var temporary = replacement.temporary
-      defer { self.replacement?.temporary = temporary }
-      try temporary.place(
+      try replacement.temporary.place(
         in: replacement.directory, as: replacement.name, path: path.description)
       finished = true
       if unchanged { restoreDirectoryTime() }

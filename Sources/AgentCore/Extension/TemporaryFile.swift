@@ -3,8 +3,8 @@ import Glibc
 /// A file written beside its target and moved over it once complete. Anonymous (`O_TMPFILE`)
 /// where the filesystem allows it, so an agent killed mid-write leaves nothing behind; it gets a
 /// hidden name `.NAME.sandbox-agent-XXXXXX` only for the instant between link and rename. Where
-/// `O_TMPFILE` is refused it has that name from the start.
-struct TemporaryFile {
+/// `O_TMPFILE` is refused it has that name from the start. A class: placing it names it.
+final class TemporaryFile {
   let descriptor: FileDescriptor
   /// The hidden name, once the file has one.
   private(set) var name: [CChar]?
@@ -35,7 +35,7 @@ struct TemporaryFile {
   }
 
   /// Moves the file over `target` in `directory` (or to it, if missing).
-  mutating func place(in directory: FileDescriptor, as target: [CChar], path: String)
+  func place(in directory: FileDescriptor, as target: [CChar], path: String)
     throws(ErrnoError)
   {
     if name == nil { name = try link(into: directory, path: path) }
