@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import TestSupport
 import XCTest
 
@@ -54,6 +55,36 @@ final class ExtensionBatchTests: ExtensionTestCase {
     XCTAssertEqual(hostLstat("d").st_mtim.tv_sec, 1_000_000_000)
     XCTAssertEqual(
       try FileManager.default.contentsOfDirectory(atPath: hostPath("d")), ["f"])
+  }
+
+  /// A put of a new file links it into place whole: watchers see its one create, not a hidden
+  /// name made and renamed (rsync through a mount gave three events per file).
+  func testPutOfANewFileIsOneCreateForWatchers() throws {
+    try makeDirectory("d")
+    let queue = inotify_init1(Int32(IN_NONBLOCK))
+    XCTAssertGreaterThanOrEqual(queue, 0)
+    defer { close(queue) }
+    let events = UInt32(IN_CREATE | IN_MOVED_FROM | IN_MOVED_TO)
+    XCTAssertGreaterThanOrEqual(inotify_add_watch(queue, hostPath("d"), events), 0)
+    let content = Data("new".utf8).base64EncodedString()
+    let reply = try client.ext(
+      "Batch", #"{"changes":[{"op":"put","path":"/d/f","content":"\#(content)"}]}"#)
+    XCTAssertEqual(reply.status, 200, reply.text)
+    XCTAssertEqual(contents("d/f"), Data("new".utf8))
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    let count = buffer.withUnsafeMutableBytes { read(queue, $0.baseAddress, $0.count) }
+    var seen: [String] = []
+    var offset = 0
+    // struct inotify_event: wd, mask, cookie, len (4 bytes each), then a NUL-padded name.
+    while count > 0 && offset + 16 <= count {
+      let mask = buffer[(offset + 4)..<(offset + 8)].reversed().reduce(0) { $0 << 8 | UInt32($1) }
+      let length = buffer[(offset + 12)..<(offset + 16)].reversed().reduce(0) { $0 << 8 | Int($1) }
+      let name = String(
+        decoding: buffer[(offset + 16)..<(offset + 16 + length)].prefix { $0 != 0 }, as: UTF8.self)
+      seen.append("\(mask & UInt32(IN_CREATE) != 0 ? "create" : "move") \(name)")
+      offset += 16 + length
+    }
+    XCTAssertEqual(seen, ["create f"])
   }
 
   func testAMalformedBatchChangesNothing() throws {

@@ -149,7 +149,9 @@ extension ExtensionService {
               $0.tv_sec == times.withTemporary.tv_sec && $0.tv_nsec == times.withTemporary.tv_nsec
             }
           } ?? false
-        try temporary.place(in: entry.parent, as: entry.name, path: entry.path.description)
+        try temporary.place(
+          in: entry.parent, as: entry.name, path: entry.path.description,
+          targetExists: existing != nil)
         if unchanged, let directoryTimes {
           var times = [
             Glibc.timespec(tv_sec: 0, tv_nsec: LinuxExtras.utimeOmit), directoryTimes.original,

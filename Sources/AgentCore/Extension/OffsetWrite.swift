@@ -304,7 +304,8 @@ final class OffsetWriteTarget: @unchecked Sendable {
       try checked(fsync(file.raw), path.description)
       let unchanged = directoryIsUnchanged()
       try replacement.temporary.place(
-        in: replacement.directory, as: replacement.name, path: path.description)
+        in: replacement.directory, as: replacement.name, path: path.description,
+        targetExists: true)
       finished = true
       if unchanged { restoreDirectoryTime() }
     }
