@@ -104,6 +104,8 @@ public final class WriteBackBackend: RemoteFilesystem {
     var retryDelay: Duration = .zero
     /// Woken when a drain pass finds nothing left to apply.
     var idleWaiters: [CheckedContinuation<Void, any Error>] = []
+    /// The drain's pause while changes gather; a waiter cuts it short.
+    var gatherPause: Task<Void, Never>?
     var appliedChanges = 0
     var appliedBytes: UInt64 = 0
     var conflicts: [String] = []

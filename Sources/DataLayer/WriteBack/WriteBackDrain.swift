@@ -45,7 +45,10 @@ extension WriteBackBackend {
   public func drain(reportingFailures: Bool = false) async throws {
     if state.withLock({ $0.view.hasChangesToApply }) {
       try await withCheckedThrowingContinuation { continuation in
-        state.withLock { $0.idleWaiters.append(continuation) }
+        state.withLock { state in
+          state.idleWaiters.append(continuation)
+          state.gatherPause?.cancel()
+        }
         scheduleDrain()
       }
     }
@@ -143,8 +146,24 @@ extension WriteBackBackend {
     var seen = state.withLock { $0.journaled }
     let firstSeen = seen
     while ContinuousClock.now < deadline {
-      if state.withLock({ !$0.idleWaiters.isEmpty }) { return }
-      try? await Task.sleep(for: configuration.gatherDelay)
+      let pause = Task { [delay = configuration.gatherDelay] in
+        _ = try? await Task.sleep(for: delay)
+      }
+      let waited = state.withLock { state in
+        if state.idleWaiters.isEmpty { state.gatherPause = pause }
+        return !state.idleWaiters.isEmpty
+      }
+      if waited {
+        pause.cancel()
+        return
+      }
+      await pause.value
+      if state.withLock({ state in
+        state.gatherPause = nil
+        return !state.idleWaiters.isEmpty
+      }) {
+        return
+      }
       let now = state.withLock { $0.journaled }
       if now == seen || now - firstSeen >= configuration.fullPass { return }
       seen = now
