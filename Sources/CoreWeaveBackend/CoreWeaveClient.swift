@@ -21,6 +21,8 @@ final class CoreWeaveClient: Sendable {
   private let metadata: Metadata
   /// The unary cap, lowered when the server reports a smaller `max_size_bytes`.
   private let cap: Atomic<Int>
+  /// `--io-timeout` for calls that show no progress until they end.
+  let liveness: ServerLiveness
 
   /// The SDK's channel limit, and never less than a capped file plus framing.
   var messageLimit: Int { max(configuration.fileCap + (1 << 20), 100 << 20) }
@@ -63,7 +65,18 @@ final class CoreWeaveClient: Sendable {
     let grpc = GRPCClient(transport: transport)
     self.grpc = grpc
     connections = Task { try? await grpc.runConnections() }
-    service = Service(wrapping: grpc)
+    let service = Service(wrapping: grpc)
+    self.service = service
+    let probeRequest = Coreweave_Sandbox_V1_GetSandboxRequest.with {
+      $0.sandboxID = configuration.sandboxID
+    }
+    let probeMetadata = metadata
+    liveness = ServerLiveness(ioTimeout: ioTimeout) { deadline in
+      var options = CallOptions.defaults
+      options.timeout = .milliseconds(Int64(deadline * 1000))
+      options.waitForReady = false
+      _ = try await service.getSandbox(probeRequest, metadata: probeMetadata, options: options)
+    }
   }
 
   /// An address literal is its own target: through `.dns` it would become the TLS server name,
@@ -85,6 +98,7 @@ final class CoreWeaveClient: Sendable {
 
   /// Stops the connection: calls in flight get a moment, then are cancelled.
   func shutdown() async {
+    liveness.stop()
     grpc.beginGracefulShutdown()
     let connections = self.connections
     await withTaskGroup(of: Void.self) { group in
@@ -118,7 +132,7 @@ final class CoreWeaveClient: Sendable {
       $0.sandboxID = configuration.sandboxID
     }
     let options = options(deadline: configuration.connectTimeout + configuration.requestTimeout)
-    return try await withRetries(context: "GetSandbox") {
+    return try await withRetries(context: "GetSandbox") { [self] in
       try await service.getSandbox(request, metadata: metadata, options: options)
     }
   }
@@ -130,7 +144,7 @@ final class CoreWeaveClient: Sendable {
       $0.path = sandboxPath
     }
     let options = options(deadline: deadline(bytes: Int(min(expectedSize, 1 << 40))))
-    return try await withRetries(context: context) {
+    return try await withRetries(context: context) { [self] in
       try await service.readFile(request, metadata: metadata, options: options).content
     }
   }
@@ -144,7 +158,7 @@ final class CoreWeaveClient: Sendable {
       $0.content = content
     }
     let options = options(deadline: deadline(bytes: content.count))
-    _ = try await withRetries(context: context) {
+    _ = try await withRetries(context: context) { [self] in
       try await service.writeFile(request, metadata: metadata, options: options)
     }
   }
@@ -186,24 +200,26 @@ final class CoreWeaveClient: Sendable {
       }
     }
     var attempt = 0
+    let began = ContinuousClock.now
     while true {
       let activity = StreamActivity()
       do {
-        return try await activity.watch(stall: stall, context: context) { [self] in
-          try await service.streamExec(
-            metadata: metadata, options: options,
-            requestProducer: { writer in
-              try await writer.write(start)
-              try await Self.send(input, to: writer, activity: activity)
-              try await writer.write(.with { $0.close = .init() })
-            },
-            onResponse: { response in
-              try await Self.receive(response, activity: activity, onStdout: onStdout)
-            })
+        return try await liveness.guarded(context) { [self] in
+          try await activity.watch(stall: stall, context: context) { [self] in
+            try await service.streamExec(
+              metadata: metadata, options: options,
+              requestProducer: { writer in
+                try await writer.write(start)
+                try await Self.send(input, to: writer, activity: activity)
+                try await writer.write(.with { $0.close = .init() })
+              },
+              onResponse: { response in
+                try await Self.receive(response, activity: activity, onStdout: onStdout)
+              })
+          }
         }
       } catch let error as RPCError
-        where !activity.started && Self.isTransient(error)
-        && attempt < configuration.retryDelays.count
+        where !activity.started && mayRetry(error, attempt: attempt, since: began)
       {
         try await Task.sleep(for: .seconds(configuration.retryDelays[attempt]))
         attempt += 1
@@ -301,16 +317,33 @@ final class CoreWeaveClient: Sendable {
     return status.details.lazy.compactMap(\.errorInfo).first { $0.domain == "cwsandbox.com" }
   }
 
-  private func withRetries<T: Sendable>(context: String, _ call: () async throws -> T)
-    async throws -> T
+  /// A transient failure is retried while `--io-timeout` leaves a second after the wait; a
+  /// connection that could not be made (a stopped or killed server) is not: it is EIO at once.
+  private func mayRetry(_ error: RPCError, attempt: Int, since began: ContinuousClock.Instant)
+    -> Bool
   {
+    guard Self.isTransient(error), !Self.isUnreachable(error),
+      attempt < configuration.retryDelays.count
+    else { return false }
+    let elapsed = ContinuousClock.now - began
+    return elapsed + .seconds(configuration.retryDelays[attempt] + 1)
+      <= .seconds(configuration.ioTimeout)
+  }
+
+  /// The channel failed to connect and does not wait for one (grpc-swift's words for it).
+  static func isUnreachable(_ error: RPCError) -> Bool {
+    error.code == .unavailable && error.message.contains("transient failure")
+  }
+
+  private func withRetries<T: Sendable>(
+    context: String, _ call: @escaping @Sendable () async throws -> T
+  ) async throws -> T {
     var attempt = 0
+    let began = ContinuousClock.now
     while true {
       do {
-        return try await call()
-      } catch let error as RPCError
-        where Self.isTransient(error) && attempt < configuration.retryDelays.count
-      {
+        return try await liveness.guarded(context, call)
+      } catch let error as RPCError where mayRetry(error, attempt: attempt, since: began) {
         try await Task.sleep(for: .seconds(configuration.retryDelays[attempt]))
         attempt += 1
       } catch {

@@ -154,3 +154,20 @@ final class LangSmithStalledAgentTests: StalledAgentTestCase {
     try checkAKilledAgentIsEIOAtOnceAndARestartedOneServes()
   }
 }
+
+/// The same through `cwsandbox://`: gRPC calls (ReadFile, WriteFile, StreamExec) over h2c.
+final class CoreWeaveStalledAgentTests: StalledAgentTestCase {
+  override var agentArguments: [String] { CoreWeaveAgent.arguments }
+  override var agentEnvironment: [String: String]? { CoreWeaveAgent.environment }
+  override func mountTarget(agentURL: String) throws -> (url: String, arguments: [String]) {
+    try CoreWeaveAgent.mountTarget(agentURL: agentURL, folder: workDirectory.path)
+  }
+
+  func testAStoppedAgentIsEIOWithinTheTimeoutAndTheMountRecovers() throws {
+    try checkAStoppedAgentIsEIOWithinTheTimeoutAndTheMountRecovers()
+  }
+
+  func testAKilledAgentIsEIOAtOnceAndARestartedOneServes() throws {
+    try checkAKilledAgentIsEIOAtOnceAndARestartedOneServes()
+  }
+}
