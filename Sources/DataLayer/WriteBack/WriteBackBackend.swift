@@ -612,7 +612,7 @@ public final class WriteBackBackend: RemoteFilesystem {
     record.contentSize = size
     var content: [UInt8] = []
     if size <= Journal.inlineLimit {
-      if let localPath { content = try [UInt8](Data(contentsOf: URL(fileURLWithPath: localPath))) }
+      if let localPath { content = try Self.readWhole(localPath, size: Int(size)) }
       guard UInt64(content.count) == size else {
         throw LocalError(
           errno: EIO, "read", "the staged copy of \(path)", detail: "it changed while it was read")
@@ -848,6 +848,31 @@ public final class WriteBackBackend: RemoteFilesystem {
   }
 
   /// Copies a large staged file into the state folder and syncs it.
+  /// A small staged file whole, in one read (Foundation's `Data(contentsOf:)` stats and copies
+  /// again: 4% of the daemon's time in an rsync of small files). A byte past `size` is read too,
+  /// so a file that grew shows in the count.
+  static func readWhole(_ path: String, size: Int) throws -> [UInt8] {
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { throw LocalError(errno: errno, "open", path) }
+    defer { close(descriptor) }
+    var failure: Int32 = 0
+    let limit = size + 1
+    let bytes = [UInt8](unsafeUninitializedCapacity: limit) { buffer, count in
+      count = 0
+      while count < limit {
+        let got = pread(descriptor, buffer.baseAddress! + count, limit - count, off_t(count))
+        if got < 0 && errno == EINTR { continue }
+        guard got > 0 else {
+          if got < 0 { failure = errno }
+          return
+        }
+        count += got
+      }
+    }
+    if failure != 0 { throw LocalError(errno: failure, "read", path) }
+    return bytes
+  }
+
   static func copyDurably(_ source: String, to destination: String, size: UInt64) throws {
     let input = open(source, O_RDONLY | O_CLOEXEC)
     guard input >= 0 else { throw LocalError(errno: errno, "open", source) }
