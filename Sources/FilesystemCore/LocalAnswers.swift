@@ -7,9 +7,9 @@ extension Filesystem {
   /// Local. What getattr answers when the attributes are cached and fresh and no staging file
   /// is involved; nil: ask `attributes(of:)`.
   public func cachedAttributes(of inode: UInt64) -> Glibc.stat? {
-    guard openFiles.staging(of: inode) == nil,
-      let fresh = inodes.attributes(of: inode, maxAge: configuration.attributeLifetime)
-    else { return nil }
+    guard openFiles.staging(of: inode) == nil, let fresh = freshAttributes(of: inode) else {
+      return nil
+    }
     return shownStat(for: fresh, inode: inode)
   }
 
