@@ -1,6 +1,7 @@
 import Backend
 import ExecLayer
 import Foundation
+import TestSupport
 
 /// Runs commands on this machine as if it were a sandbox whose root is `root`: working folders
 /// are inside it, and `SANDBOX_ROOT` tells the exec script where it is (as sandbox-agent does).
@@ -38,7 +39,7 @@ struct LocalShellExecutor: ProcessExecutor {
     process.standardInput = input
     process.standardOutput = output
     process.standardError = errors
-    try Self.launchLock.withLock { try process.run() }
+    try ChildProcess.launch(process)
     let writer = Thread {
       input.fileHandleForWriting.write(Data(command.standardInput))
       try? input.fileHandleForWriting.close()
@@ -57,8 +58,6 @@ struct LocalShellExecutor: ProcessExecutor {
       status: exited ? "exit status \(process.terminationStatus)" : "killed")
   }
 
-  /// Foundation's Process.run() crashes when threads launch children at once.
-  private static let launchLock = NSLock()
 }
 
 private final class LockedData: @unchecked Sendable {

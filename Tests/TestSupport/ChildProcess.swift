@@ -34,8 +34,12 @@ public final class ChildProcess: @unchecked Sendable {
       guard let self else { return }
       self.lock.withLock { self.collectedError.append(data) }
     }
-    // Foundation's Process.run() crashes when threads launch children at once (corelibs
-    // issues 4772, 4795): one launch at a time.
+    try Self.launch(process)
+  }
+
+  /// Starts `process`. Foundation's Process.run() crashes when threads launch children at once
+  /// (corelibs issues 4772, 4795): every launch in the test process takes this one lock.
+  public static func launch(_ process: Process) throws {
     try launchLock.withLock { try process.run() }
   }
 
