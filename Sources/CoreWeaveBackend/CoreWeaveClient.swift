@@ -435,23 +435,35 @@ final class StreamActivity: Sendable {
     stall: Double?, context: String, _ body: @escaping @Sendable () async throws -> T
   ) async throws -> T {
     guard let stall else { return try await body() }
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-      group.addTask { try await body() }
-      group.addTask {
-        let limit = Int64(stall * 1e9)
-        while true {
-          try await Task.sleep(for: .milliseconds(Int64(min(1, stall / 4) * 1000)))
-          if Self.now() - self.last.load(ordering: .relaxed) > limit {
-            throw RemoteError(
-              errno: EIO, "\(context): the stream moved no byte for \(Int(stall)) s; cancelled")
-          }
+    return try await racing(body) {
+      let limit = Int64(stall * 1e9)
+      while true {
+        try await Task.sleep(for: .milliseconds(Int64(min(1, stall / 4) * 1000)))
+        if Self.now() - self.last.load(ordering: .relaxed) > limit {
+          throw RemoteError(
+            errno: EIO, "\(context): the stream moved no byte for \(Int(stall)) s; cancelled")
         }
       }
-      defer { group.cancelAll() }
-      while let result = try await group.next() {
-        if let result { return result }
-      }
-      throw CancellationError()
     }
+  }
+}
+
+/// Runs `body` beside `watchdog`, which only ever ends by throwing: the first to finish decides,
+/// and the other is cancelled.
+func racing<T: Sendable>(
+  _ body: @escaping @Sendable () async throws -> T,
+  watchdog: @escaping @Sendable () async throws -> Void
+) async throws -> T {
+  try await withThrowingTaskGroup(of: T?.self) { group in
+    group.addTask { try await body() }
+    group.addTask {
+      try await watchdog()
+      return nil
+    }
+    defer { group.cancelAll() }
+    while let result = try await group.next() {
+      if let result { return result }
+    }
+    throw CancellationError()
   }
 }

@@ -27,30 +27,22 @@ final class ServerLiveness: Sendable {
     _ context: String, _ call: @escaping @Sendable () async throws -> T
   ) async throws -> T {
     try server.check(context)
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-      group.addTask { try await call() }
-      group.addTask { [self] in
-        var wait = ioTimeout - probeDeadline
-        while true {
-          try await Task.sleep(for: .seconds(wait))
-          do {
-            try await probe(probeDeadline)
-          } catch is CancellationError {
-            throw CancellationError()
-          } catch {
-            server.markStalled()
-            throw RemoteError(
-              errno: EIO,
-              "\(context): no answer for \(Int(ioTimeout.rounded(.up))) s, nor to a check")
-          }
-          wait = ioTimeout
+    return try await racing(call) { [self] in
+      var wait = ioTimeout - probeDeadline
+      while true {
+        try await Task.sleep(for: .seconds(wait))
+        do {
+          try await probe(probeDeadline)
+        } catch is CancellationError {
+          throw CancellationError()
+        } catch {
+          server.markStalled()
+          throw RemoteError(
+            errno: EIO,
+            "\(context): no answer for \(Int(ioTimeout.rounded(.up))) s, nor to a check")
         }
+        wait = ioTimeout
       }
-      defer { group.cancelAll() }
-      while let result = try await group.next() {
-        if let result { return result }
-      }
-      throw CancellationError()
     }
   }
 

@@ -847,7 +847,6 @@ public final class WriteBackBackend: RemoteFilesystem {
       seconds: Int64(status.st_mtim.tv_sec), nanoseconds: Int32(status.st_mtim.tv_nsec))
   }
 
-  /// Copies a large staged file into the state folder and syncs it.
   /// A small staged file whole, in one read (Foundation's `Data(contentsOf:)` stats and copies
   /// again: 4% of the daemon's time in an rsync of small files). A byte past `size` is read too,
   /// so a file that grew shows in the count.
@@ -873,6 +872,7 @@ public final class WriteBackBackend: RemoteFilesystem {
     return bytes
   }
 
+  /// Copies a large staged file into the state folder and syncs it.
   static func copyDurably(_ source: String, to destination: String, size: UInt64) throws {
     let input = open(source, O_RDONLY | O_CLOEXEC)
     guard input >= 0 else { throw LocalError(errno: errno, "open", source) }
