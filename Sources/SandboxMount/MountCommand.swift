@@ -290,7 +290,9 @@ struct MountCommand: AsyncParsableCommand {
           logger: logger)
         filesystem = try Filesystem(
           backend: remote, capabilities: capabilities, configuration: configuration,
-          reader: reader, watcher: watching, watch: watchConfiguration,
+          reader: reader,
+          watcher: watching.map { writeBack?.backend.watching(through: $0) ?? $0 },
+          watch: watchConfiguration,
           ownChanges: recorder?.changes, logger: logger)
       } catch let error as RemoteError {
         throw MountFailure(error.message)
