@@ -23,6 +23,10 @@ public struct WatchConfiguration: Sendable {
   /// Backoff before re-establishing a broken watch: doubles from `retryMinimum` to `retryMaximum`.
   public var retryMinimum: Duration = .milliseconds(100)
   public var retryMaximum: Duration = .seconds(5)
+  /// New watches per second, after a burst of `limit`: a walk through more folders than are
+  /// watched (rsync, tar, find) would otherwise start and stop a watch per folder it enters,
+  /// and each costs a request and a stream. A folder denied one keeps the ordinary timeouts.
+  public var startsPerSecond: Double = 10
 
   public init(limit: Int, attributeTimeout: Double, entryTimeout: Double) {
     self.limit = limit
@@ -47,6 +51,9 @@ final class LiveInvalidation: Sendable {
   private struct State {
     var watches: [String: Watch] = [:]
     var clock: UInt64 = 0
+    /// Watches that may start now (a token bucket of `limit`, refilled at `startsPerSecond`).
+    var startBudget: Double
+    var budgetCheckedAt = ContinuousClock.now
     var stopped = false
     var notifier: (any KernelNotifier)?
     var observers: [@Sendable (_ directory: String) -> Void] = []
@@ -61,7 +68,7 @@ final class LiveInvalidation: Sendable {
   private let inodes: InodeTable
   private let directories: DirectoryCache
   private let logger: Logger
-  private let state = Mutex(State())
+  private let state: Mutex<State>
 
   init(
     configuration: WatchConfiguration, watcher: any RemoteWatching, ownChanges: OwnChanges?,
@@ -73,6 +80,7 @@ final class LiveInvalidation: Sendable {
     self.inodes = inodes
     self.directories = directories
     self.logger = logger
+    self.state = Mutex(State(startBudget: Double(configuration.limit)))
   }
 
   func setNotifier(_ notifier: any KernelNotifier) {
@@ -92,7 +100,8 @@ final class LiveInvalidation: Sendable {
         state.watches[directory]!.lastUse = state.clock
         return
       }
-      guard !state.stopped, configuration.limit > 0 else { return }
+      guard !state.stopped, configuration.limit > 0, Self.takeStart(&state, configuration)
+      else { return }
       if state.watches.count >= configuration.limit,
         let oldest = state.watches.min(by: { $0.value.lastUse < $1.value.lastUse })
       {
@@ -108,6 +117,18 @@ final class LiveInvalidation: Sendable {
       // Names handed out with the long timeouts fall back to the ordinary ones.
       dropKernelState(of: directory)
     }
+  }
+
+  private static func takeStart(_ state: inout State, _ configuration: WatchConfiguration) -> Bool {
+    let now = ContinuousClock.now
+    let elapsed = now - state.budgetCheckedAt
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    state.budgetCheckedAt = now
+    state.startBudget = min(
+      Double(configuration.limit), state.startBudget + seconds * configuration.startsPerSecond)
+    guard state.startBudget >= 1 else { return false }
+    state.startBudget -= 1
+    return true
   }
 
   /// Whether changes in `directory` are reported now.

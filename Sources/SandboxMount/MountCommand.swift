@@ -119,7 +119,10 @@ struct MountCommand: AsyncParsableCommand {
   )
   var watch: WatchMode = .on
 
-  @Option(help: "Folders watched at once (the least recently used stops first).")
+  @Option(
+    help:
+      "Folders watched at once (the least recently used stops first; new watches start at most 10 a second after a burst of this many)."
+  )
   var watchLimit: Int = CacheDefaults.watchLimit
 
   @Option(help: "Seconds the kernel trusts that a name does not exist (0: ask every time).")
