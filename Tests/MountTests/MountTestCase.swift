@@ -56,6 +56,13 @@ class MountTestCase: XCTestCase {
     syncsBeforeEachCommand ? "timeout 30 sync mnt 2>/dev/null; " + script : script
   }
 
+  /// Agent requests so far whose log line holds `route` (an agent started with `--log-level
+  /// debug` logs each), after a moment for the last lines to arrive.
+  func loggedRequests(_ route: String) -> Int {
+    Thread.sleep(forTimeInterval: 0.2)
+    return agent.child.standardError.components(separatedBy: route).count - 1
+  }
+
   /// Runs `script` with `/bin/sh -c` in the work folder, where `root`, `mnt` and `scratch` are;
   /// fails the test when it exits non-zero.
   @discardableResult

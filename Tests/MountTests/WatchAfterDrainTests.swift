@@ -11,13 +11,8 @@ final class WatchAfterDrainTests: MountTestCase {
   // Long timeouts: what others change shows only through the watch.
   override var mountArguments: [String] { ["--attr-timeout", "30", "--entry-timeout", "30"] }
 
-  private func watchRequests() -> Int {
-    Thread.sleep(forTimeInterval: 0.2)  // let the last log lines arrive
-    return agent.child.standardError.components(separatedBy: "Filesystem/WatchDir").count - 1
-  }
-
   func testAFolderMadeHereIsWatchedOnceTheSandboxHasIt() throws {
-    let before = watchRequests()
+    let before = loggedRequests("Filesystem/WatchDir")
     // Lookups in each new folder, spread out, while its mkdir is still journaled: files made
     // meanwhile keep the drain gathering, as an rsync does.
     try sh(
@@ -37,7 +32,7 @@ final class WatchAfterDrainTests: MountTestCase {
     try sh("sync mnt")
     Thread.sleep(forTimeInterval: 0.5)  // the watches start once the folders drained
     // One watch per folder (and the parent); the old code asked for one per lookup.
-    XCTAssertLessThanOrEqual(watchRequests() - before, 22)
+    XCTAssertLessThanOrEqual(loggedRequests("Filesystem/WatchDir") - before, 22)
     // And the watch works: a file made by someone else shows at once, despite 30 s timeouts.
     try sh("echo other > root/t/d3/theirs")
     Thread.sleep(forTimeInterval: 0.5)

@@ -10,12 +10,6 @@ final class WatchedAttributesTests: MountTestCase {
   override var agentArguments: [String] { ["--log-level", "debug"] }
   override var mountArguments: [String] { ["--write-back", "off"] }
 
-  /// Agent requests whose route contains `name`.
-  private func requests(_ name: String) -> Int {
-    Thread.sleep(forTimeInterval: 0.2)  // let the last log lines arrive
-    return agent.child.standardError.components(separatedBy: name).count - 1
-  }
-
   func testAStatTheKernelAsksForAgainIsAnsweredLocallyInAWatchedFolder() throws {
     try sh("mkdir root/d && for i in $(seq 1 20); do echo $i > root/d/f$i; done")
     try sh("ls -l mnt/d > /dev/null")
@@ -23,11 +17,11 @@ final class WatchedAttributesTests: MountTestCase {
     // A rename makes the kernel drop the file's attributes; ours are past the 1 s timeout.
     try sh("for i in $(seq 1 20); do mv mnt/d/f$i mnt/d/g$i; done")
     Thread.sleep(forTimeInterval: 1.5)
-    let before = requests("Extension/Stat")
+    let before = loggedRequests("Extension/Stat")
     // lstat(2) asks for every field, ctime too: what rsync's no-op does per file.
     try sh("python3 -c 'import os; [os.lstat(\"mnt/d/g%d\" % i) for i in range(1, 21)]'")
     // The old rule stat'ed all 20; a late echo of our own rename may still cost one or two.
-    XCTAssertLessThanOrEqual(requests("Extension/Stat") - before, 2)
+    XCTAssertLessThanOrEqual(loggedRequests("Extension/Stat") - before, 2)
     // Others' changes still show: the watch drops what it reports.
     try sh("echo longer content > root/d/g1")
     Thread.sleep(forTimeInterval: 0.5)
