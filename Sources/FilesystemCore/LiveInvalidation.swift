@@ -27,6 +27,9 @@ public struct WatchConfiguration: Sendable {
   /// watched (rsync, tar, find) would otherwise start and stop a watch per folder it enters,
   /// and each costs a request and a stream. A folder denied one keeps the ordinary timeouts.
   public var startsPerSecond: Double = 10
+  /// How long after the first use a watch starts: the requests of the call that used the
+  /// folder go first (a cold 4 KiB pwrite took 6.9 ms beside two watch starts, 6.1 without).
+  public var startDelay: Duration = .milliseconds(50)
 
   public init(limit: Int, attributeTimeout: Double, entryTimeout: Double) {
     self.limit = limit
@@ -160,6 +163,7 @@ final class LiveInvalidation: Sendable {
   private func run(_ directory: String) async {
     var failures = 0
     var armedBefore = false
+    try? await Task.sleep(for: configuration.startDelay)
     while !Task.isCancelled {
       do {
         for try await event in watcher.watchDirectory(directory) {
