@@ -89,16 +89,6 @@ final class WatchStreamParser: ResponseChunkReceiver, @unchecked Sendable {
     self.continuation = continuation
   }
 
-  private struct Message: Decodable {
-    struct Filesystem: Decodable {
-      var name: String?
-      var type: String?
-    }
-    struct Empty: Decodable {}
-    var start: Empty?
-    var filesystem: Filesystem?
-  }
-
   private struct EndStream: Decodable {
     struct Failure: Decodable {
       var code: String?
@@ -134,7 +124,10 @@ final class WatchStreamParser: ResponseChunkReceiver, @unchecked Sendable {
         ended = true
         return failure == nil
       }
-      guard let message = try? JSONDecoder().decode(Message.self, from: json) else { continue }
+      guard
+        let message = WatchStreamMessage.decodeFast(Array(json))
+          ?? (try? JSONDecoder().decode(WatchStreamMessage.self, from: json))
+      else { continue }
       if message.start != nil { continuation.yield(.started) }
       if let event = message.filesystem, let name = event.name,
         let change = Self.change(event.type)
@@ -154,6 +147,67 @@ final class WatchStreamParser: ResponseChunkReceiver, @unchecked Sendable {
     case "EVENT_TYPE_CHMOD": .attributesChanged
     default: nil
     }
+  }
+}
+
+/// One message of a `WatchDir` stream: `{"start":{}}`, `{"filesystem":{"name":…,"type":…}}` or
+/// a keepalive.
+struct WatchStreamMessage: Decodable, Equatable {
+  struct Filesystem: Decodable, Equatable {
+    var name: String?
+    var type: String?
+  }
+  struct Empty: Decodable, Equatable {}
+  var start: Empty?
+  var filesystem: Filesystem?
+}
+
+/// JSONDecoder took 8% of the daemon's CPU in a loop of renames, decoding the watch's echoes of
+/// them (two per rename).
+extension WatchStreamMessage: FastJSONDecodable {
+  init?(fastJSON bytes: UnsafeBufferPointer<UInt8>) {
+    var scanner = JSONScanner(bytes)
+    var seen = (start: false, filesystem: false)
+    var start: Empty?
+    var filesystem: Filesystem?
+    guard scanner.consume(UInt8(ascii: "{")),
+      scanner.members({ scanner, key in
+        if key.spells("start") {
+          guard !seen.start else { return false }
+          seen.start = true
+          if scanner.consumeNull() { return true }
+          guard scanner.consume(UInt8(ascii: "{")) else { return false }
+          start = Empty()
+          return scanner.members { scanner, _ in scanner.skipValue() }
+        }
+        if key.spells("filesystem") {
+          guard !seen.filesystem else { return false }
+          seen.filesystem = true
+          if scanner.consumeNull() { return true }
+          guard scanner.consume(UInt8(ascii: "{")) else { return false }
+          var event = Filesystem()
+          var seenField = (name: false, type: false)
+          guard
+            scanner.members({ scanner, key in
+              if key.spells("name") || key.spells("type") {
+                let isName = key.spells("name")
+                guard !(isName ? seenField.name : seenField.type) else { return false }
+                if isName { seenField.name = true } else { seenField.type = true }
+                if scanner.consumeNull() { return true }
+                guard let value = scanner.string() else { return false }
+                if isName { event.name = value } else { event.type = value }
+                return true
+              }
+              return scanner.skipValue()
+            })
+          else { return false }
+          filesystem = event
+          return true
+        }
+        return scanner.skipValue()
+      }), scanner.isAtEnd
+    else { return nil }
+    (self.start, self.filesystem) = (start, filesystem)
   }
 }
 
