@@ -8,14 +8,14 @@ struct WatchingAfterDrain: RemoteWatching {
   let inner: any RemoteWatching
   let writeBack: WriteBackBackend
   /// How often a waiting watch looks again; a drain pass takes about as long.
-  var recheck: Duration = .milliseconds(50)
+  static let recheck: Duration = .milliseconds(50)
 
   func watchDirectory(_ path: String) -> AsyncThrowingStream<RemoteWatchEvent, any Error> {
     guard writeBack.createsDirectory(path) else { return inner.watchDirectory(path) }
     let (stream, continuation) = AsyncThrowingStream<RemoteWatchEvent, any Error>.makeStream()
-    let forwarding = Task { [inner, writeBack, recheck] in
+    let forwarding = Task { [inner, writeBack] in
       while writeBack.createsDirectory(path) {
-        try? await Task.sleep(for: recheck)
+        try? await Task.sleep(for: Self.recheck)
         if Task.isCancelled {
           continuation.finish()
           return

@@ -111,8 +111,16 @@ final class WatchStreamParser: ResponseChunkReceiver, @unchecked Sendable {
         return false
       }
       guard buffer.count - position - 5 >= length else { break }
-      let json = Data(buffer[(position + 5)..<(position + 5 + length)])
+      let body = (position + 5)..<(position + 5 + length)
       position += 5 + length
+      // The common messages are read in place; only the rest becomes a Data for JSONDecoder.
+      if flags & 0x02 == 0,
+        let message = buffer[body].withUnsafeBufferPointer(WatchStreamMessage.init(fastJSON:))
+      {
+        deliver(message)
+        continue
+      }
+      let json = Data(buffer[body])
       if flags & 0x02 != 0 {
         if let error = (try? JSONDecoder().decode(EndStream.self, from: json))?.error {
           let code = error.code ?? "unknown"
@@ -124,18 +132,19 @@ final class WatchStreamParser: ResponseChunkReceiver, @unchecked Sendable {
         ended = true
         return failure == nil
       }
-      guard
-        let message = WatchStreamMessage.decodeFast(Array(json))
-          ?? (try? JSONDecoder().decode(WatchStreamMessage.self, from: json))
-      else { continue }
-      if message.start != nil { continuation.yield(.started) }
-      if let event = message.filesystem, let name = event.name,
-        let change = Self.change(event.type)
-      {
-        continuation.yield(.changed(name: name, change))
+      guard let message = try? JSONDecoder().decode(WatchStreamMessage.self, from: json) else {
+        continue
       }
+      deliver(message)
     }
     return true
+  }
+
+  private func deliver(_ message: WatchStreamMessage) {
+    if message.start != nil { continuation.yield(.started) }
+    if let event = message.filesystem, let name = event.name, let change = Self.change(event.type) {
+      continuation.yield(.changed(name: name, change))
+    }
   }
 
   static func change(_ type: String?) -> RemoteChange? {
@@ -167,47 +176,43 @@ struct WatchStreamMessage: Decodable, Equatable {
 extension WatchStreamMessage: FastJSONDecodable {
   init?(fastJSON bytes: UnsafeBufferPointer<UInt8>) {
     var scanner = JSONScanner(bytes)
-    var seen = (start: false, filesystem: false)
-    var start: Empty?
-    var filesystem: Filesystem?
+    var message = WatchStreamMessage()
+    // Keys read so far: start, filesystem, name, type. A repeat is JSONDecoder's to judge.
+    var seen: UInt8 = 0
+    func first(_ key: UInt8) -> Bool {
+      defer { seen |= key }
+      return seen & key == 0
+    }
     guard scanner.consume(UInt8(ascii: "{")),
       scanner.members({ scanner, key in
         if key.spells("start") {
-          guard !seen.start else { return false }
-          seen.start = true
+          guard first(1) else { return false }
           if scanner.consumeNull() { return true }
           guard scanner.consume(UInt8(ascii: "{")) else { return false }
-          start = Empty()
+          message.start = Empty()
           return scanner.members { scanner, _ in scanner.skipValue() }
         }
-        if key.spells("filesystem") {
-          guard !seen.filesystem else { return false }
-          seen.filesystem = true
-          if scanner.consumeNull() { return true }
-          guard scanner.consume(UInt8(ascii: "{")) else { return false }
-          var event = Filesystem()
-          var seenField = (name: false, type: false)
-          guard
-            scanner.members({ scanner, key in
-              if key.spells("name") || key.spells("type") {
-                let isName = key.spells("name")
-                guard !(isName ? seenField.name : seenField.type) else { return false }
-                if isName { seenField.name = true } else { seenField.type = true }
-                if scanner.consumeNull() { return true }
-                guard let value = scanner.string() else { return false }
-                if isName { event.name = value } else { event.type = value }
-                return true
-              }
-              return scanner.skipValue()
-            })
-          else { return false }
-          filesystem = event
-          return true
-        }
-        return scanner.skipValue()
+        guard key.spells("filesystem") else { return scanner.skipValue() }
+        guard first(2) else { return false }
+        if scanner.consumeNull() { return true }
+        guard scanner.consume(UInt8(ascii: "{")) else { return false }
+        var event = Filesystem()
+        guard
+          scanner.members({ scanner, key in
+            let isName = key.spells("name")
+            guard isName || key.spells("type") else { return scanner.skipValue() }
+            guard first(isName ? 4 : 8) else { return false }
+            if scanner.consumeNull() { return true }
+            guard let value = scanner.string() else { return false }
+            if isName { event.name = value } else { event.type = value }
+            return true
+          })
+        else { return false }
+        message.filesystem = event
+        return true
       }), scanner.isAtEnd
     else { return nil }
-    (self.start, self.filesystem) = (start, filesystem)
+    self = message
   }
 }
 
