@@ -41,6 +41,9 @@ static inline void sandbox_fuse_file_info_set_keep_cache(struct fuse_file_info *
 static inline void sandbox_fuse_file_info_set_cache_readdir(struct fuse_file_info *info, int on) {
   info->cache_readdir = on ? 1 : 0;
 }
+static inline void sandbox_fuse_file_info_set_noflush(struct fuse_file_info *info, int on) {
+  info->noflush = on ? 1 : 0;
+}
 static inline void sandbox_fuse_file_info_set_direct_io(struct fuse_file_info *info, int on) {
   info->direct_io = on ? 1 : 0;
 }
