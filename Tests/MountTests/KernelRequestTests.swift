@@ -6,12 +6,6 @@ import XCTest
 final class KernelRequestTests: MountTestCase {
   override var mountArguments: [String] { ["-d"] }
 
-  /// Kernel requests so far of `opcode` (FLUSH, OPEN, ...), after a moment for the log to arrive.
-  private func kernelRequests(_ opcode: String) -> Int {
-    Thread.sleep(forTimeInterval: 0.2)
-    return mount.child.standardError.components(separatedBy: "opcode: \(opcode) (").count - 1
-  }
-
   /// A reader's close has nothing to send, so the kernel is told to skip its flush: one round
   /// trip less per file for cat, grep and rsync's second open of each file it writes.
   func testOnlyAWritersCloseIsFlushed() throws {

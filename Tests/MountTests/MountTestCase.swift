@@ -57,10 +57,21 @@ class MountTestCase: XCTestCase {
   }
 
   /// Agent requests so far whose log line holds `route` (an agent started with `--log-level
-  /// debug` logs each), after a moment for the last lines to arrive.
+  /// debug` logs each).
   func loggedRequests(_ route: String) -> Int {
+    occurrences(of: route, inLogOf: agent.child)
+  }
+
+  /// Kernel requests so far of `opcode` (FLUSH, OPEN, ...): libfuse's request log, of a mount
+  /// started with `-d`.
+  func kernelRequests(_ opcode: String) -> Int {
+    occurrences(of: "opcode: \(opcode) (", inLogOf: mount.child)
+  }
+
+  /// After a moment for the last lines to arrive.
+  private func occurrences(of text: String, inLogOf child: ChildProcess) -> Int {
     Thread.sleep(forTimeInterval: 0.2)
-    return agent.child.standardError.components(separatedBy: route).count - 1
+    return child.standardError.components(separatedBy: text).count - 1
   }
 
   /// Runs `script` with `/bin/sh -c` in the work folder, where `root`, `mnt` and `scratch` are;
