@@ -46,6 +46,12 @@ struct OffsetWrite {
       }
     }
 
+    /// No temporary file, fsync, truncate (which may free much of a disk), gzip or switch of
+    /// credentials (only on the thread pool): see `answer(_:)`.
+    var isSmallEditInPlace: Bool {
+      !replace && size == nil && !gzip && (caller == nil || !CallerCredentials.honoured)
+    }
+
     func open(in jail: RootJail) throws(ErrnoError) -> OffsetWriteTarget {
       try OffsetWriteTarget(
         path: path, jail: jail, offset: offset, size: size, replace: replace, gzip: gzip,
@@ -97,7 +103,7 @@ struct OffsetWrite {
       return .answered(failure(error))
     }
     let jail = services.jail
-    return .offloaded {
+    let write: @Sendable () -> UnaryAnswer = {
       var started: OffsetWriteTarget?
       do {
         let target = try parameters.open(in: jail)
@@ -109,6 +115,9 @@ struct OffsetWrite {
         return failure(error)
       }
     }
+    // An edit in place is an open and a pwrite into the page cache, as cheap as a Create:
+    // the hop to the thread pool and back would cost more than the write (two thread wakes).
+    return parameters.isSmallEditInPlace ? .answered(write()) : .offloaded(write)
   }
 
   private func failure(_ error: any Error) -> UnaryAnswer {
