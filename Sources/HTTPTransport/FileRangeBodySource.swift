@@ -42,3 +42,29 @@ public final class FileRangeBodySource: RequestBodySource {
     return true
   }
 }
+
+extension RequestBody {
+  /// Bodies up to this size are read into memory before the request starts.
+  public static let inMemoryLimit: Int64 = 64 << 10
+
+  /// `length` bytes of a local file from `offset`. A small range goes in memory, so libcurl
+  /// sends it with the headers in one segment: a streamed body is a second send, which can
+  /// cost the server a second wakeup. A range the file cannot fill is streamed, whose read
+  /// then fails the request as it would have.
+  public static func fileRange(descriptor: Int32, offset: Int64, length: Int64) -> RequestBody {
+    let streamed = RequestBody.stream(
+      FileRangeBodySource(descriptor: descriptor, offset: offset, length: length))
+    guard length > 0, length <= inMemoryLimit else { return streamed }
+    var bytes = [UInt8](repeating: 0, count: Int(length))
+    var done = 0
+    while done < bytes.count {
+      let count = bytes.withUnsafeMutableBytes { buffer in
+        pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + done)
+      }
+      if count < 0 && errno == EINTR { continue }
+      guard count > 0 else { return streamed }
+      done += count
+    }
+    return .bytes(bytes)
+  }
+}

@@ -157,6 +157,9 @@ extension EnvdConnection {
   func uploadBody(descriptor: Int32, size: Int64) throws -> ([String], RequestBody) {
     var headers = ["Content-Type: application/octet-stream"]
     guard descriptor >= 0 else { return (headers, .none) }
+    if size <= RequestBody.inMemoryLimit {
+      return (headers, .fileRange(descriptor: descriptor, offset: 0, length: size))
+    }
     guard lseek(descriptor, 0, SEEK_SET) == 0 else {
       throw LocalError(errno: errno, "rewind", "the local file (fd \(descriptor))")
     }

@@ -83,9 +83,7 @@ extension EnvdExtensionBackend {
       if range == 0..<size {
         (headers, body) = try connection.uploadBody(descriptor: descriptor, size: length)
       } else {
-        body = .stream(
-          FileRangeBodySource(
-            descriptor: descriptor, offset: Int64(range.lowerBound), length: length))
+        body = .fileRange(descriptor: descriptor, offset: Int64(range.lowerBound), length: length)
       }
       attributes = try await extensionWrite(
         path, route: route, query: query, body: body, headers: headers)?.attributes
