@@ -36,22 +36,51 @@ extension Filesystem {
       let staging = try await openFiles.staging(of: inode) { [stagingArea] in
         truncate ? try stagingArea.makeEmpty() : try stagingArea.make(over: attributes.version)
       }
-      if truncate {
-        try staging.truncate(to: 0)
-        // Replaced whole even if it looked empty: our view may be a TTL old.
-        staging.markTruncated()
-      }
-      // Pages the kernel holds of this very version stay: writes through the mount update
-      // them as they go, so a 4 KiB edit of a big cached file does not drop all of it.
-      let keepCache = !truncate && pageCacheVersions.keepOnOpen(inode, version: attributes.version)
-      pageCacheVersions.forget(inode)
-      let handle = openFiles.register(
-        OpenFiles.Handle(inode: inode, writable: true, version: attributes.version))
-      return OpenedFile(handle: handle, keepCache: keepCache)
+      return try registerWriter(inode, staging: staging, truncate: truncate, attributes: attributes)
     } catch {
       openFiles.endUse(of: inode)
       throw error
     }
+  }
+
+  /// A writer's open with fresh attributes: its staging file is made here, a few local
+  /// syscalls, as a write's pwrite is. nil: another open is loading the staging file.
+  func openForWritingLocally(_ inode: UInt64, flags: Int32, attributes: RemoteAttributes) throws
+    -> OpenedFile?
+  {
+    try requireWritable()
+    let truncate = (flags & O_TRUNC) != 0
+    openFiles.beginUse(of: inode)
+    do {
+      let made = try openFiles.stagingWithoutWaiting(of: inode) { [stagingArea] in
+        truncate ? try stagingArea.makeEmpty() : try stagingArea.make(over: attributes.version)
+      }
+      guard let staging = made else {
+        openFiles.endUse(of: inode)
+        return nil
+      }
+      return try registerWriter(inode, staging: staging, truncate: truncate, attributes: attributes)
+    } catch {
+      openFiles.endUse(of: inode)
+      throw error
+    }
+  }
+
+  private func registerWriter(
+    _ inode: UInt64, staging: StagingFile, truncate: Bool, attributes: RemoteAttributes
+  ) throws -> OpenedFile {
+    if truncate {
+      try staging.truncate(to: 0)
+      // Replaced whole even if it looked empty: our view may be a TTL old.
+      staging.markTruncated()
+    }
+    // Pages the kernel holds of this very version stay: writes through the mount update
+    // them as they go, so a 4 KiB edit of a big cached file does not drop all of it.
+    let keepCache = !truncate && pageCacheVersions.keepOnOpen(inode, version: attributes.version)
+    pageCacheVersions.forget(inode)
+    let handle = openFiles.register(
+      OpenFiles.Handle(inode: inode, writable: true, version: attributes.version))
+    return OpenedFile(handle: handle, keepCache: keepCache)
   }
 
   /// A read-only open with attributes taken before it; no network. Close-to-open: the page

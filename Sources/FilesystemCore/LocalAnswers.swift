@@ -30,15 +30,28 @@ extension Filesystem {
     return shown
   }
 
-  /// Local. A read-only open whose attributes are fresh; nil: ask `open`.
+  /// Local. An open whose attributes are fresh; nil: ask `open`.
   public func openLocally(_ inode: UInt64, flags: Int32) throws -> OpenedFile? {
-    guard (flags & O_ACCMODE) == O_RDONLY, let path = inodes.path(of: inode),
+    guard let path = inodes.path(of: inode),
       let attributes = inodes.attributes(of: inode, maxAge: configuration.attributeLifetime)
     else { return nil }
     guard attributes.type != .directory else {
       throw FilesystemError.errno(EISDIR, "\(path) is a directory")
     }
+    guard (flags & O_ACCMODE) == O_RDONLY else {
+      return try openForWritingLocally(inode, flags: flags, attributes: attributes)
+    }
     return openForReading(inode, path: path, attributes: attributes)
+  }
+
+  /// Whether the upload a flush or fsync of `handle` would start is small (a one-line append
+  /// to a big file): its task may then run where its answer arrives, the transfer thread,
+  /// without a hop to the pool. A large one reads and compresses on the pool.
+  public func uploadIsSmall(handle: UInt64) -> Bool {
+    guard let opened = openFiles.handle(handle), opened.writable else { return true }
+    guard let staging = openFiles.staging(of: opened.inode) else { return true }
+    let limit: UInt64 = 64 << 10
+    return staging.nextUploadIsAtMost(capabilities.offsetWrites ? limit : 0)
   }
 
   /// Local. flush of a handle that did not write: nothing to upload. False: ask `flush`.

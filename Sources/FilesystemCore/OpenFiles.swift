@@ -133,6 +133,39 @@ final class OpenFiles: Sendable {
     }
   }
 
+  /// The staging file of `inode`, made by `make` at once unless it exists; nil while another
+  /// open is loading one (wait for that with `staging(of:loadingWith:)`). `make` runs outside
+  /// the lock: a staging file that lost a race is dropped.
+  func stagingWithoutWaiting(of inode: UInt64, make: () throws -> StagingFile) throws
+    -> StagingFile?
+  {
+    enum Found {
+      case staging(StagingFile)
+      case loading
+      case none
+    }
+    func find(_ state: State) -> Found {
+      guard let files = state.inodes[inode] else { return .none }
+      if let staging = files.staging { return .staging(staging) }
+      return files.loading == nil ? .none : .loading
+    }
+    switch state.withLock({ find($0) }) {
+    case .staging(let staging): return staging
+    case .loading: return nil
+    case .none: break
+    }
+    let made = try make()
+    return state.withLock { state -> StagingFile? in
+      switch find(state) {
+      case .staging(let staging): return staging
+      case .loading: return nil
+      case .none:
+        state.inodes[inode, default: InodeState()].staging = made
+        return made
+      }
+    }
+  }
+
   /// Open handles, for shutdown logs.
   var handleCount: Int { state.withLock { $0.handles.count } }
 }

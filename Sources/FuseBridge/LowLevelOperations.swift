@@ -44,7 +44,8 @@ enum LowLevelOperations {
     operations.fsync = fsync
     operations.fsyncdir = { request, inode, _, _ in
       let dispatcher = RequestDispatcher.of(request)
-      dispatcher.answer(request, "fsyncdir", weight: .heavy) { reply in
+      // Waits for the journal's drain, which runs elsewhere, and one round trip.
+      dispatcher.answer(request, "fsyncdir") { reply in
         try await dispatcher.filesystem.synchronizeDirectory(UInt64(inode))
         reply.replyError(0)
       }
@@ -220,7 +221,8 @@ enum LowLevelOperations {
       request, inode, info in
       let dispatcher = RequestDispatcher.of(request)
       let original = info!.pointee
-      // A read-only open with fresh attributes needs no network: answered here.
+      // An open with fresh attributes needs no network (a writer's staging file is local):
+      // answered here.
       let local: OpenedFile?
       do {
         local = try dispatcher.filesystem.openLocally(UInt64(inode), flags: original.flags)
@@ -317,7 +319,9 @@ enum LowLevelOperations {
         fuse_reply_err(request, 0)
         return
       }
-      dispatcher.answer(request, "flush", weight: .heavy) { reply in
+      let weight: RequestDispatcher.Weight =
+        dispatcher.filesystem.uploadIsSmall(handle: handle) ? .light : .heavy
+      dispatcher.answer(request, "flush", weight: weight) { reply in
         try await dispatcher.filesystem.flush(handle: handle)
         reply.replyError(0)
       }
@@ -328,7 +332,9 @@ enum LowLevelOperations {
       { request, _, dataOnly, info in
         let dispatcher = RequestDispatcher.of(request)
         let handle = info!.pointee.fh
-        dispatcher.answer(request, "fsync", weight: .heavy) { reply in
+        let weight: RequestDispatcher.Weight =
+          dispatcher.filesystem.uploadIsSmall(handle: handle) ? .light : .heavy
+        dispatcher.answer(request, "fsync", weight: weight) { reply in
           try await dispatcher.filesystem.fsync(handle: handle, dataOnly: dataOnly != 0)
           reply.replyError(0)
         }

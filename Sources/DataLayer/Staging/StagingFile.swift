@@ -99,6 +99,15 @@ public final class StagingFile: Sendable {
   /// Writes and truncates so far: equal counts mean no change in between.
   public var changeCount: UInt64 { state.withLock { $0.changeCount } }
 
+  /// Whether the next upload sends at most `limit` bytes, as ranges written in place where
+  /// the backend can: few changed bytes of a file the remote has, or a small file whole.
+  public func nextUploadIsAtMost(_ limit: UInt64) -> Bool {
+    state.withLock { state in
+      state.dirty.byteCount <= limit
+        && (state.size <= limit || (state.remoteLimit > 0 && !state.replacesContent))
+    }
+  }
+
   /// Whether the file has changes the remote has not acknowledged.
   public var isDirty: Bool {
     state.withLock { !$0.dirty.isEmpty || $0.truncatedTo != nil }
