@@ -111,6 +111,10 @@ public protocol RemoteFilesystem: Sendable {
   /// fsync(2) of the remote file or directory. A backend that cannot sync returns.
   func synchronize(_ path: String, dataOnly: Bool) async throws
 
+  /// fsync(2) of a remote directory. A layer that knows its entries did not change since its
+  /// last sync may skip the round trip; by default, `synchronize`.
+  func synchronizeDirectory(_ path: String) async throws
+
   /// Several changes in one round trip (`RemoteBatch.swift`); EOPNOTSUPP without.
   func applyBatch(_ changes: [RemoteBatchChange]) async throws
     -> [Result<RemoteAttributes?, RemoteError>]
@@ -185,6 +189,10 @@ extension RemoteFilesystem {
   }
 
   public func synchronize(_ path: String, dataOnly: Bool) async throws {}
+
+  public func synchronizeDirectory(_ path: String) async throws {
+    try await synchronize(path, dataOnly: false)
+  }
 }
 /// An error carrying the errno the kernel should see.
 public struct RemoteError: Error, CustomStringConvertible, Sendable, Equatable {

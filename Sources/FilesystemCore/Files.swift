@@ -227,10 +227,11 @@ extension Filesystem {
   }
 
   /// fsync of a directory: with write-back, everything journaled reaches the sandbox first
-  /// (`sandbox-mount sync` is this on the mountpoint).
+  /// (`sandbox-mount sync` is this on the mountpoint), then the directory is synced there if
+  /// this mount changed its entries since its last sync.
   public func synchronizeDirectory(_ inode: UInt64) async throws {
     guard configuration.writeBack else { return }
-    try await backend.synchronize(try path(of: inode), dataOnly: false)
+    try await backend.synchronizeDirectory(try path(of: inode))
   }
 
   /// The last close of a handle: uploads what a flush did not (e.g. writes through mmap), then

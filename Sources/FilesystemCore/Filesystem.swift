@@ -35,7 +35,7 @@ public final class Filesystem: Sendable {
   let logger: Logger
 
   /// `watcher` and `watch`: live invalidation from the sandbox's watch; `ownChanges`: what the
-  /// backend records of our own changes (`OwnChangeRecorder`), whose echoes are skipped.
+  /// backend records of our own changes (`ChangeObservingFilesystem`), whose echoes are skipped.
   public init(
     backend: any RemoteFilesystem, capabilities: RemoteCapabilities,
     configuration: FilesystemConfiguration, reader: (any FileReader)? = nil,

@@ -251,9 +251,16 @@ struct MountCommand: AsyncParsableCommand {
     if let caFile { try Preflight.checkReadable(caFile, what: "CA file") }
     let opened = try await factory.open(self, readOnly)
     let watching = watch == .on ? opened.watcher : nil
+    let ownChanges = watching.map { _ in OwnChanges() }
+    let writesBack = !readOnly && self.writeBack != .off
+    let unsynced = writesBack ? UnsyncedDirectories() : nil
+    let observers: [any RemoteChangeObserver] =
+      [ownChanges as (any RemoteChangeObserver)?, unsynced].compactMap { $0 }
     // Innermost, so a journal's drain counts as our change when it reaches the sandbox.
-    let recorder = watching.map { _ in OwnChangeRecorder(inner: opened.filesystem) }
-    let backend: any RemoteFilesystem = recorder ?? opened.filesystem
+    let backend: any RemoteFilesystem =
+      observers.isEmpty
+      ? opened.filesystem
+      : ChangeObservingFilesystem(inner: opened.filesystem, observers: observers)
     // Not a defer: stopping awaits the transfer thread, which must not block a pool thread.
     do {
       var configuration = FilesystemConfiguration(
@@ -280,8 +287,9 @@ struct MountCommand: AsyncParsableCommand {
         )
       }
       let writeBack =
-        readOnly || self.writeBack == .off
-        ? nil : try await startWriteBack(backend, journalKey: opened.journalKey ?? url, logger)
+        writesBack
+        ? try await startWriteBack(
+          backend, unsynced: unsynced, journalKey: opened.journalKey ?? url, logger) : nil
       let remote: any RemoteFilesystem = writeBack?.backend ?? backend
       configuration.writeBack = writeBack != nil
       let filesystem: Filesystem
@@ -296,7 +304,7 @@ struct MountCommand: AsyncParsableCommand {
           reader: reader,
           watcher: watching.map { writeBack?.backend.watching(through: $0) ?? $0 },
           watch: watchConfiguration,
-          ownChanges: recorder?.changes, logger: logger)
+          ownChanges: ownChanges, logger: logger)
       } catch let error as RemoteError {
         throw MountFailure(error.message)
       } catch let error as LocalError {
@@ -344,14 +352,15 @@ struct MountCommand: AsyncParsableCommand {
 
   /// The journal of this sandbox and root, replayed into the view before anything is served.
   private func startWriteBack(
-    _ backend: any RemoteFilesystem, journalKey: String, _ logger: Logger
+    _ backend: any RemoteFilesystem, unsynced: UnsyncedDirectories?, journalKey: String,
+    _ logger: Logger
   ) async throws -> (backend: WriteBackBackend, folder: StateFolder) {
     let folder = try StateFolder.open(explicit: stateDir, url: journalKey, root: root)
     do {
       var configuration = WriteBackConfiguration(stateDirectory: folder.path)
       configuration.pinLifetime = .milliseconds(Int64(max(attributeTimeout, 1) * 1000))
       let writeBack = try WriteBackBackend(
-        inner: backend, configuration: configuration, logger: logger)
+        inner: backend, configuration: configuration, unsynced: unsynced, logger: logger)
       let replayed = try await writeBack.replayJournal()
       if replayed > 0 {
         logger.notice(

@@ -91,6 +91,7 @@ struct LinkGroups: Sendable {
 /// Reads, stats and listings see the view first, so a process sees its own writes at once.
 public final class WriteBackBackend: RemoteFilesystem {
   let inner: any RemoteFilesystem
+  private let unsynced: UnsyncedDirectories?
   let journal: Journal
   public let configuration: WriteBackConfiguration
   let logger: Logger
@@ -132,10 +133,14 @@ public final class WriteBackBackend: RemoteFilesystem {
     }
   }
 
+  /// `unsynced`: told of every change `inner` makes (`ChangeObservingFilesystem`); nil: every
+  /// directory fsync goes to the sandbox.
   public init(
-    inner: any RemoteFilesystem, configuration: WriteBackConfiguration, logger: Logger
+    inner: any RemoteFilesystem, configuration: WriteBackConfiguration,
+    unsynced: UnsyncedDirectories? = nil, logger: Logger
   ) throws {
     self.inner = inner
+    self.unsynced = unsynced
     self.configuration = configuration
     self.logger = logger
     self.journal = try Journal(directory: configuration.stateDirectory)
@@ -509,6 +514,19 @@ public final class WriteBackBackend: RemoteFilesystem {
     try await drain(reportingFailures: true)
     if case .local(nil) = state.withLock({ $0.view.resolve(path) }) { return }
     try await inner.synchronize(path, dataOnly: dataOnly)
+  }
+
+  public func synchronizeDirectory(_ path: String) async throws {
+    guard let unsynced else { return try await synchronize(path, dataOnly: false) }
+    try await drain(reportingFailures: true)
+    if case .local(nil) = state.withLock({ $0.view.resolve(path) }) { return }
+    guard unsynced.take(path) else { return }
+    do {
+      try await inner.synchronizeDirectory(path)
+    } catch {
+      unsynced.noteAgain(path)
+      throw error
+    }
   }
 
   /// A file the sandbox has (no directory, no other names) renamed there, in order: the view
