@@ -127,6 +127,37 @@ final class WritePathTests: MountTestCase {
     try sh("cmp mnt/big.bin scratch/expected.bin")
   }
 
+  /// A large file written over a reused staging file is deleted with its pages never written
+  /// to the local disk: the kernel counts them as cancelled writes. (ext4 took the reused file,
+  /// truncated to size 0, for a rewrite in place and wrote all of it back at the upload's
+  /// close: 0 bytes cancelled.)
+  func testAStagingFileIsNotWrittenToTheLocalDisk() throws {
+    let stagingParent = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+    // ext4's magic, which stat(1) names so.
+    guard try sh("stat -f -c %T \(stagingParent)") == "ext2/ext3\n" else {
+      throw XCTSkip("the staging folder \(stagingParent) is not on ext4")
+    }
+    try sh("echo small > mnt/small")
+    Thread.sleep(forTimeInterval: 0.5)  // its release keeps its staging file for reuse
+    let before = try cancelledWriteBytes()
+    try sh("head -c 67108864 /dev/urandom > mnt/big")
+    var cancelled = 0
+    for _ in 0..<50 where cancelled < 32 << 20 {
+      Thread.sleep(forTimeInterval: 0.1)  // the staging file is closed after the release
+      cancelled = try cancelledWriteBytes() - before
+    }
+    XCTAssertGreaterThanOrEqual(cancelled, 32 << 20)
+    XCTAssertEqual(try sh("cmp mnt/big root/big && echo same"), "same\n")
+  }
+
+  /// Bytes the daemon dirtied and then dropped unwritten (`/proc/PID/io`).
+  private func cancelledWriteBytes() throws -> Int {
+    let io = try String(
+      contentsOfFile: "/proc/\(mount.child.process.processIdentifier)/io", encoding: .utf8)
+    let line = io.split(separator: "\n").first { $0.hasPrefix("cancelled_write_bytes:") }
+    return Int(line?.split(separator: " ").last ?? "") ?? 0
+  }
+
   /// Reads of a file open for writing merge what was written with the remote's bytes; truncates
   /// and holes reach the remote in order.
   func testReadsTruncatesAndHolesOfAFileOpenForWriting() throws {

@@ -81,10 +81,9 @@ public final class StagingFile: Sendable {
 
   deinit {
     let size = state.withLock { $0.size }
-    if let spares, size <= SpareStagingFiles.largestKept, ftruncate(descriptor, 0) == 0,
-      spares.keep(descriptor)
-    {
-      return
+    if let spares, size <= SpareStagingFiles.largestKept, ftruncate(descriptor, 0) == 0 {
+      Self.skipFlushOnClose(descriptor)
+      if spares.keep(descriptor) { return }
     }
     guard size > SpareStagingFiles.largestKept else {
       close(descriptor)
@@ -94,6 +93,16 @@ public final class StagingFile: Sendable {
     // them: on a thread of its own, not on a request's or the pool's.
     let descriptor = descriptor
     DispatchQueue.global(qos: .utility).async { close(descriptor) }
+  }
+
+  /// ext4 (`auto_da_alloc`) marks a file truncated to size 0, and at the next close of any
+  /// open of it writes back all it holds by then: a guard for programs that rewrite a file in
+  /// place. A staging file is no such file, and a spare reused for a 512 MiB `cp` then wrote
+  /// it all to disk at the upload's close (120-210 ms in close, the disk busy after), right
+  /// before it was deleted. A close while the file is empty clears the mark for nothing.
+  static func skipFlushOnClose(_ descriptor: Int32) {
+    let reopened = open("/proc/self/fd/\(descriptor)", O_RDONLY | O_CLOEXEC)
+    if reopened >= 0 { close(reopened) }
   }
 
   /// Writes and truncates so far: equal counts mean no change in between.
@@ -179,6 +188,7 @@ public final class StagingFile: Sendable {
       guard ftruncate(descriptor, off_t(size)) == 0 else {
         throw LocalError(errno: errno, "ftruncate", name)
       }
+      if size == 0 { Self.skipFlushOnClose(descriptor) }
       state.local.removeAll(from: size)
       state.dirty.removeAll(from: size)
       // Emptying a file with content starts a whole rewrite (`dd`, `ftruncate` then write).
