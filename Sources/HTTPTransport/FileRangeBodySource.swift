@@ -52,17 +52,18 @@ extension RequestBody {
   /// cost the server a second wakeup. A range the file cannot fill is streamed, whose read
   /// then fails the request as it would have.
   public static func fileRange(descriptor: Int32, offset: Int64, length: Int64) -> RequestBody {
-    let streamed = RequestBody.stream(
-      FileRangeBodySource(descriptor: descriptor, offset: offset, length: length))
-    guard length > 0, length <= inMemoryLimit else { return streamed }
+    let source = FileRangeBodySource(descriptor: descriptor, offset: offset, length: length)
+    guard length > 0, length <= inMemoryLimit else { return .stream(source) }
     var bytes = [UInt8](repeating: 0, count: Int(length))
     var done = 0
     while done < bytes.count {
       let count = bytes.withUnsafeMutableBytes { buffer in
-        pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + done)
+        source.read(into: buffer.baseAddress! + done, capacity: buffer.count - done)
       }
-      if count < 0 && errno == EINTR { continue }
-      guard count > 0 else { return streamed }
+      guard let count, count > 0 else {
+        _ = source.rewind()
+        return .stream(source)
+      }
       done += count
     }
     return .bytes(bytes)
