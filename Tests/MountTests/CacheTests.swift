@@ -74,14 +74,26 @@ final class CacheTests: MountTestCase {
     return agent.child.standardError.components(separatedBy: name).count - 1
   }
 
+  /// Pages of `file` in the kernel's page cache right after an open through the mount: fincore
+  /// opens the file, maps it and counts with mincore, touching no page. An open answered without
+  /// FOPEN_KEEP_CACHE drops them all before the count.
+  func residentPages(_ file: String) throws -> Int {
+    Int(
+      try sh("fincore --noheadings --output PAGES \(file)").trimmingCharacters(
+        in: .whitespacesAndNewlines))
+      ?? -1
+  }
+
   /// The kernel keeps the pages of a file written whole here: reading it back, or opening it
-  /// for a small edit, fetches nothing and drops nothing, even once its attributes expired.
+  /// for a small edit, drops nothing, even once its attributes expired. Counted as pages kept
+  /// at an open, not as GETs: these VMs run a cold-page reclaimer (kdamond) that evicts a few
+  /// idle pages of any file within a second or two, and each such hole costs a block's GET.
   func testAFileWrittenHereIsReadBackFromTheKernelsPages() throws {
+    let pages = 1024
     try sh("head -c 4194304 /dev/urandom > scratch/data && cp scratch/data mnt/data")
     Thread.sleep(forTimeInterval: 1.5)
-    let before = fileRequests()
+    XCTAssertGreaterThan(try residentPages("mnt/data"), pages * 3 / 4)
     try sh("cmp scratch/data mnt/data")
-    XCTAssertEqual(fileRequests(), before)
     // Edits in place, the second after the attributes expired: the pages stay.
     for file in ["mnt/data", "scratch/data"] {
       try sh("printf XYZ | dd of=\(file) bs=1 seek=1000 conv=notrunc status=none")
@@ -93,9 +105,8 @@ final class CacheTests: MountTestCase {
     // dd's release reaches the daemon after its close returned (the kernel sends it on its
     // own); a reader's open before that finds a writer still open, and drops the pages.
     Thread.sleep(forTimeInterval: 0.5)
-    let afterEdits = fileRequests()  // an edit inside a block may fetch that block first
+    XCTAssertGreaterThan(try residentPages("mnt/data"), pages * 3 / 4)
     try sh("cmp scratch/data mnt/data && cmp scratch/data root/data")
-    XCTAssertEqual(fileRequests(), afterEdits)
   }
 
   func testListingsAreFetchedOnceAndRepeatedListingsComeFromTheCaches() throws {
