@@ -86,8 +86,8 @@ final class CacheTests: MountTestCase {
 
   /// The kernel keeps the pages of a file written whole here: reading it back, or opening it
   /// for a small edit, drops nothing, even once its attributes expired. Counted as pages kept
-  /// at an open, not as GETs: these VMs run a cold-page reclaimer (kdamond) that evicts a few
-  /// idle pages of any file within a second or two, and each such hole costs a block's GET.
+  /// at an open, not as GETs: on these VMs (a kdamond thread runs there) a few idle pages of any
+  /// file, local ones too, are evicted within seconds, and each such hole costs a block's GET.
   func testAFileWrittenHereIsReadBackFromTheKernelsPages() throws {
     let pages = 1024
     try sh("head -c 4194304 /dev/urandom > scratch/data && cp scratch/data mnt/data")
