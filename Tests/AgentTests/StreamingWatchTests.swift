@@ -45,6 +45,37 @@ final class StreamingWatchTests: XCTestCase {
     stream.abort()
   }
 
+  /// Changes a moment apart (a `mv` per file, a mount renaming one name after another) go out
+  /// in a few writes, not one per change: each write wakes the agent's event loop and the
+  /// client (a mount, which then filters out the echoes of its own changes). Counted as the
+  /// agent's write syscalls (`/proc/PID/io`).
+  func testChangesAMomentApartGoOutInAFewWrites() throws {
+    let folder = root.path + "/burst"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    for index in 0..<100 { writeInPlace(folder + "/f\(index)", "") }
+    let stream = try watch(#"{"path":"/burst"}"#)
+    let before = try agentWriteCalls()
+    let start = Date()
+    for index in 0..<100 {
+      rename(folder + "/f\(index)", folder + "/g\(index)")
+      usleep(500)
+    }
+    let elapsed = Date().timeIntervalSince(start)
+    XCTAssertTrue(
+      stream.waitFor { $0.watchEvents.filter { $0.hasPrefix("CREATE g") }.count == 100 },
+      "\(stream.frames.watchEvents.count) events")
+    // At least one write per rename when each went out alone.
+    XCTAssertLessThan(try agentWriteCalls() - before, 90, "renames over \(elapsed) s")
+    stream.abort()
+  }
+
+  private func agentWriteCalls() throws -> Int {
+    let io = try String(
+      contentsOfFile: "/proc/\(agent.child.process.processIdentifier)/io", encoding: .utf8)
+    let line = io.split(separator: "\n").first { $0.hasPrefix("syscw:") }
+    return Int(line?.split(separator: " ").last ?? "") ?? -1
+  }
+
   func testRecursiveWatchSeesNewSubdirectories() throws {
     try FileManager.default.createDirectory(
       atPath: root.path + "/r/old", withIntermediateDirectories: true)

@@ -17,6 +17,16 @@ struct ConnectStreamWriter {
     try await body.write(Self.frame(ProtoJSON.encode(message), flags: 0, allocator: allocator))
   }
 
+  /// One envelope per message, written together: one flush, one wakeup of the reader.
+  mutating func send<Message: Encodable>(contentsOf messages: [Message]) async throws {
+    var frames = allocator.buffer(capacity: 0)
+    for message in messages {
+      var frame = Self.frame(ProtoJSON.encode(message), flags: 0, allocator: allocator)
+      frames.writeBuffer(&frame)
+    }
+    try await body.write(frames)
+  }
+
   /// Ends the stream; `error` nil means success.
   consuming func finish(_ error: ConnectError?) async throws {
     try await body.write(

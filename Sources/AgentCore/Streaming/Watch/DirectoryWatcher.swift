@@ -6,11 +6,16 @@ import Glibc
 /// `FilesystemEvent`s. Directories are opened through the jail and watched via `/proc/self/fd/N`,
 /// so a watch never lands outside the root. The descriptor is read by a `DispatchSource` on a
 /// private queue, never on Swift's cooperative pool.
+///
+/// Events go out in batches: the first event after a quiet spell opens a `batchWindow`, and
+/// what arrived by its end is read and sent at once. A burst of changes (a `mv` per file, an
+/// rm -rf) then costs the agent and each client one wakeup per window, not one per event.
 final class DirectoryWatcher: @unchecked Sendable {
-  /// Events in order; the stream ends on `stop()` or on a watcher failure (then see `failure`).
-  let events: AsyncStream<FilesystemEvent>
+  /// Batches of events, in order; the stream ends on `stop()` or on a watcher failure (then
+  /// see `failure`).
+  let events: AsyncStream<[FilesystemEvent]>
 
-  private let continuation: AsyncStream<FilesystemEvent>.Continuation
+  private let continuation: AsyncStream<[FilesystemEvent]>.Continuation
   private let jail: RootJail
   private let root: ProtocolPath
   private let recursive: Bool
@@ -21,10 +26,16 @@ final class DirectoryWatcher: @unchecked Sendable {
   // Touched only on `queue` once started (and before that, only by `init`).
   private var watches: [Int32: [String]] = [:]
   private var source: (any DispatchSourceRead)?
+  private var sourceSuspended = false
   private var started = false
+  /// Events read in the current window, not yet sent.
+  private var batch: [FilesystemEvent] = []
 
-  /// Events buffered for a slow client before the watch fails as fsnotify's overflow does.
+  /// Batches buffered for a slow client before the watch fails as fsnotify's overflow does.
   static let bufferLimit = 65536
+  /// How long the first event of a burst waits for the rest: far below any attribute timeout,
+  /// and an inotify queue (16,384 events) does not fill in it.
+  static let batchWindow = DispatchTimeInterval.milliseconds(5)
 
   /// Arms the watches (a blocking tree walk when recursive: call it off the cooperative pool).
   init(jail: RootJail, root: ProtocolPath, recursive: Bool) throws(ConnectError) {
@@ -32,7 +43,7 @@ final class DirectoryWatcher: @unchecked Sendable {
     self.root = root
     self.recursive = recursive
     (events, continuation) = AsyncStream.makeStream(
-      of: FilesystemEvent.self, bufferingPolicy: .bufferingOldest(Self.bufferLimit))
+      of: [FilesystemEvent].self, bufferingPolicy: .bufferingOldest(Self.bufferLimit))
     inotify = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
     guard inotify >= 0 else {
       // EMFILE: the user's inotify instances (host-wide) or the agent's descriptors ran out.
@@ -53,7 +64,7 @@ final class DirectoryWatcher: @unchecked Sendable {
   func start() {
     let source = DispatchSource.makeReadSource(fileDescriptor: inotify, queue: queue)
     let fd = inotify
-    source.setEventHandler { [weak self] in self?.readEvents() }
+    source.setEventHandler { [weak self] in self?.openBatchWindow() }
     source.setCancelHandler { close(fd) }
     queue.sync {
       self.source = source
@@ -65,9 +76,8 @@ final class DirectoryWatcher: @unchecked Sendable {
   /// Stops watching and closes the descriptor.
   func stop() {
     queue.async {
-      if let source = self.source {
-        source.cancel()  // its cancel handler closes the descriptor
-        self.source = nil
+      if self.source != nil {
+        self.cancelSource()
       } else if !self.started {
         close(self.inotify)
         self.started = true
@@ -80,6 +90,41 @@ final class DirectoryWatcher: @unchecked Sendable {
   var failure: ConnectError? { lock.withLock { terminalError } }
 
   // MARK: On `queue`
+
+  /// The descriptor is readable: stop listening for the window, then read all of it at once.
+  private func openBatchWindow() {
+    guard let source, !sourceSuspended else { return }
+    source.suspend()
+    sourceSuspended = true
+    queue.asyncAfter(deadline: .now() + Self.batchWindow) { [weak self] in
+      guard let self, let source = self.source else { return }
+      self.readEvents()
+      self.sendBatch()
+      guard self.source != nil else { return }
+      self.sourceSuspended = false
+      source.resume()
+    }
+  }
+
+  private func sendBatch() {
+    guard !batch.isEmpty else { return }
+    let events = batch
+    batch = []
+    if case .dropped = continuation.yield(events) {
+      fail(ConnectError(.internal, "watcher error: fsnotify: queue or buffer overflow"))
+    }
+  }
+
+  /// A suspended source runs its cancel handler (which closes the descriptor) only once resumed.
+  private func cancelSource() {
+    guard let source else { return }
+    if sourceSuspended {
+      sourceSuspended = false
+      source.resume()
+    }
+    source.cancel()
+    self.source = nil
+  }
 
   private func readEvents() {
     var buffer = [UInt8](repeating: 0, count: 64 * 1024)
@@ -152,18 +197,16 @@ final class DirectoryWatcher: @unchecked Sendable {
   }
 
   private func emit(_ relative: [String], type: String) {
-    let event = FilesystemEvent(
-      name: relative.isEmpty ? "." : relative.joined(separator: "/"), type: type,
-      path: path(relative).requested)
-    if case .dropped = continuation.yield(event) {
-      fail(ConnectError(.internal, "watcher error: fsnotify: queue or buffer overflow"))
-    }
+    batch.append(
+      FilesystemEvent(
+        name: relative.isEmpty ? "." : relative.joined(separator: "/"), type: type,
+        path: path(relative).requested))
   }
 
   private func fail(_ error: ConnectError) {
     lock.withLock { if terminalError == nil { terminalError = error } }
-    source?.cancel()
-    source = nil
+    cancelSource()
+    batch = []
     continuation.finish()
   }
 

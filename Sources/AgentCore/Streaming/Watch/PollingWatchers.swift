@@ -30,12 +30,14 @@ final class PollingWatcher: @unchecked Sendable {
     self.quota = quota
     watcher.start()
     collector = Task { [weak self] in
-      for await event in watcher.events {
-        guard let hasRoom = self?.hasRoom else { return }
-        // An event that will be dropped needs no entry looked up.
-        let entry = hasRoom ? await entries?.entry(for: event) : nil
-        guard let self else { return }
-        self.accept(event, entry: entry)
+      for await batch in watcher.events {
+        for event in batch {
+          guard let hasRoom = self?.hasRoom else { return }
+          // An event that will be dropped needs no entry looked up.
+          let entry = hasRoom ? await entries?.entry(for: event) : nil
+          guard let self else { return }
+          self.accept(event, entry: entry)
+        }
       }
       if let error = watcher.failure { self?.fail(error) }
     }

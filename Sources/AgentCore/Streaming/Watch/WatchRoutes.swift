@@ -78,10 +78,14 @@ private func streamWatch(
   try await stream.send(WatchDirResponse.start)
   for await tick in ticker.ticks {
     switch tick {
-    case .element(let event):
-      let entry = await entries?.entry(for: event)
-      try await stream.send(
-        WatchDirResponse.filesystem(name: event.name, type: event.type, entry: entry))
+    case .element(let batch):
+      var messages: [WatchDirResponse] = []
+      for event in batch {
+        let entry = await entries?.entry(for: event)
+        messages.append(
+          WatchDirResponse.filesystem(name: event.name, type: event.type, entry: entry))
+      }
+      try await stream.send(contentsOf: messages)
     case .keepalive:
       try await stream.send(WatchDirResponse.keepalive)
     case .deadline:
