@@ -10,6 +10,11 @@ public final class OwnChanges: RemoteChangeObserver {
   private struct State {
     var inFlight: [String: Int] = [:]
     var ended: [String: ContinuousClock.Instant] = [:]
+    /// `ended` is pruned when it grows past this: twice what the last pruning kept, so a burst
+    /// still inside the window (a tar -x, an rm -rf: 20,000 paths) is scanned now and then,
+    /// not at every change after it (1 ms each, which a rename after an rm -rf paid).
+    var pruneAt = OwnChanges.pruneThreshold
+    var prunePasses = 0
   }
   private let state = Mutex(State())
   let window: Duration
@@ -46,10 +51,17 @@ public final class OwnChanges: RemoteChangeObserver {
         }
         state.ended[path] = now
       }
-      if state.ended.count > Self.pruneThreshold {
+      if state.ended.count > state.pruneAt {
         state.ended = state.ended.filter { now - $0.value <= window }
+        state.pruneAt = max(Self.pruneThreshold, 2 * state.ended.count)
+        state.prunePasses += 1
       }
     }
+  }
+
+  /// Paths remembered as just changed, and how often they were pruned: for tests.
+  var bookkeeping: (ended: Int, prunePasses: Int) {
+    state.withLock { ($0.ended.count, $0.prunePasses) }
   }
 
   /// Whether an event about `path` now is the echo of our own change.
