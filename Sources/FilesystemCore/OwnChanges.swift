@@ -22,7 +22,7 @@ public final class OwnChanges: RemoteChangeObserver {
   /// The event of a change comes about one round trip after the change; a second is slack for
   /// a loaded sandbox.
   public static let defaultWindow = Duration.seconds(2)
-  private static let pruneThreshold = 4096
+  static let pruneThreshold = 4096
 
   public init(window: Duration = OwnChanges.defaultWindow) {
     self.window = window

@@ -70,10 +70,7 @@ final class StreamingWatchTests: XCTestCase {
   }
 
   private func agentWriteCalls() throws -> Int {
-    let io = try String(
-      contentsOfFile: "/proc/\(agent.child.process.processIdentifier)/io", encoding: .utf8)
-    let line = io.split(separator: "\n").first { $0.hasPrefix("syscw:") }
-    return Int(line?.split(separator: " ").last ?? "") ?? -1
+    try XCTUnwrap(processIOCounter("syscw", of: agent.child.process.processIdentifier))
   }
 
   func testRecursiveWatchSeesNewSubdirectories() throws {

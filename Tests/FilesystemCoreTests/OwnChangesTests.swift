@@ -21,7 +21,7 @@ final class OwnChangesTests: XCTestCase {
   func testPathsPastTheWindowAreForgotten() {
     let changes = OwnChanges(window: .zero)
     for index in 0..<50_000 { changes.end(["/tree/f\(index)"], .entries) }
-    XCTAssertLessThanOrEqual(changes.bookkeeping.ended, 2 * 4096 + 2)
+    XCTAssertLessThanOrEqual(changes.bookkeeping.ended, 2 * OwnChanges.pruneThreshold + 2)
     XCTAssertFalse(changes.isOwn("/tree/f0"))
   }
 }

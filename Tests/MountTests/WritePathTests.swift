@@ -152,10 +152,8 @@ final class WritePathTests: MountTestCase {
 
   /// Bytes the daemon dirtied and then dropped unwritten (`/proc/PID/io`).
   private func cancelledWriteBytes() throws -> Int {
-    let io = try String(
-      contentsOfFile: "/proc/\(mount.child.process.processIdentifier)/io", encoding: .utf8)
-    let line = io.split(separator: "\n").first { $0.hasPrefix("cancelled_write_bytes:") }
-    return Int(line?.split(separator: " ").last ?? "") ?? 0
+    try XCTUnwrap(
+      processIOCounter("cancelled_write_bytes", of: mount.child.process.processIdentifier))
   }
 
   /// Reads of a file open for writing merge what was written with the remote's bytes; truncates

@@ -20,10 +20,7 @@ struct ConnectStreamWriter {
   /// One envelope per message, written together: one flush, one wakeup of the reader.
   mutating func send<Message: Encodable>(contentsOf messages: [Message]) async throws {
     var frames = allocator.buffer(capacity: 0)
-    for message in messages {
-      var frame = Self.frame(ProtoJSON.encode(message), flags: 0, allocator: allocator)
-      frames.writeBuffer(&frame)
-    }
+    for message in messages { Self.appendFrame(ProtoJSON.encode(message), flags: 0, to: &frames) }
     try await body.write(frames)
   }
 
@@ -48,10 +45,14 @@ struct ConnectStreamWriter {
 
   static func frame(_ payload: Data, flags: UInt8, allocator: ByteBufferAllocator) -> ByteBuffer {
     var buffer = allocator.buffer(capacity: Envelope.prefixLength + payload.count)
+    appendFrame(payload, flags: flags, to: &buffer)
+    return buffer
+  }
+
+  static func appendFrame(_ payload: Data, flags: UInt8, to buffer: inout ByteBuffer) {
     buffer.writeInteger(flags)
     buffer.writeInteger(UInt32(payload.count), endianness: .big)
     buffer.writeBytes(payload)
-    return buffer
   }
 }
 
